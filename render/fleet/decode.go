@@ -1,0 +1,339 @@
+package fleet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Source records where an object was read from, so that later stages (render, apply,
+// DNS) can point their errors at the file and line a fleet author has to change.
+type Source struct {
+	// File is the object's path inside the repository, slash-separated.
+	File string
+	// lines maps field paths (spec.apps[0].name) to 1-based lines.
+	lines map[string]int
+}
+
+// Line returns the line of a field path, or of its nearest enclosing field that has one,
+// or 0 when nothing is known.
+func (s Source) Line(field string) int {
+	for field != "" {
+		if l, ok := s.lines[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			break
+		}
+		field = field[:i]
+	}
+	return s.lines[""]
+}
+
+// Position formats a field's location as file:line, or the file alone.
+func (s Source) Position(field string) string {
+	if l := s.Line(field); l > 0 {
+		return fmt.Sprintf("%s:%d", s.File, l)
+	}
+	return s.File
+}
+
+// errorAt builds an Error for a field of this source.
+func (s Source) errorAt(field, format string, args ...any) *Error {
+	return &Error{File: s.File, Line: s.Line(field), Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// decoder checks one YAML document against a Go type: unknown fields, duplicate keys,
+// wrong scalar types, missing required fields and the schema rules of each field.
+// It records the line of every field path it visits.
+type decoder struct {
+	src  Source
+	errs ErrorList
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 parse error into an Error with the line it names.
+func syntaxError(file string, err error) *Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Message: "not valid YAML: " + m[2]}
+	}
+	return &Error{File: file, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// parseYAML parses data as exactly one YAML document.
+func parseYAML(file string, data []byte) (*yaml.Node, *Error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: file, Line: 1, Message: "file is empty; write a YAML document or delete the file"}
+		}
+		return nil, syntaxError(file, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, syntaxError(file, err)
+		}
+		return nil, &Error{File: file, Line: extra.Line, Message: "more than one YAML document; put each object in a file of its own"}
+	}
+	return doc.Content[0], nil
+}
+
+// decodeObject strictly decodes node into out (a pointer to one of the kinds) and
+// returns where its fields are. Problems are appended to errs; the object is filled
+// as far as it could be, so that references to it still resolve.
+func decodeObject(file string, node *yaml.Node, out any, errs *ErrorList) Source {
+	d := &decoder{src: Source{File: file, lines: map[string]int{}}}
+	d.walk(node, reflect.TypeOf(out).Elem(), "", rules{})
+	if err := node.Decode(out); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			d.errs = append(d.errs, &Error{File: file, Line: node.Line, Message: err.Error()})
+		} else if len(d.errs) == 0 {
+			// The walk checks every type the fleet kinds use; this is a safety net
+			// for a type it does not know.
+			for _, m := range te.Errors {
+				d.errs = append(d.errs, syntaxError(file, errors.New("yaml: "+m)))
+			}
+		}
+	}
+	*errs = append(*errs, d.errs...)
+	return d.src
+}
+
+// decodeValues parses a values file: a YAML mapping of string keys.
+func decodeValues(file string, data []byte) (Values, ErrorList) {
+	node, perr := parseYAML(file, data)
+	if perr != nil {
+		return nil, ErrorList{perr}
+	}
+	var v Values
+	var errs ErrorList
+	decodeObject(file, node, &v, &errs)
+	return v, errs
+}
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.src.File, Line: n.Line, Field: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// walk visits n, which should hold a value of type t at path.
+func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if _, seen := d.src.lines[path]; !seen {
+		d.src.lines[path] = n.Line
+	}
+	if isNull(n) {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		d.walkStruct(n, t, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, path, "expected a list, got %s", describe(n))
+			return
+		}
+		for i, item := range n.Content {
+			d.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), r)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		d.eachKey(n, path, func(key string, value *yaml.Node) {
+			d.walk(value, t.Elem(), join(path, key), rules{})
+		})
+	case reflect.Interface:
+		d.walkAny(n, path)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, path, "expected a string, got %s", describe(n))
+			return
+		}
+		d.checkRules(n, path, r)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+			d.errorf(n, path, "expected an integer, got %s", describe(n))
+			return
+		}
+		d.checkRules(n, path, r)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			d.errorf(n, path, "expected true or false, got %s", describe(n))
+		}
+	}
+}
+
+func (d *decoder) walkStruct(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping, got %s", describe(n))
+		return
+	}
+	fields := fieldsOf(t)
+	present := map[string]bool{}
+	d.eachKey(n, path, func(key string, value *yaml.Node) {
+		i := slices.IndexFunc(fields, func(f field) bool { return f.key == key })
+		if i < 0 {
+			d.errorf(value, join(path, key), "unknown field; %s", suggest(key, fields))
+			return
+		}
+		if !isNull(value) {
+			present[key] = true
+		}
+		d.walk(value, fields[i].typ, join(path, key), fields[i].rules)
+	})
+	for _, f := range fields {
+		if f.rules.required && !present[f.key] {
+			d.errs = append(d.errs, d.src.errorAt(path, "required field %q is missing; add it", f.key))
+			d.errs[len(d.errs)-1].Field = join(path, f.key)
+		}
+	}
+}
+
+// walkAny checks free-form values: mapping keys must be unique strings.
+func (d *decoder) walkAny(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		d.eachKey(n, path, func(key string, value *yaml.Node) {
+			d.walk(value, reflect.TypeFor[any](), join(path, key), rules{})
+		})
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			d.walk(item, reflect.TypeFor[any](), fmt.Sprintf("%s[%d]", path, i), rules{})
+		}
+	}
+}
+
+// eachKey calls fn for every key of mapping n, reporting duplicate and non-string keys.
+func (d *decoder) eachKey(n *yaml.Node, path string, fn func(key string, value *yaml.Node)) {
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || (k.ShortTag() != "!!str" && k.ShortTag() != "!!merge") {
+			d.errorf(k, path, "mapping key %s is not a string; quote it", describe(k))
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			d.errorf(k, path, "YAML merge keys (<<) are not supported; write the keys out")
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.errorf(k, join(path, k.Value), "duplicate key; it is already set on line %d, keep one of them", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		d.src.lines[join(path, k.Value)] = k.Line // a field's line is its key's line
+		fn(k.Value, v)
+	}
+}
+
+func (d *decoder) checkRules(n *yaml.Node, path string, r rules) {
+	v := n.Value
+	if len(r.enum) > 0 && !slices.Contains(r.enum, v) {
+		d.errorf(n, path, "%q is not allowed; use one of %s", v, strings.Join(r.enum, ", "))
+	}
+	if r.dns1123 {
+		if problems := validation.IsDNS1123Label(v); len(problems) > 0 {
+			d.errorf(n, path, "%q is not a DNS-1123 label: %s", v, problems[0])
+		}
+	}
+	if r.min != nil || r.max != nil {
+		i, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			d.errorf(n, path, "%q is not an integer", v)
+		case r.min != nil && i < *r.min, r.max != nil && i > *r.max:
+			d.errorf(n, path, "%d is out of range; use %d to %d", i, *r.min, *r.max)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// describe names a node's kind for error messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.ShortTag() {
+	case "!!str":
+		return fmt.Sprintf("the string %q", n.Value)
+	case "!!int":
+		return "the integer " + n.Value
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!float":
+		return "the number " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+// suggest proposes the known key closest to an unknown one.
+func suggest(key string, fields []field) string {
+	best, bestDist := "", len(key)/2+2
+	var known []string
+	for _, f := range fields {
+		known = append(known, f.key)
+		if dist := editDistance(strings.ToLower(key), strings.ToLower(f.key)); dist < bestDist {
+			best, bestDist = f.key, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	return "remove it; known fields are " + strings.Join(known, ", ")
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

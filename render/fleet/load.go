@@ -1,0 +1,295 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The layout of a fleet repository.
+const (
+	FleetFile     = "fleet.yaml"
+	RegionsDir    = "regions"
+	AppsDir       = "apps"
+	AppFile       = "app.yaml"
+	TenantsDir    = "tenants"
+	SecretsSuffix = ".secrets.sops.yaml"
+)
+
+// MaxFileBytes bounds every file the loader reads, so a huge file is refused with a
+// clear error instead of exhausting memory.
+const MaxFileBytes = 4 << 20
+
+// Model is a loaded and validated fleet repository.
+type Model struct {
+	// Fleet is fleet.yaml.
+	Fleet *Fleet
+	// Regions, Apps and Tenants are sorted by name.
+	Regions []*Region
+	Apps    []*App
+	Tenants []*Tenant
+
+	valuesFiles map[string]Values // loaded values files, by repository path
+}
+
+// Region returns the region called name, or nil.
+func (m *Model) Region(name string) *Region { return find(m.Regions, name, (*Region).name) }
+
+// App returns the app called name, or nil.
+func (m *Model) App(name string) *App { return find(m.Apps, name, (*App).name) }
+
+// Tenant returns the tenant called name, or nil.
+func (m *Model) Tenant(name string) *Tenant { return find(m.Tenants, name, (*Tenant).name) }
+
+func (r *Region) name() string { return r.Metadata.Name }
+func (a *App) name() string    { return a.Metadata.Name }
+func (t *Tenant) name() string { return t.Metadata.Name }
+
+func find[T any](items []*T, name string, nameOf func(*T) string) *T {
+	i, ok := slices.BinarySearchFunc(items, name, func(item *T, name string) int { return strings.Compare(nameOf(item), name) })
+	if !ok {
+		return nil
+	}
+	return items[i]
+}
+
+// Load reads the fleet repository at the root of fsys. It reads every file even when
+// some are wrong, and returns an ErrorList holding every problem found; the Model is
+// returned only when there is none.
+//
+// fsys should refuse paths that leave the repository (os.Root's FS does, including
+// through symlinks); Load itself refuses ".." in every path a file names.
+func Load(fsys fs.FS) (*Model, error) {
+	l := &loader{fsys: fsys, model: &Model{valuesFiles: map[string]Values{}}, broken: map[string]map[string]bool{}}
+	l.loadFleet()
+	l.loadRegions()
+	l.loadApps()
+	l.loadTenants()
+	l.validate()
+	if len(l.errs) > 0 {
+		errs := l.errs.firstPerField()
+		errs.sort()
+		return nil, errs
+	}
+	return l.model, nil
+}
+
+// loader carries one Load: the files read so far and every error found.
+type loader struct {
+	fsys  fs.FS
+	model *Model
+	errs  ErrorList
+	// broken holds, per kind, the file base names of files that could not be parsed
+	// at all, so that references to them do not add a second, misleading error.
+	broken map[string]map[string]bool
+}
+
+func (l *loader) add(err *Error) { l.errs = append(l.errs, err) }
+
+// read returns a file's bytes, or records why it cannot.
+func (l *loader) read(file string) ([]byte, bool) {
+	info, err := fs.Stat(l.fsys, file)
+	if err == nil && info.Size() > MaxFileBytes {
+		l.add(&Error{File: file, Message: fmt.Sprintf("file is %d bytes, more than the limit of %d; split it or move data out of the fleet repository", info.Size(), MaxFileBytes)})
+		return nil, false
+	}
+	data, err := fs.ReadFile(l.fsys, file)
+	if err != nil {
+		l.add(&Error{File: file, Message: "cannot read: " + unwrapPathError(err)})
+		return nil, false
+	}
+	return data, true
+}
+
+func unwrapPathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// object reads file as one object of kind into out. It returns false when the file
+// could not be parsed at all; the object is then unusable.
+func (l *loader) object(file, kind string, out any) (Source, bool) {
+	data, ok := l.read(file)
+	if !ok {
+		l.markBroken(kind, file)
+		return Source{}, false
+	}
+	node, perr := parseYAML(file, data)
+	if perr != nil {
+		l.add(perr)
+		l.markBroken(kind, file)
+		return Source{}, false
+	}
+	if got := topLevelString(node, "kind"); got != kind {
+		l.add(&Error{File: file, Line: node.Line, Field: "kind", Message: fmt.Sprintf("is %q, but this file must hold a %s; %s", got, kind, whereKindsLive)})
+		l.markBroken(kind, file)
+		return Source{}, false
+	}
+	src := decodeObject(file, node, out, &l.errs)
+	return src, true
+}
+
+const whereKindsLive = "fleet.yaml holds the Fleet, regions/<name>.yaml a Region, apps/<name>/app.yaml an App, tenants/<name>.yaml a Tenant"
+
+func (l *loader) markBroken(kind, file string) {
+	if l.broken[kind] == nil {
+		l.broken[kind] = map[string]bool{}
+	}
+	base := path.Base(file)
+	if kind == KindApp {
+		base = path.Base(path.Dir(file))
+	}
+	l.broken[kind][strings.TrimSuffix(strings.TrimSuffix(base, ".yaml"), ".yml")] = true
+}
+
+func topLevelString(n *yaml.Node, key string) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+func (l *loader) loadFleet() {
+	if _, err := fs.Stat(l.fsys, FleetFile); errors.Is(err, fs.ErrNotExist) {
+		l.add(&Error{File: FleetFile, Message: "missing; every fleet repository has a fleet.yaml of kind Fleet at its root (see docs/fleet-format.md)"})
+		return
+	}
+	var f Fleet
+	if src, ok := l.object(FleetFile, KindFleet, &f); ok {
+		f.Source = src
+		l.model.Fleet = &f
+	}
+}
+
+// yamlFiles lists the .yaml and .yml files directly inside dir, sorted.
+func (l *loader) yamlFiles(dir string) []string {
+	entries, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.add(&Error{File: dir, Message: "cannot read directory: " + unwrapPathError(err)})
+		}
+		return nil
+	}
+	var files []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+			files = append(files, path.Join(dir, e.Name()))
+		}
+	}
+	return files
+}
+
+func (l *loader) loadRegions() {
+	for _, file := range l.yamlFiles(RegionsDir) {
+		var r Region
+		if src, ok := l.object(file, KindRegion, &r); ok {
+			r.Source = src
+			l.model.Regions = append(l.model.Regions, &r)
+		}
+	}
+}
+
+func (l *loader) loadApps() {
+	entries, err := fs.ReadDir(l.fsys, AppsDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.add(&Error{File: AppsDir, Message: "cannot read directory: " + unwrapPathError(err)})
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		file := path.Join(AppsDir, e.Name(), AppFile)
+		if _, err := fs.Stat(l.fsys, file); errors.Is(err, fs.ErrNotExist) {
+			l.add(&Error{File: path.Join(AppsDir, e.Name()), Message: "directory has no app.yaml; add one of kind App or remove the directory"})
+			continue
+		}
+		var a App
+		if src, ok := l.object(file, KindApp, &a); ok {
+			a.Source = src
+			l.model.Apps = append(l.model.Apps, &a)
+			l.valuesFiles(src, "spec.valuesFiles", a.Spec.ValuesFiles)
+		}
+	}
+}
+
+func (l *loader) loadTenants() {
+	secrets := map[string]string{} // tenant file base name → secrets file
+	for _, file := range l.yamlFiles(TenantsDir) {
+		if strings.HasSuffix(file, SecretsSuffix) {
+			secrets[strings.TrimSuffix(path.Base(file), SecretsSuffix)] = file
+			continue
+		}
+		if strings.HasSuffix(file, ".sops.yaml") || strings.HasSuffix(file, ".sops.yml") {
+			l.add(&Error{File: file, Message: "SOPS files in tenants/ must be named <tenant>" + SecretsSuffix})
+			continue
+		}
+		var t Tenant
+		if src, ok := l.object(file, KindTenant, &t); ok {
+			t.Source = src
+			l.model.Tenants = append(l.model.Tenants, &t)
+			for i, app := range t.Spec.Apps {
+				l.valuesFiles(src, fmt.Sprintf("spec.apps[%d].valuesFiles", i), app.ValuesFiles)
+			}
+		}
+	}
+	for _, t := range l.model.Tenants {
+		if file, ok := secrets[t.Metadata.Name]; ok {
+			t.SecretsFile = file
+			delete(secrets, t.Metadata.Name)
+		}
+	}
+	for base, file := range secrets {
+		if !l.broken[KindTenant][base] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("no tenant is named %q; name the file after a tenant's metadata.name or remove it", base)})
+		}
+	}
+}
+
+// valuesFiles loads the values files an object names at field.
+func (l *loader) valuesFiles(src Source, field string, files []string) {
+	for i, rel := range files {
+		at := fmt.Sprintf("%s[%d]", field, i)
+		file, ok := l.resolve(src, at, rel)
+		if !ok {
+			continue
+		}
+		if _, done := l.model.valuesFiles[file]; done {
+			continue
+		}
+		data, ok := l.read(file)
+		if !ok {
+			continue
+		}
+		v, errs := decodeValues(file, data)
+		l.errs = append(l.errs, errs...)
+		l.model.valuesFiles[file] = v
+	}
+}
+
+// resolve turns a path written in src at field into a repository path, refusing
+// absolute paths and paths that leave the repository.
+func (l *loader) resolve(src Source, field, rel string) (string, bool) {
+	if rel == "" || path.IsAbs(rel) || strings.Contains(rel, `\`) {
+		l.add(src.errorAt(field, "%q is not a relative path; write a path relative to %s with forward slashes", rel, src.File))
+		return "", false
+	}
+	p := path.Join(path.Dir(src.File), rel)
+	if !fs.ValidPath(p) {
+		l.add(src.errorAt(field, "%q leaves the repository; fleet files may only name files inside it", rel))
+		return "", false
+	}
+	return p, true
+}

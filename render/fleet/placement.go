@@ -1,0 +1,76 @@
+package fleet
+
+import (
+	"cmp"
+	"path"
+	"slices"
+)
+
+// Placement is one app of one tenant in one region: the unit Meridian renders,
+// applies, health-checks and publishes in DNS.
+type Placement struct {
+	// Tenant, Region and App are the objects the placement combines.
+	Tenant *Tenant
+	Region *Region
+	App    *App
+	// Namespace is where every namespaced object of the placement lands: the tenant's.
+	Namespace string
+	// Values are the app's values merged from app defaults, fleet, region, tenant and
+	// tenant × region, in that order. Decrypted secrets are merged over them at render
+	// time and never stored here.
+	Values Values
+}
+
+// ID names the placement as tenant/region/app, the key used in status, metrics and logs.
+func (p Placement) ID() string {
+	return p.Tenant.Metadata.Name + "/" + p.Region.Metadata.Name + "/" + p.App.Metadata.Name
+}
+
+// Placements expands the model into every placement, ordered by tenant, region and app.
+func (m *Model) Placements() []Placement {
+	var out []Placement
+	for _, t := range m.Tenants {
+		for _, regionName := range t.Spec.Regions {
+			region := m.Region(regionName)
+			for _, ta := range t.Spec.Apps {
+				if len(ta.Regions) > 0 && !slices.Contains(ta.Regions, regionName) {
+					continue
+				}
+				app := m.App(ta.Name)
+				out = append(out, Placement{
+					Tenant:    t,
+					Region:    region,
+					App:       app,
+					Namespace: t.Metadata.Name,
+					Values:    m.values(t, region, app, ta),
+				})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Placement) int {
+		return cmp.Or(
+			cmp.Compare(a.Tenant.Metadata.Name, b.Tenant.Metadata.Name),
+			cmp.Compare(a.Region.Metadata.Name, b.Region.Metadata.Name),
+			cmp.Compare(a.App.Metadata.Name, b.App.Metadata.Name))
+	})
+	return out
+}
+
+// values merges a placement's layers by the documented precedence.
+func (m *Model) values(t *Tenant, region *Region, app *App, ta TenantApp) Values {
+	var layers []Values
+	layers = append(layers, m.files(app.Source, app.Spec.ValuesFiles)...)
+	layers = append(layers, app.Spec.Values, m.Fleet.Spec.Values, region.Spec.Values)
+	layers = append(layers, m.files(t.Source, ta.ValuesFiles)...)
+	layers = append(layers, ta.Values, ta.RegionValues[region.Metadata.Name])
+	return Merge(layers...)
+}
+
+// files returns the loaded values files that src names, in order.
+func (m *Model) files(src Source, rel []string) []Values {
+	out := make([]Values, len(rel))
+	for i, r := range rel {
+		out[i] = m.valuesFiles[path.Join(path.Dir(src.File), r)]
+	}
+	return out
+}

@@ -1,0 +1,279 @@
+package fleet
+
+// APIVersion is the only version of the fleet file format Meridian reads today.
+const APIVersion = "meridian.dev/v1alpha1"
+
+// The kinds of fleet files, as written in their kind field.
+const (
+	KindFleet  = "Fleet"
+	KindRegion = "Region"
+	KindApp    = "App"
+	KindTenant = "Tenant"
+)
+
+// TypeMeta identifies a file's format version and kind.
+type TypeMeta struct {
+	// APIVersion is the version of the file format; meridian.dev/v1alpha1.
+	APIVersion string `yaml:"apiVersion" schema:"required"`
+	// Kind is what the file describes: Fleet, Region, App or Tenant.
+	Kind string `yaml:"kind" schema:"required"`
+}
+
+// ObjectMeta names a fleet object.
+type ObjectMeta struct {
+	// Name identifies the object within its kind; a DNS-1123 label, because it becomes
+	// namespaces, DNS labels and Kubernetes labels.
+	Name string `yaml:"name" schema:"required,dns1123"`
+}
+
+// Values are free-form settings handed to an app's chart or kustomization, merged by
+// the precedence in docs/fleet-format.md.
+type Values map[string]any
+
+// Fleet is fleet.yaml: settings that hold for every region, tenant and app.
+type Fleet struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the fleet.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the fleet.
+	Spec FleetSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the fleet was read from.
+	Source Source `yaml:"-"`
+}
+
+// FleetSpec is the body of fleet.yaml.
+type FleetSpec struct {
+	// DNS is the Route53 zone that latency records are written to.
+	DNS DNS `yaml:"dns" schema:"required"`
+	// Waves order the regions for rollouts: a revision reaches a wave only when the
+	// previous one is healthy. Empty means one wave holding every region.
+	Waves []Wave `yaml:"waves,omitempty"`
+	// Safety limits what one revision may do unattended.
+	Safety Safety `yaml:"safety,omitempty"`
+	// Values are given to every placement of the fleet.
+	Values Values `yaml:"values,omitempty"`
+}
+
+// DNS names the public zone of the fleet.
+type DNS struct {
+	// Zone is the domain that app names are created under, e.g. fleet.example.com.
+	Zone string `yaml:"zone" schema:"required"`
+	// HostedZoneID is the Route53 hosted zone id of Zone.
+	HostedZoneID string `yaml:"hostedZoneID" schema:"required"`
+	// Drain lists regions whose latency records are withdrawn while their workloads
+	// keep running, so that clients fail over to the other regions.
+	Drain []string `yaml:"drain,omitempty"`
+}
+
+// Wave is one step of a rollout.
+type Wave struct {
+	// Name labels the wave in status and logs.
+	Name string `yaml:"name" schema:"required,dns1123"`
+	// Regions are rolled out together in this wave.
+	Regions []string `yaml:"regions" schema:"required"`
+}
+
+// Safety holds the limits that stop a revision before it does too much damage.
+type Safety struct {
+	// MaxDeletePercent holds a revision that would delete more than this share of a
+	// region's objects until it is explicitly allowed. 0–100, default 30.
+	MaxDeletePercent *int `yaml:"maxDeletePercent,omitempty" schema:"min=0,max=100"`
+}
+
+// DefaultMaxDeletePercent is the mass-deletion limit when fleet.yaml sets none.
+const DefaultMaxDeletePercent = 30
+
+// Region is regions/<name>.yaml: one Kubernetes cluster in one AWS region.
+type Region struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the region.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the region.
+	Spec RegionSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the region was read from.
+	Source Source `yaml:"-"`
+}
+
+// RegionSpec is the body of a Region file.
+type RegionSpec struct {
+	// AWSRegion is the AWS region of the cluster, used for Route53 latency records.
+	AWSRegion string `yaml:"awsRegion" schema:"required"`
+	// KubernetesVersion is the cluster's version, used to render charts for its API
+	// capabilities, e.g. "1.37.2".
+	KubernetesVersion string `yaml:"kubernetesVersion,omitempty"`
+	// Cluster says how Meridian reaches the cluster; never credentials themselves.
+	Cluster ClusterAccess `yaml:"cluster" schema:"required"`
+	// Endpoint is where the region's ingress receives traffic.
+	Endpoint Endpoint `yaml:"endpoint" schema:"required"`
+	// Values are given to every placement in this region.
+	Values Values `yaml:"values,omitempty"`
+}
+
+// ClusterAccess names a kubeconfig, exactly one of its fields set.
+type ClusterAccess struct {
+	// KubeconfigContext is a context of the kubeconfig Meridian runs with.
+	KubeconfigContext string `yaml:"kubeconfigContext,omitempty"`
+	// SecretRef is a Secret in the management cluster that holds a kubeconfig.
+	SecretRef *SecretRef `yaml:"secretRef,omitempty"`
+}
+
+// SecretRef points at one key of a Kubernetes Secret.
+type SecretRef struct {
+	// Namespace of the Secret.
+	Namespace string `yaml:"namespace" schema:"required"`
+	// Name of the Secret.
+	Name string `yaml:"name" schema:"required"`
+	// Key within the Secret's data.
+	Key string `yaml:"key" schema:"required"`
+}
+
+// The kinds of regional endpoints a latency record can point at.
+const (
+	EndpointAlias = "Alias"
+	EndpointCNAME = "CNAME"
+	EndpointA     = "A"
+)
+
+// Endpoint is the target of a region's latency records.
+type Endpoint struct {
+	// Type is Alias (an AWS load balancer), CNAME or A.
+	Type string `yaml:"type" schema:"required,enum=Alias|CNAME|A"`
+	// Target is a DNS name (Alias, CNAME) or an IPv4 address (A).
+	Target string `yaml:"target" schema:"required"`
+	// HostedZoneID is the load balancer's own hosted zone id; Alias only.
+	HostedZoneID string `yaml:"hostedZoneID,omitempty"`
+}
+
+// App is apps/<name>/app.yaml: something a tenant can run, with its defaults.
+type App struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the app.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the app.
+	Spec AppSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the app was read from.
+	Source Source `yaml:"-"`
+}
+
+// AppSpec is the body of an App file. Exactly one of Helm and Kustomize is set.
+type AppSpec struct {
+	// Helm renders the app from a Helm chart.
+	Helm *HelmSource `yaml:"helm,omitempty"`
+	// Kustomize renders the app from a Kustomize directory.
+	Kustomize *KustomizeSource `yaml:"kustomize,omitempty"`
+	// ValuesFiles are default values files, relative to app.yaml, merged in order.
+	ValuesFiles []string `yaml:"valuesFiles,omitempty"`
+	// Values are default values, merged over ValuesFiles.
+	Values Values `yaml:"values,omitempty"`
+	// Expose gives the app DNS names and health checks in every region it runs in.
+	Expose *Expose `yaml:"expose,omitempty"`
+	// AllowClusterScoped lists the cluster-scoped kinds this app may create, such as
+	// ClusterRole; any other cluster-scoped object is refused.
+	AllowClusterScoped []string `yaml:"allowClusterScoped,omitempty"`
+}
+
+// HelmSource is a chart in the repository, or a pinned chart from a chart repository.
+type HelmSource struct {
+	// Chart is a chart directory relative to app.yaml. Not set with Repository.
+	Chart string `yaml:"chart,omitempty"`
+	// Repository is an HTTP(S) or oci:// chart repository.
+	Repository string `yaml:"repository,omitempty"`
+	// Name is the chart's name in Repository.
+	Name string `yaml:"name,omitempty"`
+	// Version pins the chart from Repository to one version.
+	Version string `yaml:"version,omitempty"`
+}
+
+// KustomizeSource is a Kustomize directory in the repository.
+type KustomizeSource struct {
+	// Path is the directory holding kustomization.yaml, relative to app.yaml.
+	Path string `yaml:"path" schema:"required"`
+}
+
+// The protocols a health check can use.
+const (
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+)
+
+// Expose describes how clients reach an app and how its health is checked.
+type Expose struct {
+	// Subdomain is the app's label in <subdomain>.<tenant>.<zone> and
+	// <subdomain>.<tenant>.<region>.<zone>.
+	Subdomain string `yaml:"subdomain" schema:"required,dns1123"`
+	// Port is where the regional endpoint serves the app.
+	Port int `yaml:"port" schema:"required,min=1,max=65535"`
+	// Protocol is HTTP or HTTPS.
+	Protocol string `yaml:"protocol" schema:"required,enum=HTTP|HTTPS"`
+	// HealthCheck is the Route53 health check of the app in each region.
+	HealthCheck HealthCheck `yaml:"healthCheck" schema:"required"`
+}
+
+// HealthCheck is how Route53 probes an app in a region.
+type HealthCheck struct {
+	// Path is the HTTP path that answers 2xx or 3xx when the app is healthy.
+	Path string `yaml:"path" schema:"required"`
+	// IntervalSeconds between probes: 10 or 30. Default 30.
+	IntervalSeconds int `yaml:"intervalSeconds,omitempty" schema:"enum=10|30"`
+	// FailureThreshold is how many failed probes mark the region unhealthy: 1–10. Default 3.
+	FailureThreshold int `yaml:"failureThreshold,omitempty" schema:"min=1,max=10"`
+}
+
+// Tenant is tenants/<name>.yaml: an isolated business unit and what it runs where.
+type Tenant struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the tenant; it is also the tenant's namespace in every region.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the tenant.
+	Spec TenantSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the tenant was read from.
+	Source Source `yaml:"-"`
+	// SecretsFile is the path of tenants/<name>.secrets.sops.yaml, or empty when the
+	// tenant has no secrets.
+	SecretsFile string `yaml:"-"`
+}
+
+// TenantSpec is the body of a Tenant file.
+type TenantSpec struct {
+	// Regions the tenant runs in; it gets a namespace in each.
+	Regions []string `yaml:"regions" schema:"required"`
+	// Quota is the ResourceQuota of the tenant's namespace.
+	Quota *Quota `yaml:"quota,omitempty"`
+	// ContainerDefaults are the LimitRange defaults for the tenant's containers.
+	ContainerDefaults *ContainerDefaults `yaml:"containerDefaults,omitempty"`
+	// Apps the tenant runs, each with its values. A tenant without apps still gets
+	// its isolated namespace in every region.
+	Apps []TenantApp `yaml:"apps,omitempty"`
+}
+
+// Quota caps what a tenant's namespace may consume.
+type Quota struct {
+	// Hard maps Kubernetes resource names (requests.cpu, pods, ...) to quantities.
+	Hard map[string]string `yaml:"hard" schema:"required"`
+}
+
+// ContainerDefaults are applied to containers that do not set their own resources.
+type ContainerDefaults struct {
+	// Requests maps resource names (cpu, memory) to default requests.
+	Requests map[string]string `yaml:"requests,omitempty"`
+	// Limits maps resource names (cpu, memory) to default limits.
+	Limits map[string]string `yaml:"limits,omitempty"`
+}
+
+// TenantApp is one app a tenant runs, with the tenant's values for it.
+type TenantApp struct {
+	// Name of an app under apps/.
+	Name string `yaml:"name" schema:"required,dns1123"`
+	// Regions restricts the app to these of the tenant's regions; empty means all.
+	Regions []string `yaml:"regions,omitempty"`
+	// ValuesFiles are values files, relative to the tenant file, merged in order.
+	ValuesFiles []string `yaml:"valuesFiles,omitempty"`
+	// Values override the app's defaults for this tenant, merged over ValuesFiles.
+	Values Values `yaml:"values,omitempty"`
+	// RegionValues override Values in one region, keyed by region name.
+	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
+}
