@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -77,6 +78,17 @@ func Load(fsys fs.FS) (*Model, error) {
 		return nil, errs
 	}
 	return l.model, nil
+}
+
+// LoadDir loads the fleet repository in directory dir. Files are read through an
+// os.Root, so no path or symlink in the repository can reach outside it.
+func LoadDir(dir string) (*Model, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open fleet repository: %w", err)
+	}
+	defer root.Close()
+	return Load(root.FS())
 }
 
 // loader carries one Load: the files read so far and every error found.
