@@ -1,0 +1,28 @@
+# Meridian's build and test entry points. `make test` is what CI runs (.ci/run).
+export GOTOOLCHAIN := auto
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION)
+
+.PHONY: build test check unit testbed schemas
+
+build: ## build bin/meridian
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
+
+test: check testbed ## every check and every test, as CI runs them
+	$(GO) test -race -timeout 30m ./...
+
+unit: ## the fast tests only (no local regions)
+	MERIDIAN_SKIP_TESTBED=1 $(GO) test -race ./...
+
+check: ## formatting, vet, tidy go.mod
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+testbed: ## build the local-region components once (cached outside the tree)
+	$(GO) run ./cmd/meridian dev build
+
+schemas: ## regenerate render/fleet/schema/*.json from the Go types
+	$(GO) test ./render/fleet -run TestSchemas -update

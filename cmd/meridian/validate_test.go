@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const example = "../../fleet-example"
+
+func TestValidateExample(t *testing.T) {
+	var out bytes.Buffer
+	if err := runValidate(&out, validateOptions{fleetDir: example, output: "text"}); err != nil {
+		t.Fatalf("validate fleet-example: %v\n%s", err, out.String())
+	}
+	want := example + " is valid: 3 tenants, 3 regions, 3 apps, 14 placements\n"
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidateBrokenExample breaks a copy of fleet-example five ways and expects five
+// errors, each naming its file and line.
+func TestValidateBrokenExample(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(example)); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(file, old, new string) {
+		t.Helper()
+		p := filepath.Join(dir, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s no longer contains %q; update this test to the example", file, old)
+		}
+		write(t, p, strings.Replace(string(data), old, new, 1))
+	}
+	// 1. an unknown field
+	edit("regions/eu-west-2.yaml", "  awsRegion:", "  awsRgion: typo\n  awsRegion:")
+	// 2. a duplicate tenant
+	data, err := os.ReadFile(filepath.Join(dir, "tenants/trucking.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "tenants/trucking-copy.yaml"), string(data))
+	// 3. a tenant naming a missing region
+	edit("tenants/charging-stations-ca.yaml", "regions: [us-east-1]", "regions: [us-east-1, ca-central-1]")
+	// 4. an app with neither chart nor base
+	edit("apps/worker/app.yaml", "  helm:\n    chart: chart\n", "")
+	// 5. a values file that is not YAML
+	edit("tenants/logistics-eu.yaml", "    - name: portal\n", "    - name: portal\n      valuesFiles: [logistics-eu/portal.yaml]\n")
+	write(t, filepath.Join(dir, "tenants/logistics-eu/portal.yaml"), "replicas: 2\n\tresources: {}\n")
+
+	var out bytes.Buffer
+	err = runValidate(&out, validateOptions{fleetDir: dir, output: "text"})
+	var exit exitError
+	if !errors.As(err, &exit) || exit.code != 1 {
+		t.Fatalf("validate = %v, want exit status 1", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("got %d lines, want 5 errors and a summary:\n%s", len(lines), out.String())
+	}
+	located := regexp.MustCompile(`^` + regexp.QuoteMeta(dir) + `/[a-z0-9/.-]+\.yaml:[0-9]+: `)
+	for _, l := range lines[:5] {
+		if !located.MatchString(l) {
+			t.Errorf("error does not start with file:line: %s", l)
+		}
+	}
+	got := strings.ReplaceAll(out.String(), dir, "COPY")
+	want := `COPY/apps/worker/app.yaml:6: spec: app has neither a Helm chart nor a Kustomize base; set spec.helm.chart (or spec.helm.repository) or spec.kustomize.path
+COPY/regions/eu-west-2.yaml:6: spec.awsRgion: unknown field; did you mean "awsRegion"?
+COPY/tenants/charging-stations-ca.yaml:7: spec.regions[1]: region "ca-central-1" does not exist; create regions/ca-central-1.yaml or fix the name
+COPY/tenants/logistics-eu/portal.yaml:2: not valid YAML: found a tab character that violates indentation
+COPY/tenants/trucking.yaml:5: metadata.name: duplicate tenant "trucking": tenants/trucking-copy.yaml:5 already defines it; rename one of them or delete the copy
+COPY is not valid: 5 errors
+`
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+
+	out.Reset()
+	_ = runValidate(&out, validateOptions{fleetDir: dir, output: "json"})
+	var report validateReport
+	if err := json.Unmarshal(out.Bytes(), &report); err != nil {
+		t.Fatalf("json output: %v\n%s", err, out.String())
+	}
+	if report.Valid || len(report.Errors) != 5 {
+		t.Errorf("json report: valid=%v with %d errors, want invalid with 5", report.Valid, len(report.Errors))
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
