@@ -59,7 +59,13 @@ func (s Source) errorAt(field, format string, args ...any) *Error {
 type decoder struct {
 	src  Source
 	errs ErrorList
+	// visits counts nodes walked, aliases included, to stop alias bombs early.
+	visits int
 }
+
+// maxNodeVisits bounds the nodes one document may expand to (aliases count each time
+// they are used); far above any real fleet file, far below an alias bomb.
+const maxNodeVisits = 250_000
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -139,6 +145,12 @@ func isNull(n *yaml.Node) bool {
 func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if d.visits++; d.visits > maxNodeVisits {
+		if d.visits == maxNodeVisits+1 {
+			d.errorf(n, path, "document expands to more than %d nodes (aliases included); write it out plainly", maxNodeVisits)
+		}
+		return
 	}
 	if _, seen := d.src.lines[path]; !seen {
 		d.src.lines[path] = n.Line

@@ -3,6 +3,7 @@ package fleet
 import (
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -343,5 +344,23 @@ spec:
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesAliasBomb checks that a billion-laughs document is refused quickly
+// with a located error instead of being expanded.
+func TestLoadRefusesAliasBomb(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		bomb += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = name
+	}
+	_, errs := decodeValues("apps/web/bomb.yaml", []byte(bomb))
+	if len(errs) == 0 {
+		t.Fatal("alias bomb accepted")
+	}
+	if got := errs[0].Error(); !strings.Contains(got, "apps/web/bomb.yaml:") || !strings.Contains(got, "aliases included") {
+		t.Errorf("error = %q, want it located and naming aliases", got)
 	}
 }
