@@ -3,6 +3,8 @@ package fleet
 import (
 	"errors"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -362,5 +364,33 @@ func TestLoadRefusesAliasBomb(t *testing.T) {
 	}
 	if got := errs[0].Error(); !strings.Contains(got, "apps/web/bomb.yaml:") || !strings.Contains(got, "aliases included") {
 		t.Errorf("error = %q, want it located and naming aliases", got)
+	}
+}
+
+// TestLoadDirRefusesSymlinkOutOfRepository checks that a values file symlinked to a
+// file outside the repository is refused, not read.
+func TestLoadDirRefusesSymlinkOutOfRepository(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret.yaml")
+	if err := os.WriteFile(outside, []byte("stolen: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, validFleet()); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "apps/web/defaults.yaml")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDir(dir)
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 1 {
+		t.Fatalf("LoadDir = %v, want one error", err)
+	}
+	if got := list[0].Error(); !strings.HasPrefix(got, "apps/web/defaults.yaml: cannot read: ") {
+		t.Errorf("error = %q, want apps/web/defaults.yaml refused", got)
 	}
 }
