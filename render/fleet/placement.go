@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"path"
 	"slices"
+	"strings"
 )
 
 // Placement is one app of one tenant in one region: the unit Meridian renders,
@@ -73,4 +74,18 @@ func (m *Model) files(src Source, rel []string) []Values {
 		out[i] = m.valuesFiles[path.Join(path.Dir(src.File), r)]
 	}
 	return out
+}
+
+// Hostnames returns the DNS names clients use for an exposed placement: the global
+// latency-routed name <subdomain>.<tenant>.<zone> and the regional name
+// <subdomain>.<tenant>.<region>.<zone>. ok is false when the app is not exposed.
+func (p Placement) Hostnames(zone string) (global, regional string, ok bool) {
+	e := p.App.Spec.Expose
+	if e == nil {
+		return "", "", false
+	}
+	zone = strings.TrimSuffix(zone, ".")
+	global = e.Subdomain + "." + p.Tenant.Metadata.Name + "." + zone
+	regional = e.Subdomain + "." + p.Tenant.Metadata.Name + "." + p.Region.Metadata.Name + "." + zone
+	return global, regional, true
 }

@@ -107,6 +107,9 @@ type RegionSpec struct {
 	Cluster ClusterAccess `yaml:"cluster" schema:"required"`
 	// Endpoint is where the region's ingress receives traffic.
 	Endpoint Endpoint `yaml:"endpoint" schema:"required"`
+	// IngressNamespace is the namespace of the region's ingress controller, whose pods
+	// tenant network policies let in. Default ingress-nginx.
+	IngressNamespace string `yaml:"ingressNamespace,omitempty" schema:"dns1123"`
 	// Values are given to every placement in this region.
 	Values Values `yaml:"values,omitempty"`
 }
@@ -135,6 +138,9 @@ const (
 	EndpointCNAME = "CNAME"
 	EndpointA     = "A"
 )
+
+// DefaultIngressNamespace is the ingress controller's namespace when a region names none.
+const DefaultIngressNamespace = "ingress-nginx"
 
 // Endpoint is the target of a region's latency records.
 type Endpoint struct {

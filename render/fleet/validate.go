@@ -309,16 +309,13 @@ func (l *loader) checkDNSNames(t *Tenant, ta TenantApp, at string) {
 	if app.Spec.Expose == nil || l.model.Fleet == nil {
 		return
 	}
-	zone := strings.TrimSuffix(l.model.Fleet.Spec.DNS.Zone, ".")
-	longest := ""
 	for _, r := range t.Spec.Regions {
-		if len(r) > len(longest) {
-			longest = r
+		p := Placement{Tenant: t, Region: &Region{Metadata: ObjectMeta{Name: r}}, App: app}
+		_, name, _ := p.Hostnames(l.model.Fleet.Spec.DNS.Zone)
+		if len(name) > maxDNSNameLength {
+			l.add(t.Source.errorAt(at+".name", "the app's regional DNS name %s is %d characters, more than DNS allows (%d); shorten the tenant name, the subdomain or the zone", name, len(name), maxDNSNameLength))
+			return
 		}
-	}
-	name := strings.Join([]string{app.Spec.Expose.Subdomain, t.Metadata.Name, longest, zone}, ".")
-	if len(name) > maxDNSNameLength {
-		l.add(t.Source.errorAt(at+".name", "the app's regional DNS name %s is %d characters, more than DNS allows (%d); shorten the tenant name, the subdomain or the zone", name, len(name), maxDNSNameLength))
 	}
 }
 
