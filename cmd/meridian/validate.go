@@ -48,13 +48,14 @@ type validateReport struct {
 	Apps       int            `json:"apps"`
 	Placements int            `json:"placements"`
 	Errors     []*fleet.Error `json:"errors"`
+	Warnings   []*fleet.Error `json:"warnings"`
 }
 
 func runValidate(out io.Writer, o validateOptions) error {
 	if o.output != "text" && o.output != "json" {
 		return fmt.Errorf("--output %q: use text or json", o.output)
 	}
-	report := validateReport{Fleet: o.fleetDir, Errors: []*fleet.Error{}}
+	report := validateReport{Fleet: o.fleetDir, Errors: []*fleet.Error{}, Warnings: []*fleet.Error{}}
 	m, err := fleet.LoadDir(o.fleetDir)
 	var list fleet.ErrorList
 	switch {
@@ -64,6 +65,7 @@ func runValidate(out io.Writer, o validateOptions) error {
 		return err
 	default:
 		report.Valid = true
+		report.Warnings = append(report.Warnings, m.Warnings...)
 		report.Tenants, report.Regions, report.Apps = len(m.Tenants), len(m.Regions), len(m.Apps)
 		report.Placements = len(m.Placements())
 	}
@@ -76,9 +78,10 @@ func runValidate(out io.Writer, o validateOptions) error {
 		}
 	} else {
 		for _, e := range report.Errors {
-			located := *e
-			located.File = filepath.Join(o.fleetDir, e.File)
-			fmt.Fprintln(out, located.Error())
+			fmt.Fprintln(out, locate(o.fleetDir, e))
+		}
+		for _, w := range report.Warnings {
+			fmt.Fprintln(out, "warning: "+locate(o.fleetDir, w))
 		}
 		if report.Valid {
 			fmt.Fprintf(out, "%s is valid: %d tenants, %d regions, %d apps, %d placements\n",
@@ -91,6 +94,14 @@ func runValidate(out io.Writer, o validateOptions) error {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// locate formats e with its file path relative to the working directory, so editors
+// and terminals can jump to it.
+func locate(dir string, e *fleet.Error) string {
+	located := *e
+	located.File = filepath.Join(dir, e.File)
+	return located.Error()
 }
 
 func plural(n int, one, many string) string {

@@ -122,15 +122,15 @@ func decodeObject(file string, node *yaml.Node, out any, errs *ErrorList) Source
 }
 
 // decodeValues parses a values file: a YAML mapping of string keys.
-func decodeValues(file string, data []byte) (Values, ErrorList) {
+func decodeValues(file string, data []byte) (Values, Source, ErrorList) {
 	node, perr := parseYAML(file, data)
 	if perr != nil {
-		return nil, ErrorList{perr}
+		return nil, Source{File: file}, ErrorList{perr}
 	}
 	var v Values
 	var errs ErrorList
-	decodeObject(file, node, &v, &errs)
-	return v, errs
+	src := decodeObject(file, node, &v, &errs)
+	return v, src, errs
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {

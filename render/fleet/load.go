@@ -34,6 +34,9 @@ type Model struct {
 	Regions []*Region
 	Apps    []*App
 	Tenants []*Tenant
+	// Warnings are problems that do not stop the fleet from loading, such as a value
+	// that looks like a secret written in plain text.
+	Warnings ErrorList
 
 	valuesFiles map[string]Values // loaded values files, by repository path
 }
@@ -72,6 +75,9 @@ func Load(fsys fs.FS) (*Model, error) {
 	l.loadApps()
 	l.loadTenants()
 	l.validate()
+	l.warnValues()
+	l.warnings.sort()
+	l.model.Warnings = l.warnings
 	if len(l.errs) > 0 {
 		errs := l.errs.firstPerField()
 		errs.sort()
@@ -93,9 +99,10 @@ func LoadDir(dir string) (*Model, error) {
 
 // loader carries one Load: the files read so far and every error found.
 type loader struct {
-	fsys  fs.FS
-	model *Model
-	errs  ErrorList
+	fsys     fs.FS
+	model    *Model
+	errs     ErrorList
+	warnings ErrorList
 	// broken holds, per kind, the file base names of files that could not be parsed
 	// at all, so that references to them do not add a second, misleading error.
 	broken map[string]map[string]bool
@@ -285,9 +292,10 @@ func (l *loader) valuesFiles(src Source, field string, files []string) {
 		if !ok {
 			continue
 		}
-		v, errs := decodeValues(file, data)
+		v, vsrc, errs := decodeValues(file, data)
 		l.errs = append(l.errs, errs...)
 		l.model.valuesFiles[file] = v
+		l.warnPlaintextSecrets(vsrc, "", v)
 	}
 }
 

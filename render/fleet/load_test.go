@@ -358,7 +358,7 @@ func TestLoadRefusesAliasBomb(t *testing.T) {
 		bomb += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
 		prev = name
 	}
-	_, errs := decodeValues("apps/web/bomb.yaml", []byte(bomb))
+	_, _, errs := decodeValues("apps/web/bomb.yaml", []byte(bomb))
 	if len(errs) == 0 {
 		t.Fatal("alias bomb accepted")
 	}
@@ -392,5 +392,25 @@ func TestLoadDirRefusesSymlinkOutOfRepository(t *testing.T) {
 	}
 	if got := list[0].Error(); !strings.HasPrefix(got, "apps/web/defaults.yaml: cannot read: ") {
 		t.Errorf("error = %q, want apps/web/defaults.yaml refused", got)
+	}
+}
+
+func TestLoadWarnsAboutPlaintextSecrets(t *testing.T) {
+	fsys := maps.Clone(validFleet())
+	fsys["tenants/trucking/web.yaml"] = &fstest.MapFile{Data: []byte("database:\n  password: hunter2-plain\n  passwordSecretName: db\napiToken: ${TOKEN}\n")}
+	m, err := Load(fsys)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var got []string
+	for _, w := range m.Warnings {
+		got = append(got, w.Error())
+	}
+	want := []string{`tenants/trucking/web.yaml:2: database.password: "password" looks like a secret in plain text; move it to the tenant's .secrets.sops.yaml file, encrypted with SOPS`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if strings.Contains(m.Warnings.Error(), "hunter2") {
+		t.Error("a warning shows the secret value")
 	}
 }
