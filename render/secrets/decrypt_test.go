@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/getsops/sops/v3"
+	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/internal/kmstest"
@@ -61,6 +63,14 @@ func assertNoLeak(t *testing.T, err error, extra ...string) {
 func TestDecrypt(t *testing.T) {
 	ageA, ageB := newAgeKey(t), newAgeKey(t)
 	pgpP := newPGPKey(t)
+	pq, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pqKeys, err := KeysFromFiles(writeFile(t, "pq.txt", "# post-quantum\n"+pq.String()+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	srv := kmstest.NewServer()
 	defer srv.Close()
@@ -91,6 +101,11 @@ func TestDecrypt(t *testing.T) {
 			name: "age identity among several",
 			file: enc.sopsFile(t, plainSecrets, 0, sops.KeyGroup{ageMK(ageA)}),
 			keys: ageKeys(t, ageB, ageA),
+		},
+		{
+			name: "post-quantum age identity",
+			file: enc.sopsFile(t, plainSecrets, 0, sops.KeyGroup{&sopsage.MasterKey{Recipient: pq.Recipient().String()}}),
+			keys: pqKeys,
 		},
 		{
 			name: "OpenPGP private key",
