@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/aws/smithy-go"
 	"github.com/getsops/sops/v3"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/google/go-cmp/cmp"
@@ -243,6 +244,12 @@ func TestDecryptRefusesWithoutAMatchingKey(t *testing.T) {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 			assertNoLeak(t, err)
+			var apiErr smithy.APIError
+			if got, want := errors.As(err, &apiErr), strings.Contains(tt.name, "KMS refuses"); got != want {
+				t.Errorf("errors.As(err, smithy.APIError) = %v, want %v", got, want)
+			} else if got && apiErr.ErrorCode() != "AccessDeniedException" {
+				t.Errorf("AWS error code = %s, want AccessDeniedException", apiErr.ErrorCode())
+			}
 		})
 	}
 }

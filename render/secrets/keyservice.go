@@ -194,6 +194,7 @@ func (ks *keyService) noKeyError(file string, md sops.Metadata) error {
 	var (
 		groups   [][]string
 		failures []string
+		causes   = []error{ErrNoKey}
 		opened   int
 	)
 	for _, g := range md.KeyGroups {
@@ -209,6 +210,7 @@ func (ks *keyService) noKeyError(file string, md sops.Metadata) error {
 				open = true
 			case tried && !errors.Is(err, errNotHeld):
 				failures = append(failures, desc+": "+err.Error())
+				causes = append(causes, err)
 			}
 		}
 		if open {
@@ -246,8 +248,19 @@ func (ks *keyService) noKeyError(file string, md sops.Metadata) error {
 	if len(failures) > 0 {
 		b.WriteString(", or fix the access to the key that failed")
 	}
-	return fmt.Errorf("%s: %w%s", file, ErrNoKey, b.String())
+	return &keyError{msg: file + ": " + ErrNoKey.Error() + b.String(), causes: causes}
 }
+
+// keyError is ErrNoKey with the errors of the configured keys that were tried
+// and failed, so that callers can tell a throttled or unreachable KMS
+// (errors.As on the AWS error) from a missing key.
+type keyError struct {
+	msg    string
+	causes []error
+}
+
+func (e *keyError) Error() string   { return e.msg }
+func (e *keyError) Unwrap() []error { return e.causes }
 
 // descRank orders key descriptions: age, then OpenPGP, then the rest.
 func descRank(desc string) int {
