@@ -85,10 +85,13 @@ func isSecretish(s string) bool {
 }
 
 // Redactor replaces secret values in rendered output with Redacted, in one
-// pass over the input. It is safe for concurrent use; a nil Redactor returns
-// its input unchanged.
+// pass over the input (an Aho-Corasick automaton over all the forms of all
+// the values). Where matches overlap or touch each other's text, the whole
+// stretch they cover becomes one Redacted, so no part of a secret survives
+// next to another. It is safe for concurrent use; a nil Redactor returns its
+// input unchanged.
 type Redactor struct {
-	r *strings.Replacer
+	m *matcher
 }
 
 // NewRedactor returns a Redactor for secrets (typically Leaves of the
@@ -97,7 +100,7 @@ type Redactor struct {
 // b64enc), its JSON-escaped form (toJson, quoted YAML) when that differs, and,
 // for multi-line values such as certificates and keys, each line on its own,
 // since YAML block scalars indent them. Values shorter than MinSecretLen are
-// skipped. Where needles overlap the longest match wins.
+// skipped.
 func NewRedactor(secrets []string) *Redactor {
 	set := map[string]bool{}
 	add := func(s string) {
@@ -112,9 +115,7 @@ func NewRedactor(secrets []string) *Redactor {
 		add(s)
 		add(base64.StdEncoding.EncodeToString([]byte(s)))
 		for _, esc := range jsonForms(s) {
-			if esc != s {
-				add(esc)
-			}
+			add(esc)
 		}
 		if strings.ContainsAny(s, "\r\n") {
 			for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
@@ -129,19 +130,8 @@ func NewRedactor(secrets []string) *Redactor {
 	for s := range set {
 		needles = append(needles, s)
 	}
-	// strings.Replacer tries its pairs in argument order at each position, so
-	// longer needles go first and a value containing another is hidden whole.
-	sort.Slice(needles, func(i, j int) bool {
-		if len(needles[i]) != len(needles[j]) {
-			return len(needles[i]) > len(needles[j])
-		}
-		return needles[i] < needles[j]
-	})
-	pairs := make([]string, 0, 2*len(needles))
-	for _, n := range needles {
-		pairs = append(pairs, n, Redacted)
-	}
-	return &Redactor{r: strings.NewReplacer(pairs...)}
+	sort.Strings(needles)
+	return &Redactor{m: newMatcher(needles)}
 }
 
 // jsonForms returns s escaped as inside a JSON string, with and without
@@ -162,18 +152,34 @@ func jsonForms(s string) []string {
 	return out
 }
 
-// Redact returns b with every secret replaced by Redacted. b is not modified.
+// Redact returns b with every secret replaced by Redacted. b is not modified;
+// when it holds no secret, b itself is returned.
 func (r *Redactor) Redact(b []byte) []byte {
-	if r == nil || r.r == nil {
+	if r == nil || r.m == nil {
 		return b
 	}
-	return []byte(r.r.Replace(string(b)))
+	spans := r.m.spans(b)
+	if len(spans) == 0 {
+		return b
+	}
+	covered := 0
+	for _, sp := range spans {
+		covered += sp.end - sp.start
+	}
+	out := make([]byte, 0, len(b)-covered+len(spans)*len(Redacted))
+	prev := 0
+	for _, sp := range spans {
+		out = append(out, b[prev:sp.start]...)
+		out = append(out, Redacted...)
+		prev = sp.end
+	}
+	return append(out, b[prev:]...)
 }
 
 // RedactString is Redact for a string.
 func (r *Redactor) RedactString(s string) string {
-	if r == nil || r.r == nil {
+	if r == nil || r.m == nil {
 		return s
 	}
-	return r.r.Replace(s)
+	return string(r.Redact([]byte(s)))
 }

@@ -41,7 +41,7 @@ func TestLeaves(t *testing.T) {
 
 func TestRedactor(t *testing.T) {
 	pem := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
-	r := NewRedactor([]string{"s3cr3t-Passw0rd", "tok_9f8e7d6c", "tok_9f8e7d6c-long-version", `a"b<c>&d`, pem, "abc", ""})
+	r := NewRedactor([]string{"s3cr3t-Passw0rd", "tok_9f8e7d6c", "tok_9f8e7d6c-long-version", "Passw0rd-long-version", `a"b<c>&d`, pem, "abc", ""})
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 	tests := []struct {
@@ -64,6 +64,8 @@ func TestRedactor(t *testing.T) {
 		},
 		{name: "multi-line value JSON-escaped", in: `"key":"` + strings.ReplaceAll(pem, "\n", `\n`) + `"`, want: `"key":"**REDACTED**"`},
 		{name: "multi-line value in base64", in: "key: " + b64(pem), want: "key: **REDACTED**"},
+		{name: "adjacent secrets", in: "x tok_9f8e7d6c-long-versions3cr3t-Passw0rd y", want: "x **REDACTED**" + "**REDACTED** y"},
+		{name: "secret overlapping another", in: "x s3cr3t-Passw0rd-long-version y", want: "x **REDACTED** y"},
 		{name: "values shorter than MinSecretLen are kept", in: "abc abcd", want: "abc abcd"},
 		{name: "nothing to redact", in: "kind: ConfigMap\n", want: "kind: ConfigMap\n"},
 	}
@@ -81,6 +83,49 @@ func TestRedactor(t *testing.T) {
 	for _, empty := range []*Redactor{nil, NewRedactor(nil), NewRedactor([]string{"", "1", "true"})} {
 		if got := string(empty.Redact([]byte("port: 1\ntls: true\n"))); got != "port: 1\ntls: true\n" {
 			t.Errorf("a redactor without secrets changed its input: %q", got)
+		}
+	}
+}
+
+// The automaton must find exactly the stretches a brute-force search finds:
+// random needles and texts over a small alphabet make overlaps, nesting and
+// shared prefixes and suffixes common.
+func TestMatcherAgreesWithBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	word := func(min, max int) string {
+		b := make([]byte, min+rng.IntN(max-min+1))
+		for i := range b {
+			b[i] = "abcd"[rng.IntN(4)]
+		}
+		return string(b)
+	}
+	for round := range 300 {
+		needles := make([]string, 1+rng.IntN(8))
+		for i := range needles {
+			needles[i] = word(1, 6)
+		}
+		text := word(0, 80)
+		covered := make([]bool, len(text)+1)
+		for _, n := range needles {
+			for i := 0; i+len(n) <= len(text); i++ {
+				if text[i:i+len(n)] == n {
+					for j := i; j < i+len(n); j++ {
+						covered[j] = true
+					}
+				}
+			}
+		}
+		got := make([]bool, len(text)+1)
+		for _, sp := range newMatcher(needles).spans([]byte(text)) {
+			for j := sp.start; j < sp.end; j++ {
+				if got[j] {
+					t.Fatalf("round %d: spans overlap at %d", round, j)
+				}
+				got[j] = true
+			}
+		}
+		if diff := cmp.Diff(covered, got); diff != "" {
+			t.Fatalf("round %d: needles %q in %q: covered bytes (-brute force +automaton):\n%s", round, needles, text, diff)
 		}
 	}
 }
