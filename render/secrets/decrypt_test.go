@@ -9,6 +9,9 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/getsops/sops/v3"
 	sopsage "github.com/getsops/sops/v3/age"
+	"github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/keyservice"
+	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/internal/kmstest"
@@ -353,6 +356,90 @@ func TestDecryptRefusesTamperedFiles(t *testing.T) {
 	if _, err := NewDecryptor(keys).Decrypt(tenantFile, []byte(file)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestDecryptRefusesDamagedKeyGroups(t *testing.T) {
+	ageA := newAgeKey(t)
+	pgpP := newPGPKey(t)
+	enc := &encrypter{pubrings: map[string]string{pgpP.fingerprint(): pgpP.pubring}}
+	groups := []sops.KeyGroup{{ageMK(ageA)}, {pgpMK(pgpP)}}
+	keys := MergeKeys(ageKeys(t, ageA), pgpKeys(t, pgpP))
+
+	// replacePart re-encrypts group 2's part of the data key with newPart.
+	replacePart := func(file []byte, newPart func(old []byte) []byte) []byte {
+		store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
+		tree, err := store.LoadEncryptedFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk := tree.Metadata.KeyGroups[1][0]
+		old, err := keys.pgpDecryptForTest(mk.EncryptedDataKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := keyservice.KeyFromMasterKey(mk)
+		rsp, err := enc.Encrypt(t.Context(), &keyservice.EncryptRequest{Key: &k, Plaintext: newPart(old)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk.SetEncryptedDataKey(rsp.Ciphertext)
+		out, err := store.EmitEncryptedFile(tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	file := enc.sopsFile(t, plainSecrets, 2, groups...)
+	other := enc.sopsFile(t, plainSecrets, 2, groups...)
+
+	tests := []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{
+			name: "a part of another file's data key",
+			file: replacePart(file, func([]byte) []byte {
+				store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
+				tree, err := store.LoadEncryptedFile(other)
+				if err != nil {
+					t.Fatal(err)
+				}
+				part, err := keys.pgpDecryptForTest(tree.Metadata.KeyGroups[1][0].EncryptedDataKey())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return part
+			}),
+			want: tenantFile + ": MAC mismatch: an encrypted value does not decrypt with the file's data key, so it was changed or moved after sops encrypted it; " +
+				"restore the file from git history or set the value again with `sops edit " + tenantFile + "`",
+		},
+		{
+			name: "a part of the wrong length",
+			file: replacePart(file, func(old []byte) []byte { return old[:len(old)-1] }),
+			want: tenantFile + ": MAC mismatch: the configured keys open 2 of its 2 key groups, but their parts of the data key do not combine, " +
+				"so its sops metadata was changed; restore the file from git history",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NewDecryptor(keys).Decrypt(tenantFile, tt.file)
+			if err == nil {
+				t.Fatalf("Decrypt returned %d apps, want an error", len(got))
+			}
+			if !errors.Is(err, ErrMACMismatch) {
+				t.Errorf("error %v is not ErrMACMismatch", err)
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// pgpDecryptForTest decrypts a PGP-encrypted data key part with the keys.
+func (k *Keys) pgpDecryptForTest(enc []byte) ([]byte, error) {
+	return NewDecryptor(k).decryptPGP(enc)
 }
 
 func TestDecryptRefusesMalformedFiles(t *testing.T) {

@@ -220,17 +220,20 @@ func (ks *keyService) noKeyError(file string, md sops.Metadata) error {
 		slices.SortStableFunc(descs, func(a, b string) int { return cmp.Compare(descRank(a), descRank(b)) })
 		groups = append(groups, descs)
 	}
+	need := md.ShamirThreshold
+	if need <= 0 {
+		need = len(groups)
+	}
 	var b strings.Builder
 	switch {
+	case len(groups) > 1 && opened >= need:
+		return fmt.Errorf("%s: %w: the configured keys open %d of its %d key groups, but their parts of the data key do not combine, "+
+			"so its sops metadata was changed; restore the file from git history", file, ErrMACMismatch, opened, len(groups))
 	case len(groups) == 0:
 		return fmt.Errorf("%s: %w (its sops metadata names no key); encrypt it again with `sops --encrypt`", file, ErrNoKey)
 	case len(groups) == 1:
 		fmt.Fprintf(&b, " (encrypted for %s)", strings.Join(groups[0], ", "))
 	default:
-		need := md.ShamirThreshold
-		if need <= 0 {
-			need = len(groups)
-		}
 		var missing []string
 		for i, g := range groups {
 			if !groupOpened(ks.outcome, g) {

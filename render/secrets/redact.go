@@ -100,7 +100,8 @@ type Redactor struct {
 // b64enc), its JSON-escaped form (toJson, quoted YAML) when that differs, and,
 // for multi-line values such as certificates and keys, each line on its own,
 // since YAML block scalars indent them. Values shorter than MinSecretLen are
-// skipped.
+// skipped. The automaton's table takes about 4 bytes per needle byte per
+// distinct needle byte: some 1.5 MB for 100 values of 25 bytes.
 func NewRedactor(secrets []string) *Redactor {
 	set := map[string]bool{}
 	add := func(s string) {
