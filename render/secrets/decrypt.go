@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	"github.com/getsops/sops/v3/config"
@@ -33,8 +33,8 @@ var (
 type Decryptor struct {
 	keys *Keys
 
-	mu       sync.Mutex
-	roleCred map[string]aws.CredentialsProvider // by region and role ARN
+	mu         sync.Mutex
+	kmsClients map[string]*kms.Client // by region and role ARN
 }
 
 // NewDecryptor returns a Decryptor that uses keys, and nothing else, to
@@ -43,7 +43,7 @@ func NewDecryptor(keys *Keys) *Decryptor {
 	if keys == nil {
 		keys = &Keys{}
 	}
-	return &Decryptor{keys: keys, roleCred: map[string]aws.CredentialsProvider{}}
+	return &Decryptor{keys: keys, kmsClients: map[string]*kms.Client{}}
 }
 
 // Decrypt is DecryptContext without a deadline of its own.

@@ -164,14 +164,28 @@ func TestDecrypt(t *testing.T) {
 		})
 	}
 
-	var assumed bool
-	for _, c := range srv.Calls() {
-		if c.Service == "sts" && c.Operation == "AssumeRole" && c.AccessKeyID == "AKIDNOKEYS" && c.Error == "" {
-			assumed = true
+	assumed := func() int {
+		n := 0
+		for _, c := range srv.Calls() {
+			if c.Service == "sts" && c.Operation == "AssumeRole" && c.AccessKeyID == "AKIDNOKEYS" && c.Error == "" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := assumed(); n != 1 {
+		t.Errorf("the role was assumed %d times with the configured credentials, want once; calls: %+v", n, srv.Calls())
+	}
+	// One Decryptor assumes a role once and reuses the credentials.
+	roleFile := enc.sopsFile(t, plainSecrets, 0, sops.KeyGroup{kmsMK(kmsRoleOnly, role, nil)})
+	d := NewDecryptor(KeysForAWSKMS(noKeysCfg))
+	for range 3 {
+		if _, err := d.Decrypt(tenantFile, roleFile); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if !assumed {
-		t.Errorf("the role was not assumed with the configured credentials; calls: %+v", srv.Calls())
+	if n := assumed(); n != 2 {
+		t.Errorf("three decryptions by one Decryptor assumed the role %d times, want once", n-1)
 	}
 }
 

@@ -129,12 +129,7 @@ func (d *Decryptor) decryptKMS(ctx context.Context, k *keyservice.KmsKey, cipher
 	if err != nil {
 		return nil, fmt.Errorf("AWS KMS: the encrypted data key is not base64: %w", err)
 	}
-	cfg := d.keys.awsKMS.Copy()
-	cfg.Region = m[1]
-	if k.Role != "" {
-		cfg.Credentials = d.roleCredentials(cfg, k.Role)
-	}
-	out, err := kms.NewFromConfig(cfg).Decrypt(ctx, &kms.DecryptInput{
+	out, err := d.kmsClient(m[1], k.Role).Decrypt(ctx, &kms.DecryptInput{
 		KeyId:             aws.String(k.Arn),
 		CiphertextBlob:    blob,
 		EncryptionContext: k.Context,
@@ -145,20 +140,27 @@ func (d *Decryptor) decryptKMS(ctx context.Context, k *keyservice.KmsKey, cipher
 	return out.Plaintext, nil
 }
 
-// roleCredentials returns cached credentials of role, assumed through STS
-// in cfg's region with cfg's credentials and endpoint.
-func (d *Decryptor) roleCredentials(cfg aws.Config, role string) aws.CredentialsProvider {
-	key := cfg.Region + " " + role
+// kmsClient returns the cached KMS client for a region, and for a role when
+// the key names one: the role is assumed through STS in that region with the
+// configured credentials and endpoint, and its credentials are refreshed
+// before they expire.
+func (d *Decryptor) kmsClient(region, role string) *kms.Client {
+	key := region + " " + role
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if p, ok := d.roleCred[key]; ok {
-		return p
+	if c, ok := d.kmsClients[key]; ok {
+		return c
 	}
-	p := aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), role, func(o *stscreds.AssumeRoleOptions) {
-		o.RoleSessionName = "meridian"
-	}))
-	d.roleCred[key] = p
-	return p
+	cfg := d.keys.awsKMS.Copy()
+	cfg.Region = region
+	if role != "" {
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), role, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "meridian"
+		}))
+	}
+	c := kms.NewFromConfig(cfg)
+	d.kmsClients[key] = c
+	return c
 }
 
 // describe names a master key by its public identifier.
