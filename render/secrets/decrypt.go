@@ -17,8 +17,8 @@ import (
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 )
 
-// The classes of refusal. Errors from Decrypt wrap one of these (or an error
-// of the file's YAML), so callers can tell them apart with errors.Is.
+// The classes of refusal that callers may want to tell apart with errors.Is.
+// Decrypt's other errors concern the file's YAML or its layout.
 var (
 	// ErrNotEncrypted: the file has no sops metadata.
 	ErrNotEncrypted = errors.New("not encrypted with SOPS")
