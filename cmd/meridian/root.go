@@ -19,6 +19,7 @@ records pointing clients at the nearest healthy region.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newRenderCommand(),
 		newValidateCommand(),
 		newVersionCommand(),
 	)

@@ -1,0 +1,149 @@
+package render
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"meridian.dev/meridian/render/fleet"
+)
+
+// Names of the isolation objects Meridian creates in every tenant namespace. Tenant
+// apps may not render objects of the same kind and name.
+const (
+	TenantServiceAccount = "meridian-tenant"
+	quotaName            = "meridian-quota"
+	limitRangeName       = "meridian-limits"
+	networkPolicyName    = "meridian-isolation"
+)
+
+// tenantRules are what a tenant's ServiceAccount may do in its own namespace. They
+// leave out ResourceQuota, LimitRange and NetworkPolicy, so a tenant's apps cannot
+// loosen the isolation Meridian put around them, and nothing outside the namespace.
+var tenantRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets", "services", "serviceaccounts", "persistentvolumeclaims", "pods", "pods/log", "endpoints", "events"}, Verbs: []string{"*"}},
+	{APIGroups: []string{"apps", "batch", "autoscaling"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+	{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"*"}},
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"*"}},
+	{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+}
+
+// isolation returns the objects that make a tenant's namespace in one region an
+// isolated environment: the Namespace, its ResourceQuota and LimitRange (when the
+// tenant sets them), a NetworkPolicy that lets in only the namespace itself and the
+// region's ingress controller, and a ServiceAccount with a Role and RoleBinding that
+// confine the tenant's objects to the namespace.
+func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, error) {
+	ns := t.Metadata.Name
+	ingressNS := r.Spec.IngressNamespace
+	if ingressNS == "" {
+		ingressNS = fleet.DefaultIngressNamespace
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
+
+	objects := []runtime.Object{
+		&corev1.Namespace{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+				// Pod Security: refuse privileged pods, warn about what restricted would refuse.
+				"pod-security.kubernetes.io/enforce": "baseline",
+				"pod-security.kubernetes.io/warn":    "restricted",
+			}},
+		},
+		&networkingv1.NetworkPolicy{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+			ObjectMeta: meta(networkPolicyName),
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+				Ingress: []networkingv1.NetworkPolicyIngressRule{
+					{From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
+					{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
+						MatchLabels: map[string]string{corev1.LabelMetadataName: ingressNS},
+					}}}},
+				},
+			},
+		},
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: meta(TenantServiceAccount),
+		},
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: meta(TenantServiceAccount),
+			Rules:      tenantRules,
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: meta(TenantServiceAccount),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: TenantServiceAccount},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: TenantServiceAccount, Namespace: ns}},
+		},
+	}
+	if q := t.Spec.Quota; q != nil && len(q.Hard) > 0 {
+		hard, err := resourceList(q.Hard)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.quota.hard: %w", t.Source.Position("spec.quota.hard"), err)
+		}
+		objects = append(objects, &corev1.ResourceQuota{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ResourceQuota"},
+			ObjectMeta: meta(quotaName),
+			Spec:       corev1.ResourceQuotaSpec{Hard: hard},
+		})
+	}
+	if d := t.Spec.ContainerDefaults; d != nil && (len(d.Requests) > 0 || len(d.Limits) > 0) {
+		requests, err := resourceList(d.Requests)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.containerDefaults.requests: %w", t.Source.Position("spec.containerDefaults"), err)
+		}
+		limits, err := resourceList(d.Limits)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.containerDefaults.limits: %w", t.Source.Position("spec.containerDefaults"), err)
+		}
+		objects = append(objects, &corev1.LimitRange{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "LimitRange"},
+			ObjectMeta: meta(limitRangeName),
+			Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+				Type:           corev1.LimitTypeContainer,
+				Default:        limits,
+				DefaultRequest: requests,
+			}}},
+		})
+	}
+
+	out := make([]*unstructured.Unstructured, 0, len(objects))
+	for _, obj := range objects {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: build %T: %w", ns, obj, err)
+		}
+		delete(u["metadata"].(map[string]any), "creationTimestamp")
+		delete(u, "status")
+		out = append(out, &unstructured.Unstructured{Object: u})
+	}
+	return out, nil
+}
+
+func resourceList(m map[string]string) (corev1.ResourceList, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := corev1.ResourceList{}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		q, err := resource.ParseQuantity(m[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a quantity", name, m[name])
+		}
+		out[corev1.ResourceName(name)] = q
+	}
+	return out, nil
+}

@@ -1,0 +1,132 @@
+package render
+
+import (
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Labels and annotations Meridian puts on every object it renders, so that any object
+// in a cluster can be traced back to the tenant, region, app and revision it came from.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	ManagedByMeridian   = "meridian"
+	LabelTenant         = "meridian.dev/tenant"
+	LabelRegion         = "meridian.dev/region"
+	LabelApp            = "meridian.dev/app"
+	AnnotationRevision  = "meridian.dev/revision"
+	AnnotationPlacement = "meridian.dev/placement"
+)
+
+// clusterScopedKinds are the built-in Kubernetes kinds that have no namespace. Kinds
+// of CustomResourceDefinitions rendered with an app are looked up in the CRDs themselves.
+var clusterScopedKinds = map[schema.GroupKind]bool{
+	{Group: "", Kind: "Namespace"}:                                                    true,
+	{Group: "", Kind: "Node"}:                                                         true,
+	{Group: "", Kind: "PersistentVolume"}:                                             true,
+	{Group: "", Kind: "ComponentStatus"}:                                              true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:                         true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}:                  true,
+	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:                 true,
+	{Group: "apiregistration.k8s.io", Kind: "APIService"}:                             true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}:   true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:     true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicy"}:        true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicyBinding"}: true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicy"}:          true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicyBinding"}:   true,
+	{Group: "storage.k8s.io", Kind: "StorageClass"}:                                   true,
+	{Group: "storage.k8s.io", Kind: "CSIDriver"}:                                      true,
+	{Group: "storage.k8s.io", Kind: "CSINode"}:                                        true,
+	{Group: "storage.k8s.io", Kind: "VolumeAttachment"}:                               true,
+	{Group: "storage.k8s.io", Kind: "VolumeAttributesClass"}:                          true,
+	{Group: "scheduling.k8s.io", Kind: "PriorityClass"}:                               true,
+	{Group: "node.k8s.io", Kind: "RuntimeClass"}:                                      true,
+	{Group: "networking.k8s.io", Kind: "IngressClass"}:                                true,
+	{Group: "networking.k8s.io", Kind: "IPAddress"}:                                   true,
+	{Group: "networking.k8s.io", Kind: "ServiceCIDR"}:                                 true,
+	{Group: "certificates.k8s.io", Kind: "CertificateSigningRequest"}:                 true,
+	{Group: "certificates.k8s.io", Kind: "ClusterTrustBundle"}:                        true,
+	{Group: "flowcontrol.apiserver.k8s.io", Kind: "FlowSchema"}:                       true,
+	{Group: "flowcontrol.apiserver.k8s.io", Kind: "PriorityLevelConfiguration"}:       true,
+	{Group: "resource.k8s.io", Kind: "DeviceClass"}:                                   true,
+	{Group: "resource.k8s.io", Kind: "ResourceSlice"}:                                 true,
+}
+
+// reservedNames are the isolation objects of a tenant namespace; an app that renders
+// an object of the same kind and name would replace them.
+var reservedNames = map[schema.GroupKind]string{
+	{Group: "", Kind: "ServiceAccount"}:                       TenantServiceAccount,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:        TenantServiceAccount,
+	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: TenantServiceAccount,
+	{Group: "", Kind: "ResourceQuota"}:                        quotaName,
+	{Group: "", Kind: "LimitRange"}:                           limitRangeName,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:       networkPolicyName,
+}
+
+// ObjectRef names an object as Kind/namespace/name (or Kind/name when it has no
+// namespace), the form every error about an object starts with.
+func ObjectRef(u *unstructured.Unstructured) string {
+	if ns := u.GetNamespace(); ns != "" {
+		return u.GetKind() + "/" + ns + "/" + u.GetName()
+	}
+	return u.GetKind() + "/" + u.GetName()
+}
+
+// confine puts every namespaced object of a placement into the tenant's namespace and
+// refuses cluster-scoped objects that the app does not explicitly allow, as well as
+// objects that would replace the namespace's isolation objects.
+func confine(objects []*unstructured.Unstructured, namespace string, allowClusterScoped []string) error {
+	crdScoped := map[schema.GroupKind]bool{}
+	for _, u := range objects {
+		if u.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+			scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+			crdScoped[schema.GroupKind{Group: group, Kind: kind}] = scope == "Cluster"
+		}
+	}
+	for _, u := range objects {
+		gk := u.GroupVersionKind().GroupKind()
+		if clusterScopedKinds[gk] || crdScoped[gk] {
+			if !slices.Contains(allowClusterScoped, gk.Kind) {
+				return fmt.Errorf("%s: cluster-scoped kind %s is refused for tenant apps; if the app must create it, add %q to the app's spec.allowClusterScoped", ObjectRef(u), gk.Kind, gk.Kind)
+			}
+			u.SetNamespace("")
+			continue
+		}
+		u.SetNamespace(namespace)
+		if name, ok := reservedNames[gk]; ok && u.GetName() == name {
+			return fmt.Errorf("%s: the name is reserved for the tenant namespace's isolation object; rename it", ObjectRef(u))
+		}
+	}
+	return nil
+}
+
+// label marks objects with where they came from.
+func label(objects []*unstructured.Unstructured, tenant, region, app, placement, revision string) {
+	for _, u := range objects {
+		labels := u.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelManagedBy] = ManagedByMeridian
+		labels[LabelTenant] = tenant
+		labels[LabelRegion] = region
+		if app != "" {
+			labels[LabelApp] = app
+		}
+		u.SetLabels(labels)
+		annotations := u.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[AnnotationPlacement] = placement
+		if revision != "" {
+			annotations[AnnotationRevision] = revision
+		}
+		u.SetAnnotations(annotations)
+	}
+}

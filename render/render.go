@@ -1,0 +1,416 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"meridian.dev/meridian/internal/version"
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/kustomize"
+	"meridian.dev/meridian/render/secrets"
+)
+
+// Options configure a Renderer.
+type Options struct {
+	// Helm renders Helm apps. Required when the fleet has any.
+	Helm *helm.Renderer
+	// Decryptor decrypts tenants' secrets files. Nil means no keys are configured:
+	// placements of tenants that have a secrets file fail to render.
+	Decryptor *secrets.Decryptor
+	// Parallelism bounds the placements rendered at once; 0 means GOMAXPROCS.
+	Parallelism int
+	// CacheEntries bounds the render cache; 0 means 16384 placements.
+	CacheEntries int
+}
+
+// Renderer renders snapshots. It is safe for concurrent use and keeps its cache
+// across calls, so rendering a new revision only re-renders the placements whose
+// inputs changed.
+type Renderer struct {
+	opts  Options
+	cache *cache
+}
+
+// New returns a Renderer.
+func New(opts Options) *Renderer {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = 16384
+	}
+	return &Renderer{opts: opts, cache: newCache(opts.CacheEntries)}
+}
+
+// Snapshot is the fleet repository at one revision: an immutable checkout and its
+// loaded model.
+type Snapshot struct {
+	// Dir is the absolute path of the checkout. It must not change while in use.
+	Dir string
+	// Revision is the commit the checkout holds; it is written on every object.
+	Revision string
+	// Model is the fleet loaded from Dir.
+	Model *fleet.Model
+}
+
+// Filter selects placements by tenant, region and app; empty fields match all.
+type Filter struct {
+	Tenant, Region, App string
+}
+
+// matchNamespace reports whether the filter selects a tenant's namespace in a region.
+func (f Filter) matchNamespace(tenant, region string) bool {
+	return (f.Tenant == "" || f.Tenant == tenant) && (f.Region == "" || f.Region == region)
+}
+
+// matchPlacement reports whether the filter selects a placement.
+func (f Filter) matchPlacement(p fleet.Placement) bool {
+	return f.matchNamespace(p.Tenant.Metadata.Name, p.Region.Metadata.Name) && (f.App == "" || f.App == p.App.Metadata.Name)
+}
+
+// Unit is what one region gets for one placement, or — when App is empty — for one
+// tenant's namespace and its isolation objects.
+type Unit struct {
+	// Tenant, Region and App name the placement; App is empty for a namespace unit.
+	Tenant, Region, App string
+	// Objects are the rendered objects, sorted; they may hold decrypted secrets.
+	Objects []*unstructured.Unstructured
+	// Digest identifies every input of the unit; equal digests mean equal objects.
+	Digest string
+	// Cached reports that the objects came from the render cache.
+	Cached bool
+}
+
+// ID names the unit as tenant/region/app, or tenant/region for a namespace unit.
+func (u *Unit) ID() string {
+	if u.App == "" {
+		return u.Tenant + "/" + u.Region
+	}
+	return u.Tenant + "/" + u.Region + "/" + u.App
+}
+
+// Result is a rendered snapshot.
+type Result struct {
+	// Revision is the snapshot's revision.
+	Revision string
+	// Units are every namespace unit and placement that rendered, ordered by tenant,
+	// region and app (a tenant's namespace unit before its apps).
+	Units []*Unit
+	// Errors holds one error per placement that failed to render, each starting with
+	// the placement's ID. A failed placement has no Unit: callers keep its last good
+	// objects, never treat it as empty.
+	Errors []error
+	// Renders counts the placements actually rendered (cache misses).
+	Renders int
+
+	secretValues []string
+}
+
+// Err joins Errors, or returns nil when every placement rendered.
+func (r *Result) Err() error { return errors.Join(r.Errors...) }
+
+// SecretValues are the decrypted values used in this result, for redacting output
+// meant for people. Placements served from the cache contribute none: their secrets
+// were not decrypted in this call, so callers that show output should render with a
+// fresh Renderer or redact Secret objects as a whole too.
+func (r *Result) SecretValues() []string { return r.secretValues }
+
+// Render renders every placement of snap that filter selects, in parallel, and the
+// namespace unit of every selected tenant × region. A placement that fails does not
+// stop the others.
+func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*Result, error) {
+	if !strings.HasPrefix(snap.Dir, "/") {
+		return nil, fmt.Errorf("snapshot directory %q is not an absolute path", snap.Dir)
+	}
+	m := snap.Model
+	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, hashes: newFileHashes(snap.Dir), tenantSecrets: map[string]*tenantSecrets{}, charts: map[string]*chartDigest{}}
+	defer run.hashes.close()
+	result := &Result{Revision: snap.Revision}
+
+	// Namespace units first: they are cheap and never cached.
+	for _, t := range m.Tenants {
+		for _, regionName := range t.Spec.Regions {
+			if !filter.matchNamespace(t.Metadata.Name, regionName) {
+				continue
+			}
+			objects, err := isolation(t, m.Region(regionName))
+			if err != nil {
+				result.Errors = append(result.Errors, fmt.Errorf("%s/%s: %w", t.Metadata.Name, regionName, err))
+				continue
+			}
+			label(objects, t.Metadata.Name, regionName, "", t.Metadata.Name+"/"+regionName, snap.Revision)
+			sortObjects(objects)
+			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digestObjects(objects)})
+		}
+	}
+
+	var placements []fleet.Placement
+	for _, p := range m.Placements() {
+		if filter.matchPlacement(p) {
+			placements = append(placements, p)
+		}
+	}
+	units := make([]*Unit, len(placements))
+	errs := make([]error, len(placements))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.opts.Parallelism, len(placements)) {
+		wg.Go(func() {
+			for i := range work {
+				units[i], errs[i] = run.placement(ctx, placements[i])
+				if errs[i] != nil {
+					errs[i] = fmt.Errorf("%s: %w", placements[i].ID(), errs[i])
+				}
+			}
+		})
+	}
+	for i := range placements {
+		if ctx.Err() != nil {
+			errs[i] = fmt.Errorf("%s: %w", placements[i].ID(), ctx.Err())
+			continue
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	for i, u := range units {
+		if errs[i] != nil {
+			result.Errors = append(result.Errors, errs[i])
+			continue
+		}
+		if !u.Cached {
+			result.Renders++
+		}
+		result.Units = append(result.Units, u)
+	}
+	slices.SortStableFunc(result.Units, func(a, b *Unit) int { return strings.Compare(a.sortKey(), b.sortKey()) })
+	result.secretValues = run.secretValues()
+	return result, nil
+}
+
+func (u *Unit) sortKey() string { return u.Tenant + "\x00" + u.Region + "\x00" + u.App }
+
+// renderRun is one Render call: the snapshot, a memo of file digests (the snapshot
+// is immutable) and each tenant's secrets, decrypted at most once and only when a
+// placement of the tenant misses the cache.
+type renderRun struct {
+	r      *Renderer
+	snap   Snapshot
+	zone   string
+	hashes *fileHashes
+
+	mu            sync.Mutex
+	tenantSecrets map[string]*tenantSecrets
+	charts        map[string]*chartDigest // by app directory
+}
+
+type chartDigest struct {
+	once   sync.Once
+	digest string
+	err    error
+}
+
+// chartDigest returns the digest of an app's chart, computed once per Render: every
+// placement of the app shares the chart, and the snapshot does not change.
+func (run *renderRun) chartDigest(ctx context.Context, req helm.Request) (string, error) {
+	run.mu.Lock()
+	d, ok := run.charts[req.AppDir]
+	if !ok {
+		d = &chartDigest{}
+		run.charts[req.AppDir] = d
+	}
+	run.mu.Unlock()
+	d.once.Do(func() { d.digest, d.err = run.r.opts.Helm.Digest(ctx, req) })
+	return d.digest, d.err
+}
+
+type tenantSecrets struct {
+	once       sync.Once
+	ciphertext []byte
+	digest     string
+	values     map[string]any
+	err        error
+}
+
+// secretsOf reads a tenant's secrets file (not decrypting it).
+func (run *renderRun) secretsOf(t *fleet.Tenant) *tenantSecrets {
+	run.mu.Lock()
+	s, ok := run.tenantSecrets[t.Metadata.Name]
+	if !ok {
+		s = &tenantSecrets{}
+		run.tenantSecrets[t.Metadata.Name] = s
+		if t.SecretsFile != "" {
+			s.ciphertext, s.err = readInSnapshot(run.snap.Dir, t.SecretsFile)
+			s.digest = digestBytes(s.ciphertext)
+		}
+	}
+	run.mu.Unlock()
+	return s
+}
+
+// decrypted returns a tenant's decrypted secrets, decrypting them once.
+func (run *renderRun) decrypted(ctx context.Context, t *fleet.Tenant) (map[string]any, error) {
+	s := run.secretsOf(t)
+	if s.err != nil || t.SecretsFile == "" {
+		return nil, s.err
+	}
+	s.once.Do(func() {
+		if run.r.opts.Decryptor == nil {
+			s.err = fmt.Errorf("%s: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)", t.SecretsFile)
+			return
+		}
+		s.values, s.err = run.r.opts.Decryptor.DecryptContext(ctx, t.SecretsFile, s.ciphertext)
+	})
+	return s.values, s.err
+}
+
+func (run *renderRun) secretValues() []string {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	var all []string
+	for _, s := range run.tenantSecrets {
+		if s.values != nil {
+			all = append(all, secrets.Leaves(s.values)...)
+		}
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+// placement renders one placement, from the cache when its inputs are unchanged.
+func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, error) {
+	app := p.App.Metadata.Name
+	values := fleet.Merge(p.Values, fleet.Values{FactsKey: facts(p, run.zone)})
+	sec := run.secretsOf(p.Tenant)
+	if sec.err != nil {
+		return nil, sec.err
+	}
+	appDir := path.Dir(p.App.Source.File)
+	key := cacheKey{
+		Meridian:    version.Version,
+		Placement:   p.ID(),
+		AppDir:      appDir,
+		Helm:        p.App.Spec.Helm,
+		Kustomize:   p.App.Spec.Kustomize,
+		Allow:       p.App.Spec.AllowClusterScoped,
+		KubeVersion: p.Region.Spec.KubernetesVersion,
+		Values:      values,
+		Secrets:     sec.digest,
+	}
+
+	var (
+		objects []*unstructured.Unstructured
+		inputs  map[string]string
+		digest  string
+		err     error
+	)
+	switch {
+	case p.App.Spec.Helm != nil:
+		req := helm.Request{
+			Root: run.snap.Dir, AppDir: appDir, Source: *p.App.Spec.Helm,
+			ReleaseName: app, Namespace: p.Namespace, KubeVersion: p.Region.Spec.KubernetesVersion,
+		}
+		if key.Chart, err = run.chartDigest(ctx, req); err != nil {
+			return nil, err
+		}
+		if digest, err = key.digest(); err != nil {
+			return nil, err
+		}
+		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(p, objs, digest, true), nil
+		}
+		if req.Values, err = run.withSecrets(ctx, p, values); err != nil {
+			return nil, err
+		}
+		if objects, err = run.r.opts.Helm.Render(ctx, req); err != nil {
+			return nil, err
+		}
+	case p.App.Spec.Kustomize != nil:
+		if digest, err = key.digest(); err != nil {
+			return nil, err
+		}
+		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(p, objs, digest, true), nil
+		}
+		withSecrets, err := run.withSecrets(ctx, p, values)
+		if err != nil {
+			return nil, err
+		}
+		res, err := kustomize.Build(ctx, kustomize.Request{
+			Root: run.snap.Dir, Dir: path.Join(appDir, p.App.Spec.Kustomize.Path), Vars: substitutionVars(withSecrets),
+		})
+		if err != nil {
+			return nil, err
+		}
+		objects = res.Objects
+		inputs = map[string]string{}
+		for _, f := range res.Inputs {
+			if inputs[f], err = run.hashes.file(f); err != nil {
+				return nil, err
+			}
+		}
+		for _, l := range res.Symlinks { // a retargeted symlink changes the build too
+			if inputs[linkPrefix+l], err = run.hashes.file(linkPrefix + l); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%s: app has neither helm nor kustomize", p.App.Source.File)
+	}
+
+	if err := confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.App.Source.File, err)
+	}
+	sortObjects(objects)
+	run.r.cache.put(digest, objects, inputs)
+	return run.unit(p, objects, digest, false), nil
+}
+
+// withSecrets merges the tenant's decrypted secrets for the placement's app over its
+// values: the last layer of the precedence.
+func (run *renderRun) withSecrets(ctx context.Context, p fleet.Placement, values fleet.Values) (fleet.Values, error) {
+	decrypted, err := run.decrypted(ctx, p.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	appSecrets, _ := decrypted[p.App.Metadata.Name].(map[string]any)
+	if len(appSecrets) == 0 {
+		return values, nil
+	}
+	return fleet.Merge(values, appSecrets), nil
+}
+
+// unit labels a copy of the cached objects with the snapshot's revision.
+func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructured, digest string, cached bool) *Unit {
+	out := make([]*unstructured.Unstructured, len(objects))
+	for i, o := range objects {
+		out[i] = o.DeepCopy()
+	}
+	label(out, p.Tenant.Metadata.Name, p.Region.Metadata.Name, p.App.Metadata.Name, p.ID(), run.snap.Revision)
+	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached}
+}
+
+// readInSnapshot reads a file of the snapshot through an os.Root.
+func readInSnapshot(dir, file string) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	data, err := root.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,309 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/secrets"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+const exampleDir = "../fleet-example"
+
+// demoSecrets are the plaintext values of fleet-example's secrets files, to prove
+// they never reach redacted output.
+var demoSecrets = []string{"demo-not-a-real-password-trucking-7d1e", "demo-not-a-real-password-charging-3a9f"}
+
+func newTestRenderer(t testing.TB, withKeys bool) *Renderer {
+	t.Helper()
+	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Helm: charts}
+	if withKeys {
+		keys, err := secrets.KeysFromFiles(filepath.Join(exampleDir, "demo-age-key.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Decryptor = secrets.NewDecryptor(keys)
+	}
+	return New(opts)
+}
+
+func loadSnapshot(t testing.TB, dir, revision string) Snapshot {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fleet.LoadDir(abs)
+	if err != nil {
+		t.Fatalf("load %s: %v", dir, err)
+	}
+	return Snapshot{Dir: abs, Revision: revision, Model: m}
+}
+
+func renderOK(t testing.TB, r *Renderer, snap Snapshot, filter Filter) *Result {
+	t.Helper()
+	res, err := r.Render(context.Background(), snap, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); err != nil {
+		t.Fatalf("render errors:\n%v", err)
+	}
+	return res
+}
+
+func encode(t testing.TB, units []*Unit) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := EncodeYAML(&b, units); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestGoldenFleetExample renders every placement and namespace of fleet-example and
+// compares each, redacted, with testdata/fleet-example/<tenant>/<region>/<app>.yaml.
+func TestGoldenFleetExample(t *testing.T) {
+	res := renderOK(t, newTestRenderer(t, true), loadSnapshot(t, exampleDir, "0123456789abcdef0123456789abcdef01234567"), Filter{})
+	redacted, err := res.Redact(res.Units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(redacted), 14+6; got != want {
+		t.Errorf("rendered %d units, want 14 placements + 6 tenant namespaces", got)
+	}
+	golden := filepath.Join("testdata", "fleet-example")
+	if *update {
+		if err := os.RemoveAll(golden); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range redacted {
+		got := encode(t, []*Unit{u})
+		for _, s := range demoSecrets {
+			if strings.Contains(got, s) {
+				t.Errorf("%s: redacted output holds a decrypted secret", u.ID())
+			}
+		}
+		file := filepath.Join(golden, filepath.FromSlash(UnitFile(u)))
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v (regenerate with go test ./render -run TestGolden -update)", err)
+		}
+		if diff := cmp.Diff(string(want), got); diff != "" {
+			t.Errorf("%s differs from %s (-want +got):\n%s", u.ID(), file, diff)
+		}
+	}
+}
+
+// TestRenderIsDeterministic renders fleet-example twice with fresh renderers.
+func TestRenderIsDeterministic(t *testing.T) {
+	snap := loadSnapshot(t, exampleDir, "rev")
+	first := encode(t, renderOK(t, newTestRenderer(t, true), snap, Filter{}).Units)
+	second := encode(t, renderOK(t, newTestRenderer(t, true), snap, Filter{}).Units)
+	if first != second {
+		t.Error("two renders of the same snapshot differ")
+	}
+}
+
+// TestSecretsReachTheirPlacementOnly checks the last layer of the values precedence:
+// the decrypted value lands in the tenant's own Secret, unredacted in the raw result.
+func TestSecretsReachTheirPlacementOnly(t *testing.T) {
+	res := renderOK(t, newTestRenderer(t, true), loadSnapshot(t, exampleDir, ""), Filter{Tenant: "trucking", Region: "eu-west-2", App: "portal"})
+	raw := encode(t, res.Units)
+	if !strings.Contains(raw, demoSecrets[0]) {
+		t.Error("trucking's decrypted password is not in its portal Secret")
+	}
+	if strings.Contains(raw, demoSecrets[1]) {
+		t.Error("another tenant's secret reached trucking")
+	}
+	if diff := cmp.Diff([]string{demoSecrets[0]}, res.SecretValues()); diff != "" {
+		t.Errorf("secret values (-want +got):\n%s", diff)
+	}
+}
+
+func TestEveryNamespacedObjectIsInTheTenantNamespace(t *testing.T) {
+	res := renderOK(t, newTestRenderer(t, true), loadSnapshot(t, exampleDir, ""), Filter{})
+	for _, u := range res.Units {
+		for _, o := range u.Objects {
+			if o.GetKind() == "Namespace" {
+				if o.GetName() != u.Tenant {
+					t.Errorf("%s: namespace %s is not the tenant's", u.ID(), o.GetName())
+				}
+				continue
+			}
+			if o.GetNamespace() != u.Tenant {
+				t.Errorf("%s: %s is not in namespace %s", u.ID(), ObjectRef(o), u.Tenant)
+			}
+			for k, want := range map[string]string{LabelTenant: u.Tenant, LabelRegion: u.Region, LabelManagedBy: ManagedByMeridian} {
+				if got := o.GetLabels()[k]; got != want {
+					t.Errorf("%s: %s label %s = %q, want %q", u.ID(), ObjectRef(o), k, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestCacheRendersOnlyWhatChanged renders fleet-example, then the same snapshot again
+// (nothing rendered, nothing decrypted), then a copy where one tenant's value changed
+// (only that tenant's placements rendered).
+func TestCacheRendersOnlyWhatChanged(t *testing.T) {
+	r := newTestRenderer(t, true)
+	snap := loadSnapshot(t, exampleDir, "")
+	if got := renderOK(t, r, snap, Filter{}).Renders; got != 14 {
+		t.Fatalf("cold render rendered %d placements, want 14", got)
+	}
+
+	r.opts.Decryptor = nil // a warm render must not need to decrypt anything
+	warm := renderOK(t, r, snap, Filter{})
+	if warm.Renders != 0 {
+		t.Errorf("warm render rendered %d placements, want 0", warm.Renders)
+	}
+	for _, u := range warm.Units {
+		if u.App != "" && !u.Cached {
+			t.Errorf("%s not served from the cache", u.ID())
+		}
+	}
+
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	tenant := filepath.Join(dir, "tenants", "logistics-eu.yaml")
+	data, err := os.ReadFile(tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), "    - name: portal\n", "    - name: portal\n      values: {replicas: 5}\n", 1)
+	if changed == string(data) {
+		t.Fatal("fleet-example's logistics-eu tenant changed; update this test")
+	}
+	if err := os.WriteFile(tenant, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
+	var rendered []string
+	for _, u := range res.Units {
+		if u.App != "" && !u.Cached {
+			rendered = append(rendered, u.ID())
+		}
+	}
+	if diff := cmp.Diff([]string{"logistics-eu/eu-west-2/portal", "logistics-eu/us-east-1/portal"}, rendered); diff != "" {
+		t.Errorf("placements rendered after one tenant changed (-want +got):\n%s", diff)
+	}
+}
+
+func TestRenderRefusals(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		keys  bool
+		want  string
+	}{{
+		name: "cluster-scoped kind not allowed",
+		files: map[string]string{
+			"apps/worker/chart/templates/clusterrole.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: worker-reader\nrules: []\n",
+		},
+		keys: true,
+		want: `charging-stations-ca/us-east-1/worker: apps/worker/app.yaml: ClusterRole/worker-reader: cluster-scoped kind ClusterRole is refused for tenant apps; if the app must create it, add "ClusterRole" to the app's spec.allowClusterScoped`,
+	}, {
+		name: "an object replacing an isolation object",
+		files: map[string]string{
+			"apps/worker/chart/templates/quota.yaml": "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: meridian-quota\nspec:\n  hard: {pods: \"1000\"}\n",
+		},
+		keys: true,
+		want: `charging-stations-ca/us-east-1/worker: apps/worker/app.yaml: ResourceQuota/charging-stations-ca/meridian-quota: the name is reserved for the tenant namespace's isolation object; rename it`,
+	}, {
+		name: "no keys for a tenant with secrets",
+		want: `charging-stations-ca/us-east-1/portal: tenants/charging-stations-ca.secrets.sops.yaml: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)`,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+				t.Fatal(err)
+			}
+			for name, content := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := newTestRenderer(t, tt.keys).Render(context.Background(), loadSnapshot(t, dir, ""), Filter{Tenant: "charging-stations-ca"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Errors) == 0 {
+				t.Fatal("rendered without error")
+			}
+			if diff := cmp.Diff(tt.want, res.Errors[0].Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			for _, u := range res.Units {
+				if u.App == "worker" && strings.Contains(tt.name, "kind") {
+					t.Errorf("%s rendered despite the refusal", u.ID())
+				}
+			}
+		})
+	}
+}
+
+// TestCacheNoticesKustomizeFiles changes a file of the api app's Kustomize base: only
+// the api placements render again, and their output shows the change.
+func TestCacheNoticesKustomizeFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRenderer(t, true)
+	renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
+
+	file := filepath.Join(dir, "apps", "api", "base", "deployment.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), "replicas: 2", "replicas: 4", 1)
+	if changed == string(data) {
+		t.Fatal("fleet-example's api base changed; update this test")
+	}
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
+	var rendered []string
+	for _, u := range res.Units {
+		if u.App != "" && !u.Cached {
+			rendered = append(rendered, u.ID())
+			if !strings.Contains(encode(t, []*Unit{u}), "replicas: 4") {
+				t.Errorf("%s re-rendered without the change", u.ID())
+			}
+		}
+	}
+	want := []string{"logistics-eu/eu-west-2/api", "trucking/ap-northeast-2/api", "trucking/eu-west-2/api", "trucking/us-east-1/api"}
+	if diff := cmp.Diff(want, rendered); diff != "" {
+		t.Errorf("placements rendered after the base changed (-want +got):\n%s", diff)
+	}
+}
