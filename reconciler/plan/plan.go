@@ -1,0 +1,266 @@
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ObjectRef identifies an object in a region's cluster.
+type ObjectRef struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// RefOf returns the reference of an object.
+func RefOf(u *unstructured.Unstructured) ObjectRef {
+	gvk := u.GroupVersionKind()
+	return ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// GroupVersionKind returns the reference's type.
+func (r ObjectRef) GroupVersionKind() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+// String formats the reference as Kind/namespace/name (or Kind/name).
+func (r ObjectRef) String() string {
+	if r.Namespace != "" {
+		return r.Kind + "/" + r.Namespace + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Name
+}
+
+// key identifies the object whatever its API version.
+func (r ObjectRef) key() string {
+	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// Inventory is what Meridian applied for one unit in one region, as recorded in that
+// region's cluster.
+type Inventory struct {
+	// Unit is the unit's ID: tenant/region/app, or tenant/region for a namespace.
+	Unit string `json:"unit"`
+	// Digest is the render digest of what was applied.
+	Digest string `json:"digest"`
+	// Revision is the commit that was applied.
+	Revision string `json:"revision"`
+	// Objects are every object applied for the unit.
+	Objects []ObjectRef `json:"objects"`
+}
+
+// Desired is one rendered unit this region should have.
+type Desired struct {
+	// Unit is the unit's ID.
+	Unit string
+	// Digest identifies the rendered objects.
+	Digest string
+	// Objects are the rendered objects.
+	Objects []*unstructured.Unstructured
+}
+
+// Action is what a pass does to one unit.
+type Action int
+
+// The actions, in the order a ChangeSet lists them.
+const (
+	// Create applies a unit the region does not have yet.
+	Create Action = iota
+	// Update applies a unit whose rendered objects changed.
+	Update
+	// Unchanged leaves a unit alone: its digest equals the applied one.
+	Unchanged
+	// Prune deletes a unit that left the fleet.
+	Prune
+	// Keep leaves a unit that failed to render exactly as it is in the cluster.
+	Keep
+)
+
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Update:
+		return "update"
+	case Unchanged:
+		return "unchanged"
+	case Prune:
+		return "prune"
+	case Keep:
+		return "keep"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Change is what a pass does to one unit.
+type Change struct {
+	// Unit is the unit's ID.
+	Unit string
+	// Action is what happens to the unit.
+	Action Action
+	// Desired is the unit to apply (Create, Update, Unchanged).
+	Desired *Desired
+	// Applied is the unit's inventory, when the region has one.
+	Applied *Inventory
+	// Delete lists the objects that leave the cluster: all of an inventory for Prune,
+	// the objects no longer rendered for Update.
+	Delete []ObjectRef
+}
+
+// Limits are the safety limits of a region's pass.
+type Limits struct {
+	// MaxDeletePercent holds deletions when a pass would delete more than this share
+	// of the objects Meridian manages in the region.
+	MaxDeletePercent int
+	// AllowMassDeletion lets a pass over the limit (and tenant namespace deletions)
+	// through; it is given explicitly for one revision.
+	AllowMassDeletion bool
+	// NoPrune forbids every deletion, because something failed upstream (a fetch, a
+	// render, a previous apply): nothing is deleted because something failed.
+	NoPrune bool
+}
+
+// ChangeSet is every change of one region's pass.
+type ChangeSet struct {
+	// Region is the region the changes are for.
+	Region string
+	// Changes are sorted by unit.
+	Changes []Change
+	// Held explains why the pass's deletions are held, or is empty. Held deletions are
+	// not carried out; everything else in the change set is.
+	Held string
+}
+
+// Deletions counts the objects the change set deletes.
+func (c ChangeSet) Deletions() int {
+	n := 0
+	for _, ch := range c.Changes {
+		n += len(ch.Delete)
+	}
+	return n
+}
+
+// Count returns how many units get action a.
+func (c ChangeSet) Count(a Action) int {
+	n := 0
+	for _, ch := range c.Changes {
+		if ch.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Empty reports that the pass writes nothing: every unit unchanged or kept.
+func (c ChangeSet) Empty() bool {
+	for _, ch := range c.Changes {
+		if ch.Action != Unchanged && ch.Action != Keep {
+			return false
+		}
+		if len(ch.Delete) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// String summarises the change set in one line for logs.
+func (c ChangeSet) String() string {
+	parts := []string{}
+	for _, a := range []Action{Create, Update, Unchanged, Prune, Keep} {
+		if n := c.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	s := c.Region + ": " + strings.Join(parts, ", ")
+	if d := c.Deletions(); d > 0 {
+		s += fmt.Sprintf("; %d objects to delete", d)
+	}
+	if c.Held != "" {
+		s += "; deletions held: " + c.Held
+	}
+	return s
+}
+
+// Calculate plans one region's pass: desired units against the inventories found in
+// the region. failed names units that should exist but did not render this time;
+// they are kept as they are, never pruned.
+func Calculate(region string, desired []Desired, applied []Inventory, failed []string, limits Limits) ChangeSet {
+	cs := ChangeSet{Region: region}
+	inv := map[string]*Inventory{}
+	total := 0
+	for i := range applied {
+		inv[applied[i].Unit] = &applied[i]
+		total += len(applied[i].Objects)
+	}
+	wanted := map[string]bool{}
+	for i := range desired {
+		d := &desired[i]
+		wanted[d.Unit] = true
+		ch := Change{Unit: d.Unit, Desired: d, Applied: inv[d.Unit]}
+		switch a := inv[d.Unit]; {
+		case a == nil:
+			ch.Action = Create
+		case a.Digest == d.Digest:
+			ch.Action = Unchanged
+		default:
+			ch.Action = Update
+			ch.Delete = leftBehind(a.Objects, d.Objects)
+		}
+		cs.Changes = append(cs.Changes, ch)
+	}
+	for _, u := range failed {
+		if wanted[u] {
+			continue
+		}
+		wanted[u] = true
+		cs.Changes = append(cs.Changes, Change{Unit: u, Action: Keep, Applied: inv[u]})
+	}
+	namespaceDeleted := ""
+	for _, a := range applied {
+		if wanted[a.Unit] {
+			continue
+		}
+		cs.Changes = append(cs.Changes, Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit], Delete: slices.Clone(a.Objects)})
+		if strings.Count(a.Unit, "/") == 1 { // tenant/region: a tenant's namespace unit
+			namespaceDeleted = a.Unit
+		}
+	}
+	slices.SortFunc(cs.Changes, func(a, b Change) int { return cmp.Compare(a.Unit, b.Unit) })
+
+	deletions := cs.Deletions()
+	switch {
+	case deletions == 0:
+	case limits.NoPrune:
+		cs.Held = "an earlier step failed, and nothing is deleted because something failed"
+	case limits.AllowMassDeletion:
+	case namespaceDeleted != "":
+		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s; allow it explicitly to proceed", namespaceDeleted)
+	case total > 0 && deletions*100 > limits.MaxDeletePercent*total:
+		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%; allow it explicitly to proceed",
+			deletions, total, deletions*100/total, limits.MaxDeletePercent)
+	}
+	return cs
+}
+
+// leftBehind returns the applied objects that are no longer rendered.
+func leftBehind(applied []ObjectRef, rendered []*unstructured.Unstructured) []ObjectRef {
+	keep := map[string]bool{}
+	for _, u := range rendered {
+		keep[RefOf(u).key()] = true
+	}
+	var out []ObjectRef
+	for _, r := range applied {
+		if !keep[r.key()] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
