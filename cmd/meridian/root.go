@@ -22,6 +22,7 @@ records pointing clients at the nearest healthy region.`,
 		newRenderCommand(),
 		newValidateCommand(),
 		newVersionCommand(),
+		newDevCommand(),
 	)
 	return root
 }
