@@ -106,18 +106,47 @@ type Result struct {
 	// Units are every namespace unit and placement that rendered, ordered by tenant,
 	// region and app (a tenant's namespace unit before its apps).
 	Units []*Unit
-	// Errors holds one error per placement that failed to render, each starting with
-	// the placement's ID. A failed placement has no Unit: callers keep its last good
-	// objects, never treat it as empty.
-	Errors []error
+	// Errors holds one error per unit that failed to render. A failed unit has no
+	// Unit in Units: callers keep its last good objects, never treat it as empty.
+	Errors []*UnitError
 	// Renders counts the placements actually rendered (cache misses).
 	Renders int
 
 	secretValues []string
 }
 
-// Err joins Errors, or returns nil when every placement rendered.
-func (r *Result) Err() error { return errors.Join(r.Errors...) }
+// UnitError is why one unit failed to render.
+type UnitError struct {
+	// Unit is the ID of the unit that failed.
+	Unit string
+	// Err is the cause, naming the file or object concerned.
+	Err error
+}
+
+// Error starts with the unit's ID.
+func (e *UnitError) Error() string { return e.Unit + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *UnitError) Unwrap() error { return e.Err }
+
+// Failed lists the IDs of the units that failed to render, sorted.
+func (r *Result) Failed() []string {
+	ids := make([]string, len(r.Errors))
+	for i, e := range r.Errors {
+		ids[i] = e.Unit
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Err joins Errors, or returns nil when every unit rendered.
+func (r *Result) Err() error {
+	errs := make([]error, len(r.Errors))
+	for i, e := range r.Errors {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
 
 // SecretValues are the decrypted values used in this result, for redacting output
 // meant for people. Placements served from the cache contribute none: their secrets
@@ -145,7 +174,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 			}
 			objects, err := isolation(t, m.Region(regionName))
 			if err != nil {
-				result.Errors = append(result.Errors, fmt.Errorf("%s/%s: %w", t.Metadata.Name, regionName, err))
+				result.Errors = append(result.Errors, &UnitError{Unit: t.Metadata.Name + "/" + regionName, Err: err})
 				continue
 			}
 			label(objects, t.Metadata.Name, regionName, "", t.Metadata.Name+"/"+regionName, snap.Revision)
@@ -161,22 +190,22 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		}
 	}
 	units := make([]*Unit, len(placements))
-	errs := make([]error, len(placements))
+	errs := make([]*UnitError, len(placements))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(r.opts.Parallelism, len(placements)) {
 		wg.Go(func() {
 			for i := range work {
-				units[i], errs[i] = run.placement(ctx, placements[i])
-				if errs[i] != nil {
-					errs[i] = fmt.Errorf("%s: %w", placements[i].ID(), errs[i])
+				var err error
+				if units[i], err = run.placement(ctx, placements[i]); err != nil {
+					errs[i] = &UnitError{Unit: placements[i].ID(), Err: err}
 				}
 			}
 		})
 	}
 	for i := range placements {
 		if ctx.Err() != nil {
-			errs[i] = fmt.Errorf("%s: %w", placements[i].ID(), ctx.Err())
+			errs[i] = &UnitError{Unit: placements[i].ID(), Err: ctx.Err()}
 			continue
 		}
 		work <- i
