@@ -209,7 +209,10 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []s
 		case a == nil:
 			ch.Action = Create
 		case a.Digest == d.Digest:
+			// Objects of an earlier revision whose pruning was held or interrupted
+			// are still in the inventory: they leave now.
 			ch.Action = Unchanged
+			ch.Delete = leftBehind(a.Objects, d.Objects)
 		default:
 			ch.Action = Update
 			ch.Delete = leftBehind(a.Objects, d.Objects)

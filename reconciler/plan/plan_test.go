@@ -74,6 +74,12 @@ func TestCalculate(t *testing.T) {
 		limits:  Limits{MaxDeletePercent: 50},
 		want:    []summary{{Unit: "t1/r/web", Action: "update", Delete: []string{"ConfigMap/t1/web"}}},
 	}, {
+		name:    "objects left from an interrupted prune leave even when the digest is unchanged",
+		desired: []Desired{desired("t1/r/web", "d2", web)},
+		applied: []Inventory{applied("t1/r/web", "d2", ref("Service", "t1", "web"), ref("ConfigMap", "t1", "old"))},
+		limits:  Limits{MaxDeletePercent: 50},
+		want:    []summary{{Unit: "t1/r/web", Action: "unchanged", Delete: []string{"ConfigMap/t1/old"}}},
+	}, {
 		name:    "a unit that left the fleet is pruned",
 		desired: []Desired{desired("t1/r/web", "d1", web, cm)},
 		applied: []Inventory{

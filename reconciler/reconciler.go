@@ -1,0 +1,294 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/fleet"
+)
+
+// Cluster is the write side of one region, as a pass uses it.
+type Cluster interface {
+	// Inventories lists every unit Meridian applied in the region. An error means the
+	// region cannot be read now; the pass then changes nothing there.
+	Inventories(ctx context.Context) ([]plan.Inventory, error)
+	// Apply applies a unit's objects and records them in the unit's inventory, next
+	// to the objects prev recorded: nothing is deleted here.
+	Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) error
+	// Prune deletes objects of a unit and takes them out of its inventory; gone says
+	// the unit itself left the fleet, so its inventory goes too.
+	Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error
+	// Wait waits until the unit's objects are healthy, and says why they are not
+	// when it gives up.
+	Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) error
+}
+
+// Options configure a Reconciler.
+type Options struct {
+	// Renderer renders snapshots; its cache makes unchanged placements free.
+	Renderer *render.Renderer
+	// Clusters are the regions' write sides, by region name. A region of the fleet
+	// without one is reported as unreachable.
+	Clusters map[string]Cluster
+	// HealthTimeout bounds how long a wave waits for its regions to become healthy.
+	HealthTimeout time.Duration
+	// Log receives what each pass does.
+	Log *slog.Logger
+}
+
+// Reconciler applies snapshots to regions.
+type Reconciler struct {
+	opts Options
+}
+
+// New returns a Reconciler.
+func New(opts Options) *Reconciler {
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = 5 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{opts: opts}
+}
+
+// Report is what one pass did.
+type Report struct {
+	// Revision is the snapshot's revision.
+	Revision string
+	// RenderErrors are the units that failed to render; they were left as they are.
+	RenderErrors []*render.UnitError
+	// Regions holds each region's outcome, by name.
+	Regions map[string]*RegionReport
+	// Waves are the waves in order, with whether they completed.
+	Waves []WaveReport
+	// Stopped says why the revision did not reach every wave, or is empty.
+	Stopped string
+}
+
+// WaveReport is one wave's outcome.
+type WaveReport struct {
+	Name    string
+	Regions []string
+	// Healthy is true when every region of the wave applied and became healthy.
+	Healthy bool
+	// Skipped is true when an earlier wave stopped the revision.
+	Skipped bool
+}
+
+// RegionReport is one region's outcome.
+type RegionReport struct {
+	// Changes is the region's plan.
+	Changes plan.ChangeSet
+	// Err is why the region did not converge, or nil.
+	Err error
+	// Unhealthy maps units that did not become healthy to the reason.
+	Unhealthy map[string]string
+}
+
+// Err summarises a report's failures, or returns nil when the revision reached every
+// region healthy with nothing held.
+func (r *Report) Err() error {
+	var problems []string
+	if len(r.RenderErrors) > 0 {
+		problems = append(problems, fmt.Sprintf("%d units failed to render", len(r.RenderErrors)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Regions)) {
+		rr := r.Regions[name]
+		switch {
+		case rr.Err != nil:
+			problems = append(problems, name+": "+rr.Err.Error())
+		case len(rr.Unhealthy) > 0:
+			problems = append(problems, fmt.Sprintf("%s: %d units not healthy", name, len(rr.Unhealthy)))
+		case rr.Changes.Held != "":
+			problems = append(problems, name+": deletions held: "+rr.Changes.Held)
+		}
+	}
+	if r.Stopped != "" {
+		problems = append(problems, r.Stopped)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("revision %s: %s", shortRevision(r.Revision), strings.Join(problems, "; "))
+}
+
+// RunOnce renders snap and brings every region to it, wave by wave. allowMassDeletion
+// lets this revision through the mass-deletion guard. It returns an error only when
+// nothing could be attempted (the snapshot could not be rendered at all); what
+// happened in each region is in the Report.
+func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Report, error) {
+	res, err := r.opts.Renderer.Render(ctx, snap, render.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	report := &Report{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionReport{}}
+	for _, e := range res.Errors {
+		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
+	}
+	byRegion := map[string][]*render.Unit{}
+	for _, u := range res.Units {
+		byRegion[u.Region] = append(byRegion[u.Region], u)
+	}
+	failed := map[string][]string{}
+	for _, id := range res.Failed() {
+		parts := strings.Split(id, "/")
+		failed[parts[1]] = append(failed[parts[1]], id)
+	}
+	limits := plan.Limits{
+		MaxDeletePercent:  maxDeletePercent(snap.Model.Fleet),
+		AllowMassDeletion: allowMassDeletion,
+		NoPrune:           len(res.Errors) > 0,
+	}
+
+	for _, wave := range waves(snap.Model) {
+		if report.Stopped != "" {
+			report.Waves = append(report.Waves, WaveReport{Name: wave.Name, Regions: wave.Regions, Skipped: true})
+			continue
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, region := range wave.Regions {
+			wg.Go(func() {
+				rr := r.region(ctx, region, byRegion[region], failed[region], limits)
+				mu.Lock()
+				report.Regions[region] = rr
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		healthy := true
+		for _, region := range wave.Regions {
+			if rr := report.Regions[region]; rr.Err != nil || len(rr.Unhealthy) > 0 {
+				healthy = false
+			}
+		}
+		report.Waves = append(report.Waves, WaveReport{Name: wave.Name, Regions: wave.Regions, Healthy: healthy})
+		if !healthy {
+			report.Stopped = fmt.Sprintf("wave %s is not healthy, so revision %s does not go on to later waves", wave.Name, shortRevision(snap.Revision))
+			r.opts.Log.Warn("rollout stopped", "wave", wave.Name, "revision", snap.Revision)
+		}
+	}
+	return report, nil
+}
+
+// region runs one region's pass.
+func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits) *RegionReport {
+	rr := &RegionReport{Unhealthy: map[string]string{}}
+	log := r.opts.Log.With("region", region)
+	cluster, ok := r.opts.Clusters[region]
+	if !ok {
+		rr.Err = fmt.Errorf("region %s has no cluster configured; add it to Meridian's configuration", region)
+		return rr
+	}
+	applied, err := cluster.Inventories(ctx)
+	if err != nil {
+		rr.Err = fmt.Errorf("read inventory: %w", err)
+		log.Error("region unreachable; nothing changed there", "error", err)
+		return rr
+	}
+	desired := make([]plan.Desired, len(units))
+	unitByID := map[string]*render.Unit{}
+	for i, u := range units {
+		desired[i] = plan.Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects}
+		unitByID[u.ID()] = u
+	}
+	rr.Changes = plan.Calculate(region, desired, applied, failed, limits)
+	if !rr.Changes.Empty() {
+		log.Info("plan", "changes", rr.Changes.String())
+	}
+	prune := rr.Changes.Held == ""
+
+	// Namespace units first: a tenant's namespace and service account must exist
+	// before its placements are applied as that service account.
+	changes := slices.Clone(rr.Changes.Changes)
+	slices.SortStableFunc(changes, func(a, b plan.Change) int { return strings.Count(a.Unit, "/") - strings.Count(b.Unit, "/") })
+	var applyErrs []string
+	var toWait []*render.Unit
+	for _, ch := range changes {
+		switch ch.Action {
+		case plan.Create, plan.Update:
+			u := unitByID[ch.Unit]
+			if err := cluster.Apply(ctx, u, ch.Applied); err != nil {
+				applyErrs = append(applyErrs, fmt.Sprintf("%s: %v", ch.Unit, err))
+				continue
+			}
+			toWait = append(toWait, u)
+		case plan.Unchanged:
+			toWait = append(toWait, unitByID[ch.Unit])
+		}
+	}
+	// Deletions come last — placements before namespaces — and only when every apply
+	// of the pass succeeded and nothing is held.
+	if prune && len(applyErrs) == 0 {
+		for _, ch := range slices.Backward(changes) {
+			if len(ch.Delete) == 0 {
+				continue
+			}
+			if err := cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
+				applyErrs = append(applyErrs, fmt.Sprintf("%s: prune: %v", ch.Unit, err))
+			}
+		}
+	}
+	if len(applyErrs) > 0 {
+		rr.Err = fmt.Errorf("%s", strings.Join(applyErrs, "; "))
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, u := range toWait {
+		wg.Go(func() {
+			if err := cluster.Wait(ctx, u, r.opts.HealthTimeout); err != nil {
+				mu.Lock()
+				rr.Unhealthy[u.ID()] = err.Error()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return rr
+}
+
+// Wave is a set of regions rolled out together.
+type Wave struct {
+	Name    string
+	Regions []string
+}
+
+// waves returns the fleet's rollout waves, or one wave of every region.
+func waves(m *fleet.Model) []Wave {
+	if len(m.Fleet.Spec.Waves) == 0 {
+		all := Wave{Name: "all"}
+		for _, r := range m.Regions {
+			all.Regions = append(all.Regions, r.Metadata.Name)
+		}
+		return []Wave{all}
+	}
+	out := make([]Wave, len(m.Fleet.Spec.Waves))
+	for i, w := range m.Fleet.Spec.Waves {
+		out[i] = Wave{Name: w.Name, Regions: w.Regions}
+	}
+	return out
+}
+
+func maxDeletePercent(f *fleet.Fleet) int {
+	if p := f.Spec.Safety.MaxDeletePercent; p != nil {
+		return *p
+	}
+	return fleet.DefaultMaxDeletePercent
+}
+
+func shortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
