@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // realm is the realm named in WWW-Authenticate challenges.
@@ -57,6 +59,11 @@ type Options struct {
 	// HTTP server's own error messages. Nil discards them. Writes to Log are
 	// serialised.
 	Log io.Writer
+	// SSHAuthorizedKeys, when not empty, makes the server also speak git over
+	// SSH on a second port of 127.0.0.1, accepting a client that proves it
+	// holds the private key of one of these public keys (any user name). See
+	// Server.SSHURL and Server.SSHKnownHosts.
+	SSHAuthorizedKeys []ssh.PublicKey
 }
 
 // Server is a git smart HTTP server for tests, backed by git http-backend and
@@ -78,8 +85,11 @@ type Server struct {
 	workdirs    atomic.Int64
 	closeOnce   sync.Once
 	closeErr    error
-	mu          sync.Mutex  // guards stopOnClose
+	logw        io.Writer   // the serialised Options.Log, or io.Discard
+	ssh         *sshServer  // nil unless Options.SSHAuthorizedKeys is set
+	mu          sync.Mutex  // guards stopOnClose and requests
 	stopOnClose func() bool // unregisters the context.AfterFunc of Start
+	requests    []Request
 }
 
 // Start starts a server on a random port of 127.0.0.1. The server stops, and
@@ -138,6 +148,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.opts.Log != nil {
 		logw = &lockedWriter{w: s.opts.Log}
 	}
+	s.logw = logw
 	env := append(IsolatedEnv(s.homeDir),
 		"GIT_PROJECT_ROOT="+s.reposDir,
 		"GIT_HTTP_EXPORT_ALL=1",
@@ -186,6 +197,15 @@ func (s *Server) start(ctx context.Context) error {
 		defer close(s.served)
 		_ = s.httpServer.Serve(ln)
 	}()
+	if len(s.opts.SSHAuthorizedKeys) > 0 {
+		ssh, err := s.startSSH()
+		if err != nil {
+			_ = s.httpServer.Close()
+			<-s.served
+			return err
+		}
+		s.ssh = ssh
+	}
 	return nil
 }
 
@@ -231,6 +251,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var errs []error
+		if s.ssh != nil {
+			s.ssh.close()
+		}
 		if err := s.httpServer.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gitserver: close: %w", err))
 			_ = s.httpServer.Close()
@@ -345,8 +368,25 @@ func (s *Server) repoDir(name string) (string, error) {
 	return filepath.Join(s.reposDir, filepath.FromSlash(name)), nil
 }
 
-// serveHTTP checks credentials and hands the request to git http-backend.
+// serveHTTP records the request and serves it.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	req := Request{Transport: "http", Method: r.Method, Path: r.URL.Path}
+	req.Repo, req.Service = splitGitPath(r.URL.Path)
+	if req.Service == "info/refs" {
+		req.Service = r.URL.Query().Get("service")
+	}
+	body := &countingReader{r: r.Body}
+	r.Body = body
+	cw := &countingResponseWriter{ResponseWriter: w, status: http.StatusOK}
+	s.serveGit(cw, r)
+	req.Status = cw.status
+	req.BytesIn = body.n.Load()
+	req.BytesOut = cw.n
+	s.record(req)
+}
+
+// serveGit checks credentials and hands the request to git http-backend.
+func (s *Server) serveGit(w http.ResponseWriter, r *http.Request) {
 	user, ok := s.authorize(r)
 	if !ok {
 		if s.opts.Username != "" {
