@@ -1,0 +1,230 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// maxSymlinkTarget bounds the target of a symbolic link read from a tree.
+const maxSymlinkTarget = 4096
+
+// checkout writes the commit's tree to <cache>/snapshots/<commit> and returns
+// that directory. The tree is written into a temporary directory next to it,
+// made read-only and renamed into place, so the directory either does not
+// exist or is complete. An existing directory is taken as it is.
+func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string, error) {
+	final := filepath.Join(g.snapshotDir, c.Hash.String())
+	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		return final, nil
+	}
+	tree, err := c.Tree()
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return "", err
+	}
+	if err != nil {
+		return "", g.invalidTree(c, err)
+	}
+	tmp, err := os.MkdirTemp(g.snapshotDir, ".tmp-"+c.Hash.String()[:12]+"-")
+	if err != nil {
+		return "", g.localError("create a snapshot", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = removeTree(tmp)
+		}
+	}()
+	if err := writeTree(tmp, st, tree); err != nil {
+		var pathErr *treePathError
+		if errors.As(err, &pathErr) {
+			return "", g.invalidTree(c, err)
+		}
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return "", err
+		}
+		return "", g.localError("write a snapshot", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", g.localError("move a snapshot into place", err)
+	}
+	done = true
+	return final, nil
+}
+
+func (g *Git) invalidTree(c *object.Commit, err error) error {
+	return &Error{URL: g.url, Kind: ErrInvalidRevision, Msg: fmt.Sprintf("commit %s cannot be checked out", c.Hash), Err: err,
+		Hint: "fix the offending path in a new commit"}
+}
+
+// treePathError is a tree entry that cannot be written.
+type treePathError struct {
+	path string
+	err  error
+}
+
+func (e *treePathError) Error() string { return fmt.Sprintf("path %q: %v", e.path, e.err) }
+func (e *treePathError) Unwrap() error { return e.err }
+
+// writeTree writes tree into the empty directory dir through an os.Root, so
+// no entry can land outside it, and makes everything read-only: files 0444
+// (0555 when executable), directories 0555. Submodules are skipped.
+func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	w := object.NewTreeWalker(tree, true, nil)
+	defer w.Close()
+	var dirs []string
+	for {
+		name, entry, err := w.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, plumbing.ErrObjectNotFound) {
+				return err
+			}
+			// The walker rejects unsafe names (".git", "..", ...) before
+			// descending; it reports the entry's own name.
+			return &treePathError{path: entry.Name, err: err}
+		}
+		switch entry.Mode {
+		case filemode.Dir:
+			if err := root.Mkdir(name, 0o755); err != nil {
+				return treeErr(name, err)
+			}
+			dirs = append(dirs, name)
+		case filemode.Regular, filemode.Deprecated:
+			if err := writeBlob(root, st, name, entry.Hash, 0o444); err != nil {
+				return err
+			}
+		case filemode.Executable:
+			if err := writeBlob(root, st, name, entry.Hash, 0o555); err != nil {
+				return err
+			}
+		case filemode.Symlink:
+			target, err := readBlob(st, entry.Hash, maxSymlinkTarget)
+			if err != nil {
+				return treeErr(name, err)
+			}
+			if err := root.Symlink(string(target), name); err != nil {
+				return treeErr(name, err)
+			}
+		case filemode.Submodule:
+			// A submodule is a commit of another repository; it is not
+			// fetched, and its directory stays absent.
+		default:
+			return &treePathError{path: name, err: fmt.Errorf("unsupported file mode %o", uint32(entry.Mode))}
+		}
+	}
+	// Deepest first is not needed for permissions, but keeps the order
+	// obvious: contents are complete before their directory is locked.
+	for _, d := range slices.Backward(dirs) {
+		if err := root.Chmod(d, 0o555); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(dir, 0o555)
+}
+
+// treeErr wraps an error writing name: a refusal by os.Root (a path that
+// would leave the snapshot, or a duplicate entry) is the tree's fault,
+// anything else the disk's.
+func treeErr(name string, err error) error {
+	var pathErr *os.PathError
+	if errors.Is(err, fs.ErrExist) || (errors.As(err, &pathErr) && strings.Contains(pathErr.Err.Error(), "escapes")) {
+		return &treePathError{path: name, err: err}
+	}
+	return err
+}
+
+func writeBlob(root *os.Root, st storer.EncodedObjectStorer, name string, h plumbing.Hash, mode os.FileMode) (err error) {
+	blob, err := object.GetBlob(st, h)
+	if err != nil {
+		return treeErr(name, err)
+	}
+	r, err := blob.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return treeErr(name, err)
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	_, err = io.Copy(f, r)
+	return err
+}
+
+func readBlob(st storer.EncodedObjectStorer, h plumbing.Hash, limit int64) ([]byte, error) {
+	blob, err := object.GetBlob(st, h)
+	if err != nil {
+		return nil, err
+	}
+	if blob.Size > limit {
+		return nil, fmt.Errorf("symbolic link target longer than %d bytes", limit)
+	}
+	r, err := blob.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, limit))
+}
+
+// removeTree removes dir and everything below it, first making read-only
+// directories writable again, as snapshots are.
+func removeTree(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// writeFileAtomic writes data to a temporary file next to name and renames
+// it into place.
+func writeFileAtomic(name string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
