@@ -150,6 +150,9 @@ func Build(ctx context.Context, progress io.Writer, comps ...Component) (*Binari
 	if len(missing) == 0 && (!needStages || bins.haveStages()) {
 		return bins, nil
 	}
+	if len(missing) > 0 {
+		fmt.Fprintf(progress, "testbed: %d component(s) to build into %s (first time only)\n", len(missing), bins.Dir)
+	}
 	mods, err := mod.download(ctx)
 	if err != nil {
 		return nil, err
@@ -159,11 +162,9 @@ func Build(ctx context.Context, progress io.Writer, comps ...Component) (*Binari
 			return nil, err
 		}
 	}
-	if needStages {
-		if !bins.haveStages() {
-			if err := writeKwokStages(mods["sigs.k8s.io/kwok"].Dir, bins.KwokStages); err != nil {
-				return nil, err
-			}
+	if needStages && !bins.haveStages() {
+		if err := writeKwokStages(mods["sigs.k8s.io/kwok"].Dir, bins.KwokStages); err != nil {
+			return nil, err
 		}
 	}
 	return bins, nil
