@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,8 @@ type decoder struct {
 // maxNodeVisits bounds the nodes one document may expand to (aliases count each time
 // they are used); far above any real fleet file, far below an alias bomb.
 const maxNodeVisits = 250_000
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -160,6 +163,12 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) { // decoded from one scalar
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, path, "expected a string, got %s", describe(n))
+		}
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -348,4 +357,24 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// Decode strictly decodes data, one YAML document read from file, into out (a pointer
+// to a struct with yaml tags and optional schema tags), with the same rules as fleet
+// files: unknown fields, duplicate keys, wrong types and missing required fields are
+// errors, every one reported with its line in the returned ErrorList. Meridian's own
+// configuration file is read this way.
+func Decode(file string, data []byte, out any) error {
+	node, perr := parseYAML(file, data)
+	if perr != nil {
+		return ErrorList{perr}
+	}
+	var errs ErrorList
+	decodeObject(file, node, out, &errs)
+	if len(errs) > 0 {
+		errs = errs.firstPerField()
+		errs.sort()
+		return errs
+	}
+	return nil
 }

@@ -1,0 +1,229 @@
+// Package config reads the configuration file of `meridian run`: which repository to
+// follow and how to authenticate, how to reach each region's cluster, where the
+// decryption keys are, and the daemon's intervals and listen address. Secrets are
+// never written in the file itself, only the paths of files that hold them.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/sources"
+)
+
+// Kind is the kind of a configuration file; its apiVersion is fleet.APIVersion.
+const Kind = "Config"
+
+// Config is the configuration file of `meridian run`.
+type Config struct {
+	fleet.TypeMeta `yaml:",inline"`
+	// Repository is the fleet repository to follow.
+	Repository Repository `yaml:"repository" schema:"required"`
+	// Kubeconfig is a kubeconfig file holding a context per region; each Region file
+	// of the fleet names its context. Empty means the default loading rules
+	// (KUBECONFIG, ~/.kube/config).
+	Kubeconfig string `yaml:"kubeconfig,omitempty"`
+	// Decryption says where the SOPS keys are.
+	Decryption Decryption `yaml:"decryption,omitempty"`
+	// CacheDir holds the repository cache, snapshots and downloaded charts. Empty
+	// means the user cache directory.
+	CacheDir string `yaml:"cacheDir,omitempty"`
+	// Listen is the address of the HTTP server (health, webhooks). Default :8080.
+	Listen string `yaml:"listen,omitempty"`
+	// HealthTimeout bounds how long a wave waits for health. Default 5m.
+	HealthTimeout Duration `yaml:"healthTimeout,omitempty"`
+}
+
+// Repository is the fleet repository and how to fetch it.
+type Repository struct {
+	// URL of the repository, https:// or ssh://; never with credentials in it.
+	URL string `yaml:"url" schema:"required"`
+	// Branch, Tag or SemVer selects the revision; exactly one.
+	Branch string `yaml:"branch,omitempty"`
+	Tag    string `yaml:"tag,omitempty"`
+	SemVer string `yaml:"semver,omitempty"`
+	// Interval between polls. Default 1m.
+	Interval Duration `yaml:"interval,omitempty"`
+	// UsernameFile and PasswordFile hold HTTPS basic credentials.
+	UsernameFile string `yaml:"usernameFile,omitempty"`
+	PasswordFile string `yaml:"passwordFile,omitempty"`
+	// TokenFile holds an HTTPS bearer token.
+	TokenFile string `yaml:"tokenFile,omitempty"`
+	// SSHKeyFile and KnownHostsFile hold an SSH private key and the server's host key.
+	SSHKeyFile     string `yaml:"sshKeyFile,omitempty"`
+	KnownHostsFile string `yaml:"knownHostsFile,omitempty"`
+	// CAFile holds PEM certificates trusted for HTTPS besides the system's.
+	CAFile string `yaml:"caFile,omitempty"`
+	// VerifyOpenPGPKeyFiles hold armored public keys; VerifySSHAllowedSignersFile an
+	// allowed_signers file. Either turns on commit signature verification.
+	VerifyOpenPGPKeyFiles       []string `yaml:"verifyOpenPGPKeyFiles,omitempty"`
+	VerifySSHAllowedSignersFile string   `yaml:"verifySSHAllowedSignersFile,omitempty"`
+	// Webhook secrets: GitHub's HMAC secret, GitLab's token, the generic HMAC secret.
+	GitHubSecretFile  string `yaml:"githubSecretFile,omitempty"`
+	GitLabTokenFile   string `yaml:"gitlabTokenFile,omitempty"`
+	GenericSecretFile string `yaml:"genericSecretFile,omitempty"`
+}
+
+// Decryption says where SOPS keys come from; they may be combined.
+type Decryption struct {
+	// KeyFiles are age identity files, or armored OpenPGP private keys named *.asc.
+	KeyFiles []string `yaml:"keyFiles,omitempty"`
+	// FromEnvironment reads SOPS_AGE_KEY and SOPS_AGE_KEY_FILE.
+	FromEnvironment bool `yaml:"fromEnvironment,omitempty"`
+}
+
+// Duration is a time.Duration written as "90s" or "5m".
+type Duration time.Duration
+
+// UnmarshalText parses a duration such as 90s.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 90s or 5m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads and checks the configuration file at path. Relative paths in it are
+// relative to the file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := fleet.Decode(path, data, &c); err != nil {
+		return nil, err
+	}
+	if c.APIVersion != fleet.APIVersion || c.Kind != Kind {
+		return nil, fmt.Errorf("%s: apiVersion and kind must be %s and %s", path, fleet.APIVersion, Kind)
+	}
+	refs := 0
+	for _, r := range []string{c.Repository.Branch, c.Repository.Tag, c.Repository.SemVer} {
+		if r != "" {
+			refs++
+		}
+	}
+	if refs != 1 {
+		return nil, fmt.Errorf("%s: repository: set exactly one of branch, tag and semver", path)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.Kubeconfig, &c.CacheDir, &c.Repository.UsernameFile, &c.Repository.PasswordFile, &c.Repository.TokenFile,
+		&c.Repository.SSHKeyFile, &c.Repository.KnownHostsFile, &c.Repository.CAFile, &c.Repository.VerifySSHAllowedSignersFile,
+		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile} {
+		*p = relativeTo(dir, *p)
+	}
+	for i := range c.Repository.VerifyOpenPGPKeyFiles {
+		c.Repository.VerifyOpenPGPKeyFiles[i] = relativeTo(dir, c.Repository.VerifyOpenPGPKeyFiles[i])
+	}
+	for i := range c.Decryption.KeyFiles {
+		c.Decryption.KeyFiles[i] = relativeTo(dir, c.Decryption.KeyFiles[i])
+	}
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.Repository.Interval == 0 {
+		c.Repository.Interval = Duration(time.Minute)
+	}
+	if c.HealthTimeout == 0 {
+		c.HealthTimeout = Duration(5 * time.Minute)
+	}
+	if c.CacheDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("%s: set cacheDir: %w", path, err)
+		}
+		c.CacheDir = filepath.Join(cache, "meridian")
+	}
+	return &c, nil
+}
+
+func relativeTo(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// GitOptions reads the credential files and returns the source's options.
+func (c *Config) GitOptions() (sources.GitOptions, error) {
+	r := c.Repository
+	o := sources.GitOptions{
+		URL:      r.URL,
+		Ref:      sources.Ref{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer},
+		CacheDir: filepath.Join(c.CacheDir, "repository"),
+	}
+	var err error
+	read := func(file string) []byte {
+		if file == "" || err != nil {
+			return nil
+		}
+		var data []byte
+		if data, err = os.ReadFile(file); err != nil {
+			err = fmt.Errorf("repository: %w", err)
+		}
+		return data
+	}
+	o.Auth.Username = trimmed(read(r.UsernameFile))
+	o.Auth.Password = trimmed(read(r.PasswordFile))
+	o.Auth.BearerToken = trimmed(read(r.TokenFile))
+	o.Auth.SSHPrivateKey = read(r.SSHKeyFile)
+	o.Auth.KnownHosts = read(r.KnownHostsFile)
+	o.CABundle = read(r.CAFile)
+	if len(r.VerifyOpenPGPKeyFiles) > 0 || r.VerifySSHAllowedSignersFile != "" {
+		o.Verify = &sources.Verification{SSHAllowedSigners: string(read(r.VerifySSHAllowedSignersFile))}
+		for _, f := range r.VerifyOpenPGPKeyFiles {
+			o.Verify.OpenPGPKeys = append(o.Verify.OpenPGPKeys, string(read(f)))
+		}
+	}
+	return o, err
+}
+
+// WebhookOptions reads the webhook secret files.
+func (c *Config) WebhookOptions() (sources.WebhookOptions, error) {
+	var err error
+	read := func(file string) string {
+		if file == "" || err != nil {
+			return ""
+		}
+		var data []byte
+		if data, err = os.ReadFile(file); err != nil {
+			err = fmt.Errorf("repository webhook: %w", err)
+		}
+		return trimmed(data)
+	}
+	o := sources.WebhookOptions{
+		GitHubSecret:  read(c.Repository.GitHubSecretFile),
+		GitLabToken:   read(c.Repository.GitLabTokenFile),
+		GenericSecret: read(c.Repository.GenericSecretFile),
+	}
+	return o, err
+}
+
+// Keys loads the SOPS keys.
+func (c *Config) Keys() (*secrets.Keys, error) {
+	fromFiles, err := secrets.KeysFromFiles(c.Decryption.KeyFiles...)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Decryption.FromEnvironment {
+		return fromFiles, nil
+	}
+	fromEnv, err := secrets.KeysFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return secrets.MergeKeys(fromFiles, fromEnv), nil
+}
+
+func trimmed(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

@@ -1,0 +1,82 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "token", "s3cret-token\n")
+	path := write(t, dir, "meridian.yaml", `apiVersion: meridian.dev/v1alpha1
+kind: Config
+repository:
+  url: https://git.example.com/platform/fleet.git
+  branch: main
+  interval: 30s
+  tokenFile: token
+kubeconfig: /etc/meridian/kubeconfig
+decryption:
+  keyFiles: [keys.txt]
+cacheDir: cache
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.Duration(c.Repository.Interval), 30*time.Second; got != want {
+		t.Errorf("interval = %v, want %v", got, want)
+	}
+	if diff := cmp.Diff([]string{filepath.Join(dir, "keys.txt")}, c.Decryption.KeyFiles); diff != "" {
+		t.Errorf("key files (-want +got):\n%s", diff)
+	}
+	if c.Listen != ":8080" || time.Duration(c.HealthTimeout) != 5*time.Minute || c.CacheDir != filepath.Join(dir, "cache") {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	o, err := c.GitOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Auth.BearerToken != "s3cret-token" || o.Ref.Branch != "main" {
+		t.Errorf("git options: token %q, ref %+v", o.Auth.BearerToken, o.Ref)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct{ name, content, want string }{{
+		name:    "unknown field, with its line",
+		content: "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository:\n  url: https://x/y.git\n  branch: main\n  intervall: 1m\n",
+		want:    `meridian.yaml:6: repository.intervall: unknown field; did you mean "interval"?`,
+	}, {
+		name:    "bad duration",
+		content: "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository:\n  url: https://x/y.git\n  branch: main\n  interval: soon\n",
+		want:    `"soon" is not a duration such as 90s or 5m`,
+	}, {
+		name:    "two references",
+		content: "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository:\n  url: https://x/y.git\n  branch: main\n  tag: v1\n",
+		want:    "meridian.yaml: repository: set exactly one of branch, tag and semver",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := Load(write(t, dir, "meridian.yaml", tt.content))
+			if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), dir+"/", ""), tt.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
