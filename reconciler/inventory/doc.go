@@ -12,27 +12,30 @@
 // secret ever reaches them.
 //
 // Every Put and Delete is a single write of one object, guarded by its
-// resourceVersion: a Store remembers the version it last read (List) or wrote (Put)
-// for each unit and writes against it, so an entry changed behind its back — by
+// resourceVersion: a Store remembers the version it last read (List, Get) or wrote
+// (Put) for each unit, and after a List it knows the units it did not return are
+// absent. It writes against what it knows, so an entry changed behind its back — by
 // another daemon, or a person — is a conflict error rather than a lost update. After
 // any failed write the Store forgets that unit's version, and the next Put starts
 // from what the cluster holds.
 //
 // # Crash safety
 //
-// The applier (package reconciler/apply) writes a unit's inventory twice around each
-// apply, so that a daemon killed at any instant leaves no object it created unknown
-// to the inventory:
+// The applier (package reconciler/apply) writes a unit's inventory around each apply
+// so that a daemon killed at any instant leaves no object it created unknown to the
+// inventory:
 //
-//  1. Before applying, it records the union of the objects already recorded and the
-//     objects about to be applied, under the previous digest. Killed during the
-//     apply, the next daemon finds every object that may exist in the inventory, and
-//     since the digest is the old one it applies the unit again.
-//  2. After the apply, and after pruning the objects no longer rendered, it records
-//     exactly the new objects and the new digest. Killed before this write, the next
-//     daemon sees the old digest, applies again (which writes nothing when nothing
-//     changed) and prunes what is left over.
+//  1. Before applying, when the unit adds objects, it records the union of the
+//     objects already recorded and those about to be applied, under the previous
+//     digest. Killed during the apply, the next daemon finds every object that may
+//     exist, and since the digest is the old one it applies the unit again.
+//  2. After the apply, it records the new digest with the new objects plus those of
+//     the previous inventory the unit no longer renders. Killed now, the next daemon
+//     plans the unit unchanged and deletes the leftovers.
+//  3. After pruning the leftovers, it records exactly the new objects and digest.
 //
-// A unit that leaves the fleet is pruned first and its inventory deleted last, so an
-// interrupted prune is resumed from the same inventory.
+// Each step is one atomic write, so the recorded set only ever grows before objects
+// are created and only shrinks after they are deleted. A unit that leaves the fleet
+// is pruned first and its inventory deleted last, so an interrupted prune is resumed
+// from the same inventory.
 package inventory

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -157,6 +158,30 @@ func TestStore(t *testing.T) {
 			t.Errorf("List (-want +got):\n%s", diff)
 		}
 		web = next
+	})
+
+	t.Run("get reads one unit's inventory, and nil when it has none", func(t *testing.T) {
+		s := newStore(t, cfg)
+		got, err := s.Get(ctx, web.Unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(&web, got); diff != "" {
+			t.Errorf("Get (-want +got):\n%s", diff)
+		}
+		if got, err := s.Get(ctx, "t1/us-east-1/none"); got != nil || err != nil {
+			t.Errorf("Get of a unit without inventory = %v, %v; want nil, nil", got, err)
+		}
+		// A Put writes against the version Get read.
+		other := web
+		other.Revision = "rev-other"
+		if err := newStore(t, cfg).Put(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		err = s.Put(ctx, web)
+		if !apierrors.IsConflict(errors.Unwrap(err)) {
+			t.Errorf("Put after another writer changed the entry read by Get: %v; want a conflict", err)
+		}
 	})
 
 	t.Run("a write over an entry changed since it was read is a conflict", func(t *testing.T) {
