@@ -1,0 +1,274 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+)
+
+// FieldManager is the one server-side apply field manager Meridian writes with, as
+// itself and when impersonating a tenant. Fields it owns are the fields Drift checks.
+const FieldManager = "meridian"
+
+// Inventory keeps units' inventories in the region; *inventory.Store is one. Put
+// and Delete each make a single atomic write, or fail and leave what was recorded in
+// place: the applier's crash safety rests on that.
+type Inventory interface {
+	// List returns every unit's inventory, or an error: never a partial list.
+	List(ctx context.Context) ([]plan.Inventory, error)
+	// Get returns one unit's inventory, nil when it has none.
+	Get(ctx context.Context, unit string) (*plan.Inventory, error)
+	// Put replaces a unit's inventory.
+	Put(ctx context.Context, inv plan.Inventory) error
+	// Delete removes a unit's inventory; one that does not exist is success.
+	Delete(ctx context.Context, unit string) error
+}
+
+// Options configure an Applier.
+type Options struct {
+	// Inventory records what each unit applied, before and after each apply.
+	// Required.
+	Inventory Inventory
+	// Logger receives a line per object Prune leaves in place, and Region's line per
+	// unit it changed; nil discards.
+	Logger *slog.Logger
+	// Concurrency bounds the server-side dry-runs run at once; 0 means 4.
+	Concurrency int
+	// StageTimeout bounds the wait for Namespaces, CRDs and cluster roles to become
+	// ready before the objects that need them are applied; 0 means one minute.
+	StageTimeout time.Duration
+	// PollInterval is how often Wait reads the objects' status; 0 means two seconds.
+	PollInterval time.Duration
+}
+
+// Applier writes units into one region's cluster: server-side apply, prune, health
+// and drift. It is safe for concurrent use by units of different tenants; one unit
+// must not be applied twice at once.
+type Applier struct {
+	opts   Options
+	config *rest.Config
+	mapper meta.RESTMapper
+	admin  client.Client
+	poller *polling.StatusPoller
+	self   *ssa.ResourceManager
+
+	mu      sync.Mutex
+	tenants map[string]*tenantClient
+}
+
+// tenantClient writes as one tenant's ServiceAccount.
+type tenantClient struct {
+	client  client.Client
+	manager *ssa.ResourceManager
+}
+
+// New returns an Applier for the cluster cfg points at. cfg is Meridian's own
+// access: it applies namespace units with it, reads status with it, and must be
+// allowed to impersonate the tenants' ServiceAccounts. Without a rate limit of its
+// own, cfg is given 50 requests a second (burst 100), as Flux runs with.
+func New(cfg *rest.Config, opts Options) (*Applier, error) {
+	if opts.Inventory == nil {
+		return nil, errors.New("apply: Options.Inventory is required: an apply that is not recorded cannot be pruned later")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.StageTimeout <= 0 {
+		opts.StageTimeout = time.Minute
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// client-go's default of 5 requests a second would make a region of a few
+		// hundred objects take minutes to check; Flux runs with 50.
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	admin, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	a := &Applier{
+		opts:    opts,
+		config:  cfg,
+		mapper:  mapper,
+		admin:   admin,
+		poller:  polling.NewStatusPoller(admin, mapper, polling.Options{}),
+		tenants: map[string]*tenantClient{},
+	}
+	a.self = a.manager(admin)
+	return a, nil
+}
+
+func (a *Applier) manager(c client.Client) *ssa.ResourceManager {
+	m := ssa.NewResourceManager(c, a.poller, ssa.Owner{Field: FieldManager, Group: "meridian.dev"})
+	m.SetConcurrency(a.opts.Concurrency)
+	return m
+}
+
+// TenantUser is the user a tenant's placements are applied as: the tenant's
+// ServiceAccount, which the namespace unit binds to a Role in the tenant's namespace.
+func TenantUser(tenant string) string {
+	return "system:serviceaccount:" + tenant + ":" + render.TenantServiceAccount
+}
+
+// tenant returns the client that impersonates tenant's ServiceAccount.
+func (a *Applier) tenant(tenant string) (*tenantClient, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc, ok := a.tenants[tenant]; ok {
+		return tc, nil
+	}
+	cfg := rest.CopyConfig(a.config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: TenantUser(tenant)}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("apply: tenant %s: %w", tenant, err)
+	}
+	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: a.mapper})
+	if err != nil {
+		return nil, fmt.Errorf("apply: tenant %s: %w", tenant, err)
+	}
+	tc := &tenantClient{client: c, manager: a.manager(c)}
+	a.tenants[tenant] = tc
+	return tc, nil
+}
+
+// unitID is a unit's ID taken apart.
+type unitID struct {
+	id, tenant, region, app string
+}
+
+// parseUnit reads tenant/region or tenant/region/app.
+func parseUnit(id string) (unitID, error) {
+	parts := strings.Split(id, "/")
+	if (len(parts) != 2 && len(parts) != 3) || slices.Contains(parts, "") {
+		return unitID{}, fmt.Errorf("unit %q is neither tenant/region nor tenant/region/app", id)
+	}
+	u := unitID{id: id, tenant: parts[0], region: parts[1]}
+	if len(parts) == 3 {
+		u.app = parts[2]
+	}
+	return u, nil
+}
+
+// asMeridian reports whether an object of a placement is written as Meridian rather
+// than as the tenant: only cluster-scoped objects, which render lets into a
+// placement only when the fleet explicitly allows their kind for the app (the
+// tenant's Role cannot grant anything outside its namespace). Everything namespaced,
+// and anything whose scope is unknown, is written as the tenant.
+func (a *Applier) asMeridian(u *unstructured.Unstructured, crdScopes map[schema.GroupKind]string) bool {
+	if u.GetNamespace() != "" {
+		return false
+	}
+	gvk := u.GroupVersionKind()
+	if scope, ok := crdScopes[gvk.GroupKind()]; ok {
+		return scope == "Cluster"
+	}
+	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return false
+	}
+	return mapping.Scope.Name() == meta.RESTScopeNameRoot
+}
+
+// crdScopes returns the scope of every kind a unit's CRDs define, for custom
+// resources applied in the same unit as their definition.
+func crdScopes(objects []*unstructured.Unstructured) map[schema.GroupKind]string {
+	out := map[schema.GroupKind]string{}
+	for _, u := range objects {
+		if u.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+		out[schema.GroupKind{Group: group, Kind: kind}] = scope
+	}
+	return out
+}
+
+// writer is the client and resource manager of Meridian or of one tenant.
+type writer struct {
+	client  client.Client
+	manager *ssa.ResourceManager
+	tenant  bool
+}
+
+// split divides a unit's objects between the writers that apply them: everything of
+// a namespace unit as Meridian; for a placement, cluster-scoped objects as Meridian
+// and the rest as the tenant.
+func (a *Applier) split(id unitID, objects []*unstructured.Unstructured) (self, tenant []*unstructured.Unstructured, tw writer, err error) {
+	if id.app == "" {
+		return objects, nil, writer{}, nil
+	}
+	tc, err := a.tenant(id.tenant)
+	if err != nil {
+		return nil, nil, writer{}, err
+	}
+	scopes := crdScopes(objects)
+	for _, u := range objects {
+		if a.asMeridian(u, scopes) {
+			self = append(self, u)
+		} else {
+			tenant = append(tenant, u)
+		}
+	}
+	return self, tenant, writer{client: tc.client, manager: tc.manager, tenant: true}, nil
+}
+
+// writerFor returns who reads, deletes or dry-runs ref for a unit: the tenant for
+// a placement's namespaced objects, Meridian otherwise.
+func (a *Applier) writerFor(id unitID, ref plan.ObjectRef) (writer, error) {
+	if id.app == "" || ref.Namespace == "" {
+		return writer{client: a.admin, manager: a.self}, nil
+	}
+	tc, err := a.tenant(id.tenant)
+	if err != nil {
+		return writer{}, err
+	}
+	return writer{client: tc.client, manager: tc.manager, tenant: true}, nil
+}
+
+// stub is an object with only its identity, for reading and deleting by reference.
+func stub(r plan.ObjectRef) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(r.GroupVersionKind())
+	u.SetNamespace(r.Namespace)
+	u.SetName(r.Name)
+	return u
+}
+
+// refKey identifies an object whatever its API version.
+func refKey(r plan.ObjectRef) string {
+	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}

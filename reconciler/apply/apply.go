@@ -1,0 +1,248 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/normalize"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+)
+
+// Action is what an apply did to one object.
+type Action string
+
+// The actions of an apply.
+const (
+	// Created means the object did not exist and was created.
+	Created Action = "created"
+	// Configured means the object existed and differed in fields Meridian sets; they
+	// were written.
+	Configured Action = "configured"
+	// Unchanged means the object already was as rendered: nothing was written.
+	Unchanged Action = "unchanged"
+)
+
+// ObjectResult is what an apply did to one object.
+type ObjectResult struct {
+	// Object is the object's reference.
+	Object plan.ObjectRef
+	// Action is what happened to it.
+	Action Action
+}
+
+// Result is what an apply did to one unit.
+type Result struct {
+	// Unit is the unit's ID.
+	Unit string
+	// Objects are every object of the unit in the order they were applied: cluster
+	// definitions (CRDs, Namespaces, cluster roles) and classes first.
+	Objects []ObjectResult
+	// Inventory is the unit's inventory once it is complete: its digest and exactly
+	// its objects. Apply recorded it, plus Leftover.
+	Inventory plan.Inventory
+	// Leftover are objects of the previous inventory that the unit no longer renders.
+	// They stay recorded until pruned: Prune them, then record Inventory.
+	Leftover []plan.ObjectRef
+}
+
+// Count returns how many objects got action a.
+func (r Result) Count(a Action) int {
+	n := 0
+	for _, o := range r.Objects {
+		if o.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Changed reports that the apply wrote any object.
+func (r Result) Changed() bool {
+	return r.Count(Created)+r.Count(Configured) > 0
+}
+
+// String summarises the result in one line for logs:
+// "trucking/us-east-1/web: 1 created, 2 unchanged; 1 left over".
+func (r Result) String() string {
+	var parts []string
+	for _, a := range []Action{Created, Configured, Unchanged} {
+		if n := r.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no objects")
+	}
+	s := r.Unit + ": " + strings.Join(parts, ", ")
+	if len(r.Leftover) > 0 {
+		s += fmt.Sprintf("; %d left over to prune", len(r.Leftover))
+	}
+	return s
+}
+
+// Apply writes a unit's objects into the region with server-side apply, under
+// FieldManager and taking over fields other managers hold (as Flux does for its own
+// manager), in stages: CRDs, Namespaces and cluster roles first (waiting until they
+// are ready), then classes, then everything else. Objects that already are as
+// rendered are not written.
+//
+// A placement's namespaced objects are written as the tenant's ServiceAccount
+// (TenantUser), so the API server's RBAC refuses anything outside the tenant's
+// namespace; namespace units, and the cluster-scoped kinds the fleet allows an app,
+// are written as Meridian.
+//
+// prev is the unit's recorded inventory, nil when it has none. Before writing, Apply
+// records the union of prev's objects and the unit's under prev's digest (when that
+// adds any object), so that nothing it creates is ever unknown to the inventory, and
+// a daemon killed meanwhile applies the unit again. After writing, it records the
+// unit's digest with exactly its objects — plus, until they are pruned, the objects
+// of prev the unit no longer renders (Result.Leftover), which plan then lists for
+// deletion. Nothing is written when the inventory already says all that.
+//
+// A failure is an *Error naming the object (or the unit), transient or permanent.
+// Objects applied before the failure stay, and stay recorded.
+func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (Result, error) {
+	id, err := parseUnit(unit.ID())
+	if err != nil {
+		return Result{}, err
+	}
+	if prev != nil && prev.Unit != id.id {
+		return Result{}, fmt.Errorf("%s: the previous inventory given is that of %s", id.id, prev.Unit)
+	}
+	objects := make([]*unstructured.Unstructured, len(unit.Objects))
+	refs := make([]plan.ObjectRef, len(unit.Objects))
+	for i, o := range unit.Objects {
+		objects[i] = o.DeepCopy()
+		refs[i] = plan.RefOf(o)
+	}
+	// As Flux does: stringData becomes data, default protocols are filled in, so an
+	// unchanged object compares equal to what the API server holds.
+	if err := normalize.UnstructuredList(objects); err != nil {
+		return Result{}, &Error{Object: id.id, Op: "apply failed", Err: err}
+	}
+	result := Result{
+		Unit:      id.id,
+		Inventory: plan.Inventory{Unit: id.id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs},
+	}
+
+	var old plan.Inventory
+	if prev != nil {
+		old = *prev
+	}
+	union, added := unionRefs(old.Objects, refs)
+	if prev == nil || added {
+		intent := plan.Inventory{Unit: id.id, Digest: old.Digest, Revision: old.Revision, Objects: union}
+		if err := a.opts.Inventory.Put(ctx, intent); err != nil {
+			return result, &Error{Object: id.id, Op: "record inventory before applying", Err: err, Transient: transient(err)}
+		}
+	}
+
+	self, tenant, tw, err := a.split(id, objects)
+	if err != nil {
+		return result, &Error{Object: id.id, Op: "apply failed", Err: err}
+	}
+	stageOpts := ssa.DefaultApplyOptions()
+	stageOpts.WaitTimeout = a.opts.StageTimeout
+	for _, stage := range []struct {
+		manager *ssa.ResourceManager
+		objects []*unstructured.Unstructured
+	}{{a.self, self}, {tw.manager, tenant}} {
+		if len(stage.objects) == 0 {
+			continue
+		}
+		cs, err := stage.manager.ApplyAllStaged(ctx, stage.objects, stageOpts)
+		if cs != nil {
+			result.Objects = append(result.Objects, objectResults(cs, refs)...)
+		}
+		if err != nil {
+			return result, objectError(id.id, "apply failed", err, stage.objects)
+		}
+	}
+
+	// Recorded now: the unit's objects under its new digest, and until they are
+	// pruned, the objects of prev it no longer renders.
+	result.Leftover = leftover(old.Objects, refs)
+	recorded := result.Inventory
+	if len(result.Leftover) > 0 {
+		recorded.Objects = union
+	}
+	if prev == nil || !sameInventory(*prev, recorded) {
+		if err := a.opts.Inventory.Put(ctx, recorded); err != nil {
+			return result, &Error{Object: id.id, Op: "record inventory after applying", Err: err, Transient: transient(err)}
+		}
+	}
+	return result, nil
+}
+
+// revision is the revision render wrote on a unit's objects.
+func revision(objects []*unstructured.Unstructured) string {
+	for _, o := range objects {
+		if r := o.GetAnnotations()[render.AnnotationRevision]; r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// objectResults turns a change set into results with the unit's own references.
+func objectResults(cs *ssa.ChangeSet, refs []plan.ObjectRef) []ObjectResult {
+	byKey := map[string]plan.ObjectRef{}
+	for _, r := range refs {
+		byKey[refKey(r)] = r
+	}
+	out := make([]ObjectResult, 0, len(cs.Entries))
+	for _, e := range cs.Entries {
+		m := e.ObjMetadata
+		r, ok := byKey[m.GroupKind.Group+"/"+m.GroupKind.Kind+"/"+m.Namespace+"/"+m.Name]
+		if !ok {
+			r = plan.ObjectRef{Group: m.GroupKind.Group, Version: e.GroupVersion, Kind: m.GroupKind.Kind, Namespace: m.Namespace, Name: m.Name}
+		}
+		out = append(out, ObjectResult{Object: r, Action: Action(e.Action)})
+	}
+	return out
+}
+
+// unionRefs returns old followed by the refs of cur it lacks, and whether there were
+// any.
+func unionRefs(old, cur []plan.ObjectRef) ([]plan.ObjectRef, bool) {
+	seen := map[string]bool{}
+	out := slices.Clone(old)
+	for _, r := range old {
+		seen[refKey(r)] = true
+	}
+	added := false
+	for _, r := range cur {
+		if !seen[refKey(r)] {
+			seen[refKey(r)] = true
+			out = append(out, r)
+			added = true
+		}
+	}
+	return out, added
+}
+
+// leftover returns the refs of old that cur does not have.
+func leftover(old, cur []plan.ObjectRef) []plan.ObjectRef {
+	keep := map[string]bool{}
+	for _, r := range cur {
+		keep[refKey(r)] = true
+	}
+	var out []plan.ObjectRef
+	for _, r := range old {
+		if !keep[refKey(r)] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sameInventory reports whether recording b over a would change nothing.
+func sameInventory(a, b plan.Inventory) bool {
+	return a.Unit == b.Unit && a.Digest == b.Digest && a.Revision == b.Revision && slices.Equal(a.Objects, b.Objects)
+}

@@ -1,0 +1,166 @@
+package apply
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"syscall"
+	"testing"
+
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"meridian.dev/meridian/reconciler/plan"
+)
+
+func TestIsTransient(t *testing.T) {
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	refused := &url.Error{Op: "Patch", URL: "https://127.0.0.1:6443/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a refused connection is retried", refused, true},
+		{"a reset connection is retried", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}, true},
+		{"an unexpected EOF is retried", &url.Error{Op: "Get", URL: "u", Err: io.ErrUnexpectedEOF}, true},
+		{"a deadline is retried", fmt.Errorf("wait: %w", context.DeadlineExceeded), true},
+		{"a conflict is retried", apierrors.NewConflict(gr, "web", errors.New("modified")), true},
+		{"a server timeout is retried", apierrors.NewServerTimeout(gr, "patch", 1), true},
+		{"a gateway timeout is retried", apierrors.NewTimeoutError("slow", 1), true},
+		{"too many requests are retried", apierrors.NewTooManyRequests("slow down", 1), true},
+		{"an internal error is retried", apierrors.NewInternalError(errors.New("etcd")), true},
+		{"an unavailable server is retried", apierrors.NewServiceUnavailable("starting"), true},
+		{"a 502 is retried", apierrors.NewGenericServerResponse(502, "patch", gr, "web", "bad gateway", 0, true), true},
+		{"an invalid object is reported", apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "web", field.ErrorList{field.Required(field.NewPath("spec"), "")}), false},
+		{"a refusal by RBAC is reported", apierrors.NewForbidden(gr, "web", errors.New("no")), false},
+		{"a bad request is reported", apierrors.NewBadRequest("nonsense"), false},
+		{"a missing namespace is reported", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "t1"), false},
+		{"bad credentials are reported", apierrors.NewUnauthorized("who are you"), false},
+		{"an untrusted certificate is reported", &url.Error{Op: "Get", URL: "u", Err: x509.UnknownAuthorityError{}}, false},
+		{"an unknown kind is reported", &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "x.dev", Kind: "Widget"}, SearchedVersions: []string{"v1"}}, false},
+		{"an unknown failure is reported", errors.New("something odd"), false},
+		{"an Error says for itself", &Error{Object: "ConfigMap/t/x", Op: "apply failed", Err: errors.New("odd"), Transient: true}, true},
+		{"joined transient errors are retried", errors.Join(refused, apierrors.NewConflict(gr, "web", errors.New("modified"))), true},
+		{"one permanent error among joined ones is reported", errors.Join(refused, apierrors.NewForbidden(gr, "web", errors.New("no"))), false},
+		{"no error is not transient", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsTransient(tt.err); got != tt.want {
+				t.Errorf("IsTransient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestObjectError(t *testing.T) {
+	web := &unstructured.Unstructured{}
+	web.SetAPIVersion("apps/v1")
+	web.SetKind("Deployment")
+	web.SetNamespace("trucking")
+	web.SetName("web")
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	forbidden := apierrors.NewForbidden(gr, "web", errors.New("no"))
+	refused := &url.Error{Op: "Patch", URL: "https://127.0.0.1:6443/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	tests := []struct {
+		name string
+		err  error
+		want string
+		tr   bool
+	}{{
+		name: "a dry-run error names its object",
+		err:  ssaerrors.NewDryRunErr(forbidden, web),
+		want: `Deployment/trucking/web: apply failed: deployments.apps "web" is forbidden: no`,
+	}, {
+		name: "an apply error names its object",
+		err:  fmt.Errorf("%s apply failed: %w", "Deployment/trucking/web", refused),
+		want: `Deployment/trucking/web: apply failed: Patch "https://127.0.0.1:6443/x": dial tcp: connection refused`,
+		tr:   true,
+	}, {
+		name: "another step of the library keeps its words",
+		err:  fmt.Errorf("%s immutable field detected, failed to delete object: %w", "Deployment/trucking/web", forbidden),
+		want: `Deployment/trucking/web: immutable field detected, failed to delete object: deployments.apps "web" is forbidden: no`,
+	}, {
+		name: "an error about no object names the unit",
+		err:  fmt.Errorf("timeout waiting for: [Namespace/trucking status: 'InProgress']"),
+		want: `trucking/us-east-1/web: apply failed: timeout waiting for: [Namespace/trucking status: 'InProgress']`,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := objectError("trucking/us-east-1/web", "apply failed", tt.err, []*unstructured.Unstructured{web})
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("message (-want +got):\n%s", diff)
+			}
+			if got := IsTransient(err); got != tt.tr {
+				t.Errorf("IsTransient = %v, want %v", got, tt.tr)
+			}
+			if !errors.Is(err, tt.err) && !errors.Is(err, errors.Unwrap(tt.err)) {
+				t.Errorf("%v does not wrap its cause", err)
+			}
+		})
+	}
+}
+
+func TestResultString(t *testing.T) {
+	ref := func(name string) plan.ObjectRef {
+		return plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "t", Name: name}
+	}
+	tests := []struct {
+		name string
+		res  Result
+		want string
+	}{
+		{"an empty unit", Result{Unit: "t/r/a"}, "t/r/a: no objects"},
+		{"actions in a fixed order", Result{Unit: "t/r/a", Objects: []ObjectResult{
+			{ref("a"), Unchanged}, {ref("b"), Created}, {ref("c"), Configured}, {ref("d"), Created},
+		}}, "t/r/a: 2 created, 1 configured, 1 unchanged"},
+		{"leftovers to prune", Result{Unit: "t/r/a", Objects: []ObjectResult{{ref("a"), Unchanged}}, Leftover: []plan.ObjectRef{ref("b")}},
+			"t/r/a: 1 unchanged; 1 left over to prune"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.res.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseUnit(t *testing.T) {
+	tests := []struct {
+		id      string
+		want    unitID
+		wantErr string
+	}{
+		{id: "t/r", want: unitID{id: "t/r", tenant: "t", region: "r"}},
+		{id: "t/r/a", want: unitID{id: "t/r/a", tenant: "t", region: "r", app: "a"}},
+		{id: "t", wantErr: `unit "t" is neither tenant/region nor tenant/region/app`},
+		{id: "t//a", wantErr: `unit "t//a" is neither tenant/region nor tenant/region/app`},
+		{id: "t/r/a/b", wantErr: `unit "t/r/a/b" is neither tenant/region nor tenant/region/app`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			got, err := parseUnit(tt.id)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if gotErr != tt.wantErr {
+				t.Errorf("error = %q, want %q", gotErr, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(unitID{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

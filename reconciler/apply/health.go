@@ -1,0 +1,166 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"meridian.dev/meridian/reconciler/plan"
+)
+
+// State is the health of a unit in a region.
+type State string
+
+// The states of a unit.
+const (
+	// Ready means every object reached its desired state (kstatus Current).
+	Ready State = "Ready"
+	// Progressing means some object is still on its way (kstatus InProgress,
+	// Terminating or Unknown) and none has failed.
+	Progressing State = "Progressing"
+	// Failed means some object will not get there by itself (kstatus Failed, such as a
+	// Deployment past its progress deadline) or is missing from the cluster.
+	Failed State = "Failed"
+)
+
+// ObjectHealth is the kstatus of one object.
+type ObjectHealth struct {
+	// Object is the object's reference.
+	Object plan.ObjectRef
+	// Status is the object's kstatus: Current, InProgress, Failed, Terminating,
+	// NotFound or Unknown.
+	Status status.Status
+	// Message is kstatus's explanation, such as "Deployment does not have minimum
+	// availability.".
+	Message string
+}
+
+// Health is the health of a unit's objects.
+type Health struct {
+	// State sums up the objects: Failed if any failed or is missing, else
+	// Progressing if any is not yet current, else Ready.
+	State State
+	// Reason names the object that decided State and why, "" when Ready:
+	// "Deployment/trucking/web: InProgress: Deployment does not have minimum availability.".
+	Reason string
+	// Objects are the objects in the order asked for.
+	Objects []ObjectHealth
+}
+
+// String is the state and its reason, for logs.
+func (h Health) String() string {
+	if h.Reason == "" {
+		return string(h.State)
+	}
+	return string(h.State) + ": " + h.Reason
+}
+
+// culprit returns the object that decided the state, or nil when Ready.
+func (h Health) culprit() *ObjectHealth {
+	for _, want := range []func(status.Status) bool{
+		func(s status.Status) bool { return s == status.FailedStatus || s == status.NotFoundStatus },
+		func(s status.Status) bool { return s != status.CurrentStatus },
+	} {
+		for i := range h.Objects {
+			if want(h.Objects[i].Status) {
+				return &h.Objects[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Health reads each object and computes its kstatus, and from them the unit's state.
+// Objects are read as Meridian. A failure to read one is an *Error naming it.
+func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, error) {
+	h := Health{State: Ready, Objects: make([]ObjectHealth, 0, len(refs))}
+	for _, ref := range refs {
+		live := stub(ref)
+		oh := ObjectHealth{Object: ref}
+		err := a.admin.Get(ctx, client.ObjectKeyFromObject(live), live)
+		switch {
+		case apierrors.IsNotFound(err):
+			oh.Status, oh.Message = status.NotFoundStatus, "the object does not exist"
+		case err != nil:
+			return Health{}, &Error{Object: ref.String(), Op: "read status failed", Err: err, Transient: transient(err)}
+		default:
+			res, err := status.Compute(live)
+			if err != nil {
+				oh.Status, oh.Message = status.UnknownStatus, err.Error()
+			} else {
+				oh.Status, oh.Message = res.Status, res.Message
+			}
+		}
+		h.Objects = append(h.Objects, oh)
+	}
+	if c := h.culprit(); c != nil {
+		h.State = Progressing
+		if c.Status == status.FailedStatus || c.Status == status.NotFoundStatus {
+			h.State = Failed
+		}
+		h.Reason = fmt.Sprintf("%s: %s: %s", c.Object, c.Status, c.Message)
+	}
+	return h, nil
+}
+
+// readTimeout bounds one Health read within Wait, so a read in flight when the wait
+// times out still completes (or fails) on its own.
+const readTimeout = 30 * time.Second
+
+// Wait polls Health until the unit is Ready, Failed, or timeout passed, and returns
+// the last Health. It returns an error unless Ready: for Failed, an *Error naming the
+// failed object (permanent); on timeout, an *Error naming the object still not
+// ready, or the read that kept failing (transient). Transient read failures are
+// retried until the timeout.
+func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.Duration) (Health, error) {
+	deadline := time.Now().Add(timeout)
+	var (
+		last    Health
+		lastErr error
+	)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		h, err := a.Health(rctx, refs)
+		cancel()
+		switch {
+		case err == nil:
+			last, lastErr = h, nil
+			if h.State == Ready {
+				return h, nil
+			}
+			if h.State == Failed {
+				c := h.culprit()
+				return h, &Error{Object: c.Object.String(), Op: "failed", Err: fmt.Errorf("%s: %s", c.Status, c.Message)}
+			}
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case !IsTransient(err):
+			return last, err
+		default:
+			lastErr = err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		t := time.NewTimer(min(a.opts.PollInterval, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, ctx.Err()
+		case <-t.C:
+		}
+	}
+	op := fmt.Sprintf("not ready after %s", timeout)
+	var e *Error
+	if errors.As(lastErr, &e) {
+		return last, &Error{Object: e.Object, Op: op + ": " + e.Op, Err: e.Err, Transient: true}
+	}
+	c := last.culprit()
+	return last, &Error{Object: c.Object.String(), Op: op, Err: fmt.Errorf("%s: %s", c.Status, c.Message), Transient: true}
+}

@@ -1,0 +1,228 @@
+package apply_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/apply"
+	"meridian.dev/meridian/reconciler/inventory"
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/secrets"
+)
+
+// The region's write side plugs into a reconcile pass as it is.
+var (
+	_ reconciler.Cluster = (*apply.Region)(nil)
+	_ apply.Inventory    = (*inventory.Store)(nil)
+)
+
+const (
+	exampleDir = "../../fleet-example"
+	region     = "us-east-1"
+	revision   = "0123456789abcdef0123456789abcdef01234567"
+)
+
+// renderExample renders fleet-example's units of one region with the demo age key.
+func renderExample(t *testing.T) []*render.Unit {
+	t.Helper()
+	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.KeysFromFiles(filepath.Join(exampleDir, "demo-age-key.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(exampleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := fleet.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One placement at a time: render's decryption memo races when placements of one
+	// tenant render in parallel (reported to render's owner).
+	r := render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys), Parallelism: 1})
+	res, err := r.Render(t.Context(), render.Snapshot{Dir: dir, Revision: revision, Model: model}, render.Filter{Region: region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return res.Units
+}
+
+// object builds an object from its apiVersion, kind, namespace, name and the rest of
+// its fields.
+func object(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	for k, v := range fields {
+		u.Object[k] = v
+	}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	return u
+}
+
+func configMap(namespace, name string, data map[string]any) *unstructured.Unstructured {
+	return object("v1", "ConfigMap", namespace, name, map[string]any{"data": data})
+}
+
+// deployment is a small Deployment; extra fields are merged into its spec.
+func deployment(namespace, name string, replicas int64, extra map[string]any) *unstructured.Unstructured {
+	labels := map[string]any{"app.kubernetes.io/name": name}
+	spec := map[string]any{
+		"replicas": replicas,
+		"selector": map[string]any{"matchLabels": labels},
+		"template": map[string]any{
+			"metadata": map[string]any{"labels": labels},
+			"spec": map[string]any{
+				"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001)},
+				"containers": []any{map[string]any{
+					"name":  "app",
+					"image": "ghcr.io/stefanprodan/podinfo:6.7.0",
+					"securityContext": map[string]any{
+						"allowPrivilegeEscalation": false,
+						"capabilities":             map[string]any{"drop": []any{"ALL"}},
+					},
+				}},
+			},
+		},
+	}
+	for k, v := range extra {
+		spec[k] = v
+	}
+	return object("apps/v1", "Deployment", namespace, name, map[string]any{"spec": spec})
+}
+
+// unit labels objects as render does and wraps them in a unit; app "" makes a
+// namespace unit.
+func unit(tenant, app string, objects ...*unstructured.Unstructured) *render.Unit {
+	u := &render.Unit{Tenant: tenant, Region: region, App: app}
+	for _, o := range objects {
+		o = o.DeepCopy()
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[render.LabelManagedBy] = render.ManagedByMeridian
+		labels[render.LabelTenant] = tenant
+		labels[render.LabelRegion] = region
+		if app != "" {
+			labels[render.LabelApp] = app
+		}
+		o.SetLabels(labels)
+		annotations := o.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[render.AnnotationPlacement] = u.ID()
+		annotations[render.AnnotationRevision] = revision
+		o.SetAnnotations(annotations)
+		u.Objects = append(u.Objects, o)
+	}
+	h := sha256.New()
+	for _, o := range u.Objects {
+		_ = json.NewEncoder(h).Encode(o.Object)
+	}
+	u.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return u
+}
+
+func refsOf(u *render.Unit) []plan.ObjectRef {
+	out := make([]plan.ObjectRef, len(u.Objects))
+	for i, o := range u.Objects {
+		out[i] = plan.RefOf(o)
+	}
+	return out
+}
+
+// writes records the requests that change something in the cluster: every
+// POST, PUT, PATCH and DELETE that is not a dry-run.
+type writes struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (w *writes) wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if req.Method != http.MethodGet && !strings.Contains(req.URL.RawQuery, "dryRun=All") {
+				w.mu.Lock()
+				w.seen = append(w.seen, req.Method+" "+req.URL.Path)
+				w.mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	return cfg
+}
+
+// take returns the writes seen since the last call.
+func (w *writes) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.seen
+	w.seen = nil
+	return out
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// logBuffer is a logger whose lines, without times, the test reads back.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.buf.String()
+	l.buf.Reset()
+	return s
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

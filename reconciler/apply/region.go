@@ -1,0 +1,71 @@
+package apply
+
+import (
+	"context"
+	"time"
+
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+)
+
+// Region is one region's write side in the shape a reconcile pass drives it
+// (reconciler.Cluster): the Applier together with its inventory, so that each step
+// keeps the inventory right on its own.
+type Region struct {
+	applier *Applier
+}
+
+// Region returns the Applier's region view.
+func (a *Applier) Region() *Region { return &Region{applier: a} }
+
+// Inventories lists every unit's inventory in the region.
+func (r *Region) Inventories(ctx context.Context) ([]plan.Inventory, error) {
+	return r.applier.opts.Inventory.List(ctx)
+}
+
+// Apply applies a unit and records it (see Applier.Apply); objects of prev the unit
+// no longer renders stay recorded until Prune removes them.
+func (r *Region) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) error {
+	res, err := r.applier.Apply(ctx, unit, prev)
+	if err != nil {
+		return err
+	}
+	if res.Changed() || len(res.Leftover) > 0 {
+		r.applier.opts.Logger.Info("applied", "result", res.String())
+	}
+	return nil
+}
+
+// Prune deletes objects of a unit that are still Meridian's (see Applier.Prune) and,
+// once every one is gone or left to its new owner, takes them out of the unit's
+// inventory — or, when gone says the unit left the fleet, deletes its inventory.
+// After a failure the inventory is left as it was, so the next pass tries again.
+func (r *Region) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
+	if err := r.applier.Prune(ctx, unit, objects); err != nil {
+		return err
+	}
+	inv := r.applier.opts.Inventory
+	if gone {
+		return inv.Delete(ctx, unit)
+	}
+	cur, err := inv.Get(ctx, unit)
+	if err != nil || cur == nil {
+		return err
+	}
+	next := *cur
+	next.Objects = leftover(cur.Objects, objects)
+	if len(next.Objects) == len(cur.Objects) {
+		return nil
+	}
+	return inv.Put(ctx, next)
+}
+
+// Wait waits until a unit's objects are Ready (see Applier.Wait).
+func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) error {
+	refs := make([]plan.ObjectRef, len(unit.Objects))
+	for i, o := range unit.Objects {
+		refs[i] = plan.RefOf(o)
+	}
+	_, err := r.applier.Wait(ctx, refs, timeout)
+	return err
+}
