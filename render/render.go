@@ -265,11 +265,14 @@ func (run *renderRun) chartDigest(ctx context.Context, req helm.Request) (string
 }
 
 type tenantSecrets struct {
-	once       sync.Once
+	// Set under renderRun.mu when first asked for, then read-only.
 	ciphertext []byte
 	digest     string
-	values     map[string]any
-	err        error
+	readErr    error
+
+	once   sync.Once
+	values map[string]any // set by once
+	err    error          // set by once
 }
 
 // secretsOf reads a tenant's secrets file (not decrypting it).
@@ -280,7 +283,7 @@ func (run *renderRun) secretsOf(t *fleet.Tenant) *tenantSecrets {
 		s = &tenantSecrets{}
 		run.tenantSecrets[t.Metadata.Name] = s
 		if t.SecretsFile != "" {
-			s.ciphertext, s.err = readInSnapshot(run.snap.Dir, t.SecretsFile)
+			s.ciphertext, s.readErr = readInSnapshot(run.snap.Dir, t.SecretsFile)
 			s.digest = digestBytes(s.ciphertext)
 		}
 	}
@@ -291,8 +294,8 @@ func (run *renderRun) secretsOf(t *fleet.Tenant) *tenantSecrets {
 // decrypted returns a tenant's decrypted secrets, decrypting them once.
 func (run *renderRun) decrypted(ctx context.Context, t *fleet.Tenant) (map[string]any, error) {
 	s := run.secretsOf(t)
-	if s.err != nil || t.SecretsFile == "" {
-		return nil, s.err
+	if s.readErr != nil || t.SecretsFile == "" {
+		return nil, s.readErr
 	}
 	s.once.Do(func() {
 		if run.r.opts.Decryptor == nil {
@@ -309,6 +312,7 @@ func (run *renderRun) secretValues() []string {
 	defer run.mu.Unlock()
 	var all []string
 	for _, s := range run.tenantSecrets {
+		s.once.Do(func() {}) // every decryption has finished; values is safe to read
 		if s.values != nil {
 			all = append(all, secrets.Leaves(s.values)...)
 		}
@@ -322,8 +326,8 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 	app := p.App.Metadata.Name
 	values := fleet.Merge(p.Values, fleet.Values{FactsKey: facts(p, run.zone)})
 	sec := run.secretsOf(p.Tenant)
-	if sec.err != nil {
-		return nil, sec.err
+	if sec.readErr != nil {
+		return nil, sec.readErr
 	}
 	appDir := path.Dir(p.App.Source.File)
 	key := cacheKey{
