@@ -257,3 +257,32 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// TestStartFailureCarriesLogTail checks that a component that dies while a
+// region starts is reported with its region, its name and the end of its log.
+func TestStartFailureCarriesLogTail(t *testing.T) {
+	if os.Getenv(EnvSkip) == "1" {
+		t.Skipf("%s=1", EnvSkip)
+	}
+	t.Parallel()
+	bins, err := Build(t.Context(), nil, Etcd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &Testbed{bins: bins, spawner: newSpawner(), Dir: t.TempDir()}
+	defer tb.Stop()
+	r := &Region{Name: "broken", Dir: tb.Dir}
+	p, err := tb.startProcess(r, Etcd, "--no-such-flag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitFor(t.Context(), p, time.Minute, "/health", func() error { return errors.New("not yet") })
+	if err == nil {
+		t.Fatal("waitFor succeeded for a component that exits at once")
+	}
+	for _, want := range []string{"region broken: etcd exited", "--- last lines of " + r.LogFile(Etcd), "no-such-flag"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
