@@ -23,6 +23,7 @@ records pointing clients at the nearest healthy region.`,
 		newValidateCommand(),
 		newVersionCommand(),
 		newDevCommand(),
+		newRunCommand(),
 	)
 	return root
 }

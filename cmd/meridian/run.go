@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"meridian.dev/meridian/internal/config"
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/sources"
+)
+
+type runOptions struct {
+	configFile string
+	once       bool
+}
+
+func newRunCommand() *cobra.Command {
+	o := runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: follow the fleet repository and reconcile every region",
+		Long: `Run follows the fleet repository named in the configuration file, and for every
+new revision renders each placement, applies it to its region's cluster wave by
+wave, prunes what left the fleet and waits for health. A revision that is not
+valid is refused and the last good one keeps being served; a pass that did not
+converge is retried with backoff.
+
+It serves /healthz, /readyz (once the first pass finished) and, when a webhook
+secret is configured, /hooks/git on the configured listen address. SIGINT or
+SIGTERM lets the pass in flight finish, then exits. See docs/run.md.`,
+		Example: `  meridian run --config /etc/meridian/config.yaml
+  meridian run --config config.yaml --once     # one fetch, one pass; fails when the pass had errors`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runRun(ctx, cmd.ErrOrStderr(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "the configuration file (required)")
+	f.BoolVar(&o.once, "once", false, "fetch once, run one pass and exit; the exit status says whether it converged")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	cfg, err := config.Load(o.configFile)
+	if err != nil {
+		return err
+	}
+	gitOpts, err := cfg.GitOptions()
+	if err != nil {
+		return err
+	}
+	gitOpts.Logger = log.With("component", "source")
+	git, err := sources.NewGit(gitOpts)
+	if err != nil {
+		return err
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return err
+	}
+	charts, err := helm.New(helm.Options{CacheDir: filepath.Join(cfg.CacheDir, "charts")})
+	if err != nil {
+		return err
+	}
+	poller := &sources.Poller{Source: git, Interval: time.Duration(cfg.Repository.Interval), Logger: log.With("component", "source")}
+
+	mux := http.NewServeMux()
+	var ready atomic.Bool
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "the first pass has not finished", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	hookOpts, err := cfg.WebhookOptions()
+	if err != nil {
+		return err
+	}
+	if hookOpts.GitHubSecret != "" || hookOpts.GitLabToken != "" || hookOpts.GenericSecret != "" {
+		hookOpts.Logger = log.With("component", "webhook")
+		hook, err := sources.NewWebhook(hookOpts)
+		if err != nil {
+			return err
+		}
+		poller.Trigger = hook.Trigger()
+		mux.Handle("/hooks/git", hook)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !o.once {
+		stopServer, err := serve(ctx, cancel, cfg.Listen, mux, log)
+		if err != nil {
+			return err
+		}
+		defer stopServer()
+	}
+
+	return reconciler.Run(ctx, reconciler.RunOptions{
+		Poller:        poller,
+		Snapshots:     git,
+		Renderer:      render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
+		Kubeconfig:    cfg.Kubeconfig,
+		HealthTimeout: time.Duration(cfg.HealthTimeout),
+		Once:          o.once,
+		Passed:        func(*reconciler.Report) { ready.Store(true) },
+		Log:           log,
+	})
+}
+
+// serve starts the HTTP server on addr; when it fails later, cancel stops the
+// daemon. The returned function shuts the server down.
+func serve(ctx context.Context, cancel context.CancelFunc, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w; set listen in the configuration file to a free address", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server failed; stopping", "error", err)
+			cancel()
+		}
+	}()
+	log.Info("listening", "address", l.Addr().String())
+	return func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}, nil
+}

@@ -1,0 +1,457 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"meridian.dev/meridian/reconciler/apply"
+	"meridian.dev/meridian/reconciler/inventory"
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/sources"
+)
+
+// AllowMassDeletionTrailer is the commit message trailer that lets one revision
+// through the mass-deletion guard: a line "Meridian-Allow-Mass-Deletion: true" in the
+// last paragraph of the head commit's message. It allows that revision only; the
+// next commit is guarded again.
+const AllowMassDeletionTrailer = "Meridian-Allow-Mass-Deletion"
+
+// Defaults of RunOptions.
+const (
+	DefaultRetryMin        = 10 * time.Second
+	DefaultRetryMax        = 5 * time.Minute
+	DefaultShutdownTimeout = time.Minute
+	// DefaultRequestTimeout bounds each request to a region's API server when its
+	// kubeconfig sets no timeout, so that a region that stopped answering fails the
+	// pass there instead of hanging it.
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// SnapshotHolder keeps a snapshot's directory on disk while it is in use;
+// *sources.Git is one. release may be called more than once.
+type SnapshotHolder interface {
+	Hold(s *sources.Snapshot) (release func())
+}
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Poller fetches the fleet repository on its clock (interval, webhook trigger,
+	// backoff after fetch errors). Required; with Once only its Source is used.
+	Poller *sources.Poller
+	// Snapshots holds the snapshot in use, so retention does not remove it while it
+	// is rendered or retried. Nil holds nothing.
+	Snapshots SnapshotHolder
+	// Renderer renders snapshots; it keeps its cache across passes. Required.
+	Renderer *render.Renderer
+	// Kubeconfig is the kubeconfig file holding the context each Region names. Empty
+	// means client-go's default loading rules (KUBECONFIG, ~/.kube/config).
+	Kubeconfig string
+	// NewCluster builds a region's write side from its rest.Config. Nil means an
+	// apply.Applier whose inventory is kept in that region's cluster.
+	NewCluster func(region string, cfg *rest.Config) (Cluster, error)
+	// HealthTimeout bounds how long a wave waits for health; zero means the
+	// Reconciler's default.
+	HealthTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff (with jitter) before a pass that
+	// failed is run again on the same snapshot; zero means DefaultRetryMin and
+	// DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
+	// ShutdownTimeout bounds how long a pass in flight may go on once ctx is done;
+	// zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Once fetches once and runs one pass, then returns.
+	Once bool
+	// Passed, when set, is called after every pass with its report, from Run's
+	// goroutine.
+	Passed func(*Report)
+	// Log receives what the daemon does. Nil discards it.
+	Log *slog.Logger
+}
+
+// Run adds the clock around RunOnce. It consumes the Poller's updates and, for each
+// new revision, loads the fleet, connects to its regions and runs a pass. A revision
+// whose fleet files are not valid is reported (every error with its file and line)
+// and not applied: the last good revision keeps being served. A pass that did not
+// bring every region to the revision is run again on the same snapshot with
+// backoff and jitter, so an unreachable region catches up once it returns.
+//
+// When ctx is done, a pass in flight goes on (for at most ShutdownTimeout) so that
+// no apply is cut short, and Run returns nil. With Once, Run fetches once, runs one
+// pass and returns an error when the fetch, the fleet or the pass failed.
+func Run(ctx context.Context, opts RunOptions) error {
+	if opts.Poller == nil || opts.Poller.Source == nil {
+		return errors.New("run: no source to fetch the fleet repository from")
+	}
+	if opts.Renderer == nil {
+		return errors.New("run: no renderer")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = DefaultRetryMin
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = DefaultRetryMax
+	}
+	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.NewCluster == nil {
+		opts.NewCluster = regionCluster(opts.Log)
+	}
+	d := &daemon{opts: opts, log: opts.Log, clusters: map[string]builtCluster{}}
+	defer d.release()
+	if opts.Once {
+		return d.once(ctx)
+	}
+	return d.loop(ctx)
+}
+
+// daemon is the state Run keeps between passes.
+type daemon struct {
+	opts RunOptions
+	log  *slog.Logger
+
+	// current is the last good revision: valid fleet files, loaded.
+	current *revision
+	// clusters are the region write sides built so far, by region.
+	clusters map[string]builtCluster
+}
+
+// revision is a snapshot with its loaded fleet.
+type revision struct {
+	snap    *sources.Snapshot
+	model   *fleet.Model
+	release func()
+}
+
+// builtCluster is a region's write side and the configuration it was built from.
+type builtCluster struct {
+	cfg     *rest.Config
+	cluster Cluster
+}
+
+func (d *daemon) release() {
+	if d.current != nil {
+		d.current.release()
+	}
+}
+
+// once is --once: one fetch and one pass.
+func (d *daemon) once(ctx context.Context) error {
+	snap, err := d.opts.Poller.Source.Fetch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.accept(snap); err != nil {
+		return err
+	}
+	report, err := d.pass(ctx)
+	if err != nil {
+		return err
+	}
+	return report.Err()
+}
+
+// loop is the daemon: new revisions from the poller, retries after failed passes.
+func (d *daemon) loop(ctx context.Context) error {
+	updates := d.opts.Poller.Watch(ctx)
+	retry := time.NewTimer(0)
+	retry.Stop()
+	defer retry.Stop()
+	failures := 0
+
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down")
+			return nil
+		case u, ok := <-updates:
+			if !ok {
+				d.log.Info("shutting down")
+				return nil
+			}
+			if u.Err != nil {
+				// The poller logs fetch errors and retries them; the last good
+				// revision stays in place.
+				continue
+			}
+			if u.Snapshot.Unchanged && d.current != nil && d.current.snap.Revision == u.Snapshot.Revision {
+				continue
+			}
+			if err := d.accept(u.Snapshot); err != nil {
+				continue
+			}
+			retry.Stop()
+			failures = 0
+		case <-retry.C:
+			d.log.Info("retrying the last pass", "revision", d.current.snap.Revision, "attempt", failures+1)
+		}
+		if ctx.Err() != nil {
+			d.log.Info("shutting down")
+			return nil
+		}
+
+		report, err := d.pass(ctx)
+		if err == nil && !needsRetry(report) {
+			failures = 0
+			continue
+		}
+		failures++
+		wait := backoff(d.opts.RetryMin, d.opts.RetryMax, failures)
+		if err == nil {
+			err = report.Err()
+		}
+		d.log.Warn("pass did not converge; retrying", "revision", d.current.snap.Revision, "error", err, "retryIn", wait.Round(time.Millisecond), "failures", failures)
+		retry.Reset(wait)
+	}
+}
+
+// accept loads a fetched snapshot's fleet and makes it the current revision. When
+// the fleet is not valid it logs every error and keeps the current revision.
+func (d *daemon) accept(snap *sources.Snapshot) error {
+	release := func() {}
+	if d.opts.Snapshots != nil {
+		release = d.opts.Snapshots.Hold(snap)
+	}
+	model, err := fleet.LoadDir(snap.Dir)
+	if err != nil {
+		release()
+		log := d.log.With("revision", snap.Revision, "subject", snap.Commit.Subject)
+		kept := "none"
+		if d.current != nil {
+			kept = d.current.snap.Revision
+		}
+		var list fleet.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				log.Error("invalid fleet file", "error", e.Error())
+			}
+			err = fmt.Errorf("revision %s: the fleet is not valid (%d errors); nothing applied", shortRevision(snap.Revision), len(list))
+		} else {
+			err = fmt.Errorf("revision %s: %w", shortRevision(snap.Revision), err)
+		}
+		log.Error("revision refused; keeping the last good revision", "error", err, "serving", kept)
+		return err
+	}
+	d.release()
+	d.current = &revision{snap: snap, model: model, release: release}
+	d.log.Info("new revision", "revision", snap.Revision, "ref", snap.Ref, "subject", snap.Commit.Subject, "author", snap.Commit.Author.Name)
+	return nil
+}
+
+// pass runs RunOnce on the current revision. It is not cut short by ctx: once ctx
+// is done the pass has ShutdownTimeout to finish.
+func (d *daemon) pass(ctx context.Context) (*Report, error) {
+	passCtx, done := d.passContext(ctx)
+	defer done()
+	cur := d.current
+	allow := AllowsMassDeletion(cur.snap.Commit)
+	if allow {
+		d.log.Warn("the commit allows mass deletion for this revision", "revision", cur.snap.Revision, "trailer", AllowMassDeletionTrailer)
+	}
+	r := New(Options{
+		Renderer:      d.opts.Renderer,
+		Clusters:      d.regions(cur.model),
+		HealthTimeout: d.opts.HealthTimeout,
+		Log:           d.log,
+	})
+	start := time.Now()
+	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: cur.model}, allow)
+	if err != nil {
+		d.log.Error("pass failed", "revision", cur.snap.Revision, "error", err, "duration", time.Since(start).Round(time.Millisecond))
+		return nil, err
+	}
+	attrs := []any{"revision", cur.snap.Revision, "duration", time.Since(start).Round(time.Millisecond)}
+	for _, w := range report.Waves {
+		for _, region := range w.Regions {
+			if rr, ok := report.Regions[region]; ok {
+				attrs = append(attrs, region, rr.Changes.String())
+			}
+		}
+	}
+	if perr := report.Err(); perr != nil {
+		d.log.Warn("pass finished with problems", append(attrs, "error", perr)...)
+	} else {
+		d.log.Info("pass finished", attrs...)
+	}
+	if d.opts.Passed != nil {
+		d.opts.Passed(report)
+	}
+	return report, nil
+}
+
+// passContext returns the context of one pass: not canceled with ctx, but given
+// ShutdownTimeout to finish once ctx is done.
+func (d *daemon) passContext(ctx context.Context) (context.Context, func()) {
+	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		d.log.Info("shutdown requested; letting the pass in flight finish", "timeout", d.opts.ShutdownTimeout)
+		mu.Lock()
+		timer = time.AfterFunc(d.opts.ShutdownTimeout, cancel)
+		mu.Unlock()
+	})
+	return passCtx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// regions returns the write side of every region of the model. A region that cannot
+// be reached as configured gets a Cluster that reports why, so that only that
+// region fails; the others go on.
+func (d *daemon) regions(m *fleet.Model) map[string]Cluster {
+	out := map[string]Cluster{}
+	for _, region := range m.Regions {
+		name := region.Metadata.Name
+		cl, err := d.region(region)
+		if err != nil {
+			d.log.Error("region cannot be reached; nothing changes there", "region", name, "error", err)
+			delete(d.clusters, name)
+			out[name] = unreachable{err}
+			continue
+		}
+		out[name] = cl
+	}
+	return out
+}
+
+// region builds, or reuses, a region's write side.
+func (d *daemon) region(region *fleet.Region) (Cluster, error) {
+	name := region.Metadata.Name
+	access := region.Spec.Cluster
+	if access.SecretRef != nil {
+		return nil, fmt.Errorf("%s: spec.cluster.secretRef: reaching a cluster through a kubeconfig in a Secret is not supported yet; set spec.cluster.kubeconfigContext to a context of Meridian's kubeconfig",
+			region.Source.Position("spec.cluster.secretRef"))
+	}
+	if access.KubeconfigContext == "" {
+		return nil, fmt.Errorf("%s: spec.cluster: no kubeconfigContext; name the context of Meridian's kubeconfig that reaches the cluster",
+			region.Source.Position("spec.cluster"))
+	}
+	cfg, err := d.restConfig(access.KubeconfigContext)
+	if err != nil {
+		return nil, fmt.Errorf("%s: kubeconfig context %q: %w; add the context to Meridian's kubeconfig or correct spec.cluster.kubeconfigContext",
+			region.Source.Position("spec.cluster.kubeconfigContext"), access.KubeconfigContext, err)
+	}
+	if b, ok := d.clusters[name]; ok && reflect.DeepEqual(b.cfg, cfg) {
+		return b.cluster, nil
+	}
+	cl, err := d.opts.NewCluster(name, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("region %s: %w", name, err)
+	}
+	d.clusters[name] = builtCluster{cfg: cfg, cluster: cl}
+	d.log.Info("connected to region", "region", name, "context", access.KubeconfigContext, "server", cfg.Host)
+	return cl, nil
+}
+
+// restConfig reads the kubeconfig's context afresh, so that rotated credentials
+// are picked up on the next pass.
+func (d *daemon) restConfig(context string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if d.opts.Kubeconfig != "" {
+		rules.ExplicitPath = d.opts.Kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultRequestTimeout
+	}
+	return cfg, nil
+}
+
+// regionCluster builds a region's write side: an Applier with the region's
+// inventory store.
+func regionCluster(log *slog.Logger) func(region string, cfg *rest.Config) (Cluster, error) {
+	return func(region string, cfg *rest.Config) (Cluster, error) {
+		store, err := inventory.NewStore(cfg)
+		if err != nil {
+			return nil, err
+		}
+		a, err := apply.New(cfg, apply.Options{Inventory: store, Logger: log.With("region", region)})
+		if err != nil {
+			return nil, err
+		}
+		return a.Region(), nil
+	}
+}
+
+// unreachable is the write side of a region that cannot be reached as configured:
+// every call fails with the reason, so the pass reports it for that region alone.
+type unreachable struct{ err error }
+
+func (u unreachable) Inventories(context.Context) ([]plan.Inventory, error) { return nil, u.err }
+func (u unreachable) Apply(context.Context, *render.Unit, *plan.Inventory) error {
+	return u.err
+}
+func (u unreachable) Prune(context.Context, string, []plan.ObjectRef, bool) error { return u.err }
+func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) error     { return u.err }
+
+// AllowsMassDeletion reports whether a commit's message carries the trailer
+// "Meridian-Allow-Mass-Deletion: true" in its last paragraph (the key is matched
+// regardless of case, as git does).
+func AllowsMassDeletion(c sources.Commit) bool {
+	body := strings.TrimSpace(c.Body)
+	if body == "" {
+		return false
+	}
+	paragraphs := strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n\n")
+	for _, line := range strings.Split(paragraphs[len(paragraphs)-1], "\n") {
+		key, value, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(key), AllowMassDeletionTrailer) && strings.TrimSpace(value) == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// needsRetry reports whether running the same revision again may get further: a
+// region failed or was not healthy, units failed to render (a chart repository or
+// a key service may be back), or a wave stopped. Held deletions alone are not
+// retried: they wait for a commit that allows them.
+func needsRetry(r *Report) bool {
+	if len(r.RenderErrors) > 0 || r.Stopped != "" {
+		return true
+	}
+	for _, rr := range r.Regions {
+		if rr.Err != nil || len(rr.Unhealthy) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff returns the wait after the n-th consecutive failed pass: minWait doubled
+// n-1 times, capped at maxWait, of which a random half is waited, so retries of
+// many daemons spread apart without ever dropping to zero.
+func backoff(minWait, maxWait time.Duration, n int) time.Duration {
+	d := minWait
+	for i := 1; i < n && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
