@@ -3,7 +3,6 @@ package render
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,12 +10,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"meridian.dev/meridian/internal/golden"
 	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 const exampleDir = "../fleet-example"
 
@@ -86,9 +84,9 @@ func TestGoldenFleetExample(t *testing.T) {
 	if got, want := len(redacted), 14+6; got != want {
 		t.Errorf("rendered %d units, want 14 placements + 6 tenant namespaces", got)
 	}
-	golden := filepath.Join("testdata", "fleet-example")
-	if *update {
-		if err := os.RemoveAll(golden); err != nil {
+	dir := filepath.Join("testdata", "fleet-example")
+	if *golden.Update {
+		if err := os.RemoveAll(dir); err != nil { // placements that left the example go too
 			t.Fatal(err)
 		}
 	}
@@ -99,23 +97,7 @@ func TestGoldenFleetExample(t *testing.T) {
 				t.Errorf("%s: redacted output holds a decrypted secret", u.ID())
 			}
 		}
-		file := filepath.Join(golden, filepath.FromSlash(UnitFile(u)))
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v (regenerate with go test ./render -run TestGolden -update)", err)
-		}
-		if diff := cmp.Diff(string(want), got); diff != "" {
-			t.Errorf("%s differs from %s (-want +got):\n%s", u.ID(), file, diff)
-		}
+		golden.Check(t, filepath.Join(dir, filepath.FromSlash(UnitFile(u))), []byte(got))
 	}
 }
 

@@ -1,19 +1,15 @@
 package fleet
 
 import (
-	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"meridian.dev/meridian/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files (schema/*.json) from the Go types")
 
 // TestSchemasAreUpToDate regenerates the JSON Schemas from types.go and fails when the
 // published files under schema/ differ. Run `go test ./render/fleet -run TestSchemas -update`
@@ -27,23 +23,7 @@ func TestSchemasAreUpToDate(t *testing.T) {
 		t.Fatalf("generated %d schemas, want one per kind (%d)", len(schemas), len(kinds))
 	}
 	for name, want := range schemas {
-		file := filepath.Join("schema", name)
-		if *update {
-			if err := os.MkdirAll("schema", 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v; generate it with go test ./render/fleet -run TestSchemas -update", err)
-		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("%s is out of date with types.go; regenerate with go test ./render/fleet -run TestSchemas -update (-generated +file):\n%s", file, diff)
-		}
+		golden.Check(t, filepath.Join("schema", name), want)
 	}
 }
 

@@ -1,22 +1,16 @@
 package helm
 
 import (
-	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"meridian.dev/meridian/render/fleet"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // newRenderer returns a Renderer with a cache of its own.
 func newRenderer(t testing.TB, opts Options) *Renderer {
@@ -79,43 +73,6 @@ func localRequest(root string) Request {
 		Source:      fleet.HelmSource{Chart: "chart"},
 		ReleaseName: "x",
 		Namespace:   "trucking",
-	}
-}
-
-// toYAML prints objects as one YAML stream, the form of the golden files.
-func toYAML(t testing.TB, objs []*unstructured.Unstructured) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	for _, o := range objs {
-		y, err := yaml.Marshal(o.Object)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString("---\n")
-		b.Write(y)
-	}
-	return b.Bytes()
-}
-
-// checkGolden compares got with testdata/name, or rewrites it under -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got), rerun with -update if the change is intended:\n%s", p, diff)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 
+	"meridian.dev/meridian/internal/golden"
 	"meridian.dev/meridian/render/fleet"
 )
 
@@ -65,7 +66,7 @@ func TestRenderFleetExampleMatchesGolden(t *testing.T) {
 	r := newRenderer(t, Options{})
 	for name, req := range exampleRequests(root) {
 		t.Run(name, func(t *testing.T) {
-			checkGolden(t, name+".golden.yaml", toYAML(t, mustRender(t, r, req)))
+			golden.Check(t, filepath.Join("testdata", name+".golden.yaml"), golden.YAML(t, mustRender(t, r, req)))
 		})
 	}
 }
@@ -95,9 +96,9 @@ data: {{ dict "k" (printf "%d" $i) "z" "1" "b" "2" | toJson }}
 	writeTree(t, root, files, nil)
 	req := localRequest(root)
 
-	first := toYAML(t, mustRender(t, newRenderer(t, Options{}), req))
+	first := golden.YAML(t, mustRender(t, newRenderer(t, Options{}), req))
 	for range 5 {
-		if got := toYAML(t, mustRender(t, newRenderer(t, Options{}), req)); !bytes.Equal(first, got) {
+		if got := golden.YAML(t, mustRender(t, newRenderer(t, Options{}), req)); !bytes.Equal(first, got) {
 			t.Fatalf("second render differs (-first +second):\n%s", cmp.Diff(string(first), string(got)))
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"meridian.dev/meridian/internal/golden"
 )
 
 // fleetExample is the example fleet of this repository, read-only.
@@ -28,7 +30,7 @@ func TestBuildFleetExampleAPIBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "api-base.golden.yaml", render(t, res.Objects))
+	golden.Check(t, filepath.Join("testdata", "api-base.golden.yaml"), golden.YAML(t, res.Objects))
 	wantInputs := []string{
 		"apps/api/base/deployment.yaml",
 		"apps/api/base/kustomization.yaml",
@@ -131,7 +133,7 @@ func TestBuildOverlayWithBaseElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "web-overlay.golden.yaml", render(t, res.Objects))
+	golden.Check(t, filepath.Join("testdata", "web-overlay.golden.yaml"), golden.YAML(t, res.Objects))
 	wantInputs := []string{
 		"apps/web/overlay/config/app.properties",
 		"apps/web/overlay/kustomization.yaml",
@@ -292,7 +294,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			outputs = append(outputs, render(t, res.Objects))
+			outputs = append(outputs, golden.YAML(t, res.Objects))
 		}
 	}
 	for i, out := range outputs[1:] {
@@ -434,7 +436,7 @@ func TestBuildConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBytes := render(t, want.Objects)
+	wantBytes := golden.YAML(t, want.Objects)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -444,7 +446,7 @@ func TestBuildConcurrently(t *testing.T) {
 				errs <- err
 				return
 			}
-			if !bytes.Equal(wantBytes, render(t, got.Objects)) || !slices.Equal(want.Inputs, got.Inputs) {
+			if !bytes.Equal(wantBytes, golden.YAML(t, got.Objects)) || !slices.Equal(want.Inputs, got.Inputs) {
 				errs <- errors.New("a concurrent build differs from a lone one")
 			}
 		})
