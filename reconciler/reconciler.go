@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/secrets"
 )
 
 // Cluster is the write side of one region, as a pass uses it.
@@ -143,6 +145,9 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 		parts := strings.Split(id, "/")
 		failed[parts[1]] = append(failed[parts[1]], id)
 	}
+	// Errors from the API server may quote the values they refuse: whatever reaches
+	// the report and the logs is redacted first.
+	redact := secrets.NewRedactor(secretValues(res))
 	limits := plan.Limits{
 		MaxDeletePercent:  maxDeletePercent(snap.Model.Fleet),
 		AllowMassDeletion: allowMassDeletion,
@@ -158,7 +163,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 		var mu sync.Mutex
 		for _, region := range wave.Regions {
 			wg.Go(func() {
-				rr := r.region(ctx, region, byRegion[region], failed[region], limits)
+				rr := r.region(ctx, region, byRegion[region], failed[region], limits, redact)
 				mu.Lock()
 				report.Regions[region] = rr
 				mu.Unlock()
@@ -181,7 +186,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 }
 
 // region runs one region's pass.
-func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits) *RegionReport {
+func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, redact *secrets.Redactor) *RegionReport {
 	rr := &RegionReport{Unhealthy: map[string]string{}}
 	log := r.opts.Log.With("region", region)
 	cluster, ok := r.opts.Clusters[region]
@@ -218,7 +223,7 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 		case plan.Create, plan.Update:
 			u := unitByID[ch.Unit]
 			if err := cluster.Apply(ctx, u, ch.Applied); err != nil {
-				applyErrs = append(applyErrs, fmt.Sprintf("%s: %v", ch.Unit, err))
+				applyErrs = append(applyErrs, fmt.Sprintf("%s: %s", ch.Unit, redact.RedactString(err.Error())))
 				continue
 			}
 			toWait = append(toWait, u)
@@ -234,7 +239,7 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 				continue
 			}
 			if err := cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
-				applyErrs = append(applyErrs, fmt.Sprintf("%s: prune: %v", ch.Unit, err))
+				applyErrs = append(applyErrs, fmt.Sprintf("%s: prune: %s", ch.Unit, redact.RedactString(err.Error())))
 			}
 		}
 	}
@@ -248,13 +253,38 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 		wg.Go(func() {
 			if err := cluster.Wait(ctx, u, r.opts.HealthTimeout); err != nil {
 				mu.Lock()
-				rr.Unhealthy[u.ID()] = err.Error()
+				rr.Unhealthy[u.ID()] = redact.RedactString(err.Error())
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return rr
+}
+
+// secretValues are the values a pass must never show: those decrypted in this pass,
+// and every value of the Secrets it applies (cached units were decrypted earlier).
+func secretValues(res *render.Result) []string {
+	values := slices.Clone(res.SecretValues())
+	for _, u := range res.Units {
+		for _, o := range u.Objects {
+			if o.GetKind() != "Secret" || o.GroupVersionKind().Group != "" {
+				continue
+			}
+			if m, ok := o.Object["stringData"].(map[string]any); ok {
+				values = append(values, secrets.Leaves(m)...)
+			}
+			data, _ := o.Object["data"].(map[string]any)
+			for _, v := range data {
+				if enc, ok := v.(string); ok {
+					if plain, err := base64.StdEncoding.DecodeString(enc); err == nil && len(plain) >= secrets.MinSecretLen {
+						values = append(values, string(plain))
+					}
+				}
+			}
+		}
+	}
+	return values
 }
 
 // Wave is a set of regions rolled out together.
