@@ -32,6 +32,7 @@ type Error struct {
 	Transient bool
 }
 
+// Error names the object and the operation first: Deployment/trucking/web: apply: ....
 func (e *Error) Error() string { return e.Object + ": " + e.Op + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.

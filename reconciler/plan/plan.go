@@ -83,6 +83,7 @@ const (
 	Keep
 )
 
+// String is the action's name as logs, metrics and the dashboard show it.
 func (a Action) String() string {
 	switch a {
 	case Create:
