@@ -23,8 +23,8 @@ func TestSecretValuesCoverAppliedSecrets(t *testing.T) {
 	}}
 	configMap := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
-		"metadata":   map[string]any{"name": "c", "namespace": "t1"},
-		"data":       map[string]any{"plain": "not-a-secret"},
+		"metadata": map[string]any{"name": "c", "namespace": "t1"},
+		"data":     map[string]any{"plain": "not-a-secret"},
 	}}
 	res := &render.Result{Units: []*render.Unit{{Tenant: "t1", Region: "r", App: "web", Objects: []*unstructured.Unstructured{secret, configMap}}}}
 	redact := secrets.NewRedactor(secretValues(res))
