@@ -91,7 +91,7 @@ func TestRecordsAndPagination(t *testing.T) {
 	cname := types.ResourceRecordSet{Name: aws.String("docs.fleet.example.com"), Type: types.RRTypeCname, TTL: ttl(300),
 		ResourceRecords: []types.ResourceRecord{{Value: aws.String("web.trucking.fleet.example.com")}}}
 	alias := types.ResourceRecordSet{Name: aws.String("web.trucking.fleet.example.com"), Type: types.RRTypeA, SetIdentifier: aws.String("ap-southeast-1"),
-		Region: types.ResourceRecordSetRegionApSoutheast1,
+		Region:      types.ResourceRecordSetRegionApSoutheast1,
 		AliasTarget: &types.AliasTarget{HostedZoneId: aws.String(zoneID), DNSName: aws.String("web.trucking.ap-southeast-1.fleet.example.com"), EvaluateTargetHealth: true}}
 	out, err := changeRecords(ctx, c, zoneID,
 		chg(types.ChangeActionCreate, latency("web.trucking.fleet.example.com", "eu-west-1", "", "192.0.2.1")),
