@@ -3,7 +3,13 @@ package route53test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -171,4 +177,71 @@ func TestHealthCheckLifecycle(t *testing.T) {
 	if !errors.As(err, &exists) {
 		t.Errorf("reusing a deleted check's reference: %v, want HealthCheckAlreadyExists", err)
 	}
+}
+
+func TestProbeTypes(t *testing.T) {
+	srv, c := newServer(t, Options{ProbeScale: 0.01})
+	ctx := context.Background()
+	tlsTarget := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "web.trucking.example.com:"+portOf(t, r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()) {
+			http.Error(w, "wrong host "+r.Host, http.StatusMisdirectedRequest)
+			return
+		}
+		_, _ = w.Write([]byte("status: ready"))
+	}))
+	defer tlsTarget.Close()
+	port := int32(mustAtoi(t, portOf(t, tlsTarget.Listener.Addr().String())))
+	cfg := func(typ types.HealthCheckType, search string) *types.HealthCheckConfig {
+		return &types.HealthCheckConfig{Type: typ, IPAddress: aws.String("127.0.0.1"), FullyQualifiedDomainName: aws.String("web.trucking.example.com"),
+			Port: aws.Int32(port), ResourcePath: aws.String("/"), SearchString: aws.String(search), RequestInterval: aws.Int32(10), FailureThreshold: aws.Int32(1)}
+	}
+	tests := []struct {
+		name        string
+		config      *types.HealthCheckConfig
+		wantHealthy bool
+	}{
+		{"HTTPS with an unverified certificate and the FQDN as Host", cfg(types.HealthCheckTypeHttps, ""), true},
+		{"HTTPS_STR_MATCH finding the string", cfg(types.HealthCheckTypeHttpsStrMatch, "ready"), true},
+		{"HTTPS_STR_MATCH missing the string", cfg(types.HealthCheckTypeHttpsStrMatch, "draining"), false},
+		{"HTTP against a TLS port", cfg(types.HealthCheckTypeHttp, ""), false},
+		{"TCP", cfg(types.HealthCheckTypeTcp, ""), true},
+		{"TCP to a closed port", &types.HealthCheckConfig{Type: types.HealthCheckTypeTcp, IPAddress: aws.String("127.0.0.1"), Port: aws.Int32(1), RequestInterval: aws.Int32(10), FailureThreshold: aws.Int32(1)}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := c.CreateHealthCheck(ctx, &route53.CreateHealthCheckInput{CallerReference: aws.String(strconv.Itoa(i)), HealthCheckConfig: tt.config})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := aws.ToString(out.HealthCheck.Id)
+			waitFor(t, "a probe result", 3*time.Second, func() bool {
+				st, err := c.GetHealthCheckStatus(ctx, &route53.GetHealthCheckStatusInput{HealthCheckId: aws.String(id)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return !strings.HasSuffix(aws.ToString(st.HealthCheckObservations[0].StatusReport.Status), "no data yet")
+			})
+			time.Sleep(50 * time.Millisecond)
+			if h, _ := srv.Healthy(id); h != tt.wantHealthy {
+				st, _ := c.GetHealthCheckStatus(ctx, &route53.GetHealthCheckStatusInput{HealthCheckId: aws.String(id)})
+				t.Errorf("healthy = %v, want %v (status %q)", h, tt.wantHealthy, aws.ToString(st.HealthCheckObservations[0].StatusReport.Status))
+			}
+		})
+	}
+}
+
+func portOf(t *testing.T, addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

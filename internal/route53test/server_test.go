@@ -3,10 +3,14 @@ package route53test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
@@ -18,11 +22,16 @@ import (
 // and the SDK does not retry unless retries > 1.
 func client(srv *Server, retries int) *route53.Client {
 	return route53.NewFromConfig(aws.Config{
-		Region:           "us-east-1",
-		BaseEndpoint:     aws.String(srv.URL),
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		HTTPClient:       srv.Client(),
-		RetryMaxAttempts: max(retries, 1),
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		HTTPClient:   srv.Client(),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = max(retries, 1)
+				o.MaxBackoff = 10 * time.Millisecond
+			})
+		},
 	})
 }
 
@@ -103,5 +112,26 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("%s: not within %v", what, timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTLSAndAuthentication(t *testing.T) {
+	srv, c := newServer(t, Options{TLS: true})
+	if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("URL = %s, want https on 127.0.0.1", srv.URL)
+	}
+	zoneID := srv.CreateZone("fleet.example.com")
+	if _, err := c.GetHostedZone(context.Background(), &route53.GetHostedZoneInput{Id: aws.String(zoneID)}); err != nil {
+		t.Fatalf("GetHostedZone over TLS: %v", err)
+	}
+
+	resp, err := srv.Client().Get(srv.URL + "/2013-04-01/hostedzone/" + zoneID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "<Code>MissingAuthenticationToken</Code>") {
+		t.Errorf("unsigned request = %d %s, want 403 MissingAuthenticationToken", resp.StatusCode, body)
 	}
 }
