@@ -3,7 +3,7 @@ package reconciler_test
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -18,7 +18,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -484,6 +483,154 @@ func TestRun(t *testing.T) {
 		}
 		f.checkLive(t, before, broken)
 	})
+
+	trucking := file(t, "tenants/trucking.yaml")
+	t.Run("the daemon keeps serving the last good revision through an invalid commit and shuts down gracefully", func(t *testing.T) {
+		fixed := f.push(t, "worker: template fixed", map[string]string{"apps/worker/chart/templates/deployment.yaml": chart})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		opts := f.options()
+		reports := make(chan *reconciler.Report, 10)
+		opts.Passed = func(r *reconciler.Report) { reports <- r }
+		applying := make(chan string, 1)
+		opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
+			store, err := inventory.NewStore(cfg)
+			if err != nil {
+				return nil, err
+			}
+			a, err := apply.New(cfg, apply.Options{Inventory: store})
+			if err != nil {
+				return nil, err
+			}
+			return signalling{Cluster: a.Region(), unit: "trucking/ap-northeast-2/portal", applying: applying}, nil
+		}
+		done := make(chan error, 1)
+		go func() { done <- reconciler.Run(ctx, opts) }()
+		next := func(t *testing.T) *reconciler.Report {
+			t.Helper()
+			select {
+			case r := <-reports:
+				return r
+			case err := <-done:
+				t.Fatalf("Run returned early: %v", err)
+			case <-time.After(3 * time.Minute):
+				t.Fatal("no pass within 3m")
+			}
+			return nil
+		}
+
+		// The first pass serves the fixed revision: the worker units were kept as
+		// they were, so nothing changes.
+		first := next(t)
+		if first.Revision != fixed {
+			t.Fatalf("first pass on %s, want %s", first.Revision, fixed)
+		}
+		if err := first.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(every(units, "unchanged", nil), changes(first)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+		before := f.inventories(t)
+
+		// An invalid fleet file: every error is logged, nothing is applied.
+		invalid := f.push(t, "trucking: a typo", map[string]string{"tenants/trucking.yaml": replace(t, trucking, "  regions: [", "  regoins: [")})
+		deadline := time.Now().Add(time.Minute)
+		for !strings.Contains(f.logs.String(), `"msg":"revision refused; keeping the last good revision","revision":"`+invalid) {
+			if time.Now().After(deadline) {
+				t.Fatal("the invalid revision was not refused within 1m")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		want := []string{
+			`tenants/trucking.yaml:6: spec.regions: required field "regions" is missing; add it`,
+			`tenants/trucking.yaml:7: spec.regoins: unknown field; did you mean "regions"?`,
+			`tenants/trucking.yaml:21: spec.apps[0].regionValues.ap-northeast-2: app "portal" does not run in region "ap-northeast-2"; remove these values or add the region`,
+		}
+		if diff := cmp.Diff(want, f.logged(t, "invalid fleet file", invalid)); diff != "" {
+			t.Errorf("logged errors (-want +got):\n%s", diff)
+		}
+		select {
+		case r := <-reports:
+			t.Fatalf("a pass ran on %s after the invalid commit", r.Revision)
+		case <-time.After(time.Second): // five polls
+		}
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
+			t.Errorf("inventories (-want +got):\n%s", diff)
+		}
+		f.checkLive(t, before, invalid)
+
+		// A valid commit after it is applied; shutting down while it is applied lets
+		// the pass finish.
+		valid := f.push(t, "trucking: two portal replicas in ap-northeast-2", map[string]string{"tenants/trucking.yaml": replace(t, trucking, "          replicas: 1\n", "          replicas: 2\n")})
+		select {
+		case <-applying:
+		case <-time.After(time.Minute):
+			t.Fatal("the valid revision was not applied within 1m")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("Run did not return within 2m of the shutdown")
+		}
+		if !strings.Contains(f.logs.String(), `"msg":"shutdown requested; letting the pass in flight finish"`) {
+			t.Error("the shutdown did not find a pass in flight")
+		}
+		last := next(t)
+		if last.Revision != valid {
+			t.Fatalf("last pass on %s, want %s", last.Revision, valid)
+		}
+		if err := last.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(every(units, "unchanged", map[string]string{"trucking/ap-northeast-2/portal": "update"}), changes(last)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff("trucking/portal: replicas=2 ready=2 available=True", available(f.deployment(t, "ap-northeast-2", "trucking", "portal"))); diff != "" {
+			t.Errorf("ap-northeast-2 (-want +got):\n%s", diff)
+		}
+		if got := f.inventories(t)["ap-northeast-2"]["trucking/ap-northeast-2/portal"].Revision; got != valid {
+			t.Errorf("inventory of trucking/ap-northeast-2/portal records revision %s, want %s", got, valid)
+		}
+	})
+}
+
+// signalling is a region that signals when it starts to apply one unit.
+type signalling struct {
+	reconciler.Cluster
+	unit     string
+	applying chan<- string
+}
+
+func (s signalling) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) error {
+	if unit.ID() == s.unit {
+		select {
+		case s.applying <- unit.ID():
+		default:
+		}
+	}
+	return s.Cluster.Apply(ctx, unit, prev)
+}
+
+// logged returns the "error" of the daemon's log lines with message msg about
+// revision.
+func (f *fixture) logged(t *testing.T, msg, revision string) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var entry struct{ Msg, Revision, Error string }
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if entry.Msg == msg && entry.Revision == revision {
+			out = append(out, entry.Error)
+		}
+	}
+	return out
 }
 
 // logBuffer collects a logger's JSON lines.
@@ -515,10 +662,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-var (
-	_ = errors.New
-	_ = context.Background
-	_ = corev1.NamespaceAll
-	_ = apply.FieldManager
-)
