@@ -597,6 +597,51 @@ func TestRun(t *testing.T) {
 			t.Errorf("inventory of trucking/ap-northeast-2/portal records revision %s, want %s", got, valid)
 		}
 	})
+
+	t.Run("a region the daemon cannot reach as configured fails alone", func(t *testing.T) {
+		region := replace(t, file(t, "regions/ap-northeast-2.yaml"), "    kubeconfigContext: ap-northeast-2\n",
+			"    secretRef: {namespace: meridian-system, name: kubeconfigs, key: ap-northeast-2}\n")
+		rev := f.push(t, "ap-northeast-2: kubeconfig from a Secret", map[string]string{"regions/ap-northeast-2.yaml": region})
+		report, err := f.once(t)
+		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: reaching a cluster through a kubeconfig in a Secret is not supported yet; set spec.cluster.kubeconfigContext to a context of Meridian's kubeconfig"
+		want := "revision " + rev[:12] + ": ap-northeast-2: " + reason + "; wave main is not healthy, so revision " + rev[:12] + " does not go on to later waves"
+		if diff := cmp.Diff(want, errString(err)); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+		if report == nil {
+			t.Fatal("no pass")
+		}
+		wantChanges := every(map[string][]string{"eu-west-2": units["eu-west-2"], "us-east-1": units["us-east-1"]}, "unchanged", nil)
+		wantChanges["ap-northeast-2"] = map[string]string{}
+		if diff := cmp.Diff(wantChanges, changes(report)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestAllowsMassDeletion(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want bool
+	}{
+		{name: "trailer alone", body: "Meridian-Allow-Mass-Deletion: true", want: true},
+		{name: "trailer after the explanation", body: "The tenant moved to its own fleet.\n\nSigned-off-by: A <a@example.com>\nMeridian-Allow-Mass-Deletion: true", want: true},
+		{name: "key in another case", body: "meridian-allow-mass-deletion: true", want: true},
+		{name: "no message body", body: ""},
+		{name: "value other than true", body: "Meridian-Allow-Mass-Deletion: yes"},
+		{name: "false", body: "Meridian-Allow-Mass-Deletion: false"},
+		{name: "not in the last paragraph", body: "Meridian-Allow-Mass-Deletion: true\n\nThe tenant moved."},
+		{name: "mentioned in prose", body: "This does not set Meridian-Allow-Mass-Deletion: true on purpose."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := reconciler.AllowsMassDeletion(sources.Commit{Subject: "Remove a tenant", Body: tt.body})
+			if got != tt.want {
+				t.Errorf("AllowsMassDeletion(%q) = %v, want %v", tt.body, got, tt.want)
+			}
+		})
+	}
 }
 
 // signalling is a region that signals when it starts to apply one unit.
