@@ -617,6 +617,54 @@ func TestRun(t *testing.T) {
 			t.Errorf("changes (-want +got):\n%s", diff)
 		}
 	})
+
+	t.Run("removing a tenant is held until a commit allows it", func(t *testing.T) {
+		before := f.inventories(t)
+		held := f.push(t, "remove charging-stations-ca", map[string]string{
+			"regions/ap-northeast-2.yaml":                    file(t, "regions/ap-northeast-2.yaml"),
+			"tenants/charging-stations-ca.yaml":              "",
+			"tenants/charging-stations-ca.secrets.sops.yaml": "",
+		})
+		report, err := f.once(t)
+		want := "revision " + held[:12] + ": us-east-1: deletions held: the revision deletes tenant namespace charging-stations-ca/us-east-1; allow it explicitly to proceed"
+		if diff := cmp.Diff(want, errString(err)); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+		if report == nil {
+			t.Fatal("no pass")
+		}
+		if diff := cmp.Diff(comparable(before), comparable(f.inventories(t))); diff != "" {
+			t.Errorf("inventories after the held pass (-want +got):\n%s", diff)
+		}
+		f.checkLive(t, before, held)
+
+		if _, err := f.work.Commit(t.Context(), "allow removing charging-stations-ca\n\nMeridian-Allow-Mass-Deletion: true"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.work.Push(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.once(t); err != nil {
+			t.Fatal(err)
+		}
+		after := f.inventories(t)
+		for _, unit := range []string{"charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker"} {
+			delete(before["us-east-1"], unit)
+		}
+		if diff := cmp.Diff(comparable(before), comparable(after)); diff != "" {
+			t.Errorf("inventories after the allowed pass (-want +got):\n%s", diff)
+		}
+		d, err := kubernetes.NewForConfigOrDie(f.tb.Region("us-east-1").Config).AppsV1().Deployments("charging-stations-ca").List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dep := range d.Items {
+			if dep.DeletionTimestamp == nil {
+				t.Errorf("Deployment/charging-stations-ca/%s is still in us-east-1", dep.Name)
+			}
+		}
+		f.checkLive(t, after, "")
+	})
 }
 
 func TestAllowsMassDeletion(t *testing.T) {
