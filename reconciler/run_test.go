@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/internal/gitserver"
@@ -665,6 +669,123 @@ func TestRun(t *testing.T) {
 		}
 		f.checkLive(t, after, "")
 	})
+
+	t.Run("an unreachable region catches up when it returns", func(t *testing.T) {
+		region := f.tb.Region("ap-northeast-2")
+		proxy := newSwitch(t, strings.TrimPrefix(region.Server, "https://"))
+		kubeconfig, err := clientcmd.LoadFromFile(f.tb.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubeconfig.Clusters[kubeconfig.Contexts["ap-northeast-2"].Cluster].Server = "https://" + proxy.addr()
+		opts := f.options()
+		opts.Kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+		if err := clientcmd.WriteToFile(*kubeconfig, opts.Kubeconfig); err != nil {
+			t.Fatal(err)
+		}
+		opts.RetryMin, opts.RetryMax = 200*time.Millisecond, time.Second
+		reports := make(chan *reconciler.Report, 100)
+		opts.Passed = func(r *reconciler.Report) { reports <- r }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+
+		rev := f.push(t, "trucking: three portal replicas in ap-northeast-2", map[string]string{"tenants/trucking.yaml": replace(t, trucking, "          replicas: 1\n", "          replicas: 3\n")})
+		go func() { done <- reconciler.Run(ctx, opts) }()
+		next := func(t *testing.T) *reconciler.Report {
+			t.Helper()
+			select {
+			case r := <-reports:
+				return r
+			case <-time.After(3 * time.Minute):
+				t.Fatal("no pass within 3m")
+			}
+			return nil
+		}
+		down := next(t)
+		if down.Revision != rev {
+			t.Fatalf("pass on %s, want %s", down.Revision, rev)
+		}
+		if rr := down.Regions["ap-northeast-2"]; rr == nil || rr.Err == nil {
+			t.Fatalf("ap-northeast-2 converged through a closed proxy: %+v", rr)
+		}
+		for _, name := range []string{"eu-west-2", "us-east-1"} {
+			if rr := down.Regions[name]; rr.Err != nil || len(rr.Unhealthy) > 0 {
+				t.Errorf("%s did not converge while ap-northeast-2 was unreachable: %v %v", name, rr.Err, rr.Unhealthy)
+			}
+		}
+
+		proxy.up()
+		var last *reconciler.Report
+		for last = next(t); last.Err() != nil; last = next(t) {
+		}
+		want := map[string]string{
+			"trucking/ap-northeast-2": "unchanged", "trucking/ap-northeast-2/api": "unchanged",
+			"trucking/ap-northeast-2/portal": "update", "trucking/ap-northeast-2/worker": "unchanged",
+		}
+		if diff := cmp.Diff(want, changes(last)["ap-northeast-2"]); diff != "" {
+			t.Errorf("ap-northeast-2 changes after it returned (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff("trucking/portal: replicas=3 ready=3 available=True", available(f.deployment(t, "ap-northeast-2", "trucking", "portal"))); diff != "" {
+			t.Errorf("ap-northeast-2 (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// tcpSwitch forwards TCP connections to a target while it is up, and refuses them
+// (closing them at once) while it is down, as a region that stops answering.
+type tcpSwitch struct {
+	l      net.Listener
+	target string
+	isUp   atomic.Bool
+}
+
+// newSwitch starts a switch that is down.
+func newSwitch(t *testing.T, target string) *tcpSwitch {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpSwitch{l: l, target: target}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if !s.isUp.Load() {
+				c.Close()
+				continue
+			}
+			go s.forward(c)
+		}
+	})
+	return s
+}
+
+func (s *tcpSwitch) addr() string { return s.l.Addr().String() }
+func (s *tcpSwitch) up()          { s.isUp.Store(true) }
+
+func (s *tcpSwitch) forward(c net.Conn) {
+	defer c.Close()
+	u, err := net.Dial("tcp", s.target)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	go func() { _, _ = io.Copy(u, c); u.Close() }()
+	_, _ = io.Copy(c, u)
 }
 
 func TestAllowsMassDeletion(t *testing.T) {
