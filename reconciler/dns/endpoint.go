@@ -1,0 +1,110 @@
+package dns
+
+import (
+	"slices"
+
+	"meridian.dev/meridian/render/fleet"
+)
+
+// Health-check defaults, as fleet-format documents them.
+const (
+	defaultInterval  = 30
+	defaultThreshold = 3
+)
+
+// Endpoint is one exposed placement in one region that is deployed and healthy:
+// what gets a health check and DNS records.
+type Endpoint struct {
+	// Fleet is the fleet's name; it scopes ownership in the registry and the tags.
+	Fleet string
+	// Tenant, App and Region name the placement; Region is the fleet's region name.
+	Tenant, App, Region string
+	// AWSRegion is the AWS region of the latency record.
+	AWSRegion string
+	// Global is the latency-routed name <subdomain>.<tenant>.<zone>, without a trailing dot.
+	Global string
+	// Regional is <subdomain>.<tenant>.<region>.<zone>, without a trailing dot.
+	Regional string
+	// Target is where the region's ingress receives traffic: Alias, CNAME or A.
+	Target fleet.Endpoint
+	// HealthCheck is how Route53 probes the placement.
+	HealthCheck HealthCheckSpec
+}
+
+// Key names the endpoint as its placement does: tenant/region/app.
+func (e Endpoint) Key() string { return e.Tenant + "/" + e.Region + "/" + e.App }
+
+// HealthCheckSpec is the part of a Route53 health check Meridian decides.
+type HealthCheckSpec struct {
+	// Protocol is HTTP or HTTPS, the health check's Type.
+	Protocol string
+	// IPAddress is probed when the region's endpoint is an A record; empty otherwise.
+	IPAddress string
+	// FQDN is the regional name: the Host header and SNI of every probe, and what is
+	// resolved and probed when IPAddress is empty.
+	FQDN string
+	// Port is the app's exposed port.
+	Port int
+	// Path is the app's health path.
+	Path string
+	// IntervalSeconds between probes: 10 or 30.
+	IntervalSeconds int
+	// FailureThreshold is how many failed probes turn the check unhealthy.
+	FailureThreshold int
+}
+
+// Desired returns the endpoints of every exposed placement that healthy reports
+// deployed and healthy, outside the regions fleet.yaml drains, ordered by key.
+// healthy is called with placement IDs (tenant/region/app); a caller that cannot
+// tell (its region is unreachable) should answer with the last state it knew, since
+// an endpoint missing here is withdrawn from DNS.
+func Desired(model *fleet.Model, healthy func(placementID string) bool) []Endpoint {
+	dns := model.Fleet.Spec.DNS
+	var out []Endpoint
+	for _, p := range model.Placements() {
+		global, regional, ok := p.Hostnames(dns.Zone)
+		if !ok || slices.Contains(dns.Drain, p.Region.Metadata.Name) || !healthy(p.ID()) {
+			continue
+		}
+		x := p.App.Spec.Expose
+		spec := HealthCheckSpec{
+			Protocol:         x.Protocol,
+			FQDN:             regional,
+			Port:             x.Port,
+			Path:             x.HealthCheck.Path,
+			IntervalSeconds:  x.HealthCheck.IntervalSeconds,
+			FailureThreshold: x.HealthCheck.FailureThreshold,
+		}
+		if spec.IntervalSeconds == 0 {
+			spec.IntervalSeconds = defaultInterval
+		}
+		if spec.FailureThreshold == 0 {
+			spec.FailureThreshold = defaultThreshold
+		}
+		target := p.Region.Spec.Endpoint
+		if target.Type == fleet.EndpointA {
+			spec.IPAddress = target.Target
+		}
+		out = append(out, Endpoint{
+			Fleet:       model.Fleet.Metadata.Name,
+			Tenant:      p.Tenant.Metadata.Name,
+			App:         p.App.Metadata.Name,
+			Region:      p.Region.Metadata.Name,
+			AWSRegion:   p.Region.Spec.AWSRegion,
+			Global:      global,
+			Regional:    regional,
+			Target:      target,
+			HealthCheck: spec,
+		})
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int {
+		if a.Key() < b.Key() {
+			return -1
+		}
+		if a.Key() > b.Key() {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,447 @@
+package dns
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"meridian.dev/meridian/render/fleet"
+)
+
+// CheckAction is what a plan does to one health check.
+type CheckAction int
+
+// The health-check actions.
+const (
+	// CreateCheck creates a health check with an idempotent CallerReference.
+	CreateCheck CheckAction = iota
+	// UpdateCheck changes port, path, threshold or target of a check in place.
+	UpdateCheck
+	// DeleteCheck deletes a check no record uses any more.
+	DeleteCheck
+)
+
+// String is the action's name in logs and plans.
+func (a CheckAction) String() string {
+	switch a {
+	case CreateCheck:
+		return "create"
+	case UpdateCheck:
+		return "update"
+	case DeleteCheck:
+		return "delete"
+	}
+	return fmt.Sprintf("CheckAction(%d)", int(a))
+}
+
+// HealthCheckChange is one health-check call of a plan.
+type HealthCheckChange struct {
+	// Action is what happens to the check.
+	Action CheckAction
+	// Fleet, Tenant, App and Region are the check's tags.
+	Fleet, Tenant, App, Region string
+	// ID is the existing check (UpdateCheck, DeleteCheck).
+	ID string
+	// Version is the existing check's HealthCheckVersion (UpdateCheck).
+	Version int64
+	// CallerReference makes CreateCheck idempotent.
+	CallerReference string
+	// Spec is the configuration to create or update to.
+	Spec HealthCheckSpec
+	// Reason says why, for logs and reviewers.
+	Reason string
+}
+
+// Key is the placement the check belongs to: tenant/region/app.
+func (c HealthCheckChange) Key() string { return c.Tenant + "/" + c.Region + "/" + c.App }
+
+// String describes the change in one line.
+func (c HealthCheckChange) String() string {
+	s := fmt.Sprintf("%s health check %s", c.Action, c.Key())
+	if c.ID != "" {
+		s += " (" + c.ID + ")"
+	}
+	if c.Action != DeleteCheck {
+		s += ": " + c.Spec.String()
+	}
+	if c.Reason != "" {
+		s += "; " + c.Reason
+	}
+	return s
+}
+
+// String describes the spec in one line.
+func (s HealthCheckSpec) String() string {
+	target := s.FQDN
+	if s.IPAddress != "" {
+		target = s.IPAddress + " host " + s.FQDN
+	}
+	return fmt.Sprintf("%s %s:%d%s every %ds, threshold %d", s.Protocol, target, s.Port, s.Path, s.IntervalSeconds, s.FailureThreshold)
+}
+
+// RecordAction is Route53's change action.
+type RecordAction string
+
+// Route53's change actions.
+const (
+	Create RecordAction = "CREATE"
+	Upsert RecordAction = "UPSERT"
+	Delete RecordAction = "DELETE"
+)
+
+// RecordChange is one change of a ChangeResourceRecordSets batch.
+type RecordChange struct {
+	// Action is CREATE, UPSERT or DELETE.
+	Action RecordAction
+	// Record is the record set to write, or exactly the one to delete.
+	Record Record
+	// HealthCheck is set when Record must use a check this plan creates: the
+	// placement key (tenant/region/app) whose new check's id fills Record.HealthCheckID.
+	HealthCheck string
+}
+
+// String describes the change in one line.
+func (c RecordChange) String() string {
+	s := string(c.Action) + " " + c.Record.String()
+	if c.HealthCheck != "" {
+		s += " health check of " + c.HealthCheck
+	}
+	return s
+}
+
+// RecordGroup is the record changes of one placement at one name: a record and its
+// registry entry. A group is never split across batches, so a record and its
+// ownership change together.
+type RecordGroup struct {
+	// Key is the placement, tenant/region/app.
+	Key string
+	// Changes are applied atomically, in order.
+	Changes []RecordChange
+}
+
+// Clash is a desired name held by record sets Meridian does not own. Nothing is
+// written there; the clash is reported until someone resolves it.
+type Clash struct {
+	// Key is the placement that wants the name.
+	Key string
+	// Name is the record name.
+	Name string
+	// Existing are the unowned record sets at Name.
+	Existing []string
+}
+
+// String is the clash as an actionable message.
+func (c Clash) String() string {
+	return fmt.Sprintf("%s: wanted by %s but held by record sets Meridian does not own (%s); delete them, or give them a registry record %s%s if Meridian should take them over",
+		c.Name, c.Key, strings.Join(c.Existing, ", "), RegistryPrefix, c.Name)
+}
+
+// Changes is a plan: what Apply does, in order — health checks created and updated,
+// record groups written in batches and waited INSYNC, then unused checks deleted.
+type Changes struct {
+	// HealthChecks are created or updated before any record refers to them.
+	HealthChecks []HealthCheckChange
+	// Records are the record changes, grouped by placement and name.
+	Records []RecordGroup
+	// DeleteHealthChecks are checks no current record uses; deleted last.
+	DeleteHealthChecks []HealthCheckChange
+	// Clashes are reported, never acted on.
+	Clashes []Clash
+}
+
+// Empty reports that the plan makes no Route53 change; clashes alone change nothing.
+func (c Changes) Empty() bool {
+	return len(c.HealthChecks) == 0 && len(c.Records) == 0 && len(c.DeleteHealthChecks) == 0
+}
+
+// Lines lists every change and clash, one per line, in the order Apply runs them.
+func (c Changes) Lines() []string {
+	var out []string
+	for _, h := range c.HealthChecks {
+		out = append(out, h.String())
+	}
+	for _, g := range c.Records {
+		for _, r := range g.Changes {
+			out = append(out, r.String())
+		}
+	}
+	for _, h := range c.DeleteHealthChecks {
+		out = append(out, h.String())
+	}
+	for _, cl := range c.Clashes {
+		out = append(out, "clash "+cl.String())
+	}
+	return out
+}
+
+// String summarises the plan in one line for logs.
+func (c Changes) String() string {
+	n := 0
+	for _, g := range c.Records {
+		n += len(g.Changes)
+	}
+	return fmt.Sprintf("dns: %d health checks to create or update, %d record changes, %d health checks to delete, %d clashes",
+		len(c.HealthChecks), n, len(c.DeleteHealthChecks), len(c.Clashes))
+}
+
+// setKey identifies a record set slot: name and SetIdentifier, whatever the type.
+func setKey(name, setID string) string { return canonical(name) + "|" + setID }
+
+type owner struct {
+	key string
+	txt Record
+}
+
+// Plan computes what Route53 must change so that it holds exactly the records and
+// health checks of desired, touching only what current shows Meridian owns. With
+// nothing to change it returns an empty plan.
+func Plan(desired []Endpoint, current State) Changes {
+	var ch Changes
+	owners := map[string]owner{}
+	used := map[string]bool{}
+	for _, r := range current.Records {
+		if r.HealthCheckID != "" {
+			used[r.HealthCheckID] = true
+		}
+		if r.Type != "TXT" || !strings.HasPrefix(r.Name, RegistryPrefix) {
+			continue
+		}
+		if f, key, ok := parseRegistry(r.Values); ok && f == current.Fleet {
+			owners[setKey(strings.TrimPrefix(r.Name, RegistryPrefix), r.SetIdentifier)] = owner{key: key, txt: r}
+		}
+	}
+	isRegistry := func(r Record) bool { return r.Type == "TXT" && strings.HasPrefix(r.Name, RegistryPrefix) }
+	atName := map[string][]Record{}
+	for _, r := range current.Records {
+		if !isRegistry(r) {
+			atName[canonical(r.Name)] = append(atName[canonical(r.Name)], r)
+		}
+	}
+	checks := map[string][]HealthCheck{}
+	for _, h := range current.HealthChecks {
+		checks[h.Key()] = append(checks[h.Key()], h)
+	}
+	keptChecks := map[string]bool{}
+	wanted := map[string]bool{}
+
+	// clash returns the unowned record sets at name.
+	clash := func(name string) []string {
+		var out []string
+		for _, r := range atName[canonical(name)] {
+			if _, ok := owners[setKey(r.Name, r.SetIdentifier)]; !ok {
+				out = append(out, r.ID())
+			}
+		}
+		return out
+	}
+	// write plans one desired record set of placement key.
+	write := func(key string, d Record, checkKey string) {
+		wanted[setKey(d.Name, d.SetIdentifier)] = true
+		if existing := clash(d.Name); len(existing) > 0 {
+			ch.Clashes = append(ch.Clashes, Clash{Key: key, Name: d.Name, Existing: existing})
+			return
+		}
+		g := RecordGroup{Key: key}
+		var same *Record
+		for _, r := range atName[canonical(d.Name)] {
+			if r.SetIdentifier != d.SetIdentifier {
+				continue
+			}
+			if r.Type == d.Type {
+				same = &r
+				continue
+			}
+			g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: r})
+		}
+		switch {
+		case same == nil:
+			g.Changes = append(g.Changes, RecordChange{Action: Create, Record: d, HealthCheck: checkKey})
+		case checkKey != "" || !same.equal(d):
+			g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: d, HealthCheck: checkKey})
+		}
+		reg := registryFor(d, current.Fleet, key)
+		o, owned := owners[setKey(d.Name, d.SetIdentifier)]
+		switch {
+		case !owned:
+			g.Changes = append(g.Changes, RecordChange{Action: Create, Record: reg})
+		case !o.txt.equal(reg):
+			g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: reg})
+		}
+		if len(g.Changes) > 0 {
+			ch.Records = append(ch.Records, g)
+		}
+	}
+
+	for _, e := range desired {
+		key := e.Key()
+		global, regional := records(e)
+		checkKey := ""
+		if len(clash(global.Name)) == 0 {
+			hc, change := planCheck(e, checks[key], currentCheckID(atName[canonical(global.Name)], e.Region))
+			if hc != nil {
+				keptChecks[hc.ID] = true
+				global.HealthCheckID = hc.ID
+			}
+			if change != nil {
+				ch.HealthChecks = append(ch.HealthChecks, *change)
+				if change.Action == CreateCheck {
+					checkKey = key
+				}
+			}
+		}
+		write(key, global, checkKey)
+		write(key, regional, "")
+	}
+
+	// Withdraw owned record sets no endpoint wants, with their registry records.
+	withdrawn := map[string]*RecordGroup{}
+	var order []string
+	group := func(key string) *RecordGroup {
+		if g, ok := withdrawn[key]; ok {
+			return g
+		}
+		withdrawn[key] = &RecordGroup{Key: key}
+		order = append(order, key)
+		return withdrawn[key]
+	}
+	for _, r := range current.Records {
+		if isRegistry(r) {
+			continue
+		}
+		sk := setKey(r.Name, r.SetIdentifier)
+		o, owned := owners[sk]
+		if !owned || wanted[sk] {
+			continue
+		}
+		g := group(o.key)
+		g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: r})
+	}
+	for sk, o := range sortedOwners(owners) {
+		if wanted[sk] {
+			continue
+		}
+		g := group(o.key)
+		g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: o.txt})
+	}
+	slices.Sort(order)
+	for _, k := range order {
+		ch.Records = append(ch.Records, *withdrawn[k])
+	}
+
+	// Delete checks that no desired endpoint keeps and no record uses any more.
+	for _, h := range current.HealthChecks {
+		if keptChecks[h.ID] || used[h.ID] {
+			continue
+		}
+		ch.DeleteHealthChecks = append(ch.DeleteHealthChecks, HealthCheckChange{
+			Action: DeleteCheck, Fleet: current.Fleet, Tenant: h.Tenant, App: h.App, Region: h.Region, ID: h.ID,
+			Reason: "no record uses it",
+		})
+	}
+	slices.SortFunc(ch.DeleteHealthChecks, func(a, b HealthCheckChange) int { return cmp.Compare(a.Key()+a.ID, b.Key()+b.ID) })
+	return ch
+}
+
+// sortedOwners iterates the registry in name order, so plans are deterministic.
+func sortedOwners(owners map[string]owner) func(yield func(string, owner) bool) {
+	return func(yield func(string, owner) bool) {
+		keys := make([]string, 0, len(owners))
+		for k := range owners {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if !yield(k, owners[k]) {
+				return
+			}
+		}
+	}
+}
+
+// currentCheckID is the check the current latency record of region uses, if any.
+func currentCheckID(atGlobal []Record, region string) string {
+	for _, r := range atGlobal {
+		if r.SetIdentifier == region && r.HealthCheckID != "" {
+			return r.HealthCheckID
+		}
+	}
+	return ""
+}
+
+// planCheck picks the endpoint's current check among the owned ones for its
+// placement (the one its record uses, else one of the same type and interval) and
+// says how to bring it to the desired spec. It returns the check the record can use
+// now (nil when a new one is created) and the change, if any.
+func planCheck(e Endpoint, owned []HealthCheck, inUse string) (*HealthCheck, *HealthCheckChange) {
+	want := e.HealthCheck
+	var cur *HealthCheck
+	for i := range owned {
+		if owned[i].ID == inUse {
+			cur = &owned[i]
+		}
+	}
+	if cur == nil {
+		for i := range owned {
+			if immutable(owned[i].Spec) == immutable(want) {
+				cur = &owned[i]
+				break
+			}
+		}
+	}
+	base := HealthCheckChange{Fleet: e.Fleet, Tenant: e.Tenant, App: e.App, Region: e.Region, Spec: want}
+	switch {
+	case cur == nil:
+		base.Action, base.CallerReference, base.Reason = CreateCheck, CallerReference(e), "new endpoint"
+		return nil, &base
+	case immutable(cur.Spec) != immutable(want):
+		base.Action, base.CallerReference = CreateCheck, CallerReference(e)
+		base.Reason = fmt.Sprintf("replaces %s: Route53 cannot change protocol or interval in place (%s); the old check is deleted once no record uses it", cur.ID, immutable(cur.Spec))
+		return nil, &base
+	case cur.Spec != want:
+		base.Action, base.ID, base.Version = UpdateCheck, cur.ID, cur.Version
+		base.Reason = "was " + cur.Spec.String()
+		return cur, &base
+	}
+	return cur, nil
+}
+
+// immutable is what Route53 cannot change on an existing check.
+func immutable(s HealthCheckSpec) string {
+	return fmt.Sprintf("%s every %ds", s.Protocol, s.IntervalSeconds)
+}
+
+// CallerReference is the idempotency key of the endpoint's health check: derived
+// from fleet, placement and configuration, so a retried create never makes a second
+// check. Apply appends -1, -2... when Route53 refuses it because a check with it was
+// deleted before.
+func CallerReference(e Endpoint) string {
+	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.Key() + "\n" + e.HealthCheck.String()))
+	return "meridian-" + hex.EncodeToString(sum[:20])
+}
+
+// records returns the endpoint's latency record at the global name and its simple
+// record at the regional name. The global record's health check is filled in by Plan.
+func records(e Endpoint) (global, regional Record) {
+	t := e.Target
+	base := Record{}
+	switch t.Type {
+	case fleet.EndpointAlias:
+		base.Type = "A"
+		base.Alias = &Alias{HostedZoneID: t.HostedZoneID, DNSName: canonical(t.Target), EvaluateTargetHealth: true}
+	case fleet.EndpointCNAME:
+		base.Type, base.TTL, base.Values = "CNAME", 60, []string{canonical(t.Target)}
+	default:
+		base.Type, base.TTL, base.Values = "A", 60, []string{t.Target}
+	}
+	global, regional = base, base
+	global.Name, global.SetIdentifier, global.Region = canonical(e.Global), e.Region, e.AWSRegion
+	regional.Name = canonical(e.Regional)
+	if base.Alias != nil {
+		a := *base.Alias
+		global.Alias = &a
+	}
+	return global, regional
+}

@@ -1,0 +1,255 @@
+package dns
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"meridian.dev/meridian/render/fleet"
+)
+
+// testModel is a small fleet: app portal (HTTPS) exposed, tenants in two regions,
+// one reached through a load balancer alias and one through a CNAME.
+func testModel(tenants ...string) *fleet.Model {
+	region := func(name string, ep fleet.Endpoint) *fleet.Region {
+		r := &fleet.Region{Metadata: fleet.ObjectMeta{Name: name}}
+		r.Spec.AWSRegion, r.Spec.Endpoint = name, ep
+		return r
+	}
+	portal := &fleet.App{Metadata: fleet.ObjectMeta{Name: "portal"}}
+	portal.Spec.Expose = &fleet.Expose{Subdomain: "portal", Port: 443, Protocol: "HTTPS",
+		HealthCheck: fleet.HealthCheck{Path: "/healthz", IntervalSeconds: 30, FailureThreshold: 3}}
+	worker := &fleet.App{Metadata: fleet.ObjectMeta{Name: "worker"}}
+	m := &fleet.Model{
+		Fleet: &fleet.Fleet{Metadata: fleet.ObjectMeta{Name: "acme"}},
+		Regions: []*fleet.Region{
+			region("eu-west-2", fleet.Endpoint{Type: "CNAME", Target: "ingress.eu-west-2.edge.example.net"}),
+			region("us-east-1", fleet.Endpoint{Type: "Alias", Target: "lb-use1.elb.us-east-1.amazonaws.com", HostedZoneID: "Z26RNL4JYFTOTI"}),
+		},
+		Apps: []*fleet.App{portal, worker},
+	}
+	m.Fleet.Spec.DNS = fleet.DNS{Zone: "fleet.example.com", HostedZoneID: "ZTEST"}
+	for _, name := range tenants {
+		t := &fleet.Tenant{Metadata: fleet.ObjectMeta{Name: name}}
+		t.Spec.Regions = []string{"eu-west-2", "us-east-1"}
+		t.Spec.Apps = []fleet.TenantApp{{Name: "portal"}, {Name: "worker"}}
+		m.Tenants = append(m.Tenants, t)
+	}
+	return m
+}
+
+func allHealthy(string) bool { return true }
+
+// simulate applies a plan to a state the way Route53 would, giving new health checks
+// the id hc-<tenant>-<region>-<app>-<n>. It stands in for Route53 only in these
+// pure planner tests; the applier's tests use the Route53 test server.
+func simulate(t *testing.T, s State, ch Changes) State {
+	t.Helper()
+	s.Records = slices.Clone(s.Records)
+	s.HealthChecks = slices.Clone(s.HealthChecks)
+	ids := map[string]string{}
+	for _, h := range ch.HealthChecks {
+		switch h.Action {
+		case CreateCheck:
+			id := fmt.Sprintf("hc-%s-%s-%s-%d", h.Tenant, h.Region, h.App, len(s.HealthChecks))
+			ids[h.Key()] = id
+			s.HealthChecks = append(s.HealthChecks, HealthCheck{ID: id, Version: 1, Tenant: h.Tenant, App: h.App, Region: h.Region, Spec: h.Spec})
+		case UpdateCheck:
+			i := slices.IndexFunc(s.HealthChecks, func(c HealthCheck) bool { return c.ID == h.ID })
+			s.HealthChecks[i].Spec, s.HealthChecks[i].Version = h.Spec, h.Version+1
+		}
+	}
+	for _, g := range ch.Records {
+		for _, c := range g.Changes {
+			r := c.Record
+			if c.HealthCheck != "" {
+				r.HealthCheckID = ids[c.HealthCheck]
+			}
+			i := slices.IndexFunc(s.Records, func(o Record) bool {
+				return o.Name == r.Name && o.Type == r.Type && o.SetIdentifier == r.SetIdentifier
+			})
+			switch {
+			case c.Action == Delete && i < 0:
+				t.Fatalf("plan deletes %s, which does not exist", r.ID())
+			case c.Action == Delete:
+				s.Records = slices.Delete(s.Records, i, i+1)
+			case c.Action == Create && i >= 0:
+				t.Fatalf("plan creates %s, which exists", r.ID())
+			case i >= 0:
+				s.Records[i] = r
+			default:
+				s.Records = append(s.Records, r)
+			}
+		}
+	}
+	for _, h := range ch.DeleteHealthChecks {
+		s.HealthChecks = slices.DeleteFunc(s.HealthChecks, func(c HealthCheck) bool { return c.ID == h.ID })
+	}
+	return s
+}
+
+// applied is the state after the plan for model's endpoints ran against an empty zone.
+func applied(t *testing.T, model *fleet.Model) State {
+	t.Helper()
+	empty := State{Fleet: "acme"}
+	return simulate(t, empty, Plan(Desired(model, allHealthy), empty))
+}
+
+func TestPlan(t *testing.T) {
+	changedPath := testModel("trucking")
+	changedPath.Apps[0].Spec.Expose.HealthCheck.Path = "/ready"
+	changedProtocol := testModel("trucking")
+	changedProtocol.Apps[0].Spec.Expose.Protocol = "HTTP"
+	changedProtocol.Apps[0].Spec.Expose.Port = 80
+	drained := testModel("trucking")
+	drained.Fleet.Spec.DNS.Drain = []string{"eu-west-2"}
+	unowned := applied(t, testModel())
+	unowned.Records = append(unowned.Records, Record{Name: "portal.trucking.fleet.example.com", Type: "CNAME", TTL: 300, Values: []string{"legacy.example.net"}})
+	otherFleet := State{Fleet: "acme", Records: []Record{
+		{Name: "portal.trucking.eu-west-2.fleet.example.com", Type: "CNAME", TTL: 60, Values: []string{"x.example.net"}},
+		{Name: "_meridian.portal.trucking.eu-west-2.fleet.example.com", Type: "TXT", TTL: 300, Values: []string{registryValue("other", "trucking/eu-west-2/portal")}},
+	}}
+
+	tests := []struct {
+		name    string
+		model   *fleet.Model
+		healthy func(string) bool
+		current State
+		want    []string
+	}{{
+		name:    "a new endpoint gets a health check, a latency record, a regional record and their registry records",
+		model:   testModel("trucking"),
+		current: State{Fleet: "acme"},
+		want: []string{
+			"create health check trucking/eu-west-2/portal: HTTPS portal.trucking.eu-west-2.fleet.example.com:443/healthz every 30s, threshold 3; new endpoint",
+			"create health check trucking/us-east-1/portal: HTTPS portal.trucking.us-east-1.fleet.example.com:443/healthz every 30s, threshold 3; new endpoint",
+			"CREATE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check of trucking/eu-west-2/portal",
+			`CREATE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			"CREATE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`CREATE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			"CREATE portal.trucking.fleet.example.com A [us-east-1] latency us-east-1 alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true) health check of trucking/us-east-1/portal",
+			`CREATE _meridian.portal.trucking.fleet.example.com TXT [us-east-1] latency us-east-1 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/us-east-1/portal"`,
+			"CREATE portal.trucking.us-east-1.fleet.example.com A alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true)",
+			`CREATE _meridian.portal.trucking.us-east-1.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/us-east-1/portal"`,
+		},
+	}, {
+		name:    "an unchanged fleet yields an empty plan",
+		model:   testModel("trucking"),
+		current: applied(t, testModel("trucking")),
+	}, {
+		name:    "a changed health path updates the check in place and leaves the records",
+		model:   changedPath,
+		current: applied(t, testModel("trucking")),
+		want: []string{
+			"update health check trucking/eu-west-2/portal (hc-trucking-eu-west-2-portal-0): HTTPS portal.trucking.eu-west-2.fleet.example.com:443/ready every 30s, threshold 3; was HTTPS portal.trucking.eu-west-2.fleet.example.com:443/healthz every 30s, threshold 3",
+			"update health check trucking/us-east-1/portal (hc-trucking-us-east-1-portal-1): HTTPS portal.trucking.us-east-1.fleet.example.com:443/ready every 30s, threshold 3; was HTTPS portal.trucking.us-east-1.fleet.example.com:443/healthz every 30s, threshold 3",
+		},
+	}, {
+		name:    "a changed protocol replaces the check: a new one, the record moved to it, the old one kept while in use",
+		model:   changedProtocol,
+		current: applied(t, testModel("trucking")),
+		healthy: func(id string) bool { return id == "trucking/us-east-1/portal" },
+		want: []string{
+			"create health check trucking/us-east-1/portal: HTTP portal.trucking.us-east-1.fleet.example.com:80/healthz every 30s, threshold 3; replaces hc-trucking-us-east-1-portal-1: Route53 cannot change protocol or interval in place (HTTPS every 30s); the old check is deleted once no record uses it",
+			"UPSERT portal.trucking.fleet.example.com A [us-east-1] latency us-east-1 alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true) health check of trucking/us-east-1/portal",
+			"DELETE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check hc-trucking-eu-west-2-portal-0",
+			"DELETE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+		},
+	}, {
+		name:    "a drained region's records are withdrawn and its check kept while a record uses it",
+		model:   drained,
+		current: applied(t, testModel("trucking")),
+		want: []string{
+			"DELETE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check hc-trucking-eu-west-2-portal-0",
+			"DELETE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+		},
+	}, {
+		name:    "a drained region's check is deleted in the next step, once no record uses it",
+		model:   drained,
+		current: simulate(t, applied(t, testModel("trucking")), Plan(Desired(drained, allHealthy), applied(t, testModel("trucking")))),
+		want:    []string{"delete health check trucking/eu-west-2/portal (hc-trucking-eu-west-2-portal-0); no record uses it"},
+	}, {
+		name:    "an unowned record at the global name is a clash: no check or latency record, the regional records still written",
+		model:   testModel("trucking"),
+		healthy: func(id string) bool { return id == "trucking/eu-west-2/portal" },
+		current: unowned,
+		want: []string{
+			"CREATE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`CREATE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			"clash portal.trucking.fleet.example.com: wanted by trucking/eu-west-2/portal but held by record sets Meridian does not own (portal.trucking.fleet.example.com CNAME); delete them, or give them a registry record _meridian.portal.trucking.fleet.example.com if Meridian should take them over",
+		},
+	}, {
+		name:    "a record another fleet owns is a clash, and never withdrawn",
+		model:   testModel("trucking"),
+		healthy: func(id string) bool { return id == "trucking/eu-west-2/portal" },
+		current: otherFleet,
+		want: []string{
+			"create health check trucking/eu-west-2/portal: HTTPS portal.trucking.eu-west-2.fleet.example.com:443/healthz every 30s, threshold 3; new endpoint",
+			"CREATE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check of trucking/eu-west-2/portal",
+			`CREATE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			"clash portal.trucking.eu-west-2.fleet.example.com: wanted by trucking/eu-west-2/portal but held by record sets Meridian does not own (portal.trucking.eu-west-2.fleet.example.com CNAME); delete them, or give them a registry record _meridian.portal.trucking.eu-west-2.fleet.example.com if Meridian should take them over",
+		},
+	}, {
+		name:    "a removed tenant's records are withdrawn, the other tenant's untouched",
+		model:   testModel("trucking"),
+		healthy: func(id string) bool { return id != "trucking/eu-west-2/portal" },
+		current: applied(t, testModel("charging", "trucking")),
+		want: []string{
+			"DELETE portal.charging.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check hc-charging-eu-west-2-portal-0",
+			"DELETE portal.charging.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.charging.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=charging/eu-west-2/portal"`,
+			`DELETE _meridian.portal.charging.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=charging/eu-west-2/portal"`,
+			"DELETE portal.charging.fleet.example.com A [us-east-1] latency us-east-1 alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true) health check hc-charging-us-east-1-portal-1",
+			"DELETE portal.charging.us-east-1.fleet.example.com A alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true)",
+			`DELETE _meridian.portal.charging.fleet.example.com TXT [us-east-1] latency us-east-1 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=charging/us-east-1/portal"`,
+			`DELETE _meridian.portal.charging.us-east-1.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=charging/us-east-1/portal"`,
+			"DELETE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 ingress.eu-west-2.edge.example.net health check hc-trucking-eu-west-2-portal-2",
+			"DELETE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			healthy := tt.healthy
+			if healthy == nil {
+				healthy = allHealthy
+			}
+			got := Plan(Desired(tt.model, healthy), tt.current)
+			if diff := cmp.Diff(tt.want, got.Lines()); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+			if got.Empty() != (len(got.HealthChecks)+len(got.Records)+len(got.DeleteHealthChecks) == 0) {
+				t.Errorf("Empty() = %t for %s", got.Empty(), got)
+			}
+			// Applying the plan converges: the next plan has no record changes.
+			next := Plan(Desired(tt.model, healthy), simulate(t, tt.current, got))
+			if len(next.Records) > 0 || len(next.HealthChecks) > 0 {
+				t.Errorf("the plan does not converge; the next one is:\n%v", next.Lines())
+			}
+		})
+	}
+}
+
+func TestDesired(t *testing.T) {
+	m := testModel("trucking")
+	m.Fleet.Spec.DNS.Drain = []string{"us-east-1"}
+	var asked []string
+	got := Desired(m, func(id string) bool { asked = append(asked, id); return true })
+	var keys []string
+	for _, e := range got {
+		keys = append(keys, e.Key()+" "+e.Global+" "+e.Regional)
+	}
+	want := []string{"trucking/eu-west-2/portal portal.trucking.fleet.example.com portal.trucking.eu-west-2.fleet.example.com"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("endpoints (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"trucking/eu-west-2/portal"}, asked); diff != "" {
+		t.Errorf("health asked for (-want +got); drained, unexposed placements are not asked:\n%s", diff)
+	}
+}
