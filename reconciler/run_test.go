@@ -46,31 +46,6 @@ const exampleDir = "../fleet-example"
 // workerError is how Helm refuses the worker chart with a template error.
 const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected EOF"
 
-// namespaceUnit reports whether a unit is a tenant's namespace unit (tenant/region).
-//
-// Known render defect, reported to render's owner: a namespace unit's digest is
-// computed after the revision is written on its objects, so every new revision
-// updates every namespace unit. Until it is fixed, the tests below do not compare
-// namespace units' actions, inventory digests and revisions, nor the revision
-// written on their objects; placements are compared exactly. Delete the uses of
-// this function when the fix lands.
-func namespaceUnit(unit string) bool { return strings.Count(unit, "/") == 1 }
-
-// comparable blanks what the render defect above changes in inventories.
-func comparable(invs map[string]map[string]plan.Inventory) map[string]map[string]plan.Inventory {
-	out := map[string]map[string]plan.Inventory{}
-	for region, m := range invs {
-		out[region] = map[string]plan.Inventory{}
-		for unit, inv := range m {
-			if namespaceUnit(unit) {
-				inv.Digest, inv.Revision = "", ""
-			}
-			out[region][unit] = inv
-		}
-	}
-	return out
-}
-
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
 	"eu-west-2": {
@@ -231,9 +206,6 @@ func changes(r *reconciler.Report) map[string]map[string]string {
 		out[region] = map[string]string{}
 		for _, ch := range rr.Changes.Changes {
 			s := ch.Action.String()
-			if ch.Action == plan.Update && namespaceUnit(ch.Unit) && len(ch.Delete) == 0 {
-				s = plan.Unchanged.String() // the render defect above
-			}
 			if len(ch.Delete) > 0 {
 				refs := make([]string, len(ch.Delete))
 				for i, d := range ch.Delete {
@@ -332,7 +304,7 @@ func (f *fixture) checkLive(t *testing.T, invs map[string]map[string]plan.Invent
 					t.Errorf("%s: %s of unit %s is missing", region, ref, unit)
 					continue
 				}
-				if rev := u.GetAnnotations()[render.AnnotationRevision]; rev == notApplied && !namespaceUnit(unit) {
+				if rev := u.GetAnnotations()[render.AnnotationRevision]; rev == notApplied {
 					t.Errorf("%s: %s of unit %s was written by revision %s", region, ref, unit, rev)
 				}
 			}
@@ -440,7 +412,7 @@ func TestRun(t *testing.T) {
 		}
 		after := f.inventories(t)
 		delete(before["eu-west-2"], "logistics-eu/eu-west-2/api")
-		if diff := cmp.Diff(comparable(before), comparable(after)); diff != "" {
+		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("inventories (-want +got):\n%s", diff)
 		}
 		for _, ref := range pruned.Objects {
@@ -482,7 +454,7 @@ func TestRun(t *testing.T) {
 		if diff := cmp.Diff(want, changes(report)); diff != "" {
 			t.Errorf("changes (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(comparable(before), comparable(f.inventories(t))); diff != "" {
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
 			t.Errorf("inventories (-want +got):\n%s", diff)
 		}
 		f.checkLive(t, before, broken)
@@ -637,7 +609,7 @@ func TestRun(t *testing.T) {
 		if report == nil {
 			t.Fatal("no pass")
 		}
-		if diff := cmp.Diff(comparable(before), comparable(f.inventories(t))); diff != "" {
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
 			t.Errorf("inventories after the held pass (-want +got):\n%s", diff)
 		}
 		f.checkLive(t, before, held)
@@ -655,7 +627,7 @@ func TestRun(t *testing.T) {
 		for _, unit := range []string{"charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker"} {
 			delete(before["us-east-1"], unit)
 		}
-		if diff := cmp.Diff(comparable(before), comparable(after)); diff != "" {
+		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("inventories after the allowed pass (-want +got):\n%s", diff)
 		}
 		d, err := kubernetes.NewForConfigOrDie(f.tb.Region("us-east-1").Config).AppsV1().Deployments("charging-stations-ca").List(t.Context(), metav1.ListOptions{})

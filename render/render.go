@@ -177,9 +177,12 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 				result.Errors = append(result.Errors, &UnitError{Unit: t.Metadata.Name + "/" + regionName, Err: err})
 				continue
 			}
-			label(objects, t.Metadata.Name, regionName, "", t.Metadata.Name+"/"+regionName, snap.Revision)
 			sortObjects(objects)
-			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digestObjects(objects)})
+			// The digest is taken before the revision is written on the objects, as for
+			// placements: a new commit that does not change the namespace leaves it alone.
+			digest := digestObjects(objects)
+			label(objects, t.Metadata.Name, regionName, "", t.Metadata.Name+"/"+regionName, snap.Revision)
+			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest})
 		}
 	}
 
