@@ -424,24 +424,24 @@ func CallerReference(e Endpoint) string {
 
 // records returns the endpoint's latency record at the global name and its simple
 // record at the regional name. The global record's health check is filled in by Plan.
+//
+// The regional record points at the region's endpoint as its region file says: an
+// alias to the load balancer (evaluating target health), or a CNAME or A record with
+// TTL 60. The global latency record is always a CNAME (TTL 60) to the regional name:
+// a name cannot hold a CNAME beside other types, so latency records of one name must
+// share a type, and regions of one fleet may reach their ingress differently.
 func records(e Endpoint) (global, regional Record) {
 	t := e.Target
-	base := Record{}
+	regional = Record{Name: canonical(e.Regional)}
 	switch t.Type {
 	case fleet.EndpointAlias:
-		base.Type = "A"
-		base.Alias = &Alias{HostedZoneID: t.HostedZoneID, DNSName: canonical(t.Target), EvaluateTargetHealth: true}
+		regional.Type = "A"
+		regional.Alias = &Alias{HostedZoneID: t.HostedZoneID, DNSName: canonical(t.Target), EvaluateTargetHealth: true}
 	case fleet.EndpointCNAME:
-		base.Type, base.TTL, base.Values = "CNAME", 60, []string{canonical(t.Target)}
+		regional.Type, regional.TTL, regional.Values = "CNAME", 60, []string{canonical(t.Target)}
 	default:
-		base.Type, base.TTL, base.Values = "A", 60, []string{t.Target}
+		regional.Type, regional.TTL, regional.Values = "A", 60, []string{t.Target}
 	}
-	global, regional = base, base
-	global.Name, global.SetIdentifier, global.Region = canonical(e.Global), e.Region, e.AWSRegion
-	regional.Name = canonical(e.Regional)
-	if base.Alias != nil {
-		a := *base.Alias
-		global.Alias = &a
-	}
+	global = Record{Name: canonical(e.Global), Type: "CNAME", SetIdentifier: e.Region, Region: e.AWSRegion, TTL: 60, Values: []string{regional.Name}}
 	return global, regional
 }

@@ -1,0 +1,297 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"golang.org/x/time/rate"
+)
+
+// Route53's limits of one ChangeResourceRecordSets request; an UPSERT counts twice.
+const (
+	MaxBatchRecords = 1000
+	MaxBatchChars   = 32000
+)
+
+// Options configure an Applier. Zero values take the defaults noted.
+type Options struct {
+	// HostedZoneID is the fleet's zone (fleet.yaml dns.hostedZoneID).
+	HostedZoneID string
+	// Fleet is the fleet's name, which scopes ownership.
+	Fleet string
+	// RequestsPerSecond limits every Route53 request this applier makes; default 5,
+	// Route53's per-account quota.
+	RequestsPerSecond float64
+	// MaxAttempts of one request refused with Throttling or PriorRequestNotComplete;
+	// default 8.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff bound the jittered exponential backoff between
+	// attempts; default 200ms and 10s.
+	BaseBackoff, MaxBackoff time.Duration
+	// PollInterval between GetChange calls while a batch is PENDING; default 2s.
+	PollInterval time.Duration
+	// MaxBatchRecords and MaxBatchChars split record changes into batches; default
+	// Route53's limits.
+	MaxBatchRecords, MaxBatchChars int
+	// Logger receives progress; default discards.
+	Logger *slog.Logger
+}
+
+// Applier reads what a fleet owns in Route53 and applies plans to it.
+type Applier struct {
+	api      Route53API
+	opts     Options
+	limiter  *rate.Limiter
+	requests atomic.Int64
+}
+
+// NewApplier returns an Applier for one fleet's hosted zone.
+func NewApplier(api Route53API, opts Options) *Applier {
+	if opts.RequestsPerSecond <= 0 {
+		opts.RequestsPerSecond = 5
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.MaxBatchRecords <= 0 {
+		opts.MaxBatchRecords = MaxBatchRecords
+	}
+	if opts.MaxBatchChars <= 0 {
+		opts.MaxBatchChars = MaxBatchChars
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Applier{api: api, opts: opts, limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), 1)}
+}
+
+// Requests counts the Route53 requests made so far, retries included.
+func (a *Applier) Requests() int64 { return a.requests.Load() }
+
+// Apply carries out a plan: health checks created and updated, record groups
+// written in batches within Route53's limits, each batch waited INSYNC, then
+// unused health checks deleted. A failure is reported and the rest carried on,
+// except that records needing a check that failed are skipped; the next cycle
+// plans again from what Route53 holds.
+func (a *Applier) Apply(ctx context.Context, ch Changes) error {
+	var errs []error
+	ids := map[string]string{}
+	failed := map[string]bool{}
+	for _, h := range ch.HealthChecks {
+		id, err := a.applyCheck(ctx, h)
+		if err != nil {
+			errs = append(errs, err)
+			failed[h.Key()] = true
+			continue
+		}
+		ids[h.Key()] = id
+	}
+	var groups []RecordGroup
+	for _, g := range ch.Records {
+		skip := false
+		for _, c := range g.Changes {
+			if c.HealthCheck != "" && failed[c.HealthCheck] {
+				skip = true
+			}
+		}
+		if !skip {
+			groups = append(groups, g)
+		}
+	}
+	batches, err := a.batches(groups)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, b := range batches {
+		if err := a.applyBatch(ctx, b, ids); err != nil {
+			errs = append(errs, fmt.Errorf("route53 zone %s: batch %d of %d: %w", a.opts.HostedZoneID, i+1, len(batches), err))
+		}
+	}
+	for _, h := range ch.DeleteHealthChecks {
+		_, err := call(ctx, a, func(ctx context.Context) (*route53.DeleteHealthCheckOutput, error) {
+			return a.api.DeleteHealthCheck(ctx, &route53.DeleteHealthCheckInput{HealthCheckId: aws.String(h.ID)})
+		})
+		switch {
+		case errorCode(err) == "NoSuchHealthCheck":
+		case errorCode(err) == "HealthCheckInUse":
+			errs = append(errs, fmt.Errorf("health check %s (%s): still used by a record Meridian does not own: %w; remove that record's HealthCheckId, the check is deleted on the next cycle", h.ID, h.Key(), err))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("health check %s (%s): deleting: %w; the next cycle retries", h.ID, h.Key(), err))
+		default:
+			a.opts.Logger.Info("deleted health check", "placement", h.Key(), "id", h.ID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyCheck creates (and tags) or updates one health check and returns its id.
+func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, error) {
+	if h.Action == UpdateCheck {
+		s := h.Spec
+		in := &route53.UpdateHealthCheckInput{
+			HealthCheckId: aws.String(h.ID), HealthCheckVersion: aws.Int64(h.Version),
+			FullyQualifiedDomainName: aws.String(s.FQDN), Port: aws.Int32(int32(s.Port)),
+			ResourcePath: aws.String(s.Path), FailureThreshold: aws.Int32(int32(s.FailureThreshold)),
+		}
+		if s.IPAddress != "" {
+			in.IPAddress = aws.String(s.IPAddress)
+		}
+		_, err := call(ctx, a, func(ctx context.Context) (*route53.UpdateHealthCheckOutput, error) {
+			return a.api.UpdateHealthCheck(ctx, in)
+		})
+		if err != nil {
+			return "", fmt.Errorf("health check %s (%s): updating to %s: %w; if it changed since it was read, the next cycle plans again", h.ID, h.Key(), s, err)
+		}
+		a.opts.Logger.Info("updated health check", "placement", h.Key(), "id", h.ID, "spec", s.String())
+		return h.ID, nil
+	}
+	var id string
+	for gen := 0; ; gen++ {
+		ref := h.CallerReference
+		if gen > 0 {
+			ref += "-" + strconv.Itoa(gen)
+		}
+		out, err := call(ctx, a, func(ctx context.Context) (*route53.CreateHealthCheckOutput, error) {
+			return a.api.CreateHealthCheck(ctx, &route53.CreateHealthCheckInput{CallerReference: aws.String(ref), HealthCheckConfig: checkConfig(h.Spec)})
+		})
+		if errorCode(err) == "HealthCheckAlreadyExists" && gen < 9 {
+			continue // the reference belonged to a check deleted earlier: take the next one
+		}
+		if err != nil {
+			return "", fmt.Errorf("health check %s: creating %s: %w; check the app's expose settings and Route53's health-check quota", h.Key(), h.Spec, err)
+		}
+		id = aws.ToString(out.HealthCheck.Id)
+		break
+	}
+	_, err := call(ctx, a, func(ctx context.Context) (*route53.ChangeTagsForResourceOutput, error) {
+		return a.api.ChangeTagsForResource(ctx, &route53.ChangeTagsForResourceInput{
+			ResourceType: types.TagResourceTypeHealthcheck, ResourceId: aws.String(id),
+			AddTags: []types.Tag{
+				{Key: aws.String(TagFleet), Value: aws.String(h.Fleet)},
+				{Key: aws.String(TagTenant), Value: aws.String(h.Tenant)},
+				{Key: aws.String(TagApp), Value: aws.String(h.App)},
+				{Key: aws.String(TagRegion), Value: aws.String(h.Region)},
+			},
+		})
+	})
+	if err != nil {
+		return "", fmt.Errorf("health check %s (%s): tagging it as the fleet's: %w; until tagged Meridian does not own it, and the next cycle creates it again idempotently and tags it", id, h.Key(), err)
+	}
+	a.opts.Logger.Info("created health check", "placement", h.Key(), "id", id, "spec", h.Spec.String())
+	return id, nil
+}
+
+// size counts a change the way Route53's limits do.
+func size(c RecordChange) (records, chars int) {
+	w := 1
+	if c.Action == Upsert {
+		w = 2
+	}
+	for _, v := range c.Record.Values {
+		records++
+		chars += len(v)
+	}
+	return w * records, w * chars
+}
+
+// batches packs whole groups into batches within the limits.
+func (a *Applier) batches(groups []RecordGroup) ([][]RecordGroup, error) {
+	var out [][]RecordGroup
+	var cur []RecordGroup
+	records, chars := 0, 0
+	var errs []error
+	for _, g := range groups {
+		gr, gc := 0, 0
+		for _, c := range g.Changes {
+			r, ch := size(c)
+			gr, gc = gr+r, gc+ch
+		}
+		if gr > a.opts.MaxBatchRecords || gc > a.opts.MaxBatchChars {
+			errs = append(errs, fmt.Errorf("route53 records of %s: %d records, %d characters exceed one batch's limit; shorten the records", g.Key, gr, gc))
+			continue
+		}
+		if len(cur) > 0 && (records+gr > a.opts.MaxBatchRecords || chars+gc > a.opts.MaxBatchChars) {
+			out = append(out, cur)
+			cur, records, chars = nil, 0, 0
+		}
+		cur = append(cur, g)
+		records, chars = records+gr, chars+gc
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, errors.Join(errs...)
+}
+
+// applyBatch submits one batch and waits until it is INSYNC.
+func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[string]string) error {
+	var changes []types.Change
+	var first string
+	for _, g := range batch {
+		for _, c := range g.Changes {
+			r := c.Record
+			if c.HealthCheck != "" {
+				r.HealthCheckID = ids[c.HealthCheck]
+			}
+			if first == "" {
+				first = string(c.Action) + " " + r.ID()
+			}
+			changes = append(changes, types.Change{Action: types.ChangeAction(c.Action), ResourceRecordSet: toSDK(r)})
+		}
+	}
+	out, err := call(ctx, a, func(ctx context.Context) (*route53.ChangeResourceRecordSetsOutput, error) {
+		return a.api.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
+			HostedZoneId: aws.String(a.opts.HostedZoneID),
+			ChangeBatch:  &types.ChangeBatch{Comment: aws.String("meridian " + a.opts.Fleet), Changes: changes},
+		})
+	})
+	var invalid *types.InvalidChangeBatch
+	if errors.As(err, &invalid) && len(invalid.Messages) > 0 {
+		err = fmt.Errorf("%w: %s", err, strings.Join(invalid.Messages, "; "))
+	}
+	if err != nil {
+		return fmt.Errorf("%d changes from %s: %w; the batch was not applied, and the next cycle plans again from what Route53 holds", len(changes), first, err)
+	}
+	a.opts.Logger.Info("submitted record changes", "changes", len(changes), "change", aws.ToString(out.ChangeInfo.Id))
+	return a.waitInSync(ctx, aws.ToString(out.ChangeInfo.Id), out.ChangeInfo.Status)
+}
+
+// waitInSync polls GetChange until the change is INSYNC.
+func (a *Applier) waitInSync(ctx context.Context, id string, status types.ChangeStatus) error {
+	for status != types.ChangeStatusInsync {
+		t := time.NewTimer(a.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("change %s: still %s: %w; it completes in Route53 regardless, and the next cycle sees it", id, status, ctx.Err())
+		case <-t.C:
+		}
+		out, err := call(ctx, a, func(ctx context.Context) (*route53.GetChangeOutput, error) {
+			return a.api.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(id)})
+		})
+		if err != nil {
+			return fmt.Errorf("change %s: waiting for INSYNC: %w", id, err)
+		}
+		status = out.ChangeInfo.Status
+	}
+	return nil
+}

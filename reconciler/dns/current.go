@@ -1,0 +1,82 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+)
+
+// Current reads what the plan needs from Route53: every record set of the zone and
+// the health checks tagged as this fleet's. A partial read is an error, never a
+// smaller state, so that nothing is withdrawn because a read failed.
+func (a *Applier) Current(ctx context.Context) (State, error) {
+	s := State{Fleet: a.opts.Fleet}
+	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(a.opts.HostedZoneID)}
+	for {
+		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListResourceRecordSetsOutput, error) {
+			return a.api.ListResourceRecordSets(ctx, in)
+		})
+		if err != nil {
+			return State{}, fmt.Errorf("route53 zone %s: listing record sets: %w; check the hosted zone id in fleet.yaml and Meridian's permissions", a.opts.HostedZoneID, err)
+		}
+		for _, rr := range out.ResourceRecordSets {
+			s.Records = append(s.Records, fromSDK(rr))
+		}
+		if !out.IsTruncated {
+			break
+		}
+		in = &route53.ListResourceRecordSetsInput{HostedZoneId: in.HostedZoneId, StartRecordName: out.NextRecordName,
+			StartRecordType: out.NextRecordType, StartRecordIdentifier: out.NextRecordIdentifier}
+	}
+
+	var all []types.HealthCheck
+	hin := &route53.ListHealthChecksInput{}
+	for {
+		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListHealthChecksOutput, error) {
+			return a.api.ListHealthChecks(ctx, hin)
+		})
+		if err != nil {
+			return State{}, fmt.Errorf("route53 health checks: listing: %w; check Meridian's permissions", err)
+		}
+		all = append(all, out.HealthChecks...)
+		if !out.IsTruncated {
+			break
+		}
+		hin = &route53.ListHealthChecksInput{Marker: out.NextMarker}
+	}
+	for i := 0; i < len(all); i += 10 {
+		chunk := all[i:min(i+10, len(all))]
+		ids := make([]string, len(chunk))
+		for j, h := range chunk {
+			ids[j] = aws.ToString(h.Id)
+		}
+		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListTagsForResourcesOutput, error) {
+			return a.api.ListTagsForResources(ctx, &route53.ListTagsForResourcesInput{ResourceType: types.TagResourceTypeHealthcheck, ResourceIds: ids})
+		})
+		if err != nil {
+			return State{}, fmt.Errorf("route53 health checks %v: listing tags: %w; check Meridian's permissions", ids, err)
+		}
+		tags := map[string]map[string]string{}
+		for _, set := range out.ResourceTagSets {
+			m := map[string]string{}
+			for _, t := range set.Tags {
+				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			tags[aws.ToString(set.ResourceId)] = m
+		}
+		for _, h := range chunk {
+			t := tags[aws.ToString(h.Id)]
+			if t[TagFleet] != a.opts.Fleet {
+				continue
+			}
+			s.HealthChecks = append(s.HealthChecks, HealthCheck{
+				ID: aws.ToString(h.Id), CallerReference: aws.ToString(h.CallerReference), Version: aws.ToInt64(h.HealthCheckVersion),
+				Tenant: t[TagTenant], App: t[TagApp], Region: t[TagRegion], Spec: specOf(h.HealthCheckConfig),
+			})
+		}
+	}
+	return s, nil
+}
