@@ -374,7 +374,9 @@ type target struct {
 	status atomic.Int32
 }
 
-func (tg *target) ServeHTTP(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(tg.status.Load())) }
+func (tg *target) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(int(tg.status.Load()))
+}
 
 func serveOn(t *testing.T, addr string, h http.Handler) net.Listener {
 	t.Helper()
