@@ -254,6 +254,32 @@ type TenantSpec struct {
 	// Apps the tenant runs, each with its values. A tenant without apps still gets
 	// its isolated namespace in every region.
 	Apps []TenantApp `yaml:"apps,omitempty"`
+	// DriftPolicy says what the daemon does when a live object no longer matches
+	// the fields Meridian applied: correct (the default) applies it again, report
+	// only counts and logs it. An app's own DriftPolicy overrides it.
+	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+}
+
+// Drift policies of TenantSpec.DriftPolicy and TenantApp.DriftPolicy.
+const (
+	// DriftCorrect applies a drifted object again.
+	DriftCorrect = "correct"
+	// DriftReport only reports a drifted object.
+	DriftReport = "report"
+)
+
+// DriftPolicyOf returns the drift policy of the tenant's app (the app's, else the
+// tenant's, else DriftCorrect); an empty app is the tenant's namespace unit.
+func (t *Tenant) DriftPolicyOf(app string) string {
+	for _, a := range t.Spec.Apps {
+		if a.Name == app && a.DriftPolicy != "" {
+			return a.DriftPolicy
+		}
+	}
+	if t.Spec.DriftPolicy != "" {
+		return t.Spec.DriftPolicy
+	}
+	return DriftCorrect
 }
 
 // Quota caps what a tenant's namespace may consume.
@@ -282,4 +308,6 @@ type TenantApp struct {
 	Values Values `yaml:"values,omitempty"`
 	// RegionValues override Values in one region, keyed by region name.
 	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
+	// DriftPolicy overrides the tenant's DriftPolicy for this app: correct or report.
+	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
 }
