@@ -3,8 +3,9 @@ package sources
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"meridian.dev/meridian/internal/backoff"
 )
 
 // Defaults of a Poller.
@@ -97,33 +98,16 @@ func (p *Poller) run(ctx context.Context, out chan<- Update) {
 		switch {
 		case err == nil:
 			failures = 0
-			wait = jitter(interval, 0.1)
+			wait = backoff.Jitter(interval, 0.1)
 		case Transient(err):
 			failures++
-			wait = backoff(minBackoff, maxBackoff, failures)
+			wait = backoff.Exponential(minBackoff, maxBackoff, failures)
 			log.Warn("fetch failed; retrying", "err", err, "retryIn", wait.Round(time.Millisecond), "failures", failures)
 		default:
 			failures = 0
-			wait = jitter(interval, 0.1)
+			wait = backoff.Jitter(interval, 0.1)
 			log.Error("fetch failed; keeping the last good revision", "err", err, "retryIn", wait.Round(time.Millisecond))
 		}
 		timer.Reset(wait)
 	}
-}
-
-// jitter returns d changed by a random fraction within ±frac.
-func jitter(d time.Duration, frac float64) time.Duration {
-	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
-}
-
-// backoff returns the wait after the n-th consecutive failure: min doubled
-// n-1 times, capped at max, of which a random half is waited ("equal
-// jitter"), so that it never drops to zero yet spreads retries apart.
-func backoff(minWait, maxWait time.Duration, n int) time.Duration {
-	d := minWait
-	for i := 1; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

@@ -143,21 +143,3 @@ func TestPollerBackoff(t *testing.T) {
 	}
 	quiet(t, updates, 300*time.Millisecond)
 }
-
-// TestBackoffAndJitter checks the bounds of the random waits.
-func TestBackoffAndJitter(t *testing.T) {
-	t.Parallel()
-	for n := 1; n <= 8; n++ {
-		want := min(time.Second<<(n-1), 10*time.Second)
-		for range 200 {
-			if d := backoff(time.Second, 10*time.Second, n); d < want/2 || d > want {
-				t.Fatalf("backoff after %d failures = %v, want within [%v, %v]", n, d, want/2, want)
-			}
-		}
-	}
-	for range 200 {
-		if d := jitter(time.Minute, 0.1); d < 54*time.Second || d > 66*time.Second {
-			t.Fatalf("jitter(1m, 10%%) = %v, want within [54s, 66s]", d)
-		}
-	}
-}

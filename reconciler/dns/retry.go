@@ -3,10 +3,11 @@ package dns
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/smithy-go"
+
+	"meridian.dev/meridian/internal/backoff"
 )
 
 // retryable reports Route53's transient refusals: its rate limit and a change
@@ -33,7 +34,7 @@ func errorCode(err error) string {
 }
 
 // call runs one Route53 request under the rate limiter, retrying transient refusals
-// with exponential backoff and full jitter.
+// with exponential backoff and jitter.
 func call[T any](ctx context.Context, a *Applier, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	for attempt := 1; ; attempt++ {
@@ -45,11 +46,7 @@ func call[T any](ctx context.Context, a *Applier, f func(context.Context) (T, er
 		if err == nil || !retryable(err) || attempt >= a.opts.MaxAttempts {
 			return out, err
 		}
-		backoff := a.opts.MaxBackoff
-		if attempt < 20 {
-			backoff = min(a.opts.BaseBackoff<<(attempt-1), a.opts.MaxBackoff)
-		}
-		d := time.Duration(rand.Int64N(int64(backoff) + 1))
+		d := backoff.Exponential(a.opts.BaseBackoff, a.opts.MaxBackoff, attempt)
 		a.opts.Logger.Debug("route53 refused a request for now; retrying", "error", errorCode(err), "attempt", attempt, "wait", d)
 		t := time.NewTimer(d)
 		select {
