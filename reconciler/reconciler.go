@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/fleet"
@@ -31,6 +32,9 @@ type Cluster interface {
 	// Wait waits until the unit's objects are healthy, and says why they are not
 	// when it gives up.
 	Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) error
+	// Drift lists the unit's objects whose live state differs, in the fields Meridian
+	// applies, from what applying the unit would write; it changes nothing.
+	Drift(ctx context.Context, unit *render.Unit) ([]apply.Drift, error)
 }
 
 // Options configure a Reconciler.

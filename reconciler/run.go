@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,7 @@ const (
 	DefaultRetryMin        = 10 * time.Second
 	DefaultRetryMax        = 5 * time.Minute
 	DefaultShutdownTimeout = time.Minute
+	DefaultDriftInterval   = 10 * time.Minute
 	// DefaultRequestTimeout bounds each request to a region's API server when its
 	// kubeconfig sets no timeout, so that a region that stopped answering fails the
 	// pass there instead of hanging it.
@@ -71,11 +74,17 @@ type RunOptions struct {
 	// ShutdownTimeout bounds how long a pass in flight may go on once ctx is done;
 	// zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// DriftInterval is how often, between polls, the current revision is checked for
+	// drift (Reconciler.CheckDrift); zero means DefaultDriftInterval, negative never.
+	DriftInterval time.Duration
 	// Once fetches once and runs one pass, then returns.
 	Once bool
 	// Passed, when set, is called after every pass with its report, from Run's
 	// goroutine.
 	Passed func(*Report)
+	// DriftChecked, when set, is called after every drift check with its report,
+	// from Run's goroutine.
+	DriftChecked func(*DriftReport)
 	// Log receives what the daemon does. Nil discards it.
 	Log *slog.Logger
 }
@@ -109,6 +118,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.DriftInterval == 0 {
+		opts.DriftInterval = DefaultDriftInterval
 	}
 	if opts.NewCluster == nil {
 		opts.NewCluster = regionCluster(opts.Log)
@@ -174,9 +186,24 @@ func (d *daemon) loop(ctx context.Context) error {
 	retry.Stop()
 	defer retry.Stop()
 	failures := 0
+	var driftTick <-chan time.Time
+	if d.opts.DriftInterval > 0 {
+		ticker := time.NewTicker(d.opts.DriftInterval)
+		defer ticker.Stop()
+		driftTick = ticker.C
+	}
 
 	for {
 		select {
+		case <-driftTick:
+			if ctx.Err() != nil {
+				d.log.Info("shutting down")
+				return nil
+			}
+			if d.current != nil {
+				d.checkDrift(ctx)
+			}
+			continue
 		case <-ctx.Done():
 			d.log.Info("shutting down")
 			return nil
@@ -295,6 +322,39 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	return report, nil
 }
 
+// checkDrift runs CheckDrift on the current revision. Like a pass, it is not cut
+// short by ctx, so that a correction in flight finishes.
+func (d *daemon) checkDrift(ctx context.Context) {
+	passCtx, done := d.passContext(ctx)
+	defer done()
+	cur := d.current
+	r := New(Options{
+		Renderer:      d.opts.Renderer,
+		Clusters:      d.regions(cur.model),
+		HealthTimeout: d.opts.HealthTimeout,
+		Log:           d.log,
+	})
+	start := time.Now()
+	report, err := r.CheckDrift(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: cur.model})
+	if err != nil {
+		d.log.Error("drift check failed", "revision", cur.snap.Revision, "error", err)
+		return
+	}
+	attrs := []any{"revision", cur.snap.Revision, "duration", time.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects()}
+	for _, name := range slices.Sorted(maps.Keys(report.Regions)) {
+		rd := report.Regions[name]
+		attrs = append(attrs, name, fmt.Sprintf("drifted=%d corrected=%d reported=%d", rd.Objects, len(rd.Corrected), len(rd.Reported)))
+	}
+	if err := report.Err(); err != nil {
+		d.log.Warn("drift check finished with problems", append(attrs, "error", err)...)
+	} else {
+		d.log.Info("drift check finished", attrs...)
+	}
+	if d.opts.DriftChecked != nil {
+		d.opts.DriftChecked(report)
+	}
+}
+
 // passContext returns the context of one pass: not canceled with ctx, but given
 // ShutdownTimeout to finish once ctx is done.
 func (d *daemon) passContext(ctx context.Context) (context.Context, func()) {
@@ -409,6 +469,9 @@ func (u unreachable) Apply(context.Context, *render.Unit, *plan.Inventory) error
 }
 func (u unreachable) Prune(context.Context, string, []plan.ObjectRef, bool) error { return u.err }
 func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) error     { return u.err }
+func (u unreachable) Drift(context.Context, *render.Unit) ([]apply.Drift, error) {
+	return nil, u.err
+}
 
 // AllowsMassDeletion reports whether a commit's message carries the trailer
 // "Meridian-Allow-Mass-Deletion: true" in its last paragraph (the key is matched

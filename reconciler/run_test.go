@@ -423,6 +423,78 @@ func TestRun(t *testing.T) {
 		f.checkLive(t, after, "")
 	})
 
+	t.Run("a manual edit to an owned field is corrected, or only reported under driftPolicy report", func(t *testing.T) {
+		trucking := replace(t, file(t, "tenants/trucking.yaml"), "    - name: portal\n", "    - name: portal\n      driftPolicy: report\n")
+		f.push(t, "trucking: report drift of the portal", map[string]string{"tenants/trucking.yaml": trucking})
+		report, err := f.once(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The policy is not an input of the objects: no unit changes.
+		if diff := cmp.Diff(every(units, "unchanged", nil), changes(report)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+		f.scale(t, "eu-west-2", "logistics-eu", "portal", 1)
+		f.scale(t, "us-east-1", "trucking", "portal", 1)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		opts := f.options()
+		opts.DriftInterval = 300 * time.Millisecond
+		passed := make(chan *reconciler.Report, 10)
+		drifts := make(chan *reconciler.DriftReport, 100)
+		opts.Passed = func(r *reconciler.Report) { passed <- r }
+		opts.DriftChecked = func(r *reconciler.DriftReport) { drifts <- r }
+		done := make(chan error, 1)
+		go func() { done <- reconciler.Run(ctx, opts) }()
+
+		// The pass finds every unit unchanged, so it leaves the edits alone; the drift
+		// checks find them.
+		select {
+		case r := <-passed:
+			if diff := cmp.Diff(every(units, "unchanged", nil), changes(r)); diff != "" {
+				t.Errorf("pass changes (-want +got):\n%s", diff)
+			}
+		case <-time.After(3 * time.Minute):
+			t.Fatal("no pass")
+		}
+		wantFirst := map[string]string{
+			"eu-west-2": "corrected logistics-eu/eu-west-2/portal: Deployment/logistics-eu/portal: replace /spec/replicas",
+			"us-east-1": "reported trucking/us-east-1/portal: Deployment/trucking/portal: replace /spec/replicas",
+		}
+		wantThen := map[string]string{
+			"us-east-1": "reported trucking/us-east-1/portal: Deployment/trucking/portal: replace /spec/replicas",
+		}
+		for i, want := range []map[string]string{wantFirst, wantThen, wantThen} {
+			select {
+			case r := <-drifts:
+				if err := r.Err(); err != nil {
+					t.Errorf("drift check %d: %v", i, err)
+				}
+				if diff := cmp.Diff(want, driftSummary(r)); diff != "" {
+					t.Errorf("drift check %d (-want +got):\n%s", i, diff)
+				}
+				if got, wantN := r.Objects(), len(want); got != wantN {
+					t.Errorf("drift check %d: %d drifted objects, want %d", i, got, wantN)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("no drift check %d", i)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := *f.deployment(t, "eu-west-2", "logistics-eu", "portal").Spec.Replicas; got != 4 {
+			t.Errorf("eu-west-2: logistics-eu/portal has %d replicas, want 4 again", got)
+		}
+		if got := *f.deployment(t, "us-east-1", "trucking", "portal").Spec.Replicas; got != 1 {
+			t.Errorf("us-east-1: trucking/portal has %d replicas, want the 1 it was scaled to", got)
+		}
+		// Leave the fleet as the later subtests expect it.
+		f.scale(t, "us-east-1", "trucking", "portal", 3)
+	})
+
 	chart := file(t, "apps/worker/chart/templates/deployment.yaml")
 	t.Run("a commit that breaks rendering changes nothing in any cluster", func(t *testing.T) {
 		before := f.inventories(t)
@@ -800,6 +872,43 @@ func (s signalling) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inv
 		}
 	}
 	return s.Cluster.Apply(ctx, unit, prev)
+}
+
+// scale sets a Deployment's replicas as another field manager would, as a person
+// running kubectl edit does.
+func (f *fixture) scale(t *testing.T, region, namespace, name string, replicas int32) {
+	t.Helper()
+	d := f.deployment(t, region, namespace, name)
+	d.Spec.Replicas = &replicas
+	if _, err := kubernetes.NewForConfigOrDie(f.tb.Region(region).Config).AppsV1().Deployments(namespace).Update(t.Context(), d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatalf("%s: %v", region, err)
+	}
+}
+
+// driftSummary summarises a drift report: region → "corrected|reported unit:
+// drift; drift", one unit per region (the only shape the tests need).
+func driftSummary(r *reconciler.DriftReport) map[string]string {
+	out := map[string]string{}
+	for region, rd := range r.Regions {
+		var parts []string
+		for _, unit := range slices.Sorted(maps.Keys(rd.Drifted)) {
+			verb := "corrected"
+			if slices.Contains(rd.Reported, unit) {
+				verb = "reported"
+			} else if !slices.Contains(rd.Corrected, unit) {
+				verb = "left"
+			}
+			var ds []string
+			for _, d := range rd.Drifted[unit] {
+				ds = append(ds, d.String())
+			}
+			parts = append(parts, verb+" "+unit+": "+strings.Join(ds, "; "))
+		}
+		if len(parts) > 0 {
+			out[region] = strings.Join(parts, " | ")
+		}
+	}
+	return out
 }
 
 // logged returns the "error" of the daemon's log lines with message msg about

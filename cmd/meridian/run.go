@@ -124,6 +124,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		Renderer:      render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
 		Kubeconfig:    cfg.Kubeconfig,
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
+		DriftInterval: time.Duration(cfg.DriftInterval),
 		Once:          o.once,
 		Passed:        func(*reconciler.Report) { ready.Store(true) },
 		Log:           log,

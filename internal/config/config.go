@@ -36,6 +36,9 @@ type Config struct {
 	Listen string `yaml:"listen,omitempty"`
 	// HealthTimeout bounds how long a wave waits for health. Default 5m.
 	HealthTimeout Duration `yaml:"healthTimeout,omitempty"`
+	// DriftInterval is how often the current revision is checked for drift between
+	// polls. Default 10m.
+	DriftInterval Duration `yaml:"driftInterval,omitempty"`
 }
 
 // Repository is the fleet repository and how to fetch it.
@@ -132,6 +135,9 @@ func Load(path string) (*Config, error) {
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = Duration(5 * time.Minute)
+	}
+	if c.DriftInterval == 0 {
+		c.DriftInterval = Duration(10 * time.Minute)
 	}
 	if c.CacheDir == "" {
 		cache, err := os.UserCacheDir()

@@ -404,6 +404,22 @@ func TestRegion(t *testing.T) {
 		if drifts, err := applier.Drift(ctx, u); err != nil || len(drifts) != 0 {
 			t.Errorf("Drift after re-apply = %v, %v; want none", drifts, err)
 		}
+		// A later revision that leaves the unit unchanged renders it with its own
+		// revision annotation; the live objects keep the one that applied them.
+		later := &render.Unit{Tenant: u.Tenant, Region: u.Region, App: u.App, Digest: u.Digest}
+		for _, o := range u.Objects {
+			o = o.DeepCopy()
+			a := o.GetAnnotations()
+			if a == nil {
+				a = map[string]string{}
+			}
+			a[render.AnnotationRevision] = "a-later-revision"
+			o.SetAnnotations(a)
+			later.Objects = append(later.Objects, o)
+		}
+		if drifts, err := applier.Drift(ctx, later); err != nil || len(drifts) != 0 {
+			t.Errorf("Drift of a later revision = %v, %v; want none", drifts, err)
+		}
 		if n, _, _ := unstructured.NestedInt64(live(t, refs[1]).Object, "spec", "replicas"); n != 1 {
 			t.Errorf("replicas = %d after re-apply, want 1", n)
 		}

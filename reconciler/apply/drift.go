@@ -15,6 +15,9 @@ import (
 	"meridian.dev/meridian/render"
 )
 
+// revisionPath is the JSON pointer of the revision annotation.
+var revisionPath = "/metadata/annotations/" + strings.ReplaceAll(render.AnnotationRevision, "/", "~1")
+
 // Drift is one object whose live state differs from what Meridian would apply.
 type Drift struct {
 	// Object is the object's reference.
@@ -38,7 +41,8 @@ func (d Drift) String() string {
 // Drift compares a unit's objects with the region: for each, a server-side dry-run
 // apply under FieldManager (as the same user Apply writes it as) shows what applying
 // would change, and the difference with the live object is the drift in the fields
-// Meridian owns. Fields other managers own and Meridian does not set are not drift.
+// Meridian owns. Fields other managers own and Meridian does not set are not drift,
+// nor is the revision annotation (an unchanged unit keeps the revision that applied it).
 // It returns the drifted objects in the unit's order; the caller corrects them by
 // applying the unit again, or only reports them. Objects that cannot be checked are
 // joined into the error, each an *Error naming its object.
@@ -84,7 +88,15 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		case jsondiff.DiffTypeUpdate:
 			d := Drift{Object: ref}
 			for _, op := range diff.Patch {
+				// A unit left unchanged by a later revision keeps the revision that
+				// applied it: that annotation is not drift.
+				if op.Path == revisionPath {
+					continue
+				}
 				d.Fields = append(d.Fields, op.Type+" "+op.Path)
+			}
+			if len(d.Fields) == 0 {
+				continue
 			}
 			slices.Sort(d.Fields)
 			d.Fields = slices.Compact(d.Fields)

@@ -69,3 +69,9 @@ func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Durat
 	_, err := r.applier.Wait(ctx, refs, timeout)
 	return err
 }
+
+// Drift lists the unit's objects whose live state differs from what Meridian
+// applied (see Applier.Drift).
+func (r *Region) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {
+	return r.applier.Drift(ctx, unit)
+}
