@@ -11,7 +11,8 @@ build: ## build bin/meridian
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
 
 test: check testbed ## every check and every test, as CI runs them
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -count=1 -run '^$$' ./...   # compile every test binary, in parallel
+	$(GO) test -race -timeout 30m -p 1 ./...     # run packages one at a time: several start local regions
 
 unit: ## the fast tests only (no local regions)
 	MERIDIAN_SKIP_TESTBED=1 $(GO) test -race ./...

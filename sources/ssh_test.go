@@ -67,8 +67,10 @@ func TestFetchSSH(t *testing.T) {
 	if diff := cmp.Diff([]string{"ssh git-upload-pack", "ssh git-upload-pack"}, requestsSince(s, n)); diff != "" {
 		t.Fatalf("SSH sessions (-want +got):\n%s", diff)
 	}
-	if reqs[1].BytesIn != 4 {
-		t.Errorf("the unchanged fetch sent %d bytes, want 4 (a flush packet, no wants)", reqs[1].BytesIn)
+	// The client may close before or after sending its flush packet; either way it
+	// must not send wants.
+	if reqs[1].BytesIn > 4 {
+		t.Errorf("the unchanged fetch sent %d bytes, want at most 4 (a flush packet, no wants)", reqs[1].BytesIn)
 	}
 
 	otherKey, _ := newSSHKey(t)

@@ -3,6 +3,8 @@ package dns
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"time"
 
 	"github.com/aws/smithy-go"
@@ -13,6 +15,12 @@ import (
 // retryable reports Route53's transient refusals: its rate limit and a change
 // that is still being processed.
 func retryable(err error) bool {
+	// A connection that broke mid-request is worth another try; a change that did
+	// reach Route53 then shows up in the next cycle's reading of the zone.
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return false
