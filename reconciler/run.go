@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"meridian.dev/meridian/internal/backoff"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
@@ -239,7 +239,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			continue
 		}
 		failures++
-		wait := backoff(d.opts.RetryMin, d.opts.RetryMax, failures)
+		wait := backoff.Exponential(d.opts.RetryMin, d.opts.RetryMax, failures)
 		if err == nil {
 			err = report.Err()
 		}
@@ -505,16 +505,4 @@ func needsRetry(r *Report) bool {
 		}
 	}
 	return false
-}
-
-// backoff returns the wait after the n-th consecutive failed pass: minWait doubled
-// n-1 times, capped at maxWait, of which a random half is waited, so retries of
-// many daemons spread apart without ever dropping to zero.
-func backoff(minWait, maxWait time.Duration, n int) time.Duration {
-	d := minWait
-	for i := 1; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
