@@ -43,6 +43,9 @@ import (
 
 const exampleDir = "../fleet-example"
 
+// healthTimeout bounds each pass's wait for health in these tests.
+const healthTimeout = 3 * time.Minute
+
 // workerError is how Helm refuses the worker chart with a template error.
 const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected EOF"
 
@@ -162,7 +165,7 @@ func (f *fixture) options() reconciler.RunOptions {
 		Snapshots:     f.git,
 		Renderer:      f.renderer,
 		Kubeconfig:    f.tb.Kubeconfig,
-		HealthTimeout: 3 * time.Minute,
+		HealthTimeout: healthTimeout,
 		Log:           f.logs.logger(),
 	}
 }
@@ -746,8 +749,8 @@ func TestRun(t *testing.T) {
 			select {
 			case r := <-reports:
 				return r
-			case <-time.After(3 * time.Minute):
-				t.Fatal("no pass within 3m")
+			case <-time.After(2*healthTimeout + time.Minute): // a pass may itself wait healthTimeout
+				t.Fatalf("no pass within %v", 2*healthTimeout+time.Minute)
 			}
 			return nil
 		}
