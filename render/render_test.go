@@ -170,22 +170,8 @@ func TestCacheRendersOnlyWhatChanged(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
-		t.Fatal(err)
-	}
-	tenant := filepath.Join(dir, "tenants", "logistics-eu.yaml")
-	data, err := os.ReadFile(tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(data), "    - name: portal\n", "    - name: portal\n      values: {replicas: 5}\n", 1)
-	if changed == string(data) {
-		t.Fatal("fleet-example's logistics-eu tenant changed; update this test")
-	}
-	if err := os.WriteFile(tenant, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyExample(t)
+	edit(t, filepath.Join(dir, "tenants", "logistics-eu.yaml"), "    - name: portal\n", "    - name: portal\n      values: {replicas: 5}\n")
 	res := renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
 	var rendered []string
 	for _, u := range res.Units {
@@ -224,10 +210,7 @@ func TestRenderRefusals(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
-				t.Fatal(err)
-			}
+			dir := copyExample(t)
 			for name, content := range tt.files {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 					t.Fatal(err)
@@ -255,25 +238,11 @@ func TestRenderRefusals(t *testing.T) {
 // TestCacheNoticesKustomizeFiles changes a file of the api app's Kustomize base: only
 // the api placements render again, and their output shows the change.
 func TestCacheNoticesKustomizeFiles(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyExample(t)
 	r := newTestRenderer(t, true)
 	renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
 
-	file := filepath.Join(dir, "apps", "api", "base", "deployment.yaml")
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(data), "replicas: 2", "replicas: 4", 1)
-	if changed == string(data) {
-		t.Fatal("fleet-example's api base changed; update this test")
-	}
-	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	edit(t, filepath.Join(dir, "apps", "api", "base", "deployment.yaml"), "replicas: 2", "replicas: 4")
 	res := renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
 	var rendered []string
 	for _, u := range res.Units {
@@ -287,5 +256,32 @@ func TestCacheNoticesKustomizeFiles(t *testing.T) {
 	want := []string{"logistics-eu/eu-west-2/api", "trucking/ap-northeast-2/api", "trucking/eu-west-2/api", "trucking/us-east-1/api"}
 	if diff := cmp.Diff(want, rendered); diff != "" {
 		t.Errorf("placements rendered after the base changed (-want +got):\n%s", diff)
+	}
+}
+
+// copyExample copies fleet-example into a directory the test may change.
+func copyExample(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// edit replaces the first old in file with new, failing when the example no longer
+// holds old.
+func edit(t *testing.T, file, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), old, new, 1)
+	if changed == string(data) {
+		t.Fatalf("%s no longer holds %q; fleet-example changed, update this test", file, old)
+	}
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
