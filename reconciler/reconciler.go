@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/reconciler/apply"
+	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/fleet"
@@ -46,6 +47,9 @@ type Options struct {
 	Clusters map[string]Cluster
 	// HealthTimeout bounds how long a wave waits for its regions to become healthy.
 	HealthTimeout time.Duration
+	// DNS publishes healthy exposed placements in the fleet's Route53 zone; nil
+	// leaves DNS alone.
+	DNS *dns.Applier
 	// Log receives what each pass does.
 	Log *slog.Logger
 }
@@ -78,6 +82,8 @@ type Report struct {
 	Waves []WaveReport
 	// Stopped says why the revision did not reach every wave, or is empty.
 	Stopped string
+	// DNS is what the pass did in Route53; nil when DNS is not configured.
+	DNS *DNSReport
 }
 
 // WaveReport is one wave's outcome.
@@ -98,6 +104,10 @@ type RegionReport struct {
 	Err error
 	// Unhealthy maps units that did not become healthy to the reason.
 	Unhealthy map[string]string
+	// Healthy records, for each unit whose health the pass read, whether it is
+	// healthy. A unit it could not tell (not applied, or the region stopped
+	// answering) is absent.
+	Healthy map[string]bool
 }
 
 // Err summarises a report's failures, or returns nil when the revision reached every
@@ -120,6 +130,9 @@ func (r *Report) Err() error {
 	}
 	if r.Stopped != "" {
 		problems = append(problems, r.Stopped)
+	}
+	if r.DNS != nil && r.DNS.Err != nil {
+		problems = append(problems, "dns: "+r.DNS.Err.Error())
 	}
 	if len(problems) == 0 {
 		return nil
@@ -157,6 +170,16 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 		AllowMassDeletion: allowMassDeletion,
 		NoPrune:           len(res.Errors) > 0,
 	}
+	// DNS leaves first: records of placements that are going away are withdrawn,
+	// and INSYNC, before any workload is deleted. If that fails, nothing is.
+	if r.opts.DNS != nil {
+		report.DNS = &DNSReport{}
+		if err := r.withdraw(ctx, snap.Model, report.DNS); err != nil {
+			report.DNS.Err = err
+			limits.NoPrune = true
+			r.opts.Log.Error("DNS records could not be withdrawn; nothing is deleted in this pass", "error", err)
+		}
+	}
 
 	for _, wave := range waves(snap.Model) {
 		if report.Stopped != "" {
@@ -186,12 +209,18 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 			r.opts.Log.Warn("rollout stopped", "wave", wave.Name, "revision", snap.Revision)
 		}
 	}
+	if report.DNS != nil && report.DNS.Err == nil {
+		if err := r.publish(ctx, snap.Model, report.Regions, report.DNS); err != nil {
+			report.DNS.Err = err
+			r.opts.Log.Error("DNS records could not be published", "error", err)
+		}
+	}
 	return report, nil
 }
 
 // region runs one region's pass.
 func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, redact *secrets.Redactor) *RegionReport {
-	rr := &RegionReport{Unhealthy: map[string]string{}}
+	rr := &RegionReport{Unhealthy: map[string]string{}, Healthy: map[string]bool{}}
 	log := r.opts.Log.With("region", region)
 	cluster, ok := r.opts.Clusters[region]
 	if !ok {
@@ -255,10 +284,14 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 	var mu sync.Mutex
 	for _, u := range toWait {
 		wg.Go(func() {
-			if err := cluster.Wait(ctx, u, r.opts.HealthTimeout); err != nil {
-				mu.Lock()
+			err := cluster.Wait(ctx, u, r.opts.HealthTimeout)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				rr.Unhealthy[u.ID()] = redact.RedactString(err.Error())
-				mu.Unlock()
+			}
+			if !apply.HealthUnknown(err) {
+				rr.Healthy[u.ID()] = err == nil
 			}
 		})
 	}

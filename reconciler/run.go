@@ -17,6 +17,7 @@ import (
 
 	"meridian.dev/meridian/internal/backoff"
 	"meridian.dev/meridian/reconciler/apply"
+	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
@@ -77,6 +78,12 @@ type RunOptions struct {
 	// DriftInterval is how often, between polls, the current revision is checked for
 	// drift (Reconciler.CheckDrift); zero means DefaultDriftInterval, negative never.
 	DriftInterval time.Duration
+	// Route53 is where the fleet's latency records and health checks are kept (the
+	// zone fleet.yaml spec.dns names). Nil leaves DNS alone.
+	Route53 dns.Route53API
+	// DNS tunes the Route53 applier (rate limit, retries, polling); HostedZoneID
+	// and Fleet are taken from the fleet.
+	DNS dns.Options
 	// Once fetches once and runs one pass, then returns.
 	Once bool
 	// Passed, when set, is called after every pass with its report, from Run's
@@ -142,6 +149,10 @@ type daemon struct {
 	current *revision
 	// clusters are the region write sides built so far, by region.
 	clusters map[string]builtCluster
+	// dns is the Route53 applier of the fleet's zone, kept across passes so that
+	// its rate limit holds; nil until a fleet with a zone is served.
+	dns               *dns.Applier
+	dnsZone, dnsFleet string
 }
 
 // revision is a snapshot with its loaded fleet.
@@ -295,6 +306,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		Renderer:      d.opts.Renderer,
 		Clusters:      d.regions(cur.model),
 		HealthTimeout: d.opts.HealthTimeout,
+		DNS:           d.dnsApplier(cur.model),
 		Log:           d.log,
 	})
 	start := time.Now()
@@ -376,6 +388,25 @@ func (d *daemon) passContext(ctx context.Context) (context.Context, func()) {
 		mu.Unlock()
 		cancel()
 	}
+}
+
+// dnsApplier returns the Route53 applier of the model's zone, or nil when no
+// Route53 is configured. It is rebuilt only when the zone or the fleet's name
+// changes.
+func (d *daemon) dnsApplier(m *fleet.Model) *dns.Applier {
+	if d.opts.Route53 == nil {
+		return nil
+	}
+	zone, name := m.Fleet.Spec.DNS.HostedZoneID, m.Fleet.Metadata.Name
+	if d.dns == nil || d.dnsZone != zone || d.dnsFleet != name {
+		opts := d.opts.DNS
+		opts.HostedZoneID, opts.Fleet = zone, name
+		if opts.Logger == nil {
+			opts.Logger = d.log.With("component", "dns")
+		}
+		d.dns, d.dnsZone, d.dnsFleet = dns.NewApplier(d.opts.Route53, opts), zone, name
+	}
+	return d.dns
 }
 
 // regions returns the write side of every region of the model. A region that cannot
@@ -496,7 +527,7 @@ func AllowsMassDeletion(c sources.Commit) bool {
 // a key service may be back), or a wave stopped. Held deletions alone are not
 // retried: they wait for a commit that allows them.
 func needsRetry(r *Report) bool {
-	if len(r.RenderErrors) > 0 || r.Stopped != "" {
+	if len(r.RenderErrors) > 0 || r.Stopped != "" || (r.DNS != nil && r.DNS.Err != nil) {
 		return true
 	}
 	for _, rr := range r.Regions {

@@ -61,6 +61,21 @@ func IsTransient(err error) bool {
 	return transient(err)
 }
 
+// HealthUnknown reports whether an error of Wait means the unit's health could not
+// be read — the region's API server was unreachable, overloaded or too slow — rather
+// than that its objects were read and found failed or not ready. The root cause
+// decides, whatever the layers of *Error around it.
+func HealthUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	for errors.As(err, &e) && e.Err != nil {
+		err = e.Err
+	}
+	return transient(err)
+}
+
 // transient classifies a cause. Unknown failures are permanent: they are reported
 // rather than retried quietly.
 func transient(err error) bool {

@@ -63,6 +63,29 @@ func TestIsTransient(t *testing.T) {
 	}
 }
 
+func TestHealthUnknown(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a read that kept failing until the timeout", &Error{Object: "Deployment/t/web", Op: "not ready after 5m0s: read", Err: refused, Transient: true}, true},
+		{"a failed read", &Error{Object: "Deployment/t/web", Op: "read", Err: refused, Transient: true}, true},
+		{"objects read and still not ready at the timeout", &Error{Object: "Deployment/t/web", Op: "not ready after 5m0s", Err: errors.New("InProgress: 0 of 2 replicas available"), Transient: true}, false},
+		{"objects read and failed", &Error{Object: "Deployment/t/web", Op: "failed", Err: errors.New("Failed: progress deadline exceeded")}, false},
+		{"the pass canceled", context.Canceled, true},
+		{"no error", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := HealthUnknown(tt.err); got != tt.want {
+				t.Errorf("HealthUnknown(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestObjectError(t *testing.T) {
 	web := &unstructured.Unstructured{}
 	web.SetAPIVersion("apps/v1")

@@ -162,3 +162,18 @@ func registryFor(r Record, fleet, key string) Record {
 		Values:        []string{registryValue(fleet, key)},
 	}
 }
+
+// Published returns the placements (tenant/region/app) that have a record this
+// fleet owns in the zone: what is in DNS now, whatever its health.
+func (s State) Published() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range s.Records {
+		if r.Type != "TXT" || !strings.HasPrefix(r.Name, RegistryPrefix) {
+			continue
+		}
+		if fleet, key, ok := parseRegistry(r.Values); ok && fleet == s.Fleet && key != "" {
+			out[key] = true
+		}
+	}
+	return out
+}
