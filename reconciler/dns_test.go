@@ -360,8 +360,8 @@ func resolve(t *testing.T, addr, name string) string {
 
 // events is an ordered log of what a pass did to Route53 and the regions.
 type events struct {
-	mu   sync.Mutex
-	log  []string
+	mu  sync.Mutex
+	log []string
 }
 
 func (e *events) add(s string) {
