@@ -18,6 +18,7 @@ import (
 
 	"meridian.dev/meridian/internal/config"
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
@@ -25,8 +26,9 @@ import (
 )
 
 type runOptions struct {
-	configFile string
-	once       bool
+	configFile      string
+	once            bool
+	route53Endpoint string
 }
 
 func newRunCommand() *cobra.Command {
@@ -55,6 +57,7 @@ SIGTERM lets the pass in flight finish, then exits. See docs/run.md.`,
 	f := cmd.Flags()
 	f.StringVar(&o.configFile, "config", "", "the configuration file (required)")
 	f.BoolVar(&o.once, "once", false, "fetch once, run one pass and exit; the exit status says whether it converged")
+	f.StringVar(&o.route53Endpoint, "route53-endpoint", "", "the URL of a Route53-compatible API; turns DNS on (overrides route53.endpoint of the configuration file)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -81,6 +84,23 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	charts, err := helm.New(helm.Options{CacheDir: filepath.Join(cfg.CacheDir, "charts")})
 	if err != nil {
 		return err
+	}
+	if o.route53Endpoint != "" {
+		if cfg.Route53 == nil {
+			cfg.Route53 = &config.Route53{Region: "us-east-1", RequestsPerSecond: 5}
+		}
+		cfg.Route53.Endpoint = o.route53Endpoint
+	}
+	var r53 dns.Route53API
+	var dnsOpts dns.Options
+	if cfg.Route53 != nil {
+		client, err := cfg.Route53.Route53Client(ctx)
+		if err != nil {
+			return err
+		}
+		r53, dnsOpts.RequestsPerSecond = client, float64(cfg.Route53.RequestsPerSecond)
+	} else {
+		log.Info("DNS is off: no route53 in the configuration file")
 	}
 	poller := &sources.Poller{Source: git, Interval: time.Duration(cfg.Repository.Interval), Logger: log.With("component", "source")}
 
@@ -125,6 +145,8 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		Kubeconfig:    cfg.Kubeconfig,
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
 		DriftInterval: time.Duration(cfg.DriftInterval),
+		Route53:       r53,
+		DNS:           dnsOpts,
 		Once:          o.once,
 		Passed:        func(*reconciler.Report) { ready.Store(true) },
 		Log:           log,

@@ -39,6 +39,28 @@ type Config struct {
 	// DriftInterval is how often the current revision is checked for drift between
 	// polls. Default 10m.
 	DriftInterval Duration `yaml:"driftInterval,omitempty"`
+	// Route53 turns DNS on: the latency records and health checks of the fleet's
+	// exposed apps are kept in the hosted zone fleet.yaml names. Absent, DNS is
+	// left alone.
+	Route53 *Route53 `yaml:"route53,omitempty"`
+}
+
+// Route53 says how to reach Route53. Credentials come from the AWS SDK's default
+// chain (environment, web identity, shared files, instance role), never from
+// this file.
+type Route53 struct {
+	// Endpoint is the URL of a Route53-compatible API; empty means AWS's.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// Region signs the requests. Default us-east-1, where Route53's API lives.
+	Region string `yaml:"region,omitempty"`
+	// Profile is the shared-config profile to take credentials from; empty means
+	// AWS_PROFILE or the default.
+	Profile string `yaml:"profile,omitempty"`
+	// CAFile holds PEM certificates trusted for Endpoint besides the system's.
+	CAFile string `yaml:"caFile,omitempty"`
+	// RequestsPerSecond limits Meridian's Route53 requests. Default 5, Route53's
+	// per-account quota; lower it when other tools share the account.
+	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" schema:"min=1,max=5"`
 }
 
 // Repository is the fleet repository and how to fetch it.
@@ -120,6 +142,15 @@ func Load(path string) (*Config, error) {
 		&c.Repository.SSHKeyFile, &c.Repository.KnownHostsFile, &c.Repository.CAFile, &c.Repository.VerifySSHAllowedSignersFile,
 		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile} {
 		*p = relativeTo(dir, *p)
+	}
+	if c.Route53 != nil {
+		c.Route53.CAFile = relativeTo(dir, c.Route53.CAFile)
+		if c.Route53.Region == "" {
+			c.Route53.Region = "us-east-1"
+		}
+		if c.Route53.RequestsPerSecond == 0 {
+			c.Route53.RequestsPerSecond = 5
+		}
 	}
 	for i := range c.Repository.VerifyOpenPGPKeyFiles {
 		c.Repository.VerifyOpenPGPKeyFiles[i] = relativeTo(dir, c.Repository.VerifyOpenPGPKeyFiles[i])

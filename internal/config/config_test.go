@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/google/go-cmp/cmp"
+
+	"meridian.dev/meridian/internal/route53test"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -78,5 +82,44 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestRoute53Client(t *testing.T) {
+	srv := route53test.NewServer(route53test.Options{})
+	t.Cleanup(srv.Close)
+	srv.CreateZone("fleet.example.com")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	dir := t.TempDir()
+	c, err := Load(write(t, dir, "meridian.yaml", `apiVersion: meridian.dev/v1alpha1
+kind: Config
+repository: {url: https://git.example.com/fleet.git, branch: main}
+route53:
+  endpoint: `+srv.URL+`
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Route53.Region != "us-east-1" || c.Route53.RequestsPerSecond != 5 {
+		t.Errorf("defaults not applied: %+v", c.Route53)
+	}
+	client, err := c.Route53.Route53Client(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.ListHostedZones(t.Context(), &route53.ListHostedZonesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.HostedZones) != 1 || aws.ToString(out.HostedZones[0].Name) != "fleet.example.com." {
+		t.Errorf("zones through the configured endpoint: %+v", out.HostedZones)
+	}
+
+	_, err = Load(write(t, dir, "fast.yaml", "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://x/y.git, branch: main}\nroute53:\n  requestsPerSecond: 50\n"))
+	if want := "fast.yaml:5: route53.requestsPerSecond:"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v, want it to contain %q", err, want)
 	}
 }
