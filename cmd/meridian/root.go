@@ -20,6 +20,7 @@ records pointing clients at the nearest healthy region.`,
 	}
 	root.AddCommand(
 		newRenderCommand(),
+		newDiffCommand(),
 		newValidateCommand(),
 		newVersionCommand(),
 		newDevCommand(),
