@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -780,6 +781,61 @@ func TestRun(t *testing.T) {
 		}
 		if diff := cmp.Diff("trucking/portal: replicas=3 ready=3 available=True", available(f.deployment(t, "ap-northeast-2", "trucking", "portal"))); diff != "" {
 			t.Errorf("ap-northeast-2 (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("a canary wave that fails keeps the revision from the later waves", func(t *testing.T) {
+		before := f.inventories(t)
+		served := replace(t, trucking, "          replicas: 1\n", "          replicas: 3\n")
+		// Two portal replicas everywhere but ap-northeast-2, and a value the API server
+		// refuses in eu-west-2, the canary.
+		twoReplicas := replace(t, served, "      values:\n        replicas: 3\n", "      values:\n        replicas: 2\n")
+		broken := replace(t, twoReplicas, "          replicas: 3\n", "          replicas: 3\n        eu-west-2:\n          replicas: -1\n")
+		rev := f.push(t, "trucking: two portal replicas, and a typo in eu-west-2", map[string]string{"tenants/trucking.yaml": broken})
+		report, err := f.once(t)
+		if err == nil || !strings.HasSuffix(err.Error(), "; wave canary is not healthy, so revision "+rev[:12]+" does not go on to later waves") {
+			t.Errorf("error = %v, want it to end with the stopped rollout", err)
+		}
+		if report == nil {
+			t.Fatal("no pass")
+		}
+		var waves []string
+		for _, w := range report.Waves {
+			waves = append(waves, fmt.Sprintf("%s %v healthy=%t skipped=%t", w.Name, w.Regions, w.Healthy, w.Skipped))
+		}
+		wantWaves := []string{"canary [eu-west-2] healthy=false skipped=false", "main [us-east-1 ap-northeast-2] healthy=false skipped=true"}
+		if diff := cmp.Diff(wantWaves, waves); diff != "" {
+			t.Errorf("waves (-want +got):\n%s", diff)
+		}
+		if rr := report.Regions["eu-west-2"]; rr == nil || rr.Err == nil || !strings.Contains(rr.Err.Error(), "trucking/eu-west-2/portal: Deployment/trucking/portal") {
+			t.Errorf("eu-west-2 does not name the refused Deployment: %+v", rr)
+		}
+		for _, region := range []string{"us-east-1", "ap-northeast-2"} {
+			if _, ok := report.Regions[region]; ok {
+				t.Errorf("%s was visited by a revision its wave should not reach", region)
+			}
+		}
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
+			t.Errorf("inventories (-want +got):\n%s", diff)
+		}
+		if got := *f.deployment(t, "us-east-1", "trucking", "portal").Spec.Replicas; got != 3 {
+			t.Errorf("us-east-1: trucking/portal has %d replicas; the later wave got the revision", got)
+		}
+
+		fixed := f.push(t, "trucking: typo fixed", map[string]string{"tenants/trucking.yaml": twoReplicas})
+		report, err = f.once(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range report.Waves {
+			if !w.Healthy {
+				t.Errorf("wave %s is not healthy on %s", w.Name, fixed)
+			}
+		}
+		for _, region := range []string{"us-east-1", "eu-west-2"} {
+			if diff := cmp.Diff("trucking/portal: replicas=2 ready=2 available=True", available(f.deployment(t, region, "trucking", "portal"))); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", region, diff)
+			}
 		}
 	})
 }
