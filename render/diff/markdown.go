@@ -134,7 +134,7 @@ func markdown(r *Report, limit int) string {
 				if o.Diff == "" {
 					continue
 				}
-				block := fmt.Sprintf("\n<sub>%s</sub>\n\n%s\n", o.Ref, fence(o.Diff, "diff"))
+				block := fmt.Sprintf("\n<sub>%s</sub>\n\n%s", o.Ref, fence(o.Diff, "diff"))
 				if body.Len()+len(block)+len(closing) > room {
 					diffsLeftOut++
 					continue
