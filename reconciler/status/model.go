@@ -1,0 +1,266 @@
+package status
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// Status is the whole status document: what /api/v1/status serves and the
+// dashboard shows. Every string in it has been through the Store's Redactor.
+type Status struct {
+	// GeneratedAt is when the document was taken.
+	GeneratedAt time.Time `json:"generatedAt"`
+	// Revision is the revision in use: the last one accepted. Nil before the first.
+	Revision *Commit `json:"revision"`
+	// Refused is the last revision refused (its fleet files were not valid), when
+	// it came after the revision in use; nil otherwise.
+	Refused *Refusal `json:"refused"`
+	// LastPass is the last reconcile pass; nil before the first.
+	LastPass *Pass `json:"lastPass"`
+	// Waves are the rollout waves of the last pass, in order.
+	Waves []Wave `json:"waves"`
+	// Regions are every region the Store knows, by name.
+	Regions []Region `json:"regions"`
+	// Placements are every unit the Store knows, by tenant, region and app.
+	Placements []Placement `json:"placements"`
+	// Errors are the recent errors, oldest first.
+	Errors []ErrorEntry `json:"errors"`
+	// Fetch is how fetching the fleet repository goes.
+	Fetch Fetch `json:"fetch"`
+	// States lists every state, in the order the dashboard shows them.
+	States []State `json:"states"`
+}
+
+// Refusal is a revision that was not applied because its fleet is not valid.
+type Refusal struct {
+	// Commit is the refused revision.
+	Commit Commit `json:"commit"`
+	// Errors are why, each naming a file and line.
+	Errors []string `json:"errors"`
+	// At is when it was refused.
+	At time.Time `json:"at"`
+}
+
+// Pass is the outcome of one reconcile pass.
+type Pass struct {
+	// Revision is the revision the pass applied.
+	Revision string `json:"revision"`
+	// At is when the pass finished.
+	At time.Time `json:"at"`
+	// DurationSeconds is how long it took.
+	DurationSeconds float64 `json:"durationSeconds"`
+	// Converged is true when every region reached the revision healthy, with
+	// nothing held.
+	Converged bool `json:"converged"`
+	// Problems summarises what did not converge; empty when Converged.
+	Problems string `json:"problems,omitempty"`
+}
+
+// Wave is one rollout wave of the last pass.
+type Wave struct {
+	// Name is the wave's name from fleet.yaml ("all" without waves).
+	Name string `json:"name"`
+	// Regions are the wave's regions.
+	Regions []string `json:"regions"`
+	// State is "healthy" (every region applied and healthy), "failed" (a region
+	// failed or is not healthy: later waves wait) or "skipped" (an earlier wave
+	// stopped the revision).
+	State string `json:"state"`
+}
+
+// Region is one region's outcome of the last pass that reached it.
+type Region struct {
+	// Name is the region's name.
+	Name string `json:"name"`
+	// Wave is the wave the region belongs to.
+	Wave string `json:"wave,omitempty"`
+	// State is "converged", "failed" (the region or some of its units failed),
+	// "held" (deletions held), "waiting" (its wave was skipped) or "unknown".
+	State string `json:"state"`
+	// Revision is the revision the last pass that planned the region applied.
+	Revision string `json:"revision,omitempty"`
+	// Changes summarises the region's plan, as the logs show it.
+	Changes string `json:"changes,omitempty"`
+	// Error is why the region did not converge, or empty.
+	Error string `json:"error,omitempty"`
+	// Held explains why the region's deletions are held, or is empty.
+	Held string `json:"held,omitempty"`
+	// HeldDeletions counts the objects whose deletion is held.
+	HeldDeletions int `json:"heldDeletions"`
+	// DriftedObjects counts the drifted objects found by the last drift check.
+	DriftedObjects int `json:"driftedObjects"`
+	// DriftError is why the last drift check could not check every unit, or empty.
+	DriftError string `json:"driftError,omitempty"`
+	// DNS counts the region's DNS endpoints and the healthy ones.
+	DNS DNSHealth `json:"dns"`
+}
+
+// DNSHealth counts DNS endpoints.
+type DNSHealth struct {
+	// Healthy counts the endpoints whose health check passes.
+	Healthy int `json:"healthy"`
+	// Total counts every endpoint.
+	Total int `json:"total"`
+}
+
+// Placement is one unit: a tenant's app in a region ("trucking/eu-west-2/portal"),
+// or a tenant's namespace in a region ("trucking/eu-west-2", App empty).
+type Placement struct {
+	// Unit is the unit's ID.
+	Unit string `json:"unit"`
+	// Tenant, Region and App name the unit; App is empty for a namespace unit.
+	Tenant string `json:"tenant"`
+	Region string `json:"region"`
+	App    string `json:"app"`
+	// State is the unit's sync state.
+	State State `json:"state"`
+	// Reason says why the state is not Ready.
+	Reason string `json:"reason,omitempty"`
+	// Revision is the revision the unit runs, as far as Meridian applied it.
+	Revision string `json:"revision,omitempty"`
+	// CommitSubject is the subject of Revision's commit, when the Store saw it.
+	CommitSubject string `json:"commitSubject,omitempty"`
+	// Wave is the rollout wave of the unit's region.
+	Wave string `json:"wave,omitempty"`
+	// LastError is the unit's most recent error, kept after it recovers.
+	LastError string `json:"lastError,omitempty"`
+	// LastErrorAt is when LastError was seen.
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+	// LastSyncAt is when a pass last found the unit Ready.
+	LastSyncAt *time.Time `json:"lastSyncAt,omitempty"`
+	// Drift is what the last drift check found.
+	Drift Drift `json:"drift"`
+	// DNS are the unit's Route53 endpoints and their health.
+	DNS []DNSEndpoint `json:"dns"`
+}
+
+// Drift is what a drift check found in one unit.
+type Drift struct {
+	// Objects counts the drifted objects.
+	Objects int `json:"objects"`
+	// Details names each drifted object and field path (never a value), at most
+	// maxDriftDetails of them.
+	Details []string `json:"details,omitempty"`
+	// Action is "corrected" (applied again) or "reported" (driftPolicy: report),
+	// when Objects > 0.
+	Action string `json:"action,omitempty"`
+	// CheckedAt is when the unit was last checked; nil before the first check.
+	CheckedAt *time.Time `json:"checkedAt,omitempty"`
+}
+
+// ErrorEntry is one recent error. The same error seen again (a retried pass)
+// updates Last and Count instead of taking another entry.
+type ErrorEntry struct {
+	// Kind is where it comes from: "render", "apply", "health", "region", "held",
+	// "rollout", "drift", "fetch" or "refused".
+	Kind string `json:"kind"`
+	// Subject is the unit, region or revision concerned.
+	Subject string `json:"subject,omitempty"`
+	// Revision is the revision concerned, if any.
+	Revision string `json:"revision,omitempty"`
+	// Message is the error, redacted.
+	Message string `json:"message"`
+	// First and Last are when it was first and last seen; Count how many times.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Count int       `json:"count"`
+}
+
+// Fetch is how fetching the fleet repository goes.
+type Fetch struct {
+	// Failures counts the failed fetches since the daemon started.
+	Failures int `json:"failures"`
+	// LastError is the last fetch error, redacted, or empty.
+	LastError string `json:"lastError,omitempty"`
+	// LastErrorAt is when it happened.
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+}
+
+// maxDriftDetails bounds the drifted objects a unit lists.
+const maxDriftDetails = 20
+
+// Status returns a copy of the whole status, safe to keep and to encode.
+func (s *Store) Status() Status {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := Status{
+		GeneratedAt: s.now(),
+		Waves:       []Wave{},
+		Regions:     []Region{},
+		Placements:  []Placement{},
+		Errors:      slices.Clone(s.recent),
+		Fetch:       s.fetch,
+		States:      slices.Clone(States),
+	}
+	if st.Errors == nil {
+		st.Errors = []ErrorEntry{}
+	}
+	if s.current != nil {
+		c := *s.current
+		st.Revision = &c
+	}
+	if s.refused != nil {
+		r := *s.refused
+		r.Errors = slices.Clone(r.Errors)
+		st.Refused = &r
+	}
+	if s.lastPass != nil {
+		p := *s.lastPass
+		st.LastPass = &p
+	}
+	for _, w := range s.waves {
+		w.Regions = slices.Clone(w.Regions)
+		st.Waves = append(st.Waves, w)
+	}
+	dnsByRegion := map[string]DNSHealth{}
+	for _, eps := range s.dns {
+		for _, e := range eps {
+			h := dnsByRegion[e.Region]
+			h.Total++
+			if e.Healthy {
+				h.Healthy++
+			}
+			dnsByRegion[e.Region] = h
+		}
+	}
+	regions := map[string]Region{}
+	for name, r := range s.regions {
+		regions[name] = *r
+	}
+	for _, p := range s.placements {
+		if _, ok := regions[p.region]; !ok {
+			regions[p.region] = Region{Name: p.region, Wave: p.wave, State: "unknown"}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(regions)) {
+		r := regions[name]
+		r.DNS = dnsByRegion[name]
+		st.Regions = append(st.Regions, r)
+	}
+	for _, unit := range s.sortedUnits() {
+		p := s.placements[unit]
+		out := Placement{
+			Unit: unit, Tenant: p.tenant, Region: p.region, App: p.app,
+			State: p.state, Reason: p.reason, Revision: p.revision, Wave: p.wave,
+			LastError: p.lastError, Drift: p.drift, DNS: slices.Clone(s.dns[unit]),
+		}
+		out.Drift.Details = slices.Clone(p.drift.Details)
+		if c, ok := s.commits[p.revision]; ok {
+			out.CommitSubject = c.Subject
+		}
+		if !p.lastErrorAt.IsZero() {
+			t := p.lastErrorAt
+			out.LastErrorAt = &t
+		}
+		if !p.lastSync.IsZero() {
+			t := p.lastSync
+			out.LastSyncAt = &t
+		}
+		if out.DNS == nil {
+			out.DNS = []DNSEndpoint{}
+		}
+		st.Placements = append(st.Placements, out)
+	}
+	return st
+}

@@ -1,0 +1,231 @@
+package status
+
+import (
+	"cmp"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/sources"
+)
+
+// DefaultRecentErrors is how many recent errors a Store keeps when Options do not
+// say.
+const DefaultRecentErrors = 50
+
+// Options configure a Store.
+type Options struct {
+	// Redactor redacts every string the Store keeps. Nil keeps strings as they are
+	// given (the reconciler redacts its errors already); SetRedactor replaces it.
+	Redactor *secrets.Redactor
+	// Notifier, when set, is told each region's outcome of every revision and every
+	// hold of deletions.
+	Notifier *Notifier
+	// RecentErrors bounds the ring of recent errors; zero means DefaultRecentErrors.
+	RecentErrors int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives what the Store could not do. Nil discards it.
+	Log *slog.Logger
+}
+
+// Commit is a revision of the fleet repository as people know it.
+type Commit struct {
+	// Revision is the commit's hash.
+	Revision string `json:"revision"`
+	// Subject is the first line of the commit message.
+	Subject string `json:"subject,omitempty"`
+	// Author is the author's name (never the e-mail address).
+	Author string `json:"author,omitempty"`
+	// Time is the author date.
+	Time time.Time `json:"time,omitzero"`
+}
+
+// CommitOf returns the Commit of a fetched revision.
+func CommitOf(revision string, c sources.Commit) Commit {
+	return Commit{Revision: revision, Subject: c.Subject, Author: c.Author.Name, Time: c.Author.When}
+}
+
+// DNSEndpoint is one Route53 record of a placement and the health of its check,
+// as the Route53 code last saw it.
+type DNSEndpoint struct {
+	// Tenant, Region and App name the placement the record points at.
+	Tenant string `json:"tenant"`
+	Region string `json:"region"`
+	App    string `json:"app"`
+	// Name is the record's DNS name.
+	Name string `json:"name"`
+	// Healthy is the health check's status.
+	Healthy bool `json:"healthy"`
+	// HealthCheckID is the Route53 health check of the record, if any.
+	HealthCheckID string `json:"healthCheckId,omitempty"`
+}
+
+// unit returns the ID of the placement the endpoint belongs to.
+func (e DNSEndpoint) unit() string {
+	if e.App == "" {
+		return e.Tenant + "/" + e.Region
+	}
+	return e.Tenant + "/" + e.Region + "/" + e.App
+}
+
+// Store is the in-memory model of the fleet's status. It is safe for concurrent
+// use: the daemon writes to it while the HTTP handler and the metrics read it.
+type Store struct {
+	opts    Options
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+
+	mu         sync.RWMutex
+	redact     *secrets.Redactor
+	current    *Commit
+	refused    *Refusal
+	commits    map[string]Commit
+	placements map[string]*placement
+	regions    map[string]*Region
+	waves      []Wave
+	lastPass   *Pass
+	recent     []ErrorEntry
+	fetch      Fetch
+	dns        map[string][]DNSEndpoint
+	// notified remembers the last outcome notified per region, so that a retried
+	// pass with the same outcome does not notify again.
+	notified map[string]string
+}
+
+// placement is what the Store keeps of one unit.
+type placement struct {
+	tenant, region, app string
+	state               State
+	reason              string
+	revision            string
+	wave                string
+	lastError           string
+	lastErrorAt         time.Time
+	lastSync            time.Time
+	drift               Drift
+}
+
+// New returns an empty Store; its metrics are registered in a registry of its own
+// (see Handler).
+func New(opts Options) *Store {
+	if opts.RecentErrors <= 0 {
+		opts.RecentErrors = DefaultRecentErrors
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		opts:       opts,
+		now:        opts.Now,
+		log:        opts.Log,
+		redact:     opts.Redactor,
+		commits:    map[string]Commit{},
+		placements: map[string]*placement{},
+		regions:    map[string]*Region{},
+		dns:        map[string][]DNSEndpoint{},
+		notified:   map[string]string{},
+	}
+	s.metrics = newMetrics(s)
+	return s
+}
+
+// SetRedactor replaces the Redactor applied to every string stored from now on,
+// for instance when a new revision brings new secret values.
+func (s *Store) SetRedactor(r *secrets.Redactor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redact = r
+}
+
+// clean redacts s; the caller holds s.mu.
+func (s *Store) clean(v string) string {
+	return s.redact.RedactString(v)
+}
+
+// placementOf returns the unit's placement, creating it as Unknown; the caller
+// holds s.mu for writing.
+func (s *Store) placementOf(unit string) *placement {
+	if p, ok := s.placements[unit]; ok {
+		return p
+	}
+	parts := strings.SplitN(unit, "/", 3)
+	p := &placement{state: Unknown}
+	p.tenant = parts[0]
+	if len(parts) > 1 {
+		p.region = parts[1]
+	}
+	if len(parts) > 2 {
+		p.app = parts[2]
+	}
+	if r, ok := s.regions[p.region]; ok {
+		p.wave = r.Wave
+	}
+	s.placements[unit] = p
+	return p
+}
+
+// record adds an error to the ring of recent errors; the same error again only
+// updates its time and count, so a failing retry loop does not flush the ring.
+// The caller holds s.mu for writing.
+func (s *Store) record(kind, subject, revision, message string) {
+	message = s.clean(message)
+	now := s.now()
+	for i := range s.recent {
+		e := &s.recent[i]
+		if e.Kind == kind && e.Subject == subject && e.Message == message {
+			e.Last = now
+			e.Count++
+			e.Revision = revision
+			// Keep the ring ordered by Last, newest last.
+			entry := *e
+			s.recent = append(slices.Delete(s.recent, i, i+1), entry)
+			return
+		}
+	}
+	s.recent = append(s.recent, ErrorEntry{Kind: kind, Subject: subject, Revision: revision, Message: message, First: now, Last: now, Count: 1})
+	if over := len(s.recent) - s.opts.RecentErrors; over > 0 {
+		s.recent = slices.Delete(s.recent, 0, over)
+	}
+}
+
+// forgetCommits drops the commits no placement, current or refused revision
+// refers to, so that the map stays as small as the fleet. The caller holds s.mu.
+func (s *Store) forgetCommits() {
+	keep := map[string]bool{}
+	if s.current != nil {
+		keep[s.current.Revision] = true
+	}
+	if s.refused != nil {
+		keep[s.refused.Commit.Revision] = true
+	}
+	for _, p := range s.placements {
+		keep[p.revision] = true
+	}
+	for rev := range s.commits {
+		if !keep[rev] {
+			delete(s.commits, rev)
+		}
+	}
+}
+
+// sortedPlacements returns the unit IDs in tenant, region, app order; the caller
+// holds s.mu.
+func (s *Store) sortedUnits() []string {
+	units := make([]string, 0, len(s.placements))
+	for u := range s.placements {
+		units = append(units, u)
+	}
+	slices.SortFunc(units, func(a, b string) int {
+		pa, pb := s.placements[a], s.placements[b]
+		return cmp.Or(cmp.Compare(pa.tenant, pb.tenant), cmp.Compare(pa.region, pb.region), cmp.Compare(pa.app, pb.app))
+	})
+	return units
+}
