@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -62,11 +63,28 @@ type decoder struct {
 	errs ErrorList
 	// visits counts nodes walked, aliases included, to stop alias bombs early.
 	visits int
+	// depth is how many mappings and lists enclose the node being walked.
+	depth int
+	// pathBytes adds up the length of every field path recorded.
+	pathBytes int
+	// stopped is set when the document broke a limit: the walk ends there and the
+	// document is not decoded, since decoding it would cost what the limit protects.
+	stopped bool
 }
 
-// maxNodeVisits bounds the nodes one document may expand to (aliases count each time
-// they are used); far above any real fleet file, far below an alias bomb.
-const maxNodeVisits = 250_000
+// The limits of one document, far above any real fleet file and far below what would
+// exhaust memory or time: the parser itself only stops at 10,000 levels, and aliases
+// let a small file stand for a huge or endless tree.
+const (
+	// maxNodeVisits bounds the nodes one document may expand to (aliases count each
+	// time they are used): an alias bomb or an alias to its own ancestor stops here.
+	maxNodeVisits = 250_000
+	// MaxDepth bounds how deeply mappings and lists may nest in a fleet file.
+	MaxDepth = 100
+	// maxPathBytes bounds the field paths (spec.values.a.b[3]) recorded for one
+	// document, which long keys over many nested nodes could otherwise make quadratic.
+	maxPathBytes = 64 << 20
+)
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
@@ -104,10 +122,16 @@ func parseYAML(file string, data []byte) (*yaml.Node, *Error) {
 
 // decodeObject strictly decodes node into out (a pointer to one of the kinds) and
 // returns where its fields are. Problems are appended to errs; the object is filled
-// as far as it could be, so that references to it still resolve.
-func decodeObject(file string, node *yaml.Node, out any, errs *ErrorList) Source {
+// as far as it could be, so that references to it still resolve. visits is how many
+// nodes the document expanded to; ok is false when it broke a limit of its size or
+// shape, and out was then left as it was.
+func decodeObject(file string, node *yaml.Node, out any, errs *ErrorList) (src Source, visits int, ok bool) {
 	d := &decoder{src: Source{File: file, lines: map[string]int{}}}
 	d.walk(node, reflect.TypeOf(out).Elem(), "", rules{})
+	if d.stopped {
+		*errs = append(*errs, d.errs...)
+		return d.src, d.visits, false
+	}
 	if err := node.Decode(out); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -121,7 +145,16 @@ func decodeObject(file string, node *yaml.Node, out any, errs *ErrorList) Source
 		}
 	}
 	*errs = append(*errs, d.errs...)
-	return d.src
+	return d.src, d.visits, true
+}
+
+// checkShape checks a document that is read as free-form data but not decoded here
+// (a secrets file, decrypted later): the limits of every fleet file, mapping keys
+// that are unique strings, no merge keys.
+func checkShape(file string, node *yaml.Node) ErrorList {
+	d := &decoder{src: Source{File: file, lines: map[string]int{}}}
+	d.walk(node, reflect.TypeFor[any](), "", rules{})
+	return d.errs
 }
 
 // decodeValues parses a values file: a YAML mapping of string keys.
@@ -132,8 +165,23 @@ func decodeValues(file string, data []byte) (Values, Source, ErrorList) {
 	}
 	var v Values
 	var errs ErrorList
-	src := decodeObject(file, node, &v, &errs)
+	src, _, _ := decodeObject(file, node, &v, &errs)
 	return v, src, errs
+}
+
+// stop records that the document broke a limit, once, and ends the walk.
+func (d *decoder) stop(n *yaml.Node, path, format string, args ...any) {
+	d.stopped = true
+	d.errorf(n, shorten(path), format, args...)
+}
+
+// shorten keeps a field path short enough to print.
+func shorten(path string) string {
+	const max = 200
+	if len(path) <= max {
+		return path
+	}
+	return strings.ToValidUTF8(path[:max-len("...")], "") + "..."
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -146,13 +194,18 @@ func isNull(n *yaml.Node) bool {
 
 // walk visits n, which should hold a value of type t at path.
 func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
+	if d.stopped {
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	if d.visits++; d.visits > maxNodeVisits {
-		if d.visits == maxNodeVisits+1 {
-			d.errorf(n, path, "document expands to more than %d nodes (aliases included); write it out plainly", maxNodeVisits)
-		}
+		d.stop(n, path, "document expands to more than %d nodes (aliases included); write it out plainly", maxNodeVisits)
+		return
+	}
+	if d.pathBytes += len(path); d.pathBytes > maxPathBytes {
+		d.stop(n, "", "document's field paths add up to more than %d bytes (long keys over many nested values); shorten the keys or flatten the values", maxPathBytes)
 		return
 	}
 	if _, seen := d.src.lines[path]; !seen {
@@ -160,6 +213,14 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
 	}
 	if isNull(n) {
 		return
+	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		if d.depth >= MaxDepth {
+			d.stop(n, path, "nested more than %d levels deep; flatten it", MaxDepth)
+			return
+		}
+		d.depth++
+		defer func() { d.depth-- }()
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -228,6 +289,9 @@ func (d *decoder) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 		}
 		d.walk(value, fields[i].typ, join(path, key), fields[i].rules)
 	})
+	if d.stopped { // the fields after the limit were not looked at
+		return
+	}
 	for _, f := range fields {
 		if f.rules.required && !present[f.key] {
 			d.errs = append(d.errs, d.src.errorAt(path, "required field %q is missing; add it", f.key))
@@ -246,6 +310,11 @@ func (d *decoder) walkAny(n *yaml.Node, path string) {
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			d.walk(item, reflect.TypeFor[any](), fmt.Sprintf("%s[%d]", path, i), rules{})
+		}
+	case yaml.ScalarNode:
+		var f float64
+		if n.ShortTag() == "!!float" && n.Decode(&f) == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			d.errorf(n, path, "%s is not a number a chart can be given (JSON, which charts and Kubernetes objects are made of, has no NaN or infinity); quote it if you mean the string", n.Value)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -25,6 +26,22 @@ const (
 // MaxFileBytes bounds every file the loader reads, so a huge file is refused with a
 // clear error instead of exhausting memory.
 const MaxFileBytes = 4 << 20
+
+// The limits of one load besides MaxFileBytes, far above any real fleet: how many
+// files it reads, how many bytes they add up to, and how many YAML nodes they expand
+// to in all (each document is bounded on its own too; see MaxDepth).
+const (
+	MaxFiles      = 20_000
+	MaxTotalBytes = 256 << 20
+	maxLoadVisits = 20_000_000
+)
+
+// limits are the bounds of one load; tests shrink them.
+type limits struct {
+	fileBytes, files, totalBytes, visits int
+}
+
+var defaultLimits = limits{fileBytes: MaxFileBytes, files: MaxFiles, totalBytes: MaxTotalBytes, visits: maxLoadVisits}
 
 // Model is a loaded and validated fleet repository.
 type Model struct {
@@ -69,7 +86,11 @@ func find[T any](items []*T, name string, nameOf func(*T) string) *T {
 // fsys should refuse paths that leave the repository (os.Root's FS does, including
 // through symlinks); Load itself refuses ".." in every path a file names.
 func Load(fsys fs.FS) (*Model, error) {
-	l := &loader{fsys: fsys, model: &Model{valuesFiles: map[string]Values{}}, broken: map[string]map[string]bool{}}
+	return load(fsys, defaultLimits)
+}
+
+func load(fsys fs.FS, lim limits) (*Model, error) {
+	l := &loader{fsys: fsys, limits: lim, model: &Model{valuesFiles: map[string]Values{}}, broken: map[string]map[string]bool{}}
 	l.loadFleet()
 	l.loadRegions()
 	l.loadApps()
@@ -106,23 +127,94 @@ type loader struct {
 	// broken holds, per kind, the file base names of files that could not be parsed
 	// at all, so that references to them do not add a second, misleading error.
 	broken map[string]map[string]bool
+
+	limits limits
+	// files, bytes and visits count what was read and decoded so far, against limits.
+	files, bytes, visits int
+	overVisits           bool
 }
 
 func (l *loader) add(err *Error) { l.errs = append(l.errs, err) }
 
-// read returns a file's bytes, or records why it cannot.
+// read returns a file's bytes, or records why it cannot. Only regular files are read
+// (a FIFO would block the load), at most limits.fileBytes of each, checked again while
+// reading, and no more files and bytes in all than the load's limits.
 func (l *loader) read(file string) ([]byte, bool) {
-	info, err := fs.Stat(l.fsys, file)
-	if err == nil && info.Size() > MaxFileBytes {
-		l.add(&Error{File: file, Message: fmt.Sprintf("file is %d bytes, more than the limit of %d; split it or move data out of the fleet repository", info.Size(), MaxFileBytes)})
+	if l.files++; l.files > l.limits.files {
+		if l.files == l.limits.files+1 {
+			l.add(&Error{File: file, Message: fmt.Sprintf("the repository holds more than %d fleet files; this one and the ones after it are not read; move files out of the fleet repository", l.limits.files)})
+		}
 		return nil, false
 	}
-	data, err := fs.ReadFile(l.fsys, file)
+	if l.bytes > l.limits.totalBytes {
+		return nil, false // reported with the file that crossed the limit
+	}
+	info, err := fs.Stat(l.fsys, file)
 	if err != nil {
 		l.add(&Error{File: file, Message: "cannot read: " + unwrapPathError(err)})
 		return nil, false
 	}
+	if !info.Mode().IsRegular() {
+		l.add(&Error{File: file, Message: fmt.Sprintf("is not a regular file (%s); fleet files are plain files", describeMode(info.Mode()))})
+		return nil, false
+	}
+	if info.Size() > int64(l.limits.fileBytes) {
+		l.add(l.tooBig(file, info.Size()))
+		return nil, false
+	}
+	f, err := l.fsys.Open(file)
+	if err != nil {
+		l.add(&Error{File: file, Message: "cannot read: " + unwrapPathError(err)})
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(l.limits.fileBytes)+1))
+	if err != nil {
+		l.add(&Error{File: file, Message: "cannot read: " + unwrapPathError(err)})
+		return nil, false
+	}
+	if len(data) > l.limits.fileBytes { // it grew, or its size was not known
+		l.add(&Error{File: file, Message: fmt.Sprintf("file is more than the limit of %d bytes; split it or move data out of the fleet repository", l.limits.fileBytes)})
+		return nil, false
+	}
+	if l.bytes += len(data); l.bytes > l.limits.totalBytes {
+		l.add(&Error{File: file, Message: fmt.Sprintf("the fleet files read up to this one add up to more than %d bytes; it and the files after it are not read; move data out of the fleet repository", l.limits.totalBytes)})
+		return nil, false
+	}
 	return data, true
+}
+
+// underVisits reports whether the load may still decode file: whether the files
+// decoded so far expanded to fewer YAML nodes than the load's limit. The first file
+// refused carries the error.
+func (l *loader) underVisits(file string) bool {
+	if l.visits <= l.limits.visits {
+		return true
+	}
+	if !l.overVisits {
+		l.overVisits = true
+		l.add(&Error{File: file, Message: fmt.Sprintf("the fleet files decoded up to this one expand to more than %d YAML nodes in all; it and the files after it are not read; make the fleet's files smaller", l.limits.visits)})
+	}
+	return false
+}
+
+func (l *loader) tooBig(file string, size int64) *Error {
+	return &Error{File: file, Message: fmt.Sprintf("file is %d bytes, more than the limit of %d; split it or move data out of the fleet repository", size, l.limits.fileBytes)}
+}
+
+// describeMode names the type of a file that is not a regular file.
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 func unwrapPathError(err error) string {
@@ -152,7 +244,16 @@ func (l *loader) object(file, kind string, out any) (Source, bool) {
 		l.markBroken(kind, file)
 		return Source{}, false
 	}
-	src := decodeObject(file, node, out, &l.errs)
+	if !l.underVisits(file) {
+		l.markBroken(kind, file)
+		return Source{}, false
+	}
+	src, visits, ok := decodeObject(file, node, out, &l.errs)
+	l.visits += visits
+	if !ok {
+		l.markBroken(kind, file)
+		return Source{}, false
+	}
 	return src, true
 }
 
@@ -204,7 +305,10 @@ func (l *loader) yamlFiles(dir string) []string {
 	}
 	var files []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+		// Symlinks and other files that are not regular are listed too: read follows
+		// a symlink that stays inside the repository, and refuses the rest with an
+		// error, rather than leaving out a tenant without a word.
+		if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
 			files = append(files, path.Join(dir, e.Name()))
 		}
 	}
@@ -227,12 +331,23 @@ func (l *loader) loadApps() {
 		l.add(&Error{File: AppsDir, Message: "cannot read directory: " + unwrapPathError(err)})
 	}
 	for _, e := range entries {
-		if !e.IsDir() {
+		dir := path.Join(AppsDir, e.Name())
+		if e.Type()&fs.ModeSymlink != 0 {
+			info, err := fs.Stat(l.fsys, dir)
+			if err != nil {
+				l.add(&Error{File: dir, Message: "cannot read: " + unwrapPathError(err)})
+				l.markBroken(KindApp, path.Join(dir, AppFile))
+				continue
+			}
+			if !info.IsDir() {
+				continue
+			}
+		} else if !e.IsDir() {
 			continue
 		}
-		file := path.Join(AppsDir, e.Name(), AppFile)
+		file := path.Join(dir, AppFile)
 		if _, err := fs.Stat(l.fsys, file); errors.Is(err, fs.ErrNotExist) {
-			l.add(&Error{File: path.Join(AppsDir, e.Name()), Message: "directory has no app.yaml; add one of kind App or remove the directory"})
+			l.add(&Error{File: dir, Message: "directory has no app.yaml; add one of kind App or remove the directory"})
 			continue
 		}
 		var a App
@@ -292,8 +407,17 @@ func (l *loader) valuesFiles(src Source, field string, files []string) {
 		if !ok {
 			continue
 		}
-		v, vsrc, errs := decodeValues(file, data)
-		l.errs = append(l.errs, errs...)
+		node, perr := parseYAML(file, data)
+		if perr != nil {
+			l.add(perr)
+			continue
+		}
+		if !l.underVisits(file) {
+			continue
+		}
+		var v Values
+		vsrc, visits, _ := decodeObject(file, node, &v, &l.errs)
+		l.visits += visits
 		l.model.valuesFiles[file] = v
 		l.warnPlaintextSecrets(vsrc, "", v)
 	}

@@ -22,8 +22,16 @@ var (
 	kubeVersionPattern  = regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?$`)
 	kindPattern         = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 	kustomizationFiles  = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
-	maxDNSNameLength    = 253 // RFC 1035, without the trailing dot
 	supportedChartRepos = []string{"http", "https", "oci"}
+)
+
+const (
+	// registryPrefix is the label reconciler/dns puts in front of every record name
+	// it owns, for the TXT record that marks it as Meridian's (docs/dns.md).
+	registryPrefix = "_meridian."
+	// maxHostnameLength is the longest DNS name an app may get: 253 characters
+	// (RFC 1035, without the trailing dot), less room for registryPrefix.
+	maxHostnameLength = 253 - len(registryPrefix)
 )
 
 // validate checks what single files cannot: names, references, paths and values,
@@ -120,11 +128,8 @@ func listItem(field string) func(int) string {
 
 func (l *loader) validateFleet(f *Fleet) {
 	src, spec := f.Source, f.Spec
-	zone := strings.TrimSuffix(spec.DNS.Zone, ".")
-	if zone != "" {
-		if problems := validation.IsDNS1123Subdomain(zone); len(problems) > 0 || !strings.Contains(zone, ".") {
-			l.add(src.errorAt("spec.dns.zone", "%q is not a DNS zone name such as fleet.example.com", spec.DNS.Zone))
-		}
+	if problem := zoneProblem(spec.DNS.Zone); problem != "" {
+		l.add(src.errorAt("spec.dns.zone", "%q is not a DNS zone name such as fleet.example.com: %s", spec.DNS.Zone, problem))
 	}
 	if id := spec.DNS.HostedZoneID; id != "" && !hostedZonePattern.MatchString(id) {
 		l.add(src.errorAt("spec.dns.hostedZoneID", "%q is not a Route53 hosted zone id (upper-case letters and digits, such as Z0EXAMPLE0000000)", id))
@@ -161,6 +166,25 @@ func (l *loader) validateFleet(f *Fleet) {
 			}
 		}
 	}
+}
+
+// zoneProblem says why zone (with or without its trailing dot) cannot be the fleet's
+// DNS zone, or returns "": it needs two labels or more, each a lowercase DNS label of
+// at most 63 characters, and at most 253 characters in all.
+func zoneProblem(zone string) string {
+	zone = strings.TrimSuffix(zone, ".")
+	if !strings.Contains(zone, ".") {
+		return "it needs a domain and its parent, at least two labels"
+	}
+	if problems := validation.IsDNS1123Subdomain(zone); len(problems) > 0 {
+		return problems[0]
+	}
+	for _, label := range strings.Split(zone, ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			return fmt.Sprintf("its label %q is %d characters, more than DNS allows (%d)", label, len(label), validation.DNS1123LabelMaxLength)
+		}
+	}
+	return ""
 }
 
 func (l *loader) validateRegion(r *Region) {
@@ -312,8 +336,8 @@ func (l *loader) checkDNSNames(t *Tenant, ta TenantApp, at string) {
 	for _, r := range t.Spec.Regions {
 		p := Placement{Tenant: t, Region: &Region{Metadata: ObjectMeta{Name: r}}, App: app}
 		_, name, _ := p.Hostnames(l.model.Fleet.Spec.DNS.Zone)
-		if len(name) > maxDNSNameLength {
-			l.add(t.Source.errorAt(at+".name", "the app's regional DNS name %s is %d characters, more than DNS allows (%d); shorten the tenant name, the subdomain or the zone", name, len(name), maxDNSNameLength))
+		if len(name) > maxHostnameLength {
+			l.add(t.Source.errorAt(at+".name", "the app's regional DNS name %s is %d characters, more than %d (DNS allows 253, less the %q in front of the record that marks the name as Meridian's); shorten the tenant name, the subdomain or the zone", name, len(name), maxHostnameLength, registryPrefix))
 			return
 		}
 	}
@@ -338,6 +362,10 @@ func (l *loader) validateSecrets(t *Tenant, apps []string) {
 	node, perr := parseYAML(file, data)
 	if perr != nil {
 		l.add(perr)
+		return
+	}
+	if errs := checkShape(file, node); len(errs) > 0 {
+		l.errs = append(l.errs, errs...)
 		return
 	}
 	if node.Kind != yaml.MappingNode {
