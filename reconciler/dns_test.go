@@ -81,7 +81,7 @@ func newDNSFixture(t *testing.T) *dnsFixture {
 			port *int
 			tls  bool
 		}{{&portalPort, true}, {&apiPort, false}} {
-			in, err := f.tb.Region(region).ServeIngress(net.JoinHostPort(ip, strconv.Itoa(*l.port)), l.tls, routes)
+			in, err := f.tb.Region(region).ServeIngress(net.JoinHostPort(ip, strconv.Itoa(*l.port)), l.tls, func(host string) (testbed.Backend, bool) { b, ok := routes[host]; return b, ok })
 			if err != nil {
 				t.Fatal(err)
 			}

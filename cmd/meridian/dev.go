@@ -25,7 +25,7 @@ kube-apiserver (plus controller-manager, scheduler and kwok fake nodes with
 first time (about 12 minutes on two cores) and cached; run this inside a
 Meridian checkout.`,
 	}
-	dev.AddCommand(newDevUpCommand(), newDevDownCommand(), newDevBuildCommand())
+	dev.AddCommand(newDevUpCommand(), newDevDownCommand(), newDevBuildCommand(), newDevScaleCommand(), newDevResolveCommand())
 	return dev
 }
 

@@ -6,9 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 func main() {
+	// The Kubernetes client libraries log through controller-runtime's logger;
+	// Meridian reports what they do itself.
+	ctrllog.SetLogger(logr.Discard())
 	err := newRootCommand().Execute()
 	var exit exitError
 	switch {

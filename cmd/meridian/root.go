@@ -25,6 +25,7 @@ records pointing clients at the nearest healthy region.`,
 		newVersionCommand(),
 		newDevCommand(),
 		newRunCommand(),
+		newDemoCommand(),
 	)
 	return root
 }

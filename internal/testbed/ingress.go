@@ -34,9 +34,9 @@ type Ingress struct {
 }
 
 // ServeIngress starts an Ingress for the region on addr (host:port; port 0 picks
-// one), over TLS with a self-signed certificate when useTLS is set. routes maps
-// hostnames, lowercase and without a port, to their backends.
-func (r *Region) ServeIngress(addr string, useTLS bool, routes map[string]Backend) (*Ingress, error) {
+// one), over TLS with a self-signed certificate when useTLS is set. route maps a
+// request's hostname, lowercase and without a port, to its backend.
+func (r *Region) ServeIngress(addr string, useTLS bool, route func(host string) (Backend, bool)) (*Ingress, error) {
 	client, err := kubernetes.NewForConfig(r.Config)
 	if err != nil {
 		return nil, fmt.Errorf("region %s: ingress: %w", r.Name, err)
@@ -50,7 +50,7 @@ func (r *Region) ServeIngress(addr string, useTLS bool, routes map[string]Backen
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		b, ok := routes[host]
+		b, ok := route(host)
 		if !ok {
 			http.Error(w, "no route for "+host, http.StatusNotFound)
 			return
