@@ -91,28 +91,29 @@ func markdown(r *Report, limit int) string {
 		}
 	}
 
+	// Sections are written in order while they fit. The first diff that does not
+	// fit ends the diffs (later units are still listed); the first unit that does
+	// not fit ends the sections.
 	var body strings.Builder
 	room := limit - head.Len() - noteReserve
+	const closing = "\n</details>\n"
 	var (
-		diffsLeftOut  int
-		unitsLeftOut  int
-		tenantsCut    []string
-		tenantsPruned []string
+		diffsLeftOut int
+		firstNoDiffs string // the unit whose diffs were cut first
+		unitsLeftOut int
+		tenantsCut   []string // tenants with units left out
 	)
-	for ti, t := range tenants {
+	for _, t := range tenants {
 		a, c, d := t.counts()
 		open := fmt.Sprintf("\n<details><summary><b>%s</b>: %s, objects %d added, %d changed, %d removed</summary>\n",
 			t.name, plural(len(t.units), "unit", "units"), a, c, d)
-		const closing = "\n</details>\n"
-		if body.Len()+len(open)+len(closing) > room {
-			for _, rest := range tenants[ti:] {
-				tenantsCut = append(tenantsCut, rest.name)
-				unitsLeftOut += len(rest.units)
-			}
-			break
+		if unitsLeftOut > 0 || body.Len()+len(open)+len(closing) > room {
+			unitsLeftOut += len(t.units)
+			tenantsCut = append(tenantsCut, t.name)
+			continue
 		}
 		body.WriteString(open)
-		for ui, u := range t.units {
+		for _, u := range t.units {
 			var unit strings.Builder
 			fmt.Fprintf(&unit, "\n#### `%s`: %s\n\n", unitName(u), u.Change)
 			for _, o := range u.Objects {
@@ -124,10 +125,12 @@ func markdown(r *Report, limit int) string {
 					fmt.Fprintf(&unit, "  - %s\n", objectNote)
 				}
 			}
-			if body.Len()+unit.Len()+len(closing) > room {
-				unitsLeftOut += len(t.units) - ui
-				tenantsPruned = append(tenantsPruned, t.name)
-				break
+			if unitsLeftOut > 0 || body.Len()+unit.Len()+len(closing) > room {
+				if unitsLeftOut == 0 {
+					tenantsCut = append(tenantsCut, t.name)
+				}
+				unitsLeftOut++
+				continue
 			}
 			body.WriteString(unit.String())
 			for _, o := range u.Objects {
@@ -135,7 +138,10 @@ func markdown(r *Report, limit int) string {
 					continue
 				}
 				block := fmt.Sprintf("\n<sub>%s</sub>\n\n%s", o.Ref, fence(o.Diff, "diff"))
-				if body.Len()+len(block)+len(closing) > room {
+				if diffsLeftOut > 0 || body.Len()+len(block)+len(closing) > room {
+					if diffsLeftOut == 0 {
+						firstNoDiffs = u.ID
+					}
 					diffsLeftOut++
 					continue
 				}
@@ -150,17 +156,16 @@ func markdown(r *Report, limit int) string {
 		fmt.Fprintf(&note, "\n---\n**Trimmed to fit a comment of %d characters.** ", limit)
 		var cut []string
 		if diffsLeftOut > 0 {
-			cut = append(cut, fmt.Sprintf("the diffs of %s are left out (each is still listed above its section)", plural(diffsLeftOut, "object", "objects")))
+			cut = append(cut, fmt.Sprintf("the diffs of %s are left out, from unit `%s` on (their objects are still listed)",
+				plural(diffsLeftOut, "object", "objects"), firstNoDiffs))
 		}
 		if unitsLeftOut > 0 {
-			names := slices.Concat(tenantsPruned, tenantsCut)
-			named := names
-			more := ""
+			named, more := tenantsCut, ""
 			if len(named) > maxNamed {
-				named, more = named[:maxNamed], fmt.Sprintf(" and %d more", len(names)-maxNamed)
+				named, more = named[:maxNamed], fmt.Sprintf(" and %d more", len(tenantsCut)-maxNamed)
 			}
 			of := "tenants"
-			if len(names) == 1 {
+			if len(tenantsCut) == 1 {
 				of = "tenant"
 			}
 			cut = append(cut, fmt.Sprintf("%s of %s %s%s are not shown at all", plural(unitsLeftOut, "unit", "units"), of, strings.Join(named, ", "), more))
