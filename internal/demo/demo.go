@@ -341,7 +341,7 @@ func dialable(addr string) string {
 
 type banner struct {
 	Dashboard, Clone, DNSHost, DNSPort, Kubeconfig, Log, Self string
-	IPs                                                 map[string]string
+	IPs                                                       map[string]string
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
