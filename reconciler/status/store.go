@@ -216,7 +216,7 @@ func (s *Store) forgetCommits() {
 	}
 }
 
-// sortedPlacements returns the unit IDs in tenant, region, app order; the caller
+// sortedUnits returns the unit IDs in tenant, region, app order; the caller
 // holds s.mu.
 func (s *Store) sortedUnits() []string {
 	units := make([]string, 0, len(s.placements))
