@@ -68,7 +68,8 @@ type Summary struct {
 // empty, a tenant's namespace in a region.
 type Unit struct {
 	// ID is tenant/region/app, or tenant/region for a namespace unit.
-	ID     string `json:"unit"`
+	ID string `json:"unit"`
+	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`
 	App    string `json:"app,omitempty"`
@@ -83,12 +84,15 @@ type Unit struct {
 // Object is one object that differs.
 type Object struct {
 	// Ref is Kind/namespace/name (Kind/name for a cluster-scoped object).
-	Ref        string `json:"ref"`
+	Ref string `json:"ref"`
+	// APIVersion, Kind, Namespace and Name identify the object (the head's
+	// apiVersion when both revisions have it).
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Namespace  string `json:"namespace,omitempty"`
 	Name       string `json:"name"`
-	Change     Change `json:"change"`
+	// Change is what happens to the object.
+	Change Change `json:"change"`
 	// Diff is the unified diff of the object's YAML, redacted: every line of an
 	// added object, the hunks of a changed one, empty for a removed one. It is
 	// empty for a changed object when only redacted values changed (SecretKeys
@@ -102,7 +106,9 @@ type Object struct {
 // SecretKey is one key of a Secret's data (stringData merged over it, as the API
 // server does) whose value differs.
 type SecretKey struct {
-	Key    string `json:"key"`
+	// Key is the key in data (or stringData).
+	Key string `json:"key"`
+	// Change is what happens to the key's value.
 	Change Change `json:"change"`
 }
 
@@ -111,10 +117,12 @@ type SecretKey struct {
 type DNSChange struct {
 	// Placement is tenant/region/app.
 	Placement string `json:"placement"`
-	Tenant    string `json:"tenant"`
-	Region    string `json:"region"`
-	App       string `json:"app"`
-	Change    Change `json:"change"`
+	// Tenant, Region and App name the placement.
+	Tenant string `json:"tenant"`
+	Region string `json:"region"`
+	App    string `json:"app"`
+	// Change is what happens to the endpoint.
+	Change Change `json:"change"`
 	// Name is the latency-routed name, which gets one record per region.
 	Name string `json:"name"`
 	// Regional is the region's own name, which the latency record points at.
@@ -132,14 +140,17 @@ type DNSChange struct {
 
 // FieldChange is one field of a DNS endpoint that changed.
 type FieldChange struct {
+	// Field is the field's path, such as healthCheck.path.
 	Field string `json:"field"`
-	Base  string `json:"base"`
-	Head  string `json:"head"`
+	// Base and Head are its values in the two revisions.
+	Base string `json:"base"`
+	Head string `json:"head"`
 }
 
 // RegionGuard is what the mass-deletion guard would do with one region's deletions,
 // were the base revision applied and the head revision applied next.
 type RegionGuard struct {
+	// Region is the fleet's region name.
 	Region string `json:"region"`
 	// Deletions counts the objects the head revision deletes in the region.
 	Deletions int `json:"deletions"`

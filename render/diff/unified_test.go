@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -108,4 +109,19 @@ func lcs(a, b []string) int {
 		}
 	}
 	return dp[0][0]
+}
+
+// TestUnifiedFarApart: texts further apart than maxEditDistance are shown as one
+// hunk that replaces the first with the second.
+func TestUnifiedFarApart(t *testing.T) {
+	var a, b strings.Builder
+	for i := range maxEditDistance {
+		fmt.Fprintf(&a, "a%d\n", i)
+		fmt.Fprintf(&b, "b%d\n", i)
+	}
+	got := Unified(a.String(), b.String())
+	want := fmt.Sprintf("@@ -1,%d +1,%d @@\n", maxEditDistance, maxEditDistance)
+	if !strings.HasPrefix(got, want) || strings.Count(got, "\n-") != maxEditDistance || strings.Count(got, "\n+") != maxEditDistance {
+		t.Errorf("got %d bytes starting %q", len(got), got[:min(len(got), 40)])
+	}
 }
