@@ -409,6 +409,18 @@ func (d *daemon) dnsApplier(m *fleet.Model) *dns.Applier {
 	return d.dns
 }
 
+// Clusters connects to every region of the model through the contexts of
+// kubeconfig (empty: the default loading rules), as Run does. A region that
+// cannot be reached as configured gets a Cluster whose every call fails with the
+// reason, so that only that region fails.
+func Clusters(m *fleet.Model, kubeconfig string, log *slog.Logger) map[string]Cluster {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log)}, log: log, clusters: map[string]builtCluster{}}
+	return d.regions(m)
+}
+
 // regions returns the write side of every region of the model. A region that cannot
 // be reached as configured gets a Cluster that reports why, so that only that
 // region fails; the others go on.

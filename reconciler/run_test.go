@@ -37,6 +37,7 @@ import (
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"
@@ -379,6 +380,48 @@ func TestRun(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+
+	t.Run("plan shows a manual edit as drift and writes nothing", func(t *testing.T) {
+		before := f.inventories(t)
+		f.scale(t, "eu-west-2", "trucking", "portal", 1)
+		defer f.scale(t, "eu-west-2", "trucking", "portal", 3)
+		snap, err := f.git.Fetch(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := fleet.LoadDir(snap.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(model, f.tb.Kubeconfig, nil)})
+		p, err := r.Preview(t.Context(), render.Snapshot{Dir: snap.Dir, Revision: snap.Revision, Model: model}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if !p.Changed() {
+			t.Error("Changed() is false with a drifted Deployment")
+		}
+		var text strings.Builder
+		if err := p.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		want := "eu-west-2: 7 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("plan does not show the drift %q:\n%s", want, text.String())
+		}
+		if strings.Count(text.String(), "drift ") != 1 {
+			t.Errorf("plan shows more than the one drifted unit:\n%s", text.String())
+		}
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
+			t.Errorf("inventories (-want +got):\n%s", diff)
+		}
+		if got := *f.deployment(t, "eu-west-2", "trucking", "portal").Spec.Replicas; got != 1 {
+			t.Errorf("plan changed the edited Deployment: %d replicas", got)
+		}
+	})
 
 	tenant := file(t, "tenants/logistics-eu.yaml")
 	t.Run("a value change to one tenant updates only its placements", func(t *testing.T) {

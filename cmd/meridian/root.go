@@ -21,6 +21,7 @@ records pointing clients at the nearest healthy region.`,
 	root.AddCommand(
 		newRenderCommand(),
 		newDiffCommand(),
+		newPlanCommand(),
 		newValidateCommand(),
 		newVersionCommand(),
 		newDevCommand(),
