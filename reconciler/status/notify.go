@@ -83,7 +83,9 @@ type Notifier struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 	ctx    context.Context
-	once   sync.Once
+
+	mu     sync.Mutex // guards closed and sends on queue
+	closed bool
 }
 
 // NewNotifier starts a Notifier; Close stops it.
@@ -109,8 +111,15 @@ func NewNotifier(opts NotifierOptions) *Notifier {
 	return n
 }
 
-// Notify queues an event for delivery; it never blocks.
+// Notify queues an event for delivery; it never blocks. After Close it drops the
+// event.
 func (n *Notifier) Notify(e Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		n.opts.Log.Warn("notification dropped: the notifier is closed", "kind", e.Kind, "region", e.Region, "revision", e.Revision)
+		return
+	}
 	select {
 	case n.queue <- e:
 	default:
@@ -119,15 +128,21 @@ func (n *Notifier) Notify(e Event) {
 }
 
 // Close delivers the events already queued, waiting at most timeout, then stops
-// the Notifier. Notify must not be called after Close.
+// the Notifier. Later calls of Notify drop their events; later calls of Close
+// return at once.
 func (n *Notifier) Close(timeout time.Duration) {
-	n.once.Do(func() {
-		close(n.queue)
-		t := time.AfterFunc(timeout, n.cancel)
-		defer t.Stop()
-		<-n.done
-		n.cancel()
-	})
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	close(n.queue)
+	n.mu.Unlock()
+	t := time.AfterFunc(timeout, n.cancel)
+	defer t.Stop()
+	<-n.done
+	n.cancel()
 }
 
 func (n *Notifier) loop() {

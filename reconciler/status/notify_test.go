@@ -153,6 +153,11 @@ func TestNotifierNeverLogsItsURL(t *testing.T) {
 	})
 	n.Notify(Event{Kind: EventFailed, Region: "r", Revision: rev1, Message: "x"})
 	n.Close(5 * time.Second)
+	n.Notify(Event{Kind: EventFailed, Region: "r", Revision: rev2, Message: "after close"}) // dropped, no panic
+	n.Close(time.Second)
+	if !strings.Contains(logs.String(), "the notifier is closed") {
+		t.Errorf("an event after Close was not reported dropped: %s", logs.String())
+	}
 	if !strings.Contains(logs.String(), "notification not delivered") {
 		t.Fatalf("no delivery failure logged: %s", logs.String())
 	}
