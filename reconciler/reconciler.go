@@ -84,6 +84,9 @@ type Report struct {
 	Stopped string
 	// DNS is what the pass did in Route53; nil when DNS is not configured.
 	DNS *DNSReport
+	// Duration is how long the pass took, rendering included; RenderDuration how
+	// long rendering took.
+	Duration, RenderDuration time.Duration
 }
 
 // WaveReport is one wave's outcome.
@@ -145,11 +148,12 @@ func (r *Report) Err() error {
 // nothing could be attempted (the snapshot could not be rendered at all); what
 // happened in each region is in the Report.
 func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Report, error) {
+	start := time.Now()
 	res, err := r.opts.Renderer.Render(ctx, snap, render.Filter{})
 	if err != nil {
 		return nil, err
 	}
-	report := &Report{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionReport{}}
+	report := &Report{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start)}
 	for _, e := range res.Errors {
 		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
 	}

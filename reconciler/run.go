@@ -89,6 +89,13 @@ type RunOptions struct {
 	// Passed, when set, is called after every pass with its report, from Run's
 	// goroutine.
 	Passed func(*Report)
+	// Accepted, when set, is called with every new revision whose fleet is valid,
+	// before its pass; Refused with every revision refused, and its errors (each
+	// naming its file and line); FetchFailed with every failed fetch. All from
+	// Run's goroutine.
+	Accepted    func(*sources.Snapshot)
+	Refused     func(*sources.Snapshot, []error)
+	FetchFailed func(error)
 	// DriftChecked, when set, is called after every drift check with its report,
 	// from Run's goroutine.
 	DriftChecked func(*DriftReport)
@@ -226,6 +233,9 @@ func (d *daemon) loop(ctx context.Context) error {
 			if u.Err != nil {
 				// The poller logs fetch errors and retries them; the last good
 				// revision stays in place.
+				if d.opts.FetchFailed != nil {
+					d.opts.FetchFailed(u.Err)
+				}
 				continue
 			}
 			if u.Snapshot.Unchanged && d.current != nil && d.current.snap.Revision == u.Snapshot.Revision {
@@ -275,19 +285,28 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 			kept = d.current.snap.Revision
 		}
 		var list fleet.ErrorList
+		errs := []error{err}
 		if errors.As(err, &list) {
+			errs = errs[:0]
 			for _, e := range list {
 				log.Error("invalid fleet file", "error", e.Error())
+				errs = append(errs, e)
 			}
 			err = fmt.Errorf("revision %s: the fleet is not valid (%d errors); nothing applied", shortRevision(snap.Revision), len(list))
 		} else {
 			err = fmt.Errorf("revision %s: %w", shortRevision(snap.Revision), err)
 		}
 		log.Error("revision refused; keeping the last good revision", "error", err, "serving", kept)
+		if d.opts.Refused != nil {
+			d.opts.Refused(snap, errs)
+		}
 		return err
 	}
 	d.release()
 	d.current = &revision{snap: snap, model: model, release: release}
+	if d.opts.Accepted != nil {
+		d.opts.Accepted(snap)
+	}
 	d.log.Info("new revision", "revision", snap.Revision, "ref", snap.Ref, "subject", snap.Commit.Subject, "author", snap.Commit.Author.Name)
 	return nil
 }
@@ -315,7 +334,8 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		d.log.Error("pass failed", "revision", cur.snap.Revision, "error", err, "duration", time.Since(start).Round(time.Millisecond))
 		return nil, err
 	}
-	attrs := []any{"revision", cur.snap.Revision, "duration", time.Since(start).Round(time.Millisecond)}
+	report.Duration = time.Since(start)
+	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond)}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
 			if rr, ok := report.Regions[region]; ok {

@@ -19,6 +19,7 @@ import (
 	"meridian.dev/meridian/internal/config"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
+	"meridian.dev/meridian/reconciler/status"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
@@ -85,6 +86,17 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	webhookURL, slackURL, err := cfg.NotificationURLs()
+	if err != nil {
+		return err
+	}
+	storeOpts := status.Options{Log: log.With("component", "status")}
+	if webhookURL != "" || slackURL != "" {
+		storeOpts.Notifier = status.NewNotifier(status.NotifierOptions{WebhookURL: webhookURL, SlackURL: slackURL, Log: log.With("component", "notify")})
+		defer storeOpts.Notifier.Close(10 * time.Second)
+	}
+	store := status.New(storeOpts)
+
 	if o.route53Endpoint != "" {
 		if cfg.Route53 == nil {
 			cfg.Route53 = &config.Route53{Region: "us-east-1", RequestsPerSecond: 5}
@@ -94,7 +106,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	var r53 dns.Route53API
 	var dnsOpts dns.Options
 	if cfg.Route53 != nil {
-		client, err := cfg.Route53.Route53Client(ctx)
+		client, err := cfg.Route53.Route53Client(ctx, store.Route53Request)
 		if err != nil {
 			return err
 		}
@@ -105,6 +117,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	poller := &sources.Poller{Source: git, Interval: time.Duration(cfg.Repository.Interval), Logger: log.With("component", "source")}
 
 	mux := http.NewServeMux()
+	mux.Handle("/", store.Handler()) // the dashboard, /api/v1/status, /metrics
 	var ready atomic.Bool
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -148,9 +161,32 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		Route53:       r53,
 		DNS:           dnsOpts,
 		Once:          o.once,
-		Passed:        func(*reconciler.Report) { ready.Store(true) },
-		Log:           log,
+		Accepted:      func(s *sources.Snapshot) { store.ObserveRevision(status.CommitOf(s.Revision, s.Commit)) },
+		Refused: func(s *sources.Snapshot, errs []error) {
+			store.ObserveRefused(status.CommitOf(s.Revision, s.Commit), errs)
+		},
+		FetchFailed: store.ObserveFetchFailure,
+		Passed: func(r *reconciler.Report) {
+			store.ObserveRender(r.RenderDuration)
+			store.ObservePass(r, r.Duration)
+			if r.DNS != nil {
+				store.ObserveDNS(dnsEndpoints(r.DNS.Endpoints))
+			}
+			ready.Store(true)
+		},
+		DriftChecked: store.ObserveDrift,
+		Log:          log,
 	})
+}
+
+// dnsEndpoints are the endpoints a pass published, as the status shows them: each
+// placement's global name, healthy when the pass found it so.
+func dnsEndpoints(eps []dns.Endpoint) []status.DNSEndpoint {
+	out := make([]status.DNSEndpoint, len(eps))
+	for i, e := range eps {
+		out[i] = status.DNSEndpoint{Tenant: e.Tenant, Region: e.Region, App: e.App, Name: e.Global, Healthy: true}
+	}
+	return out
 }
 
 // serve starts the HTTP server on addr; when it fails later, cancel stops the

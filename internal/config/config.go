@@ -43,6 +43,35 @@ type Config struct {
 	// exposed apps are kept in the hosted zone fleet.yaml names. Absent, DNS is
 	// left alone.
 	Route53 *Route53 `yaml:"route53,omitempty"`
+	// Notifications says where each region's outcome of every revision, and every
+	// hold of deletions, is posted.
+	Notifications Notifications `yaml:"notifications,omitempty"`
+}
+
+// Notifications name files holding the receivers' URLs: webhook URLs carry their
+// own credentials, so they are secrets and never written in this file.
+type Notifications struct {
+	// WebhookURLFile holds the URL of a generic webhook, posted each event as JSON.
+	WebhookURLFile string `yaml:"webhookURLFile,omitempty"`
+	// SlackURLFile holds the URL of a Slack-compatible incoming webhook.
+	SlackURLFile string `yaml:"slackURLFile,omitempty"`
+}
+
+// NotificationURLs reads the receivers' URLs; empty ones are not configured.
+func (c *Config) NotificationURLs() (webhook, slack string, err error) {
+	read := func(file string) string {
+		if file == "" || err != nil {
+			return ""
+		}
+		var data []byte
+		if data, err = os.ReadFile(file); err != nil {
+			err = fmt.Errorf("notifications: %w", err)
+		}
+		return trimmed(data)
+	}
+	webhook = read(c.Notifications.WebhookURLFile)
+	slack = read(c.Notifications.SlackURLFile)
+	return webhook, slack, err
 }
 
 // Route53 says how to reach Route53. Credentials come from the AWS SDK's default
@@ -140,7 +169,8 @@ func Load(path string) (*Config, error) {
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.Kubeconfig, &c.CacheDir, &c.Repository.UsernameFile, &c.Repository.PasswordFile, &c.Repository.TokenFile,
 		&c.Repository.SSHKeyFile, &c.Repository.KnownHostsFile, &c.Repository.CAFile, &c.Repository.VerifySSHAllowedSignersFile,
-		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile} {
+		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile,
+		&c.Notifications.WebhookURLFile, &c.Notifications.SlackURLFile} {
 		*p = relativeTo(dir, *p)
 	}
 	if c.Route53 != nil {

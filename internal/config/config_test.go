@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,13 +107,23 @@ route53:
 	if c.Route53.Region != "us-east-1" || c.Route53.RequestsPerSecond != 5 {
 		t.Errorf("defaults not applied: %+v", c.Route53)
 	}
-	client, err := c.Route53.Route53Client(t.Context())
+	var observed []string
+	client, err := c.Route53.Route53Client(t.Context(), func(op string, throttled bool) {
+		observed = append(observed, fmt.Sprintf("%s throttled=%t", op, throttled))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := client.ListHostedZones(t.Context(), &route53.ListHostedZonesInput{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	srv.FailNext("ListHostedZones", "Throttling", 1)
+	if _, err := client.ListHostedZones(t.Context(), &route53.ListHostedZonesInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ListHostedZones throttled=false", "ListHostedZones throttled=true", "ListHostedZones throttled=false"}, observed); diff != "" {
+		t.Errorf("observed requests (-want +got):\n%s", diff)
 	}
 	if len(out.HostedZones) != 1 || aws.ToString(out.HostedZones[0].Name) != "fleet.example.com." {
 		t.Errorf("zones through the configured endpoint: %+v", out.HostedZones)
