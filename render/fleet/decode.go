@@ -117,7 +117,11 @@ func parseYAML(file string, data []byte) (*yaml.Node, *Error) {
 		}
 		return nil, &Error{File: file, Line: extra.Line, Message: "more than one YAML document; put each object in a file of its own"}
 	}
-	return doc.Content[0], nil
+	root := doc.Content[0]
+	if isNull(root) { // "~", "---" or an anchor alone: nothing to check, nothing to decode
+		return nil, &Error{File: file, Line: min(root.Line, bytes.Count(data, []byte("\n"))+1), Message: "the document is null; write a YAML mapping, or delete the file"}
+	}
+	return root, nil
 }
 
 // decodeObject strictly decodes node into out (a pointer to one of the kinds) and
@@ -240,7 +244,13 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
 			return
 		}
 		for i, item := range n.Content {
-			d.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), r)
+			at := fmt.Sprintf("%s[%d]", path, i)
+			if isNull(item) || (item.Kind == yaml.AliasNode && isNull(item.Alias)) {
+				// yaml.v3 would drop the item or decode it as an empty value, silently
+				d.errorf(item, at, "list item is empty; fill it in or remove its -")
+				continue
+			}
+			d.walk(item, t.Elem(), at, r)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {

@@ -106,6 +106,21 @@ func TestLoadLimits(t *testing.T) {
 		change: map[string]string{"tenants/trucking.secrets.sops.yaml": "web:\n  password: ENC[x]\nweb:\n  password: ENC[y]\nsops:\n  mac: ENC[z]\n"},
 		want:   []string{"tenants/trucking.secrets.sops.yaml:3: web: duplicate key; it is already set on line 1, keep one of them"},
 	}, {
+		name:   "a tenant file that is only a document start (found by FuzzLoad)",
+		change: map[string]string{"tenants/trucking.yaml": "---"},
+		want:   []string{"tenants/trucking.yaml:1: the document is null; write a YAML mapping, or delete the file"},
+	}, {
+		name:   "a values file that is only an anchor (found by FuzzDecode)",
+		change: map[string]string{"apps/web/defaults.yaml": "&00"},
+		want:   []string{"apps/web/defaults.yaml:1: the document is null; write a YAML mapping, or delete the file"},
+	}, {
+		name:   "an empty list item (found by FuzzDecode)",
+		change: map[string]string{"fleet.yaml": "apiVersion: meridian.dev/v1alpha1\nkind: Fleet\nmetadata: {name: acme}\nspec:\n  dns: {zone: fleet.example.com, hostedZoneID: Z0EXAMPLE, drain: [~]}\n  waves:\n    -\n"},
+		want: []string{
+			"fleet.yaml:5: spec.dns.drain[0]: list item is empty; fill it in or remove its -",
+			"fleet.yaml:7: spec.waves[0]: list item is empty; fill it in or remove its -",
+		},
+	}, {
 		name:   "NaN and infinity in values",
 		change: map[string]string{"tenants/trucking/web.yaml": "a: .nan\nb: -.inf\nc: \".nan\"\nd: 1.5\n"},
 		want: []string{
