@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"runtime"
@@ -437,16 +438,33 @@ func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructur
 	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached}
 }
 
-// readInSnapshot reads a file of the snapshot through an os.Root.
+// readInSnapshot reads a file of the snapshot through an os.Root, at most
+// fleet.MaxFileBytes of it, as the fleet loader does: only a regular file, and the
+// size checked while reading, not only by what the file claims.
 func readInSnapshot(dir, file string) ([]byte, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	data, err := root.ReadFile(file)
+	info, err := root.Stat(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: is not a regular file", file)
+	}
+	f, err := root.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, fleet.MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(data) > fleet.MaxFileBytes {
+		return nil, fmt.Errorf("%s: file is more than the limit of %d bytes; split it or move data out of the fleet repository", file, fleet.MaxFileBytes)
 	}
 	return data, nil
 }
