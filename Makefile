@@ -5,12 +5,12 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION)
 
-.PHONY: build test check unit testbed schemas
+.PHONY: build test check unit testbed schemas fuzz
 
 build: ## build bin/meridian
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
 
-test: check testbed ## every check and every test, as CI runs them
+test: check testbed fuzz ## every check and every test, as CI runs them
 	$(GO) test -race -count=1 -run '^$$' ./...   # compile every test binary, in parallel
 	$(GO) test -race -timeout 30m -p 1 ./...     # run packages one at a time: several start local regions
 
@@ -27,3 +27,11 @@ testbed: ## build the local-region components once (cached outside the tree)
 
 schemas: ## regenerate render/fleet/schema/*.json from the Go types
 	$(GO) test ./render/fleet -run TestSchemas -update
+
+FUZZTIME ?= 20s
+FUZZ_TARGETS := FuzzDecode FuzzLoad FuzzMergeValues FuzzHostnames
+
+fuzz: ## run each fuzz target of render/fleet for FUZZTIME, one at a time
+	for f in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz '^'$$f'$$' -fuzztime=$(FUZZTIME) -parallel 1 ./render/fleet || exit 1; \
+	done
