@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION)
 
-.PHONY: build test check unit testbed schemas fuzz
+.PHONY: build test check unit testbed schemas demo fuzz
 
 build: ## build bin/meridian
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
@@ -21,6 +21,9 @@ check: ## formatting, vet, tidy go.mod
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+
+demo: build ## run Meridian end to end on this machine (see README)
+	bin/meridian demo
 
 testbed: ## build the local-region components once (cached outside the tree)
 	$(GO) run ./cmd/meridian dev build
