@@ -1,7 +1,6 @@
 package reconciler_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/syncbuf"
 	"meridian.dev/meridian/internal/testbed"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
@@ -1031,22 +1031,7 @@ func (f *fixture) logged(t *testing.T, msg, revision string) []string {
 }
 
 // logBuffer collects a logger's JSON lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))

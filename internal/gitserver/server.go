@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"meridian.dev/meridian/internal/syncbuf"
 )
 
 // realm is the realm named in WWW-Authenticate challenges.
@@ -215,9 +217,9 @@ func (s *Server) start(ctx context.Context) error {
 // test fails.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	var buf *lockedBuffer
+	var buf *syncbuf.Buffer
 	if opts.Log == nil {
-		buf = &lockedBuffer{}
+		buf = &syncbuf.Buffer{}
 		opts.Log = buf
 	}
 	s, err := Start(context.Background(), opts)
@@ -459,22 +461,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/syncbuf"
 )
 
 const dashboardFile = "../../deploy/grafana/meridian-dashboard.json"
@@ -179,7 +180,7 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 // promServer is a Prometheus server the test started.
 type promServer struct {
 	url    string
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 }
 
 // startPrometheus runs the binary with its data in a temporary directory,
@@ -205,7 +206,7 @@ func startPrometheus(t *testing.T, bin, target string) *promServer {
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
-	p := &promServer{url: "http://" + addr, stderr: &lockedBuffer{}}
+	p := &promServer{url: "http://" + addr, stderr: &syncbuf.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
@@ -286,23 +287,4 @@ func allNaN(res []sample) bool {
 		}
 	}
 	return true
-}
-
-// lockedBuffer is a bytes.Buffer safe for the process's writes and the test's
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
