@@ -1,0 +1,242 @@
+package openapi
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/kube-openapi/pkg/validation/errors"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kube-openapi/pkg/validation/strfmt"
+	"k8s.io/kube-openapi/pkg/validation/validate"
+)
+
+// Problem is one way an object does not fit what its region's Kubernetes serves.
+type Problem struct {
+	// Field is the path of the offending field, such as spec.replicas; empty when the
+	// problem is the object as a whole.
+	Field string
+	// Message says what is wrong and how to fix it. It never holds a field's value,
+	// so that Secrets are never printed.
+	Message string
+	// Warning marks a problem that does not make the object invalid, such as a custom
+	// resource with no schema to check it against.
+	Warning bool
+}
+
+// Validator checks objects against one Kubernetes version's schemas and the
+// CustomResourceDefinitions it was given. It is not safe for concurrent use.
+type Validator struct {
+	schemas *Schemas
+	// crds are the schemas of custom resources by group/version/kind, and crdScope
+	// whether each group/kind is namespaced.
+	crds     map[string]*spec.Schema
+	crdScope map[schema.GroupKind]bool
+	opts     []validate.Option
+}
+
+// NewValidator returns a Validator for these schemas and the custom resources whose
+// CustomResourceDefinitions are in crds (other objects are ignored). A CRD version
+// without an openAPIV3Schema leaves its resources unchecked, with a warning.
+func (s *Schemas) NewValidator(crds []*unstructured.Unstructured) *Validator {
+	v := &Validator{schemas: s, crds: map[string]*spec.Schema{}, crdScope: map[schema.GroupKind]bool{}}
+	v.opts = []validate.Option{func(o *validate.SchemaValidatorOptions) {
+		o.NewValidatorForField = func(_ string, sch *spec.Schema, _ any, path string, _ strfmt.Registry, _ ...validate.Option) validate.ValueValidator {
+			return v.newSchemaValidator(sch, path)
+		}
+		o.NewValidatorForIndex = func(_ int, sch *spec.Schema, _ any, path string, _ strfmt.Registry, _ ...validate.Option) validate.ValueValidator {
+			return v.newSchemaValidator(sch, path)
+		}
+	}}
+	for _, crd := range crds {
+		if crd.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
+		v.crdScope[schema.GroupKind{Group: group, Kind: kind}] = scope != "Cluster"
+		versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+		for _, item := range versions {
+			version, _ := item.(map[string]any)
+			name, _ := version["name"].(string)
+			if served, ok := version["served"].(bool); ok && !served {
+				continue
+			}
+			key := gvkKey(group, name, kind)
+			v.crds[key] = nil // served, schema unknown until read below
+			raw, ok, _ := unstructured.NestedFieldNoCopy(version, "schema", "openAPIV3Schema")
+			if !ok {
+				continue
+			}
+			data, err := json.Marshal(raw)
+			if err != nil {
+				continue
+			}
+			sch := new(spec.Schema)
+			if err := json.Unmarshal(data, sch); err != nil {
+				continue // the CRD's own schema check reports it
+			}
+			addObjectFields(sch)
+			closeObjects(sch)
+			v.crds[key] = sch
+		}
+	}
+	return v
+}
+
+// Namespaced reports whether objects of a kind live in a namespace, and whether the
+// kind is known at all, as a built-in kind or from a CustomResourceDefinition.
+func (v *Validator) Namespaced(gvk schema.GroupVersionKind) (namespaced, known bool) {
+	if k, ok := v.schemas.kinds[gvkKey(gvk.Group, gvk.Version, gvk.Kind)]; ok {
+		return k.Namespaced, true
+	}
+	namespaced, known = v.crdScope[gvk.GroupKind()]
+	return namespaced, known
+}
+
+// Validate checks one object: its apiVersion and kind are served by the Kubernetes
+// version (or by a CustomResourceDefinition the Validator was given), and its fields
+// conform to the kind's schema: no unknown fields, values of the right type and
+// format, required fields present, enumerations respected. Problems are sorted by
+// field.
+func (v *Validator) Validate(u *unstructured.Unstructured) []Problem {
+	gvk := u.GroupVersionKind()
+	key := gvkKey(gvk.Group, gvk.Version, gvk.Kind)
+	var root *spec.Schema
+	if k, ok := v.schemas.kinds[key]; ok {
+		root = v.schemas.defs[k.Schema]
+	} else if sch, ok := v.crds[key]; ok {
+		if sch == nil {
+			return []Problem{{Warning: true, Message: fmt.Sprintf("the CustomResourceDefinition of %s %s has no openAPIV3Schema for this version; the object is not checked", gvk.GroupVersion(), gvk.Kind)}}
+		}
+		root = sch
+	} else {
+		return v.unknownKind(gvk)
+	}
+	if root == nil {
+		return nil
+	}
+	res := v.newSchemaValidator(root, "").Validate(withoutNulls(u.Object))
+	var problems []Problem
+	for _, err := range res.Errors {
+		problems = append(problems, v.problem(err, gvk))
+	}
+	slices.SortFunc(problems, func(a, b Problem) int {
+		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
+	})
+	return slices.Compact(problems)
+}
+
+// unknownKind explains a kind that neither the schemas nor a CRD serve: an error
+// for a built-in group (a removed or misspelt version or kind), a warning for a
+// custom resource whose definition is not in the fleet.
+func (v *Validator) unknownKind(gvk schema.GroupVersionKind) []Problem {
+	var versions []string
+	builtinGroup := false
+	for key := range v.schemas.kinds {
+		group, version, kind := splitGVK(key)
+		if group != gvk.Group {
+			continue
+		}
+		builtinGroup = true
+		if kind == gvk.Kind {
+			versions = append(versions, schema.GroupVersion{Group: group, Version: version}.String())
+		}
+	}
+	for key := range v.crds {
+		group, version, kind := splitGVK(key)
+		if group == gvk.Group && kind == gvk.Kind {
+			versions = append(versions, schema.GroupVersion{Group: group, Version: version}.String())
+		}
+	}
+	slices.Sort(versions)
+	switch {
+	case len(versions) > 0:
+		return []Problem{{Field: "apiVersion", Message: fmt.Sprintf("Kubernetes %s does not serve %s %s; use apiVersion %s", v.schemas.Minor, gvk.GroupVersion(), gvk.Kind, strings.Join(versions, " or "))}}
+	case builtinGroup || gvk.Group == "":
+		return []Problem{{Field: "kind", Message: fmt.Sprintf("Kubernetes %s has no kind %s in %s; fix the kind or the apiVersion", v.schemas.Minor, gvk.Kind, gvk.GroupVersion())}}
+	}
+	return []Problem{{Warning: true, Message: fmt.Sprintf("no schema for %s %s: its CustomResourceDefinition is not rendered in the fleet, so the object is not checked", gvk.GroupVersion(), gvk.Kind)}}
+}
+
+// newSchemaValidator returns kube-openapi's validator for sch, following $ref
+// (which kube-openapi leaves to its caller) to the named schema.
+func (v *Validator) newSchemaValidator(sch *spec.Schema, path string) *validate.SchemaValidator {
+	for seen := 0; sch.Ref.String() != "" && seen < 32; seen++ {
+		target, ok := v.schemas.defs[strings.TrimPrefix(sch.Ref.String(), refPrefix)]
+		if !ok {
+			sch = &spec.Schema{} // a dangling reference in the bundle checks nothing
+			break
+		}
+		sch = target
+	}
+	return validate.NewSchemaValidator(sch, nil, path, strfmt.Default, v.opts...)
+}
+
+// problem turns one of kube-openapi's errors into a Problem without the value it
+// found, so that no Secret value is ever repeated.
+func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
+	e, ok := err.(*errors.Validation)
+	if !ok {
+		return Problem{Message: err.Error()}
+	}
+	where := fmt.Sprintf("Kubernetes %s %s %s", v.schemas.Minor, gvk.GroupVersion(), gvk.Kind)
+	switch e.Code() {
+	case errors.UnallowedPropertyCode:
+		key, _ := e.Value.(string)
+		return Problem{Field: join(e.Name, key), Message: fmt.Sprintf("unknown field (%s has no such field); remove it or fix its name", where)}
+	case errors.RequiredFailCode:
+		return Problem{Field: e.Name, Message: fmt.Sprintf("required field is missing (%s); set it", where)}
+	case errors.InvalidTypeCode:
+		typeName := fmt.Sprint(e.Value)
+		if msg := e.Error(); strings.Contains(msg, " must be of type ") {
+			typeName, _, _ = strings.Cut(strings.SplitN(msg, " must be of type ", 2)[1], ":")
+		}
+		return Problem{Field: e.Name, Message: fmt.Sprintf("must be of type %s (%s); fix the value (quote numbers meant as strings)", typeName, where)}
+	}
+	msg := strings.TrimPrefix(strings.TrimPrefix(e.Error(), e.Name), " in body")
+	return Problem{Field: e.Name, Message: strings.TrimSpace(msg) + " (" + where + ")"}
+}
+
+// withoutNulls copies an object without its null values: kube-apiserver treats a
+// null field of a built-in kind as unset, and templates often leave them.
+func withoutNulls(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, val := range t {
+			if val != nil {
+				out[k] = withoutNulls(val)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, val := range t {
+			out[i] = withoutNulls(val)
+		}
+		return out
+	}
+	return v
+}
+
+func join(path, field string) string {
+	if path == "" {
+		return field
+	}
+	return path + "." + field
+}
+
+// splitGVK undoes gvkKey.
+func splitGVK(key string) (group, version, kind string) {
+	parts := strings.Split(key, "/")
+	if len(parts) == 2 {
+		return "", parts[0], parts[1]
+	}
+	return parts[0], parts[1], parts[2]
+}
