@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,17 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
-
 	"meridian.dev/meridian/internal/golden"
+	"meridian.dev/meridian/internal/sopstest"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/diff"
-	"meridian.dev/meridian/render/secrets"
 )
 
 // fleetRepo is a git repository holding a copy of fleet-example, committed with
@@ -263,67 +255,22 @@ func TestDiffSecretChanged(t *testing.T) {
 // `sops --encrypt` would, in memory.
 func encryptForDemoKey(t *testing.T, plain string) []byte {
 	t.Helper()
-	keyFile, err := os.ReadFile(filepath.Join(example, "demo-age-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := age.ParseIdentities(bytes.NewReader(keyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient := ids[0].(*age.X25519Identity).Recipient().String()
-	store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
-	branches, err := store.LoadPlainFile([]byte(plain))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
-		KeyGroups:         []sops.KeyGroup{{&sopsage.MasterKey{Recipient: recipient}}},
-		UnencryptedSuffix: sops.DefaultUnencryptedSuffix,
-		Version:           "3.13.3",
-	}}
-	dataKey, errs := tree.GenerateDataKey()
-	if len(errs) > 0 {
-		t.Fatalf("encrypt the data key: %v", errs)
-	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
-		t.Fatal(err)
-	}
-	out, err := store.EmitEncryptedFile(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return sopstest.Encrypt(t, filepath.Join(example, "demo-age-key.txt"), plain)
 }
 
 // assertNoSecrets decrypts every secrets file of the revisions with the demo key
 // and fails if any decrypted value, or its base64 form, is in the run's output.
 func assertNoSecrets(t *testing.T, repo *fleetRepo, revisions []string, got diffRun) {
 	t.Helper()
-	keys, err := secrets.KeysFromFiles(filepath.Join(example, "demo-age-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := secrets.NewDecryptor(keys)
-	var values []string
+	files := map[string][]byte{}
 	for _, rev := range revisions {
 		for _, file := range strings.Fields(repo.git("ls-tree", "-r", "--name-only", rev, "tenants/")) {
-			if !strings.HasSuffix(file, ".secrets.sops.yaml") {
-				continue
+			if strings.HasSuffix(file, ".secrets.sops.yaml") {
+				files[rev+":"+file] = []byte(repo.git("show", rev+":"+file))
 			}
-			decrypted, err := dec.Decrypt(file, []byte(repo.git("show", rev+":"+file)))
-			if err != nil {
-				t.Fatalf("%s at %s: %v", file, rev, err)
-			}
-			values = append(values, secrets.Leaves(decrypted)...)
 		}
 	}
+	values := sopstest.Values(t, filepath.Join(example, "demo-age-key.txt"), files)
 	if len(values) < 2 {
 		t.Fatalf("only %d decrypted values to look for", len(values))
 	}
@@ -331,12 +278,8 @@ func assertNoSecrets(t *testing.T, repo *fleetRepo, revisions []string, got diff
 	if got.err != nil {
 		output += got.err.Error()
 	}
-	for i, v := range values {
-		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
-			if strings.Contains(output, form) {
-				t.Errorf("decrypted value %d of the secrets files (or its base64 form) is in the output", i)
-			}
-		}
+	for _, hit := range sopstest.Find(values, map[string][]byte{"diff output": []byte(output)}) {
+		t.Errorf("a decrypted value of the secrets files is in the %s", hit)
 	}
 }
 
