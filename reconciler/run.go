@@ -101,6 +101,21 @@ type RunOptions struct {
 	DriftChecked func(*DriftReport)
 	// Log receives what the daemon does. Nil discards it.
 	Log *slog.Logger
+	// Ownership, when set, limits the daemon to the tenants this replica owns, so
+	// that several replicas share the fleet (reconciler/shard). Nil owns them all.
+	Ownership Ownership
+}
+
+// Ownership says which tenants a replica may change; *shard.Manager is one.
+type Ownership interface {
+	// Hold pins the tenants this replica owns now, for one pass or drift check:
+	// they stay its own until release is called. owns reports whether a tenant is
+	// one of them. fenced is ctx, ended early when ownership can no longer be
+	// proven; the pass writes nothing after that.
+	Hold(ctx context.Context) (owns func(tenant string) bool, fenced context.Context, release func())
+	// Changed receives a value when the owned tenants changed; the daemon then runs
+	// a pass of its current revision, to apply the tenants it gained.
+	Changed() <-chan struct{}
 }
 
 // Run adds the clock around RunOnce. It consumes the Poller's updates and, for each
@@ -119,6 +134,11 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	if opts.Renderer == nil {
 		return errors.New("run: no renderer")
+	}
+	if opts.Ownership != nil && (opts.Route53 != nil || opts.Once) {
+		// A replica's pass sees only its tenants: its DNS plan would withdraw the
+		// records of every other tenant.
+		return errors.New("run: several replicas (ha) cannot keep Route53 records or run once yet; remove route53 or ha from the configuration")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -205,6 +225,10 @@ func (d *daemon) loop(ctx context.Context) error {
 	defer retry.Stop()
 	failures := 0
 	var driftTick <-chan time.Time
+	var ownership <-chan struct{}
+	if d.opts.Ownership != nil {
+		ownership = d.opts.Ownership.Changed()
+	}
 	if d.opts.DriftInterval > 0 {
 		ticker := time.NewTicker(d.opts.DriftInterval)
 		defer ticker.Stop()
@@ -213,6 +237,11 @@ func (d *daemon) loop(ctx context.Context) error {
 
 	for {
 		select {
+		case <-ownership:
+			if d.current == nil {
+				continue
+			}
+			d.log.Info("owned tenants changed; running a pass", "revision", d.current.snap.Revision)
 		case <-driftTick:
 			if ctx.Err() != nil {
 				d.log.Info("shutting down")
@@ -316,6 +345,8 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
+	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	defer release()
 	cur := d.current
 	allow := AllowsMassDeletion(cur.snap.Commit)
 	if allow {
@@ -323,13 +354,13 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	}
 	r := New(Options{
 		Renderer:      d.opts.Renderer,
-		Clusters:      d.regions(cur.model),
+		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		DNS:           d.dnsApplier(cur.model),
 		Log:           d.log,
 	})
 	start := time.Now()
-	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: cur.model}, allow)
+	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model}, allow)
 	if err != nil {
 		d.log.Error("pass failed", "revision", cur.snap.Revision, "error", err, "duration", time.Since(start).Round(time.Millisecond))
 		return nil, err
@@ -359,15 +390,17 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 func (d *daemon) checkDrift(ctx context.Context) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
+	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	defer release()
 	cur := d.current
 	r := New(Options{
 		Renderer:      d.opts.Renderer,
-		Clusters:      d.regions(cur.model),
+		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		Log:           d.log,
 	})
 	start := time.Now()
-	report, err := r.CheckDrift(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: cur.model})
+	report, err := r.CheckDrift(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model})
 	if err != nil {
 		d.log.Error("drift check failed", "revision", cur.snap.Revision, "error", err)
 		return
@@ -385,6 +418,58 @@ func (d *daemon) checkDrift(ctx context.Context) {
 	if d.opts.DriftChecked != nil {
 		d.opts.DriftChecked(report)
 	}
+}
+
+// owned limits a pass to the tenants this replica owns (all of them without
+// Ownership): the model keeps only those tenants, and each region's write side
+// lists only their inventories (so the others' units are neither pruned nor
+// counted by the mass-deletion guard) and refuses to write for any other. The
+// returned context ends when ownership can no longer be proven; release is called
+// once the pass wrote its last.
+func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *fleet.Model, map[string]Cluster, func()) {
+	clusters := d.regions(m)
+	if d.opts.Ownership == nil {
+		return ctx, m, clusters, func() {}
+	}
+	owns, fenced, release := d.opts.Ownership.Hold(ctx)
+	part := *m
+	part.Tenants = slices.DeleteFunc(slices.Clone(m.Tenants), func(t *fleet.Tenant) bool { return !owns(t.Metadata.Name) })
+	for name, cl := range clusters {
+		clusters[name] = ownedCluster{Cluster: cl, owns: owns}
+	}
+	return fenced, &part, clusters, release
+}
+
+// ownedCluster is a region's write side limited to the tenants a replica owns.
+type ownedCluster struct {
+	Cluster
+	owns func(tenant string) bool
+}
+
+func (c ownedCluster) unit(id string) error {
+	if tenant, _, _ := strings.Cut(id, "/"); !c.owns(tenant) {
+		return fmt.Errorf("%s: tenant %s is not owned by this replica; left to its owner", id, tenant)
+	}
+	return nil
+}
+
+func (c ownedCluster) Inventories(ctx context.Context) ([]plan.Inventory, error) {
+	invs, err := c.Cluster.Inventories(ctx)
+	return slices.DeleteFunc(invs, func(inv plan.Inventory) bool { return c.unit(inv.Unit) != nil }), err
+}
+
+func (c ownedCluster) Apply(ctx context.Context, u *render.Unit, prev *plan.Inventory) error {
+	if err := c.unit(u.ID()); err != nil {
+		return err
+	}
+	return c.Cluster.Apply(ctx, u, prev)
+}
+
+func (c ownedCluster) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
+	if err := c.unit(unit); err != nil {
+		return err
+	}
+	return c.Cluster.Prune(ctx, unit, objects, gone)
 }
 
 // passContext returns the context of one pass: not canceled with ctx, but given

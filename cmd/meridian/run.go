@@ -19,6 +19,7 @@ import (
 	"meridian.dev/meridian/internal/config"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
+	"meridian.dev/meridian/reconciler/shard"
 	"meridian.dev/meridian/reconciler/status"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
@@ -143,6 +144,16 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var ownership reconciler.Ownership
+	if cfg.HA != nil {
+		shards, err := startShards(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		// The Leases are given up only after the pass in flight finished.
+		defer func() { cancel(); shards.wait() }()
+		ownership = shards.Manager
+	}
 	if !o.once {
 		stopServer, err := serve(ctx, cancel, cfg.Listen, mux, log)
 		if err != nil {
@@ -176,7 +187,46 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		},
 		DriftChecked: store.ObserveDrift,
 		Log:          log,
+		Ownership:    ownership,
 	})
+}
+
+// runningShards is a shard.Manager running until its context is done.
+type runningShards struct {
+	*shard.Manager
+	done chan struct{}
+}
+
+func (r runningShards) wait() { <-r.done }
+
+// startShards starts this replica's Leases in the management cluster: membership,
+// the shards it owns and its candidacy for leader (docs/ha.md).
+func startShards(ctx context.Context, cfg *config.Config, log *slog.Logger) (runningShards, error) {
+	client, err := cfg.ManagementClient()
+	if err != nil {
+		return runningShards{}, err
+	}
+	mgr, err := shard.New(shard.Options{
+		Client:        client,
+		Namespace:     cfg.HA.Namespace,
+		Identity:      cfg.HA.Identity,
+		Name:          cfg.HA.Name,
+		Shards:        cfg.HA.Shards,
+		LeaseDuration: time.Duration(cfg.HA.LeaseDuration),
+		Log:           log,
+	})
+	if err != nil {
+		return runningShards{}, fmt.Errorf("ha: %w", err)
+	}
+	r := runningShards{Manager: mgr, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := mgr.Run(ctx); err != nil {
+			log.Error("ha: shard manager stopped", "error", err)
+		}
+	}()
+	log.Info("ha: sharing the fleet with the other replicas", "identity", cfg.HA.Identity, "namespace", cfg.HA.Namespace, "shards", cfg.HA.Shards)
+	return r, nil
 }
 
 // dnsEndpoints are the endpoints a pass published, as the status shows them: each

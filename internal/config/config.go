@@ -46,6 +46,9 @@ type Config struct {
 	// Notifications says where each region's outcome of every revision, and every
 	// hold of deletions, is posted.
 	Notifications Notifications `yaml:"notifications,omitempty"`
+	// HA shares the fleet among several replicas. Absent, this replica applies
+	// everything.
+	HA *HA `yaml:"ha,omitempty"`
 }
 
 // Notifications name files holding the receivers' URLs: webhook URLs carry their
@@ -206,6 +209,9 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: set cacheDir: %w", path, err)
 		}
 		c.CacheDir = filepath.Join(cache, "meridian")
+	}
+	if err := c.checkHA(path); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
