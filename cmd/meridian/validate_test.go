@@ -16,11 +16,13 @@ import (
 const example = "../../fleet-example"
 
 func TestValidateExample(t *testing.T) {
+	t.Setenv("SOPS_AGE_KEY", "")
+	t.Setenv("SOPS_AGE_KEY_FILE", filepath.Join(example, "demo-age-key.txt"))
 	var out bytes.Buffer
-	if err := runValidate(&out, validateOptions{fleetDir: example, output: "text"}); err != nil {
+	if err := runValidate(t.Context(), &out, validateOptions{fleetDir: example, output: "text"}); err != nil {
 		t.Fatalf("validate fleet-example: %v\n%s", err, out.String())
 	}
-	want := example + " is valid: 3 tenants, 3 regions, 3 apps, 14 placements\n"
+	want := example + " is valid: 3 tenants, 3 regions, 3 apps, 14 placements; 76 rendered objects fit Kubernetes 1.37\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
@@ -62,7 +64,7 @@ func TestValidateBrokenExample(t *testing.T) {
 	write(t, filepath.Join(dir, "tenants/logistics-eu/portal.yaml"), "replicas: 2\n\tresources: {}\n")
 
 	var out bytes.Buffer
-	err = runValidate(&out, validateOptions{fleetDir: dir, output: "text"})
+	err = runValidate(t.Context(), &out, validateOptions{fleetDir: dir, output: "text"})
 	var exit exitError
 	if !errors.As(err, &exit) || exit.code != 1 {
 		t.Fatalf("validate = %v, want exit status 1", err)
@@ -90,7 +92,7 @@ COPY is not valid: 5 errors
 	}
 
 	out.Reset()
-	_ = runValidate(&out, validateOptions{fleetDir: dir, output: "json"})
+	_ = runValidate(t.Context(), &out, validateOptions{fleetDir: dir, output: "json"})
 	var report validateReport
 	if err := json.Unmarshal(out.Bytes(), &report); err != nil {
 		t.Fatalf("json output: %v\n%s", err, out.String())

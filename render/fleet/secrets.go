@@ -2,10 +2,13 @@ package fleet
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // secretKey matches values keys that usually hold credentials.
@@ -53,6 +56,181 @@ func (l *loader) warnValues() {
 			for _, r := range slices.Sorted(maps.Keys(ta.RegionValues)) {
 				l.warnPlaintextSecrets(t.Source, at+".regionValues."+r, ta.RegionValues[r])
 			}
+		}
+	}
+}
+
+// SOPSConfigFile is SOPS's own configuration file (its creation rules), which is
+// named like a SOPS file but holds no secrets.
+const SOPSConfigFile = ".sops.yaml"
+
+// CheckSOPSFiles checks that every file in the repository named *.sops.yaml or
+// *.sops.yml, wherever it is, is encrypted: it has a sops section with a MAC, and
+// every value its own sops metadata says SOPS encrypts (unencrypted_suffix,
+// encrypted_suffix, unencrypted_regex, encrypted_regex and their comment forms) is
+// an ENC[...] value. It reads the files' structure and never reports a value.
+// Directories named .git are skipped, and so is SOPSConfigFile.
+func CheckSOPSFiles(fsys fs.FS) ErrorList {
+	l := &loader{fsys: fsys, limits: defaultLimits, model: &Model{}}
+	err := fs.WalkDir(fsys, ".", func(file string, d fs.DirEntry, err error) error {
+		if err != nil {
+			l.add(&Error{File: file, Message: "cannot read: " + unwrapPathError(err)})
+			return nil
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return fs.SkipDir
+		}
+		name := d.Name()
+		if d.IsDir() || name == SOPSConfigFile || !(strings.HasSuffix(name, ".sops.yaml") || strings.HasSuffix(name, ".sops.yml")) {
+			return nil
+		}
+		l.checkSOPSFile(file)
+		return nil
+	})
+	if err != nil {
+		l.add(&Error{File: ".", Message: "cannot read: " + unwrapPathError(err)})
+	}
+	l.errs.sort()
+	return l.errs
+}
+
+// notEncrypted is the error for a SOPS file without a sops section.
+func notEncrypted(file string) *Error {
+	return &Error{File: file, Line: 1, Message: "is not encrypted (no sops section); encrypt it with `sops --encrypt --in-place " + file + "` before committing, and rotate any secret it exposed"}
+}
+
+// sopsRules are the parts of a file's sops metadata that say which values SOPS
+// encrypted; at most one of them is set.
+type sopsRules struct {
+	unencryptedSuffix, encryptedSuffix   string
+	unencryptedRegex, encryptedRegex     *regexp.Regexp
+	unencryptedComment, encryptedComment *regexp.Regexp
+}
+
+// checkSOPSFile checks one SOPS file; see CheckSOPSFiles.
+func (l *loader) checkSOPSFile(file string) {
+	data, ok := l.read(file)
+	if !ok {
+		return
+	}
+	node, perr := parseYAML(file, data)
+	if perr != nil {
+		l.add(perr)
+		return
+	}
+	if errs := checkShape(file, node); len(errs) > 0 {
+		l.errs = append(l.errs, errs...)
+		return
+	}
+	if node.Kind != yaml.MappingNode {
+		l.add(&Error{File: file, Line: node.Line, Message: "expected a mapping with a sops section; encrypt the file with `sops --encrypt --in-place " + file + "`"})
+		return
+	}
+	var meta *yaml.Node
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == "sops" {
+			meta = node.Content[i+1]
+		}
+	}
+	if meta == nil {
+		l.add(notEncrypted(file))
+		return
+	}
+	rules, problem := readSOPSRules(meta)
+	if problem != "" {
+		l.add(&Error{File: file, Line: meta.Line, Field: "sops", Message: problem + "; the file was not written by `sops --encrypt`: encrypt it again, and rotate any secret it exposed"})
+		return
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		if k.Value != "sops" {
+			plain, encrypted := rules.matches(k)
+			l.checkEncrypted(file, k.Value, v, rules, sopsPath{plain: plain, encrypted: encrypted})
+		}
+	}
+}
+
+// readSOPSRules reads the sops section, or says what is wrong with it.
+func readSOPSRules(meta *yaml.Node) (sopsRules, string) {
+	var r sopsRules
+	if meta.Kind != yaml.MappingNode {
+		return r, "the sops section is not a mapping"
+	}
+	fields := map[string]string{}
+	for i := 0; i+1 < len(meta.Content); i += 2 {
+		if v := meta.Content[i+1]; v.Kind == yaml.ScalarNode {
+			fields[meta.Content[i].Value] = v.Value
+		} else {
+			fields[meta.Content[i].Value] = "(set)"
+		}
+	}
+	if !strings.HasPrefix(fields["mac"], "ENC[") {
+		return r, "the sops section has no mac"
+	}
+	if fields["version"] == "" {
+		return r, "the sops section has no version"
+	}
+	r.unencryptedSuffix, r.encryptedSuffix = fields["unencrypted_suffix"], fields["encrypted_suffix"]
+	for _, re := range []struct {
+		key string
+		out **regexp.Regexp
+	}{
+		{"unencrypted_regex", &r.unencryptedRegex}, {"encrypted_regex", &r.encryptedRegex},
+		{"unencrypted_comment_regex", &r.unencryptedComment}, {"encrypted_comment_regex", &r.encryptedComment},
+	} {
+		if s, ok := fields[re.key]; ok {
+			compiled, err := regexp.Compile(s)
+			if err != nil {
+				return r, fmt.Sprintf("sops.%s is not a regular expression", re.key)
+			}
+			*re.out = compiled
+		}
+	}
+	return r, ""
+}
+
+// matches says whether a key matches the file's rules for plain-text keys and for
+// encrypted keys. SOPS decides along the path: a value stays in plain text when a
+// key on its path matches an unencrypted rule, or when an encrypted rule is set and
+// no key on its path matches it.
+func (r sopsRules) matches(key *yaml.Node) (plain, encrypted bool) {
+	k := key.Value
+	comment := key.HeadComment + "\n" + key.LineComment
+	plain = r.unencryptedSuffix != "" && strings.HasSuffix(k, r.unencryptedSuffix) ||
+		r.unencryptedRegex != nil && r.unencryptedRegex.MatchString(k) ||
+		r.unencryptedComment != nil && r.unencryptedComment.MatchString(comment)
+	encrypted = r.encryptedSuffix != "" && strings.HasSuffix(k, r.encryptedSuffix) ||
+		r.encryptedRegex != nil && r.encryptedRegex.MatchString(k) ||
+		r.encryptedComment != nil && r.encryptedComment.MatchString(comment)
+	return plain, encrypted
+}
+
+// selective reports that only the values of matching keys are encrypted.
+func (r sopsRules) selective() bool {
+	return r.encryptedSuffix != "" || r.encryptedRegex != nil || r.encryptedComment != nil
+}
+
+// sopsPath is what the keys on the way to a value matched.
+type sopsPath struct{ plain, encrypted bool }
+
+// checkEncrypted reports every value under n, at field, that SOPS would have
+// encrypted but is in plain text.
+func (l *loader) checkEncrypted(file, field string, n *yaml.Node, r sopsRules, p sopsPath) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			plain, encrypted := r.matches(k)
+			l.checkEncrypted(file, join(field, k.Value), n.Content[i+1], r, sopsPath{plain: p.plain || plain, encrypted: p.encrypted || encrypted})
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			l.checkEncrypted(file, fmt.Sprintf("%s[%d]", field, i), item, r, p)
+		}
+	case yaml.ScalarNode:
+		shouldBe := !p.plain && (p.encrypted || !r.selective())
+		if shouldBe && !isNull(n) && n.Value != "" && !(strings.HasPrefix(n.Value, "ENC[") && strings.HasSuffix(n.Value, "]")) {
+			l.add(&Error{File: file, Line: n.Line, Field: field, Message: "value is in plain text, but the file's sops metadata says SOPS encrypts it; encrypt the file again with `sops --encrypt --in-place " + file + "` (after `sops --decrypt --in-place` if the rest is encrypted), and rotate the secret"})
 		}
 	}
 }

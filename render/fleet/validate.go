@@ -384,6 +384,6 @@ func (l *loader) validateSecrets(t *Tenant, apps []string) {
 		}
 	}
 	if !encrypted {
-		l.add(&Error{File: file, Line: 1, Message: "is not encrypted (no sops section); encrypt it with `sops --encrypt --in-place " + file + "` before committing, and rotate any secret it exposed"})
+		l.add(notEncrypted(file))
 	}
 }
