@@ -1,0 +1,193 @@
+// Command bench measures Meridian against the scripted pipeline it replaces
+// (sops -d, helm template or kubectl kustomize, kubectl apply --server-side per
+// placement) on synthetic fleets of T tenants × R regions × A apps, in local
+// regions made of real API servers (and kwok, for readiness), with the Route53
+// test server. See BENCHMARKS.md for what it measures and the figures of a run.
+//
+//	go run ./bench -tenants 1,100 -out bench-results.json
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	tenants     []int
+	regions     int
+	apps        int
+	scenarios   map[string]bool
+	workloads   bool
+	parallelism int
+	sample      int
+	repeat      int
+	dir         string
+	out         string
+	keep        bool
+}
+
+// allScenarios are the scenarios -scenarios may name.
+var allScenarios = []string{"render", "baseline", "cold", "noop", "incremental"}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var tenants, scenarios string
+	o := &options{}
+	fs.StringVar(&tenants, "tenants", "1,100", "comma-separated fleet sizes in tenants, run in order (1 × 3 × 4 = 12 placements, 100 × 3 × 4 = 1,200)")
+	fs.IntVar(&o.regions, "regions", 3, "regions per tenant (each a local region)")
+	fs.IntVar(&o.apps, "apps", 4, "apps per tenant (cycling Helm portal, Kustomize api, Helm worker)")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "which scenarios to run: "+strings.Join(allScenarios, ","))
+	fs.BoolVar(&o.workloads, "workloads", true, "run kube-controller-manager, kube-scheduler and kwok in each region and measure readiness; false: API servers only")
+	fs.IntVar(&o.parallelism, "parallel", 4, "placements the scripted baseline runs at once (xargs -P)")
+	fs.IntVar(&o.sample, "baseline-sample", 0, "run the baseline on every Nth placement only and extrapolate (0: every placement)")
+	fs.IntVar(&o.repeat, "repeat", 3, "incremental changes to measure per size")
+	fs.StringVar(&o.dir, "dir", "", "working directory (default: a new temporary directory)")
+	fs.StringVar(&o.out, "out", "", "write the results as JSON to this file")
+	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, t := range strings.Split(tenants, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(t))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-tenants: %q is not a positive number", t)
+		}
+		o.tenants = append(o.tenants, n)
+	}
+	o.scenarios = map[string]bool{}
+	for _, s := range strings.Split(scenarios, ",") {
+		s = strings.TrimSpace(s)
+		known := false
+		for _, a := range allScenarios {
+			known = known || a == s
+		}
+		if !known {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q; choose from %s", s, strings.Join(allScenarios, ","))
+		}
+		o.scenarios[s] = true
+	}
+	if (o.scenarios["noop"] || o.scenarios["incremental"]) && !o.scenarios["cold"] {
+		return nil, errors.New("-scenarios: noop and incremental run on the daemon the cold scenario starts; add cold")
+	}
+	if o.regions < 1 || o.apps < 1 || o.parallelism < 1 || o.sample < 0 || o.repeat < 0 {
+		return nil, errors.New("-regions, -apps and -parallel must be positive; -baseline-sample and -repeat not negative")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
+	repo, err := findRepo()
+	if err != nil {
+		return err
+	}
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "meridian-bench-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	cacheRoot, err := os.UserCacheDir()
+	if err != nil {
+		return err
+	}
+	tools, err := buildTools(ctx, repo, filepath.Join(cacheRoot, "meridian", "bench"), dir, progress)
+	if err != nil {
+		return err
+	}
+	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism}
+	env := &env{o: o, repo: repo, dir: dir, tools: tools, progress: progress}
+	if err := env.start(ctx); err != nil {
+		return err
+	}
+	defer env.close()
+	for _, t := range o.tenants {
+		size, err := env.size(ctx, t)
+		if size != nil {
+			res.Sizes = append(res.Sizes, size)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	res.WriteTable(stdout)
+	if o.out != "" {
+		return res.WriteJSON(o.out)
+	}
+	return nil
+}
+
+// findRepo finds the Meridian checkout: the working directory or one above it.
+func findRepo() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(string(data), "module meridian.dev/meridian\n") {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", errors.New("run the harness inside a Meridian checkout")
+		}
+	}
+}
+
+// machine describes this machine.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				m.MemoryGB = int((float64(kb) / (1 << 20)) + 0.5)
+			}
+		}
+	}
+	return m
+}
+
+// since is the seconds from start to t.
+func since(start, t time.Time) float64 { return t.Sub(start).Seconds() }
