@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"meridian.dev/meridian/internal/golden"
+	"meridian.dev/meridian/internal/sopstest"
 )
 
 const example = "../../fleet-example"
@@ -109,5 +113,115 @@ func write(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestValidateFixtures runs validate on copies of fleet-example, each with the files
+// of one directory under testdata/validate laid over it, and compares the text and
+// JSON output, with the exit status, with the golden files next to the directory.
+// Regenerate them with -update, then read them.
+func TestValidateFixtures(t *testing.T) {
+	tests := []struct {
+		name    string
+		overlay string // under testdata/validate; empty for fleet-example as it is
+		strict  bool
+		key     bool // give the demo age key
+	}{
+		// Rendered objects against the bundled schemas: an unknown field, a wrong type,
+		// a missing required field and an apiVersion Kubernetes 1.37 does not serve.
+		{name: "schema", overlay: "schema", key: true},
+		// A custom resource against its CRD in the fleet, and one without a CRD.
+		{name: "crd", overlay: "crd", key: true},
+		// A *.sops.yaml that was never encrypted and a plain value added to an
+		// encrypted one; SOPS's .sops.yaml configuration is not a SOPS file.
+		{name: "sops", overlay: "sops", key: true},
+		// A password in a tenant's plain values, rendered into a Secret: warnings,
+		// errors with --strict.
+		{name: "plain-secret", overlay: "plain-secret", key: true},
+		{name: "plain-secret-strict", overlay: "plain-secret", key: true, strict: true},
+		// A cluster-scoped kind refused while rendering, and one the renderer lets
+		// through but the schemas know is cluster-scoped.
+		{name: "tenant-policy", overlay: "tenant-policy", key: true},
+		// DNS names longer than Route53 allows.
+		{name: "dns", overlay: "dns", key: true},
+		// A region of a version with no bundled schemas: a warning.
+		{name: "version", overlay: "version", key: true},
+		// A Secret whose data is not base64: refused, its value never shown.
+		{name: "secret-schema", overlay: "secret-schema", key: true},
+		// Without the key, secrets are replaced by placeholders and the fleet renders.
+		{name: "no-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SOPS_AGE_KEY", "")
+			t.Setenv("SOPS_AGE_KEY_FILE", "")
+			if tt.key {
+				t.Setenv("SOPS_AGE_KEY_FILE", filepath.Join(example, "demo-age-key.txt"))
+			}
+			dir := overlayExample(t, tt.overlay)
+			for _, format := range []string{"text", "json"} {
+				var out bytes.Buffer
+				err := runValidate(t.Context(), &out, validateOptions{fleetDir: dir, output: format, strict: tt.strict, chartCache: t.TempDir()})
+				status := 0
+				var exit exitError
+				switch {
+				case errors.As(err, &exit):
+					status = exit.code
+				case err != nil:
+					t.Fatalf("validate: %v", err)
+				}
+				got := strings.ReplaceAll(out.String(), dir, "FLEET") + fmt.Sprintf("exit status %d\n", status)
+				golden.Check(t, filepath.Join("testdata", "validate", tt.name+"."+format), []byte(got))
+				assertNoDecryptedValues(t, out.String())
+			}
+		})
+	}
+}
+
+// overlayExample copies fleet-example to a temporary directory and lays the files of
+// testdata/validate/<overlay> over it.
+func overlayExample(t *testing.T, overlay string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(example)); err != nil {
+		t.Fatal(err)
+	}
+	if overlay == "" {
+		return dir
+	}
+	src := filepath.Join("testdata", "validate", overlay)
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		write(t, filepath.Join(dir, rel), string(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// assertNoDecryptedValues fails if output holds a value of fleet-example's secrets
+// files, or its base64 form.
+func assertNoDecryptedValues(t *testing.T, output string) {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, f := range []string{"tenants/trucking.secrets.sops.yaml", "tenants/charging-stations-ca.secrets.sops.yaml"} {
+		data, err := os.ReadFile(filepath.Join(example, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = data
+	}
+	values := sopstest.Values(t, filepath.Join(example, "demo-age-key.txt"), files)
+	if hits := sopstest.Find(values, map[string][]byte{"output": []byte(output)}); len(hits) > 0 {
+		t.Errorf("validate printed decrypted secrets: %v", hits)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -167,8 +168,16 @@ func (c *checker) unitError(e *render.UnitError, placements map[string]fleet.Pla
 	if p, ok := placements[e.Unit]; ok {
 		file = p.App.Source.File
 	}
-	c.add(false, &Finding{File: file, Placement: e.Unit, Message: strings.TrimPrefix(e.Err.Error(), file+": ")})
+	f := &Finding{File: file, Placement: e.Unit, Message: strings.TrimPrefix(e.Err.Error(), file+": ")}
+	if m := objectPrefix.FindStringSubmatch(f.Message); m != nil {
+		f.Object, f.Message = m[1], m[2]
+	}
+	c.add(false, f)
 }
+
+// objectPrefix matches a render error about one object, which starts with
+// render.ObjectRef.
+var objectPrefix = regexp.MustCompile(`^([A-Z][A-Za-z0-9]*/[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.:-]*)?): (.+)$`)
 
 // tenantPolicy refuses an object of a tenant app outside the tenant's namespace,
 // and a cluster-scoped one the app does not allow. Rendering already confines
@@ -182,7 +191,7 @@ func (c *checker) tenantPolicy(v *Validator, p fleet.Placement, obj *unstructure
 	kind := obj.GetKind()
 	switch {
 	case !namespaced && !slices.Contains(p.App.Spec.AllowClusterScoped, kind):
-		c.add(false, at.with("", fmt.Sprintf("cluster-scoped kind %s is refused for tenant apps; if the app must create it, add %q to spec.allowClusterScoped in %s", kind, kind, p.App.Source.File)))
+		c.add(false, at.with("", fmt.Sprintf("cluster-scoped kind %s is refused for tenant apps; if the app must create it, add %q to the app's spec.allowClusterScoped", kind, kind)))
 	case namespaced && obj.GetNamespace() != p.Namespace:
 		c.add(false, at.with("metadata.namespace", fmt.Sprintf("is not the tenant's namespace %q; a tenant's objects live in its namespace only: remove the namespace from the template", p.Namespace)))
 	}

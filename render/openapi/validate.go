@@ -197,7 +197,13 @@ func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
 		if msg := e.Error(); strings.Contains(msg, " must be of type ") {
 			typeName, _, _ = strings.Cut(strings.SplitN(msg, " must be of type ", 2)[1], ":")
 		}
-		return Problem{Field: e.Name, Message: fmt.Sprintf("must be of type %s (%s); fix the value (quote numbers meant as strings)", typeName, where)}
+		switch typeName {
+		case "string", "integer", "number", "boolean", "object", "array":
+			return Problem{Field: e.Name, Message: fmt.Sprintf("must be of type %s (%s); fix the value (quote numbers meant as strings)", typeName, where)}
+		case "byte":
+			return Problem{Field: e.Name, Message: fmt.Sprintf("is not base64, which format byte requires (%s); encode the value (in a Secret, or move it to stringData)", where)}
+		}
+		return Problem{Field: e.Name, Message: fmt.Sprintf("is not in format %s (%s); fix the value", typeName, where)}
 	}
 	msg := strings.TrimPrefix(strings.TrimPrefix(e.Error(), e.Name), " in body")
 	return Problem{Field: e.Name, Message: strings.TrimSpace(msg) + " (" + where + ")"}
