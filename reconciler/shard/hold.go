@@ -24,11 +24,9 @@ func (m *Manager) Hold(ctx context.Context) (owns func(tenant string) bool, fenc
 	fenced, cancel := context.WithCancelCause(ctx)
 	h := &hold{shards: map[int]bool{}, cancel: cancel}
 	m.mu.Lock()
-	for s := range m.held {
-		if m.wanted[s] {
-			h.shards[s] = true
-			m.pins[s]++
-		}
+	for _, s := range m.owned(time.Now()) {
+		h.shards[s] = true
+		m.pins[s]++
 	}
 	m.holds[h] = true
 	m.mu.Unlock()

@@ -156,13 +156,18 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 // Leader reports whether this replica is the elected leader.
 func (m *Manager) Leader() bool { return m.leader.Load() }
 
-// Owned returns the shards this replica holds and owns by hashing, sorted.
+// Owned returns the shards this replica holds, within their validity, and owns by
+// hashing, sorted.
 func (m *Manager) Owned() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.owned(time.Now())
+}
+
+func (m *Manager) owned(now time.Time) []int {
 	var out []int
-	for s := range m.held {
-		if m.wanted[s] {
+	for s, until := range m.held {
+		if m.wanted[s] && now.Before(until) {
 			out = append(out, s)
 		}
 	}
@@ -369,11 +374,14 @@ func (m *Manager) readMembers(ctx context.Context, now time.Time) (agree bool, e
 		if holder == "" || holder == m.opts.Identity || m.expired(l, now) {
 			continue
 		}
-		live = append(live, holder)
 		if l.Annotations[AnnotationShards] != strconv.Itoa(m.opts.Shards) {
+			// Its shards cover other tenants than ours: share nothing with it, and
+			// take no new shard while it lives.
 			agree = false
 			m.log.Warn("a live replica hashes into another number of shards; acquiring nothing until it leaves", "replica", holder, "shards", l.Annotations[AnnotationShards])
+			continue
 		}
+		live = append(live, holder)
 	}
 	slices.Sort(live)
 	m.mu.Lock()

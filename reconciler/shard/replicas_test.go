@@ -379,13 +379,13 @@ func (h *harness) waitConverged(t *testing.T, rev string, timeout time.Duration)
 	return 0
 }
 
-// waitBalanced waits until the replicas agree that they are the members, and
-// every shard is owned by exactly the replica hashing gives it to.
-func waitBalanced(t *testing.T, timeout time.Duration, rs ...*replica) time.Duration {
+// waitBalanced waits until the managers agree that they are the members, and
+// every shard is owned by exactly the manager hashing gives it to.
+func waitBalanced(t *testing.T, timeout time.Duration, ms ...*Manager) time.Duration {
 	t.Helper()
 	var names []string
-	for _, r := range rs {
-		names = append(names, r.name)
+	for _, m := range ms {
+		names = append(names, m.opts.Identity)
 	}
 	slices.Sort(names)
 	start := time.Now()
@@ -393,18 +393,18 @@ func waitBalanced(t *testing.T, timeout time.Duration, rs ...*replica) time.Dura
 	for time.Since(start) < timeout {
 		problem = ""
 		owner := map[int]string{}
-		for _, r := range rs {
-			if got := r.mgr.Members(); !slices.Equal(got, names) {
-				problem = fmt.Sprintf("%s sees members %v", r.name, got)
+		for _, m := range ms {
+			if got := m.Members(); !slices.Equal(got, names) {
+				problem = fmt.Sprintf("%s sees members %v", m.opts.Identity, got)
 			}
-			for _, s := range r.mgr.Owned() {
+			for _, s := range m.Owned() {
 				if o, ok := owner[s]; ok {
-					t.Fatalf("shard %d owned by %s and %s at once", s, o, r.name)
+					t.Fatalf("shard %d owned by %s and %s at once", s, o, m.opts.Identity)
 				}
-				owner[s] = r.name
+				owner[s] = m.opts.Identity
 			}
 		}
-		for s := range testShards {
+		for s := range ms[0].opts.Shards {
 			if want := Owner(s, names); owner[s] != want && problem == "" {
 				problem = fmt.Sprintf("shard %d owned by %q, want %s", s, owner[s], want)
 			}
@@ -444,7 +444,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	h := newHarness(t)
 	a := h.start(t, "replica-a", nil)
 	b := h.start(t, "replica-b", nil)
-	t.Logf("two replicas balanced in %s", waitBalanced(t, 30*time.Second, a, b).Round(time.Millisecond))
+	t.Logf("two replicas balanced in %s", waitBalanced(t, 30*time.Second, a.mgr, b.mgr).Round(time.Millisecond))
 
 	t1 := time.Now()
 	rev1 := h.pushFleet(t, "json")
@@ -453,7 +453,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	t.Logf("revision 1: %d units converged in %s; written per replica %v", len(expectedUnits()), took.Round(time.Millisecond), per)
 
 	c := h.start(t, "replica-c", nil)
-	t.Logf("a third replica joined; balanced in %s; owned shards a=%v b=%v c=%v", waitBalanced(t, 30*time.Second, a, b, c).Round(time.Millisecond),
+	t.Logf("a third replica joined; balanced in %s; owned shards a=%v b=%v c=%v", waitBalanced(t, 30*time.Second, a.mgr, b.mgr, c.mgr).Round(time.Millisecond),
 		a.mgr.Owned(), b.mgr.Owned(), c.mgr.Owned())
 	t2 := time.Now()
 	rev2 := h.pushFleet(t, "rev2")
@@ -506,7 +506,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	if takeover < testLease*2/3 {
 		t.Errorf("takeover after %s: before the killed replica's Leases could have expired", takeover.Round(time.Millisecond))
 	}
-	waitBalanced(t, 30*time.Second, a, c)
+	waitBalanced(t, 30*time.Second, a.mgr, c.mgr)
 
 	if o := overlaps(h.writes.since(time.Time{})); len(o) > 0 {
 		t.Errorf("%d writes of one unit by two replicas at once:\n%s", len(o), strings.Join(o, "\n"))
