@@ -10,11 +10,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/internal/golden"
 	"meridian.dev/meridian/internal/sopstest"
+	"meridian.dev/meridian/render/fleet"
 )
 
 const example = "../../fleet-example"
@@ -223,5 +225,48 @@ func assertNoDecryptedValues(t *testing.T, output string) {
 	values := sopstest.Values(t, filepath.Join(example, "demo-age-key.txt"), files)
 	if hits := sopstest.Find(values, map[string][]byte{"output": []byte(output)}); len(hits) > 0 {
 		t.Errorf("validate printed decrypted secrets: %v", hits)
+	}
+}
+
+// TestCheckSOPSFiles checks which values of a SOPS file must be encrypted, by the
+// rules its own sops metadata records, wherever the file is in the repository.
+func TestCheckSOPSFiles(t *testing.T) {
+	const enc = "ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]"
+	meta := func(rule string) string {
+		return "sops:\n  mac: " + enc + "\n  version: 3.13.3\n" + rule
+	}
+	fsys := fstest.MapFS{
+		".sops.yaml": {Data: []byte("creation_rules: []\n")},
+		"a/default.sops.yaml": {Data: []byte("db:\n  password: " + enc + "\n  user: admin\n  note_unencrypted: plain on purpose\n  hosts:\n    - " + enc + "\n    - db2\n  empty: ''\n  unset: null\n" +
+			meta("  unencrypted_suffix: _unencrypted\n"))},
+		"b/regex.sops.yml": {Data: []byte("password: plain-one\nuser: admin\nnested:\n  password: " + enc + "\n" +
+			meta("  encrypted_regex: ^password$\n"))},
+		"c/suffix.sops.yaml": {Data: []byte("db_secret:\n  a: plain-two\nhost: db\n" + meta("  encrypted_suffix: _secret\n"))},
+		"d/public.sops.yaml": {Data: []byte("public_url: https://x\ntoken: plain-three\n" + meta("  unencrypted_regex: ^public\n"))},
+		"e/nomac.sops.yaml":  {Data: []byte("token: " + enc + "\nsops:\n  version: 3.13.3\n")},
+		".git/x.sops.yaml":   {Data: []byte("token: never read\n")},
+		"f/plain.yaml":       {Data: []byte("token: not a SOPS file\n")},
+	}
+	var got []string
+	for _, e := range fleet.CheckSOPSFiles(fsys) {
+		got = append(got, fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Field))
+	}
+	want := []string{
+		"a/default.sops.yaml:3: db.user",
+		"a/default.sops.yaml:7: db.hosts[1]",
+		"b/regex.sops.yml:1: password",
+		"c/suffix.sops.yaml:2: db_secret.a",
+		"d/public.sops.yaml:2: token",
+		"e/nomac.sops.yaml:2: sops",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	for _, e := range fleet.CheckSOPSFiles(fsys) {
+		for _, secret := range []string{"admin", "db2", "plain-one", "plain-two", "plain-three"} {
+			if strings.Contains(e.Error(), secret) {
+				t.Errorf("error shows a value: %s", e)
+			}
+		}
 	}
 }

@@ -126,10 +126,10 @@ func (l *loader) checkSOPSFile(file string) {
 		l.add(&Error{File: file, Line: node.Line, Message: "expected a mapping with a sops section; encrypt the file with `sops --encrypt --in-place " + file + "`"})
 		return
 	}
-	var meta *yaml.Node
+	var meta, metaKey *yaml.Node
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		if node.Content[i].Value == "sops" {
-			meta = node.Content[i+1]
+			metaKey, meta = node.Content[i], node.Content[i+1]
 		}
 	}
 	if meta == nil {
@@ -138,7 +138,7 @@ func (l *loader) checkSOPSFile(file string) {
 	}
 	rules, problem := readSOPSRules(meta)
 	if problem != "" {
-		l.add(&Error{File: file, Line: meta.Line, Field: "sops", Message: problem + "; the file was not written by `sops --encrypt`: encrypt it again, and rotate any secret it exposed"})
+		l.add(&Error{File: file, Line: metaKey.Line, Field: "sops", Message: problem + "; the file was not written by `sops --encrypt`: encrypt it again, and rotate any secret it exposed"})
 		return
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
