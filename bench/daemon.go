@@ -43,17 +43,12 @@ type DaemonOptions struct {
 	HealthTimeout time.Duration
 }
 
-// StartDaemon writes the daemon's configuration into opts.Dir and starts it.
-func StartDaemon(opts DaemonOptions) (*Daemon, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
+// writeConfig writes the daemon's configuration file into opts.Dir, listening on
+// listen, and returns its path.
+func writeConfig(opts DaemonOptions, listen string) (string, error) {
 	secretFile := filepath.Join(opts.Dir, "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(webhookSecret), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
 	cfg := fmt.Sprintf(`apiVersion: meridian.dev/v1alpha1
 kind: Config
@@ -72,9 +67,21 @@ driftInterval: 24h
 route53:
   endpoint: %s
   requestsPerSecond: 5
-`, opts.RepoURL, secretFile, opts.Kubeconfig, opts.KeyFile, filepath.Join(opts.Dir, "cache"), addr, opts.HealthTimeout, opts.Route53URL)
+`, opts.RepoURL, secretFile, opts.Kubeconfig, opts.KeyFile, filepath.Join(opts.Dir, "cache"), listen, opts.HealthTimeout, opts.Route53URL)
 	config := filepath.Join(opts.Dir, "meridian.yaml")
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+	return config, os.WriteFile(config, []byte(cfg), 0o600)
+}
+
+// StartDaemon writes the daemon's configuration into opts.Dir and starts it.
+func StartDaemon(opts DaemonOptions) (*Daemon, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	config, err := writeConfig(opts, addr)
+	if err != nil {
 		return nil, err
 	}
 	logFile := filepath.Join(opts.Dir, "meridian.log")

@@ -182,7 +182,7 @@ func cycle(before, after counters) *Cycle {
 
 // size runs every scenario on a fleet of t tenants.
 func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
-	spec := fleetgen.Spec{Tenants: tenants, Regions: e.o.regions, Apps: e.o.apps, Example: filepath.Join(e.repo, "fleet-example"), Secrets: true}
+	spec := fleetgen.Spec{Tenants: tenants, Regions: e.o.regions, Apps: e.o.apps, Example: filepath.Join(e.repo, "fleet-example"), Secrets: true, HeadlessServices: true}
 	dir := filepath.Join(e.dir, fmt.Sprintf("size-%d", tenants))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -216,6 +216,11 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 	}
 	if e.o.scenarios["cold"] {
 		if err := e.meridian(ctx, f, dir, keyFile, r53, size); err != nil {
+			return size, err
+		}
+	}
+	if e.o.scenarios["profile"] {
+		if err := e.profile(ctx, f, dir, keyFile, r53); err != nil {
 			return size, err
 		}
 	}
@@ -515,4 +520,28 @@ func appendFile(path, s string) error {
 		return err
 	}
 	return fh.Close()
+}
+
+// profile runs one cold pass in process on fresh regions under pprof.
+func (e *env) profile(ctx context.Context, f *Fleet, dir, keyFile string, r53 *route53test.Server) error {
+	e.logf("profile: starting empty regions")
+	c, err := e.startCluster(ctx, filepath.Join(dir, "regions-profile"))
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	pdir := filepath.Join(dir, "profile")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return err
+	}
+	health := 10 * time.Minute
+	if !e.o.workloads {
+		health = time.Second
+	}
+	took, err := profileOnce(ctx, DaemonOptions{Dir: pdir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health}, pdir)
+	if err != nil && e.o.workloads {
+		return err
+	}
+	e.logf("profile: one pass in %.1f s; go tool pprof %s", took.Seconds(), filepath.Join(pdir, "cpu.pprof"))
+	return nil
 }

@@ -39,7 +39,7 @@ type options struct {
 }
 
 // allScenarios are the scenarios -scenarios may name.
-var allScenarios = []string{"render", "baseline", "cold", "noop", "incremental"}
+var allScenarios = []string{"render", "baseline", "cold", "noop", "incremental", "profile"}
 
 func main() {
 	o, err := parseFlags(os.Args[1:], os.Stderr)
@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&tenants, "tenants", "1,100", "comma-separated fleet sizes in tenants, run in order (1 × 3 × 4 = 12 placements, 100 × 3 × 4 = 1,200)")
 	fs.IntVar(&o.regions, "regions", 3, "regions per tenant (each a local region)")
 	fs.IntVar(&o.apps, "apps", 4, "apps per tenant (cycling Helm portal, Kustomize api, Helm worker)")
-	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "which scenarios to run: "+strings.Join(allScenarios, ","))
+	fs.StringVar(&scenarios, "scenarios", "render,baseline,cold,noop,incremental", "which scenarios to run, of "+strings.Join(allScenarios, ",")+" (profile: one cold pass in process under pprof, into the working directory)")
 	fs.BoolVar(&o.workloads, "workloads", true, "run kube-controller-manager, kube-scheduler and kwok in each region and measure readiness; false: API servers only")
 	fs.IntVar(&o.parallelism, "parallel", 4, "placements the scripted baseline runs at once (xargs -P)")
 	fs.IntVar(&o.sample, "baseline-sample", 0, "run the baseline on every Nth placement only and extrapolate (0: every placement)")

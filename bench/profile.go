@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"meridian.dev/meridian/internal/config"
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/sources"
+)
+
+// profileOnce runs one cold pass in this process, wired as `meridian run --once`
+// wires it (the same configuration file, without the status server), under the CPU
+// profiler, and writes cpu.pprof and heap.pprof (after the pass) into dir.
+func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Duration, error) {
+	path, err := writeConfig(opts, "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return 0, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	gitOpts, err := cfg.GitOptions()
+	if err != nil {
+		return 0, err
+	}
+	git, err := sources.NewGit(gitOpts)
+	if err != nil {
+		return 0, err
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return 0, err
+	}
+	charts, err := helm.New(helm.Options{CacheDir: filepath.Join(cfg.CacheDir, "charts")})
+	if err != nil {
+		return 0, err
+	}
+	// The daemon's own credentials: the Route53 test server accepts any.
+	for _, kv := range [][2]string{{"AWS_ACCESS_KEY_ID", "BENCH"}, {"AWS_SECRET_ACCESS_KEY", "bench-only-not-a-secret"}} {
+		os.Setenv(kv[0], kv[1])
+	}
+	os.Unsetenv("AWS_CA_BUNDLE")
+	client, err := cfg.Route53.Route53Client(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return 0, err
+	}
+	defer cpu.Close()
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		return 0, err
+	}
+	renderer := render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)})
+	start := time.Now()
+	err = reconciler.Run(ctx, reconciler.RunOptions{
+		Poller:        &sources.Poller{Source: git, Interval: time.Hour},
+		Snapshots:     git,
+		Renderer:      renderer,
+		Kubeconfig:    cfg.Kubeconfig,
+		HealthTimeout: time.Duration(cfg.HealthTimeout),
+		Route53:       client,
+		DNS:           dns.Options{RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond)},
+		Once:          true,
+		Log:           log,
+	})
+	took := time.Since(start)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return took, fmt.Errorf("profiled pass: %w", err)
+	}
+	heap, err := os.Create(filepath.Join(dir, "heap.pprof"))
+	if err != nil {
+		return took, err
+	}
+	defer heap.Close()
+	runtime.GC()
+	err = pprof.WriteHeapProfile(heap) // with the render cache still held, as in the daemon
+	runtime.KeepAlive(renderer)
+	return took, err
+}
