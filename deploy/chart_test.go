@@ -1,0 +1,339 @@
+package deploy
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"meridian.dev/meridian/internal/config"
+	"meridian.dev/meridian/internal/testbed"
+)
+
+const chartDir = "meridian"
+
+// values are what a platform team sets: the repository, and Secrets by name.
+func values() map[string]any {
+	return map[string]any{
+		"config": map[string]any{
+			"repository": map[string]any{
+				"url":          "https://git.example.com/platform/fleet.git",
+				"branch":       "main",
+				"passwordFile": "/etc/meridian/git/password",
+				"usernameFile": "/etc/meridian/git/username",
+			},
+			"decryption": map[string]any{"keyFiles": []any{"/etc/meridian/sops/age.txt"}},
+		},
+		"secrets": map[string]any{"git": "meridian-git", "sops": "meridian-sops", "kubeconfig": "meridian-regions"},
+	}
+}
+
+// render templates the chart as `helm template` does for a release "meridian" in
+// meridian-system, with the API versions given; strict refuses any reference to
+// a value that does not exist.
+func render(t *testing.T, vals map[string]any, strict bool, apiVersions ...string) (string, error) {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.APIVersions = append(caps.APIVersions, apiVersions...)
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: "meridian", Namespace: "meridian-system", IsInstall: true}, caps)
+	if err != nil {
+		return "", err
+	}
+	files, err := engine.Engine{Strict: strict}.Render(ch, rv)
+	if err != nil {
+		return "", err
+	}
+	// Kinds in the order `helm install` creates them: the ServiceAccount before
+	// the Deployment whose pods use it.
+	_, manifests, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
+	if err != nil {
+		return "", err
+	}
+	var docs []string
+	for _, m := range manifests {
+		if doc := strings.TrimSpace(m.Content); doc != "" {
+			docs = append(docs, doc)
+		}
+	}
+	return strings.Join(docs, "\n---\n") + "\n", nil
+}
+
+// TestLint is what `helm lint --strict` checks, through the SDK: Chart.yaml is
+// valid, the templates render with no reference to a missing value, and every
+// document is a Kubernetes object with apiVersion, kind and a name. (The install
+// test adds the apiserver's own validation of every object.)
+func TestLint(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Validate(); err != nil {
+		t.Errorf("Chart.yaml: %v", err)
+	}
+	manifest, err := render(t, values(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, doc := range strings.Split(manifest, "\n---\n") {
+		var obj struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), &obj, yaml.DisallowUnknownFields); err != nil {
+			// Unknown fields are the objects' own; only the shape is checked here.
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Errorf("not YAML: %v\n%s", err, doc)
+				continue
+			}
+		}
+		if obj.APIVersion == "" || obj.Kind == "" || obj.Metadata.Name == "" {
+			t.Errorf("a document without apiVersion, kind or name:\n%s", doc)
+		}
+		kinds[obj.Kind] = true
+	}
+	want := []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"}
+	if got := slices.Sorted(maps.Keys(kinds)); !slices.Equal(got, want) {
+		t.Errorf("kinds %v, want %v", got, want)
+	}
+}
+
+// TestTemplate checks what the chart refuses, that the ServiceMonitor appears
+// only when asked for and its CRD exists, and that single-replica mode recreates
+// the pod instead of rolling it.
+func TestTemplate(t *testing.T) {
+	tests := []struct {
+		name        string
+		set         func(map[string]any)
+		apiVersions []string
+		want        []string
+		refused     string
+	}{
+		{name: "no repository", set: func(v map[string]any) { delete(v, "config") },
+			refused: "config.repository.url: required"},
+		{name: "replicas without ha", set: func(v map[string]any) { v["ha"] = map[string]any{"enabled": false} },
+			refused: "replicaCount: more than one replica needs ha.enabled"},
+		{name: "route53 with ha", set: func(v map[string]any) {
+			v["config"].(map[string]any)["route53"] = map[string]any{"region": "us-east-1"}
+		},
+			refused: "config.route53: not supported with ha.enabled"},
+		{name: "service monitor without its CRD", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
+			refused: "serviceMonitor.enabled: the ServiceMonitor CRD (monitoring.coreos.com/v1) is not installed"},
+		{name: "service monitor", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
+			apiVersions: []string{"monitoring.coreos.com/v1/ServiceMonitor"},
+			want:        []string{"kind: ServiceMonitor", "path: /metrics"}},
+		{name: "single replica", set: func(v map[string]any) { v["replicaCount"] = 1; v["ha"] = map[string]any{"enabled": false} },
+			want: []string{"type: Recreate", "automountServiceAccountToken: false"}},
+		{name: "ha", set: func(map[string]any) {},
+			want: []string{"kind: Role\n", "resources: [leases]", "kind: PodDisruptionBudget", "maxUnavailable: 0", "readOnlyRootFilesystem: true", "runAsNonRoot: true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := values()
+			tt.set(v)
+			manifest, err := render(t, v, true, tt.apiVersions...)
+			if tt.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(manifest, w) {
+					t.Errorf("manifest lacks %q", w)
+				}
+			}
+			if strings.Contains(manifest, "kind: ServiceMonitor") != slicesContains(tt.apiVersions, "monitoring.coreos.com/v1/ServiceMonitor") {
+				t.Errorf("ServiceMonitor rendered = %v with API versions %v", strings.Contains(manifest, "kind: ServiceMonitor"), tt.apiVersions)
+			}
+		})
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestInstall installs the chart with the Helm SDK into a testbed region whose
+// pods are run by kwok, and checks its objects, that the configuration it writes
+// is one the daemon loads, that no Secret's content reaches the release, and that
+// the Deployment becomes available.
+func TestInstall(t *testing.T) {
+	tb := testbed.New(t, testbed.Options{Regions: 1, Workloads: true})
+	region := tb.Regions[0]
+	ctx := t.Context()
+	cs := kubernetes.NewForConfigOrDie(region.Config)
+	const ns = "meridian-system"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The Secrets exist before the release and are only referenced by it.
+	secretValues := map[string]map[string]string{
+		"meridian-git":     {"username": "fleet-reader-7Hq2", "password": "glpat-9Qe7vXw2LmTzR4kA8sNd"},
+		"meridian-sops":    {"age.txt": "AGE-SECRET-KEY-1QXZ7F3K9M2V8T6R4P0L5J7H3G1D9S8A6F4D2S0A8F6G4H2J0K8L6"},
+		"meridian-regions": {"kubeconfig": "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: kz8Yt3Rw1Qv6Bn2Mx4}}]\n"},
+	}
+	for name, data := range secretValues {
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: data}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	manifest, err := render(t, values(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range secretValues {
+		for key, v := range data {
+			if strings.Contains(manifest, v) {
+				t.Errorf("the chart's manifest shows the value of Secret key %s", key)
+			}
+		}
+	}
+	// Helm's own client builds the objects (validated by the apiserver's schema),
+	// creates them and waits for them to be ready, as `helm install --wait` does.
+	kc := kube.New(kube.GetConfig(region.Kubeconfig, region.Name, ns))
+	kc.Namespace = ns
+	resources, err := kc.Build(strings.NewReader(manifest), true)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	start := time.Now()
+	if _, err := kc.Create(resources); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := kc.Wait(resources, 3*time.Minute); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	t.Logf("installed %d objects; ready after %s", len(resources), time.Since(start).Round(time.Millisecond))
+
+	d, err := cs.AppsV1().Deployments(ns).Get(ctx, "meridian", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := available(d); got != "2/2" {
+		t.Errorf("deployment available %s, want 2/2", got)
+	}
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("probes: readiness %+v, liveness %+v", c.ReadinessProbe, c.LivenessProbe)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation {
+		t.Errorf("container security context %+v", sc)
+	}
+	if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("pod security context %+v", psc)
+	}
+	mounted := map[string]string{}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			mounted[v.Secret.SecretName] = v.Name
+		}
+	}
+	for name := range secretValues {
+		if mounted[name] == "" {
+			t.Errorf("Secret %s not mounted; volumes %v", name, mounted)
+		}
+	}
+
+	sa, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "meridian", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.ServiceAccountName != sa.Name {
+		t.Errorf("pod's service account %q, want %q", pod.ServiceAccountName, sa.Name)
+	}
+	role, err := cs.RbacV1().Roles(ns).Get(ctx, "meridian", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || allows(role.Rules, "", "secrets", "get") {
+		t.Errorf("role rules %+v: want Leases and nothing else", role.Rules)
+	}
+	svc, err := cs.CoreV1().Services(ns).Get(ctx, "meridian", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 {
+		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+
+	// The configuration the chart writes is one the daemon accepts, in ha mode
+	// with the pod's name and namespace.
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "meridian", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POD_NAME", "meridian-5c7d9f6b8-q2w4e")
+	t.Setenv("POD_NAMESPACE", ns)
+	loaded, err := config.Load(file)
+	if err != nil {
+		t.Fatalf("the chart's configuration does not load: %v\n%s", err, cm.Data["config.yaml"])
+	}
+	if h := loaded.HA; h == nil || h.Namespace != ns || h.Identity != "meridian-5c7d9f6b8-q2w4e" || h.Shards != 32 || time.Duration(h.LeaseDuration) != 15*time.Second {
+		t.Errorf("ha = %+v", loaded.HA)
+	}
+	if loaded.Kubeconfig != "/etc/meridian/kubeconfig/kubeconfig" || loaded.Repository.PasswordFile != "/etc/meridian/git/password" {
+		t.Errorf("paths: kubeconfig %q, password %q", loaded.Kubeconfig, loaded.Repository.PasswordFile)
+	}
+	if _, err := yaml.Marshal(loaded); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, errs := kc.Delete(resources); len(errs) > 0 {
+		t.Errorf("delete: %v", errs)
+	}
+}
+
+func available(d *appsv1.Deployment) string {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return fmt.Sprintf("%d/%d", d.Status.AvailableReplicas, want)
+}
+
+func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+	for _, r := range rules {
+		if slicesContains(r.APIGroups, group) && slicesContains(r.Resources, resource) && slicesContains(r.Verbs, verb) {
+			return true
+		}
+	}
+	return false
+}
