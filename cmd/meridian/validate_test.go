@@ -124,10 +124,11 @@ func write(t *testing.T, path, content string) {
 // Regenerate them with -update, then read them.
 func TestValidateFixtures(t *testing.T) {
 	tests := []struct {
-		name    string
-		overlay string // under testdata/validate; empty for fleet-example as it is
-		strict  bool
-		key     bool // give the demo age key
+		name     string
+		overlay  string // under testdata/validate; empty for fleet-example as it is
+		strict   bool
+		key      bool // give the demo age key
+		noRender bool
 	}{
 		// Rendered objects against the bundled schemas: an unknown field, a wrong type,
 		// a missing required field and an apiVersion Kubernetes 1.37 does not serve.
@@ -152,6 +153,8 @@ func TestValidateFixtures(t *testing.T) {
 		{name: "secret-schema", overlay: "secret-schema", key: true},
 		// Without the key, secrets are replaced by placeholders and the fleet renders.
 		{name: "no-key"},
+		// --no-render checks the fleet files only: the broken Deployment passes.
+		{name: "schema-no-render", overlay: "schema", key: true, noRender: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +166,7 @@ func TestValidateFixtures(t *testing.T) {
 			dir := overlayExample(t, tt.overlay)
 			for _, format := range []string{"text", "json"} {
 				var out bytes.Buffer
-				err := runValidate(t.Context(), &out, validateOptions{fleetDir: dir, output: format, strict: tt.strict, chartCache: t.TempDir()})
+				err := runValidate(t.Context(), &out, validateOptions{fleetDir: dir, output: format, strict: tt.strict, noRender: tt.noRender, chartCache: t.TempDir()})
 				status := 0
 				var exit exitError
 				switch {

@@ -206,7 +206,7 @@ func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
 		return Problem{Field: e.Name, Message: fmt.Sprintf("is not in format %s (%s); fix the value", typeName, where)}
 	}
 	msg := strings.TrimPrefix(strings.TrimPrefix(e.Error(), e.Name), " in body")
-	return Problem{Field: e.Name, Message: strings.TrimSpace(msg) + " (" + where + ")"}
+	return Problem{Field: e.Name, Message: strings.TrimSpace(msg) + " (" + where + "); fix the value"}
 }
 
 // withoutNulls copies an object without its null values: kube-apiserver treats a
