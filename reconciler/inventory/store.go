@@ -57,8 +57,15 @@ type version struct {
 }
 
 // NewStore returns a Store for the cluster cfg points at. It needs to list, create,
-// update and delete ConfigMaps in Namespace, and to create that namespace.
+// update and delete ConfigMaps in Namespace, and to create that namespace. Without a
+// rate limit of its own, cfg is given 50 requests a second (burst 100), as the
+// applier is: every unit applied writes its inventory twice, and client-go's default
+// of 5 a second would make the first apply of a few hundred units take minutes.
 func NewStore(cfg *rest.Config) (*Store, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
