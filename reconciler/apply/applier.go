@@ -54,7 +54,8 @@ type Options struct {
 	// StageTimeout bounds the wait for Namespaces, CRDs and cluster roles to become
 	// ready before the objects that need them are applied; 0 means one minute.
 	StageTimeout time.Duration
-	// PollInterval is how often Wait reads the objects' status; 0 means two seconds.
+	// PollInterval is the longest time between Wait's reads of the objects' status
+	// (the first come sooner, see Wait); 0 means two seconds.
 	PollInterval time.Duration
 }
 

@@ -122,6 +122,9 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 	var (
 		last    Health
 		lastErr error
+		// Most objects are ready within a second of their apply: the first reads
+		// come sooner, an eighth of PollInterval, doubling up to it.
+		interval = a.opts.PollInterval / 8
 	)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
@@ -148,7 +151,8 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 		if left <= 0 {
 			break
 		}
-		t := time.NewTimer(min(a.opts.PollInterval, left))
+		t := time.NewTimer(min(interval, left))
+		interval = min(2*interval, a.opts.PollInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
