@@ -2,6 +2,8 @@ package shard
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +74,10 @@ type Manager struct {
 	opts   Options
 	leases coordinationclient.LeaseInterface
 	log    *slog.Logger
+	// holder names this process on the shard and leader Leases: the identity and a
+	// random suffix, so that a restart, or a second process given the same
+	// identity by mistake, never counts as the holder of the first one's Leases.
+	holder string
 
 	mu sync.Mutex
 	// held are the shards whose Lease this replica holds, with the time until
@@ -133,8 +139,11 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	var nonce [4]byte
+	_, _ = rand.Read(nonce[:])
 	return &Manager{
 		opts:    opts,
+		holder:  opts.Identity + "_" + hex.EncodeToString(nonce[:]),
 		leases:  opts.Client.CoordinationV1().Leases(opts.Namespace),
 		log:     opts.Log.With("component", "shard", "identity", opts.Identity),
 		held:    map[int]time.Time{},
@@ -326,10 +335,10 @@ func (m *Manager) expired(l *coordinationv1.Lease, now time.Time) bool {
 	return ok && o.version == l.ResourceVersion && now.Sub(o.at) >= d
 }
 
-func (m *Manager) leaseSpec(now time.Time) coordinationv1.LeaseSpec {
+func (m *Manager) leaseSpec(now time.Time, holder string) coordinationv1.LeaseSpec {
 	seconds := int32((m.opts.LeaseDuration + time.Second - 1) / time.Second)
 	t := metav1.NewMicroTime(now)
-	return coordinationv1.LeaseSpec{HolderIdentity: &m.opts.Identity, LeaseDurationSeconds: &seconds, RenewTime: &t}
+	return coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &seconds, RenewTime: &t}
 }
 
 // renewMember creates or renews this replica's member Lease.
@@ -339,14 +348,14 @@ func (m *Manager) renewMember(ctx context.Context, now time.Time) error {
 	if apierrors.IsNotFound(err) {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
 			Labels:      map[string]string{LabelRole: "member", LabelName: m.opts.Name},
-			Annotations: map[string]string{AnnotationShards: strconv.Itoa(m.opts.Shards)}}, Spec: m.leaseSpec(now)}
+			Annotations: map[string]string{AnnotationShards: strconv.Itoa(m.opts.Shards)}}, Spec: m.leaseSpec(now, m.opts.Identity)}
 		_, err = m.leases.Create(ctx, l, metav1.CreateOptions{})
 		return err
 	}
 	if err != nil {
 		return err
 	}
-	l.Spec = m.leaseSpec(now)
+	l.Spec = m.leaseSpec(now, m.opts.Identity)
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
@@ -394,26 +403,26 @@ func (m *Manager) readMembers(ctx context.Context, now time.Time) (agree bool, e
 }
 
 // acquireShard takes a shard's Lease when it is missing, released, expired or
-// already this replica's (a restart under the same identity). The update carries
+// already this process's. The update carries
 // the resourceVersion read, so of two replicas that try at once one fails.
 func (m *Manager) acquireShard(ctx context.Context, s int, name string, l *coordinationv1.Lease) {
 	start := time.Now()
 	var err error
 	if l == nil {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
-			Labels: map[string]string{LabelRole: "shard", LabelName: m.opts.Name}}, Spec: m.leaseSpec(start)}
+			Labels: map[string]string{LabelRole: "shard", LabelName: m.opts.Name}}, Spec: m.leaseSpec(start, m.holder)}
 		l, err = m.leases.Create(ctx, l, metav1.CreateOptions{})
 	} else {
 		holder := ""
 		if l.Spec.HolderIdentity != nil {
 			holder = *l.Spec.HolderIdentity
 		}
-		if holder != "" && holder != m.opts.Identity && !m.expired(l, start) {
+		if holder != "" && holder != m.holder && !m.expired(l, start) {
 			return
 		}
 		l = l.DeepCopy()
-		l.Spec = m.leaseSpec(start)
-		if l.Spec.LeaseTransitions == nil || holder != m.opts.Identity {
+		l.Spec = m.leaseSpec(start, m.holder)
+		if l.Spec.LeaseTransitions == nil || holder != m.holder {
 			n := int32(0)
 			if l.Spec.LeaseTransitions != nil {
 				n = *l.Spec.LeaseTransitions + 1
@@ -452,13 +461,13 @@ func (m *Manager) renewShard(ctx context.Context, s int, l *coordinationv1.Lease
 	if l == nil {
 		l, err = m.leases.Get(ctx, shardLease(m.opts.Name, s), metav1.GetOptions{})
 	}
-	if err == nil && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != m.opts.Identity) {
+	if err == nil && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != m.holder) {
 		err = errLost
 	}
 	if err == nil {
 		l = l.DeepCopy()
 		transitions := l.Spec.LeaseTransitions
-		l.Spec = m.leaseSpec(start)
+		l.Spec = m.leaseSpec(start, m.holder)
 		l.Spec.LeaseTransitions = transitions
 		l, err = m.leases.Update(ctx, l, metav1.UpdateOptions{})
 	}
@@ -491,7 +500,7 @@ func (m *Manager) releaseShard(ctx context.Context, s int, l *coordinationv1.Lea
 	delete(m.held, s)
 	delete(m.wanted, s)
 	m.mu.Unlock()
-	if l == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != m.opts.Identity {
+	if l == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != m.holder {
 		return
 	}
 	l = l.DeepCopy()
@@ -511,7 +520,7 @@ func (m *Manager) elector() (*leaderelection.LeaderElector, error) {
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: m.opts.Name + "-leader", Namespace: m.opts.Namespace},
 		Client:     m.opts.Client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: m.opts.Identity},
+		LockConfig: resourcelock.ResourceLockConfig{Identity: m.holder},
 	}
 	return leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
