@@ -3,6 +3,7 @@ package openapi
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,10 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/render/helm"
+	"meridian.dev/meridian/render/secrets"
 )
 
 // TestValidateAgreesWithAPIServer sends the objects of TestValidate to a real
@@ -72,17 +77,78 @@ func TestValidateAgreesWithAPIServer(t *testing.T) {
 					problems = append(problems, p.Field+": "+p.Message)
 				}
 			}
-			apiErr := dryRun(ctx, t, client, disco, obj)
+			apiErr := dryRun(ctx, t, client, disco, obj, "default")
 			if (len(problems) > 0) != (apiErr != nil) {
 				t.Errorf("the bundled schemas say %q; kube-apiserver says %v", problems, apiErr)
 			}
 		})
 	}
+
+	// Every object fleet-example renders fits the bundled schemas, and
+	// kube-apiserver takes it: the schemas refuse nothing a cluster accepts.
+	t.Run("fleet-example", func(t *testing.T) {
+		result := renderExample(t)
+		checked := 0
+		for _, u := range result.Units {
+			for _, obj := range u.Objects {
+				if problems := v.Validate(obj); len(problems) > 0 {
+					t.Errorf("%s: %s: %+v", u.ID(), render.ObjectRef(obj), problems)
+				}
+				if obj.GetKind() == "Namespace" { // created for real, for the objects in it
+					_, err := client.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Create(ctx, obj, metav1.CreateOptions{})
+					if err != nil && !apierrors.IsAlreadyExists(err) { // the same tenant in another region
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		for _, u := range result.Units {
+			for _, obj := range u.Objects {
+				if obj.GetKind() == "Namespace" {
+					continue
+				}
+				if err := dryRun(ctx, t, client, disco, obj, obj.GetNamespace()); err != nil {
+					t.Errorf("%s: %s: kube-apiserver refuses it: %v", u.ID(), render.ObjectRef(obj), err)
+				}
+				checked++
+			}
+		}
+		t.Logf("kube-apiserver took all %d objects of fleet-example", checked)
+	})
 }
 
-// dryRun creates obj in the default namespace as a server-side dry run with strict
-// field validation, and returns kube-apiserver's refusal, if any.
-func dryRun(ctx context.Context, t *testing.T, client dynamic.Interface, disco discovery.DiscoveryInterface, obj *unstructured.Unstructured) error {
+// renderExample renders fleet-example with its demo key.
+func renderExample(t *testing.T) *render.Result {
+	t.Helper()
+	dir, err := filepath.Abs("../../fleet-example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fleet.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.KeysFromFiles(filepath.Join(dir, "demo-age-key.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	result, err := render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}).Render(t.Context(), render.Snapshot{Dir: dir, Model: m}, render.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := result.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return result
+}
+
+// dryRun creates obj in namespace (for a namespaced kind) as a server-side dry run
+// with strict field validation, and returns kube-apiserver's refusal, if any.
+func dryRun(ctx context.Context, t *testing.T, client dynamic.Interface, disco discovery.DiscoveryInterface, obj *unstructured.Unstructured, namespace string) error {
 	t.Helper()
 	gvk := obj.GroupVersionKind()
 	var mapping *meta.RESTMapping
@@ -98,9 +164,11 @@ func dryRun(ctx context.Context, t *testing.T, client dynamic.Interface, disco d
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	_, err := client.Resource(mapping.Resource).Namespace("default").Create(ctx, obj, metav1.CreateOptions{
-		DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict",
-	})
+	resource := dynamic.ResourceInterface(client.Resource(mapping.Resource))
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		resource = client.Resource(mapping.Resource).Namespace(namespace)
+	}
+	_, err := resource.Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
 	if err != nil && !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
 		t.Fatalf("%s: %v", gvk, fmt.Errorf("not a validation error: %w", err))
 	}
