@@ -5,9 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -162,9 +160,6 @@ func (b *bundle) encode() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// kindKeys lists a bundle's kinds, sorted.
-func (b *bundle) kindKeys() []string { return slices.Sorted(maps.Keys(b.Kinds)) }
 
 func gvkKey(group, version, kind string) string {
 	if group == "" {
