@@ -107,5 +107,8 @@ func (c *Config) ManagementClient() (kubernetes.Interface, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	// Each renewal updates every shard Lease a replica holds: client-go's default
+	// of 5 requests a second would let Leases expire.
+	cfg.QPS, cfg.Burst = 100, 200
 	return kubernetes.NewForConfig(cfg)
 }

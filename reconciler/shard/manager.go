@@ -43,7 +43,9 @@ const (
 
 // Options configure a Manager.
 type Options struct {
-	// Client reaches the management cluster, where the Leases are kept. Required.
+	// Client reaches the management cluster, where the Leases are kept. Its rate
+	// limit must allow an update of every held shard each renew period (client-go's
+	// default of 5 a second does not). Required.
 	Client kubernetes.Interface
 	// Namespace holds the Leases. Required.
 	Namespace string
@@ -252,7 +254,9 @@ func (m *Manager) pinned() bool {
 // free, release what hashing gave away and no pass holds. stopping releases every
 // shard no pass holds and acquires nothing.
 func (m *Manager) step(ctx context.Context, stopping bool) {
-	ctx, cancel := context.WithTimeout(ctx, m.opts.RenewPeriod)
+	// A step may outlast a renew period (the ticker then skips a tick): each
+	// renewal's validity counts from when that renewal was sent.
+	ctx, cancel := context.WithTimeout(ctx, m.opts.LeaseDuration/3)
 	defer cancel()
 	now := time.Now()
 	agree := true
