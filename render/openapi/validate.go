@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -124,7 +125,7 @@ func (v *Validator) Validate(u *unstructured.Unstructured) []Problem {
 	res := v.newSchemaValidator(root, "").Validate(withoutNulls(u.Object))
 	var problems []Problem
 	for _, err := range res.Errors {
-		problems = append(problems, v.problem(err, gvk))
+		problems = append(problems, v.problem(err, gvk, root))
 	}
 	slices.SortFunc(problems, func(a, b Problem) int {
 		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
@@ -167,20 +168,83 @@ func (v *Validator) unknownKind(gvk schema.GroupVersionKind) []Problem {
 // newSchemaValidator returns kube-openapi's validator for sch, following $ref
 // (which kube-openapi leaves to its caller) to the named schema.
 func (v *Validator) newSchemaValidator(sch *spec.Schema, path string) *validate.SchemaValidator {
+	return validate.NewSchemaValidator(v.resolve(sch), nil, path, strfmt.Default, v.opts...)
+}
+
+// resolve follows $ref to the schema it names; a dangling reference checks nothing.
+func (v *Validator) resolve(sch *spec.Schema) *spec.Schema {
 	for seen := 0; sch.Ref.String() != "" && seen < 32; seen++ {
 		target, ok := v.schemas.defs[strings.TrimPrefix(sch.Ref.String(), refPrefix)]
 		if !ok {
-			sch = &spec.Schema{} // a dangling reference in the bundle checks nothing
-			break
+			return &spec.Schema{}
 		}
 		sch = target
 	}
-	return validate.NewSchemaValidator(sch, nil, path, strfmt.Default, v.opts...)
+	return sch
+}
+
+// fieldsAt returns the fields the schema declares for the object at path, such as
+// spec.template.spec.containers[0], or none when path leads nowhere.
+func (v *Validator) fieldsAt(root *spec.Schema, path string) []string {
+	s := v.resolve(root)
+	for _, seg := range strings.Split(path, ".") {
+		if seg == "" {
+			continue
+		}
+		name, indexes, _ := strings.Cut(seg, "[")
+		p, ok := s.Properties[name]
+		if !ok {
+			return nil
+		}
+		s = v.resolve(&p)
+		for range strings.Count(indexes, "]") {
+			if s.Items == nil || s.Items.Schema == nil {
+				return nil
+			}
+			s = v.resolve(s.Items.Schema)
+		}
+	}
+	return slices.Sorted(maps.Keys(s.Properties))
+}
+
+// closest returns the field most like key, if one is close enough to be a typo.
+func closest(key string, fields []string) string {
+	best, bestDist := "", len(key)/3+2
+	for _, f := range fields {
+		if strings.EqualFold(f, key) {
+			return f
+		}
+		if d := editDistance(key, f); d < bestDist {
+			best, bestDist = f, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // problem turns one of kube-openapi's errors into a Problem without the value it
 // found, so that no Secret value is ever repeated.
-func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
+func (v *Validator) problem(err error, gvk schema.GroupVersionKind, root *spec.Schema) Problem {
 	e, ok := err.(*errors.Validation)
 	if !ok {
 		return Problem{Message: err.Error()}
@@ -189,7 +253,11 @@ func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
 	switch e.Code() {
 	case errors.UnallowedPropertyCode:
 		key, _ := e.Value.(string)
-		return Problem{Field: join(e.Name, key), Message: fmt.Sprintf("unknown field (%s has no such field); remove it or fix its name", where)}
+		fix := "remove it or fix its name"
+		if best := closest(key, v.fieldsAt(root, e.Name)); best != "" {
+			fix = fmt.Sprintf("did you mean %q?", best)
+		}
+		return Problem{Field: join(e.Name, key), Message: fmt.Sprintf("unknown field (%s has no such field); %s", where, fix)}
 	case errors.RequiredFailCode:
 		return Problem{Field: e.Name, Message: fmt.Sprintf("required field is missing (%s); set it", where)}
 	case errors.InvalidTypeCode:

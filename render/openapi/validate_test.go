@@ -75,9 +75,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"a valid Deployment, int-or-string ports, quantities and nulls", deployment, nil},
 		{"an unknown field", strings.Replace(deployment, "replicas: 2", "replicas: 2\n  replica: 3", 1),
-			[]Problem{{Field: "spec.replica", Message: "unknown field (Kubernetes 1.37 apps/v1 Deployment has no such field); remove it or fix its name"}}},
+			[]Problem{{Field: "spec.replica", Message: "unknown field (Kubernetes 1.37 apps/v1 Deployment has no such field); did you mean \"replicas\"?"}}},
 		{"an unknown field deep in a list", strings.Replace(deployment, "image: nginx", "image: nginx\n          imagePullPolicy: Always\n          imagePolicy: Always", 1),
-			[]Problem{{Field: "spec.template.spec.containers[0].imagePolicy", Message: "unknown field (Kubernetes 1.37 apps/v1 Deployment has no such field); remove it or fix its name"}}},
+			[]Problem{{Field: "spec.template.spec.containers[0].imagePolicy", Message: "unknown field (Kubernetes 1.37 apps/v1 Deployment has no such field); did you mean \"imagePullPolicy\"?"}}},
 		{"a wrong type", strings.Replace(deployment, "replicas: 2", `replicas: "two"`, 1),
 			[]Problem{{Field: "spec.replicas", Message: "must be of type integer" + where + "; fix the value (quote numbers meant as strings)"}}},
 		{"a required field missing", strings.Replace(deployment, "        - name: web\n", "        - \n", 1),
