@@ -153,6 +153,8 @@ func TestValidateFixtures(t *testing.T) {
 		{name: "secret-schema", overlay: "secret-schema", key: true},
 		// Without the key, secrets are replaced by placeholders and the fleet renders.
 		{name: "no-key"},
+		// Notes are not warnings: --strict passes without the key too.
+		{name: "no-key-strict", strict: true},
 		// --no-render checks the fleet files only: the broken Deployment passes.
 		{name: "schema-no-render", overlay: "schema", key: true, noRender: true},
 	}
