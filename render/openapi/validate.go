@@ -105,8 +105,15 @@ func (v *Validator) Namespaced(gvk schema.GroupVersionKind) (namespaced, known b
 // conform to the kind's schema: no unknown fields, values of the right type and
 // format, required fields present, enumerations respected. Problems are sorted by
 // field.
-func (v *Validator) Validate(u *unstructured.Unstructured) []Problem {
+func (v *Validator) Validate(u *unstructured.Unstructured) (problems []Problem) {
 	gvk := u.GroupVersionKind()
+	defer func() {
+		// kube-openapi panics on a schema it cannot use, such as a CRD's with $ref,
+		// which kube-apiserver refuses too.
+		if r := recover(); r != nil {
+			problems = []Problem{{Message: fmt.Sprintf("cannot be checked: the schema of %s %s is not usable (%v); fix the CustomResourceDefinition", gvk.GroupVersion(), gvk.Kind, r)}}
+		}
+	}()
 	key := gvkKey(gvk.Group, gvk.Version, gvk.Kind)
 	var root *spec.Schema
 	if k, ok := v.schemas.kinds[key]; ok {
@@ -123,7 +130,6 @@ func (v *Validator) Validate(u *unstructured.Unstructured) []Problem {
 		return nil
 	}
 	res := v.newSchemaValidator(root, "").Validate(withoutNulls(u.Object))
-	var problems []Problem
 	for _, err := range res.Errors {
 		problems = append(problems, v.problem(err, gvk, root))
 	}

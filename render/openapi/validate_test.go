@@ -66,7 +66,8 @@ func TestValidate(t *testing.T) {
 	if err != nil || note != "" {
 		t.Fatalf("ForVersion(1.37.2) = %v, note %q", err, note)
 	}
-	v := s.NewValidator([]*unstructured.Unstructured{object(t, widgetCRD)})
+	gadgetCRD := strings.NewReplacer("Widget", "Gadget", "widgets", "gadgets", "required: [size]", "allOf: [{$ref: '#/definitions/x'}]").Replace(widgetCRD)
+	v := s.NewValidator([]*unstructured.Unstructured{object(t, widgetCRD), object(t, gadgetCRD)})
 	const where = " (Kubernetes 1.37 apps/v1 Deployment)"
 	tests := []struct {
 		name string
@@ -94,6 +95,8 @@ func TestValidate(t *testing.T) {
 				{Field: "spec.colour", Message: "unknown field (Kubernetes 1.37 example.com/v1 Widget has no such field); remove it or fix its name"},
 				{Field: "spec.size", Message: "required field is missing (Kubernetes 1.37 example.com/v1 Widget); set it"},
 			}},
+		{"a custom resource whose CRD schema uses $ref", "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: x}\nspec: {}\n",
+			[]Problem{{Message: "cannot be checked: the schema of example.com/v1 Gadget is not usable (schema references not supported: #/definitions/x); fix the CustomResourceDefinition"}}},
 		{"a custom resource of a version its CRD does not serve", "apiVersion: example.com/v2\nkind: Widget\nmetadata: {name: x}\n",
 			[]Problem{{Field: "apiVersion", Message: "Kubernetes 1.37 does not serve example.com/v2 Widget; use apiVersion example.com/v1"}}},
 	}
