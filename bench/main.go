@@ -139,14 +139,18 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 		if size != nil {
 			res.Sizes = append(res.Sizes, size)
 		}
+		// What was measured is kept even when a later step fails.
+		if o.out != "" {
+			if werr := res.WriteJSON(o.out); werr != nil {
+				return errors.Join(err, werr)
+			}
+		}
 		if err != nil {
+			res.WriteTable(stdout)
 			return err
 		}
 	}
 	res.WriteTable(stdout)
-	if o.out != "" {
-		return res.WriteJSON(o.out)
-	}
 	return nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"meridian.dev/meridian/internal/config"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
@@ -32,6 +35,7 @@ func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Dura
 		return 0, err
 	}
 	log := slog.New(slog.DiscardHandler)
+	ctrllog.SetLogger(logr.Discard()) // as cmd/meridian does
 	gitOpts, err := cfg.GitOptions()
 	if err != nil {
 		return 0, err

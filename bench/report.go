@@ -203,6 +203,9 @@ func (r *Results) WriteTable(w io.Writer) {
 			}
 			fmt.Fprintf(w, "incremental, webhook to applied: median %.2f s; runs %s\n", medianApplied(s.Incremental), strings.Join(parts, ", "))
 		}
+		if m != nil && m.Note != "" {
+			fmt.Fprintf(w, "Meridian: %s\n", m.Note)
+		}
 		if b != nil && b.Note != "" {
 			fmt.Fprintf(w, "baseline: %s\n", b.Note)
 		}
