@@ -108,4 +108,3 @@ func Find(values []string, haystack map[string][]byte) []string {
 	slices.Sort(hits)
 	return hits
 }
-
