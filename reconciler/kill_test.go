@@ -7,20 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"meridian.dev/meridian/reconciler/inventory"
-	"meridian.dev/meridian/reconciler/plan"
-	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/fleet"
 )
 
@@ -34,11 +25,7 @@ func TestKilledDaemonConverges(t *testing.T) {
 	}
 	f := newFixture(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "meridian")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "meridian.dev/meridian/cmd/meridian")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMeridian(t)
 	key, err := filepath.Abs(filepath.Join(exampleDir, "demo-age-key.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +49,7 @@ healthTimeout: 3m
 
 	// Each daemon is killed a random 100-1500ms after it took the revision in, that
 	// is while it renders, applies or waits for health.
-	const kills = 5
+	const kills = 10
 	daemonLog := &logBuffer{}
 	progress := make([]int, 0, kills)
 	for i := range kills {
@@ -101,81 +88,6 @@ healthTimeout: 3m
 		t.Fatalf("run --once after %d kills: %v\n%s", kills, err, daemonLog.String())
 	}
 
-	// The desired units, as this revision renders them.
-	snap, err := f.git.Fetch(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := fleet.LoadDir(snap.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := f.renderer.Render(t.Context(), render.Snapshot{Dir: snap.Dir, Revision: snap.Revision, Model: model}, render.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]map[string]string{}
-	for _, u := range res.Units {
-		if want[u.Region] == nil {
-			want[u.Region] = map[string]string{}
-		}
-		refs := make([]string, len(u.Objects))
-		for i, o := range u.Objects {
-			refs[i] = plan.RefOf(o).String()
-		}
-		slices.Sort(refs)
-		want[u.Region][u.ID()] = u.Digest + " " + fmt.Sprint(refs)
-	}
-	invs := f.inventories(t)
-	got := map[string]map[string]string{}
-	kinds := map[schema.GroupVersionKind]bool{}
-	listed := map[string]bool{}
-	for region, m := range invs {
-		got[region] = map[string]string{}
-		for unit, inv := range m {
-			refs := make([]string, len(inv.Objects))
-			for i, r := range inv.Objects {
-				refs[i] = r.String()
-				kinds[r.GroupVersionKind()] = true
-				listed[region+" "+r.String()] = true
-			}
-			slices.Sort(refs)
-			got[region][unit] = inv.Digest + " " + fmt.Sprint(refs)
-		}
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("inventories (-want +got):\n%s", diff)
-	}
-	f.checkLive(t, invs, "")
-
-	// No orphans: every object labelled as Meridian's, of every kind Meridian
-	// applies, is in an inventory.
-	checked := 0
-	for _, r := range f.tb.Regions {
-		c, err := client.New(r.Config, client.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for gvk := range kinds {
-			list := &unstructured.UnstructuredList{}
-			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err := c.List(t.Context(), list, client.MatchingLabels{render.LabelManagedBy: "meridian"}); err != nil {
-				t.Fatalf("%s: list %s: %v", r.Name, gvk.Kind, err)
-			}
-			for _, o := range list.Items {
-				checked++
-				ref := plan.RefOf(&o)
-				if ref.Kind == "Namespace" && ref.Name == inventory.Namespace {
-					continue // where the inventories are kept
-				}
-				if !listed[r.Name+" "+ref.String()] {
-					t.Errorf("%s: %s is Meridian's but in no inventory (an orphan)", r.Name, ref)
-				}
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no object labelled as Meridian's was found")
-	}
+	checked := f.checkConverged(t)
 	t.Logf("%d kills (units recorded at each: %v); %d live objects checked against the inventories", kills, progress, checked)
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"meridian.dev/meridian/internal/gitserver"
 	"meridian.dev/meridian/internal/syncbuf"
@@ -65,6 +67,11 @@ var exampleUnits = map[string][]string{
 	"ap-northeast-2": {
 		"trucking/ap-northeast-2", "trucking/ap-northeast-2/api", "trucking/ap-northeast-2/portal", "trucking/ap-northeast-2/worker",
 	},
+}
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // the applier's client logs nothing worth reading here
+	os.Exit(m.Run())
 }
 
 // fixture is three testbed regions with workloads and a git server holding
@@ -884,11 +891,14 @@ func TestRun(t *testing.T) {
 }
 
 // tcpSwitch forwards TCP connections to a target while it is up, and refuses them
-// (closing them at once) while it is down, as a region that stops answering.
+// (closing them at once) while it is down, as a server that stops answering.
 type tcpSwitch struct {
 	l      net.Listener
 	target string
 	isUp   atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool // open connections, closed by down
 }
 
 // newSwitch starts a switch that is down.
@@ -898,7 +908,7 @@ func newSwitch(t *testing.T, target string) *tcpSwitch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &tcpSwitch{l: l, target: target}
+	s := &tcpSwitch{l: l, target: target, conns: map[net.Conn]bool{}}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		l.Close()
@@ -923,6 +933,16 @@ func newSwitch(t *testing.T, target string) *tcpSwitch {
 func (s *tcpSwitch) addr() string { return s.l.Addr().String() }
 func (s *tcpSwitch) up()          { s.isUp.Store(true) }
 
+// down refuses new connections and cuts the open ones.
+func (s *tcpSwitch) down() {
+	s.isUp.Store(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
 func (s *tcpSwitch) forward(c net.Conn) {
 	defer c.Close()
 	u, err := net.Dial("tcp", s.target)
@@ -930,6 +950,15 @@ func (s *tcpSwitch) forward(c net.Conn) {
 		return
 	}
 	defer u.Close()
+	s.mu.Lock()
+	s.conns[c], s.conns[u] = true, true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		delete(s.conns, u)
+		s.mu.Unlock()
+	}()
 	go func() { _, _ = io.Copy(u, c); u.Close() }()
 	_, _ = io.Copy(c, u)
 }

@@ -64,8 +64,18 @@ var componentInfos = map[Component]componentInfo{
 }
 
 // kwokStageDirs are the kwok module's stage sets that make fake Nodes Ready and
-// fake Pods Running and Ready right away.
-var kwokStageDirs = []string{"kustomize/stage/node/fast", "kustomize/stage/pod/fast"}
+// fake Pods Running and Ready right away, and keep the Nodes' heartbeats fresh
+// (every 20-45 s). Without heartbeats the node lifecycle controller finds every
+// Node not Ready once its grace period passes and marks every Pod not Ready, which
+// kwok never undoes.
+var kwokStageDirs = []string{"kustomize/stage/node/fast", "kustomize/stage/node/heartbeat", "kustomize/stage/pod/fast"}
+
+// kwokStagesFile is the name of the stage file in the cache, which changes with
+// the stage sets it holds.
+func kwokStagesFile() string {
+	sum := sha256.Sum256([]byte(strings.Join(kwokStageDirs, "\n")))
+	return "kwok-stages-" + hex.EncodeToString(sum[:4]) + ".yaml"
+}
 
 // Environment variables that steer where the testbed finds and keeps things.
 const (
@@ -130,7 +140,7 @@ func Build(ctx context.Context, progress io.Writer, comps ...Component) (*Binari
 		return nil, err
 	}
 	keyDir := filepath.Join(root, key)
-	bins := &Binaries{Dir: filepath.Join(keyDir, "bin"), KwokStages: filepath.Join(keyDir, "kwok-stages.yaml"), Key: key}
+	bins := &Binaries{Dir: filepath.Join(keyDir, "bin"), KwokStages: filepath.Join(keyDir, kwokStagesFile()), Key: key}
 	needStages := slices.Contains(comps, Kwok)
 	if missing := bins.missing(comps); len(missing) == 0 && (!needStages || bins.haveStages()) {
 		return bins, nil

@@ -152,9 +152,9 @@ func (tb *Testbed) startRegion(ctx context.Context, r *Region) error {
 		"--root-ca-file="+filepath.Join(r.Dir, servingCert),
 		"--leader-elect=false",
 		"--secure-port=0",
-		// kwok heartbeats its nodes about every 50s, which is the default grace
-		// period: on a busy machine every node turns not-Ready for a moment, and
-		// the node lifecycle controller marks every pod not Ready for good
+		// kwok heartbeats its nodes every 20-45s (kwokStageDirs), within the
+		// default 50s grace period, but on two busy cores a heartbeat can be
+		// late; a node found not Ready has every pod marked not Ready for good
 		// (kwok does not mark them Ready again). Fake nodes do not fail; only
 		// their heartbeat can be late.
 		"--node-monitor-grace-period=10m",
