@@ -281,7 +281,11 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 		}
 	}
 	if len(applyErrs) > 0 {
+		// The region failed this pass whatever its health; waiting would only hold
+		// the pass (and the other regions' next revision) for the health timeout
+		// when the region is unreachable. Its health stays unknown until the retry.
 		rr.Err = fmt.Errorf("%s", strings.Join(applyErrs, "; "))
+		return rr
 	}
 
 	var wg sync.WaitGroup
