@@ -199,6 +199,16 @@ func (d *Daemon) WaitReady(ctx context.Context) (time.Time, error) {
 	})
 }
 
+// Passes counts the passes the daemon finished, converged or not.
+func (d *Daemon) Passes() int {
+	return d.LogCount("pass finished") + d.LogCount("pass finished with problems")
+}
+
+// WaitPasses waits until the daemon finished more than n passes.
+func (d *Daemon) WaitPasses(ctx context.Context, n int) (time.Time, error) {
+	return d.poll(ctx, func() bool { return d.Passes() > n })
+}
+
 // WaitLog waits until the daemon's log holds more than n lines with message msg.
 func (d *Daemon) WaitLog(ctx context.Context, msg string, n int) (time.Time, error) {
 	return d.poll(ctx, func() bool { return d.LogCount(msg) > n })

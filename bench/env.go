@@ -160,7 +160,7 @@ func (e *env) read(ctx context.Context, c *cluster, r53 *route53test.Server, d *
 			return cs, err
 		}
 		cs.cpu = cpu
-		cs.passes = d.LogCount("pass finished") + d.LogCount("pass finished with problems")
+		cs.passes = d.Passes()
 	}
 	return cs, nil
 }
@@ -483,11 +483,11 @@ func (e *env) noop(ctx context.Context, f *Fleet, c *cluster, r53 *route53test.S
 	if err != nil {
 		return err
 	}
-	passes := d.LogCount("pass finished")
+	passes := d.Passes()
 	if err := d.Trigger(ctx); err != nil {
 		return err
 	}
-	if _, err := d.WaitLog(ctx, "pass finished", passes); err != nil {
+	if _, err := d.WaitPasses(ctx, passes); err != nil {
 		return err
 	}
 	after, err = e.read(ctx, c, r53, d)
@@ -515,7 +515,7 @@ func (e *env) incremental(ctx context.Context, f *Fleet, c *cluster, d *Daemon, 
 		return Incremental{}, err
 	}
 	time.Sleep(time.Second)
-	passes := d.LogCount("pass finished")
+	passes := d.Passes()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -528,7 +528,7 @@ func (e *env) incremental(ctx context.Context, f *Fleet, c *cluster, d *Daemon, 
 	if err != nil {
 		return Incremental{}, fmt.Errorf("incremental %d: %w", i, err)
 	}
-	passed, err := d.WaitLog(wctx, "pass finished", passes)
+	passed, err := d.WaitPasses(wctx, passes)
 	if err != nil {
 		return Incremental{}, errors.Join(fmt.Errorf("incremental %d", i), err)
 	}
