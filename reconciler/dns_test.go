@@ -282,8 +282,20 @@ func TestDNS(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		f.events.reset()
 		f.push(t, "remove the freight tenant\n\nMeridian-Allow-Mass-Deletion: true", map[string]string{"tenants/freight.yaml": ""})
+		// Route53 refusing the withdrawal holds the removal: nothing is pruned.
+		before := f.inventories(t)
+		f.r53.FailNext("ChangeResourceRecordSets", "AccessDenied", 1)
+		if _, err := f.once(t); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+			t.Fatalf("the pass with Route53 refusing the withdrawal: %v, want an AccessDenied error", err)
+		}
+		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
+			t.Errorf("inventories after Route53 refused (-want +got):\n%s", diff)
+		}
+		f.checkLive(t, before, "")
+		f.answer(t, "portal.freight.fleet.example.com", "ap-northeast-2")
+
+		f.events.reset()
 		if _, err := f.once(t); err != nil {
 			t.Fatal(err)
 		}
