@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -155,7 +156,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		ownership = shards.Manager
 	}
 	if !o.once {
-		stopServer, err := serve(ctx, cancel, cfg.Listen, mux, log)
+		stopServer, err := serve(ctx, cancel, cfg.Listen, cfg.TLS, mux, log)
 		if err != nil {
 			return err
 		}
@@ -239,12 +240,22 @@ func dnsEndpoints(eps []dns.Endpoint) []status.DNSEndpoint {
 	return out
 }
 
-// serve starts the HTTP server on addr; when it fails later, cancel stops the
-// daemon. The returned function shuts the server down.
-func serve(ctx context.Context, cancel context.CancelFunc, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+// serve starts the HTTP server on addr, HTTPS when tlsFiles is set; when it fails
+// later, cancel stops the daemon. The returned function shuts the server down.
+func serve(ctx context.Context, cancel context.CancelFunc, addr string, tlsFiles *config.TLS, h http.Handler, log *slog.Logger) (func(), error) {
+	var tlsConfig *tls.Config
+	if tlsFiles != nil {
+		var err error
+		if tlsConfig, err = tlsFiles.ServerConfig(); err != nil {
+			return nil, err
+		}
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w; set listen in the configuration file to a free address", addr, err)
+	}
+	if tlsConfig != nil {
+		l = tls.NewListener(l, tlsConfig)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
@@ -255,7 +266,7 @@ func serve(ctx context.Context, cancel context.CancelFunc, addr string, h http.H
 			cancel()
 		}
 	}()
-	log.Info("listening", "address", l.Addr().String())
+	log.Info("listening", "address", l.Addr().String(), "tls", tlsConfig != nil)
 	return func() {
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer scancel()

@@ -34,6 +34,8 @@ type Config struct {
 	CacheDir string `yaml:"cacheDir,omitempty"`
 	// Listen is the address of the HTTP server (health, webhooks). Default :8080.
 	Listen string `yaml:"listen,omitempty"`
+	// TLS makes the server on Listen speak HTTPS only.
+	TLS *TLS `yaml:"tls,omitempty"`
 	// HealthTimeout bounds how long a wave waits for health. Default 5m.
 	HealthTimeout Duration `yaml:"healthTimeout,omitempty"`
 	// DriftInterval is how often the current revision is checked for drift between
@@ -176,6 +178,12 @@ func Load(path string) (*Config, error) {
 		&c.Notifications.WebhookURLFile, &c.Notifications.SlackURLFile} {
 		*p = relativeTo(dir, *p)
 	}
+	if c.TLS != nil {
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			return nil, fmt.Errorf("%s: tls: set both certFile and keyFile, or remove tls to serve plain HTTP", path)
+		}
+		c.TLS.CertFile, c.TLS.KeyFile = relativeTo(dir, c.TLS.CertFile), relativeTo(dir, c.TLS.KeyFile)
+	}
 	if c.Route53 != nil {
 		c.Route53.CAFile = relativeTo(dir, c.Route53.CAFile)
 		if c.Route53.Region == "" {
@@ -214,6 +222,15 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// TLS is the server's certificate and key, PEM files; both are read again when
+// they change on disk, so a renewed certificate needs no restart.
+type TLS struct {
+	// CertFile holds the certificate chain, the server's certificate first.
+	CertFile string `yaml:"certFile" schema:"required"`
+	// KeyFile holds the certificate's private key.
+	KeyFile string `yaml:"keyFile" schema:"required"`
 }
 
 func relativeTo(dir, p string) string {
