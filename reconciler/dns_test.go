@@ -24,9 +24,7 @@ import (
 	"meridian.dev/meridian/internal/route53test"
 	"meridian.dev/meridian/internal/testbed"
 	"meridian.dev/meridian/reconciler"
-	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/dns"
-	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -117,15 +115,8 @@ func (f *dnsFixture) once(t *testing.T) (*reconciler.Report, error) {
 	opts.Route53 = recordingAPI{Route53API: f.client, events: f.events}
 	opts.DNS = dns.Options{RequestsPerSecond: 1000, PollInterval: 20 * time.Millisecond}
 	opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
-		store, err := inventory.NewStore(cfg)
-		if err != nil {
-			return nil, err
-		}
-		a, err := apply.New(cfg, apply.Options{Inventory: store})
-		if err != nil {
-			return nil, err
-		}
-		return recordingCluster{Cluster: a.Region(), events: f.events}, nil
+		c, err := realCluster(cfg)
+		return recordingCluster{Cluster: c, events: f.events}, err
 	}
 	var report *reconciler.Report
 	opts.Passed = func(r *reconciler.Report) { report = r }

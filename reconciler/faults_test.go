@@ -23,7 +23,6 @@ import (
 
 	"meridian.dev/meridian/internal/syncbuf"
 	"meridian.dev/meridian/reconciler"
-	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
@@ -53,18 +52,11 @@ func TestFaults(t *testing.T) {
 		opts := f.options()
 		opts.Once = true
 		opts.NewCluster = func(name string, cfg *rest.Config) (reconciler.Cluster, error) {
-			store, err := inventory.NewStore(cfg)
-			if err != nil {
-				return nil, err
+			c, err := realCluster(cfg)
+			if err != nil || name != region {
+				return c, err
 			}
-			a, err := apply.New(cfg, apply.Options{Inventory: store})
-			if err != nil {
-				return nil, err
-			}
-			if name != region {
-				return a.Region(), nil
-			}
-			return killing{Cluster: a.Region(), before: func() {
+			return killing{Cluster: c, before: func() {
 				if applies.Add(1) != killAt.Load() {
 					return
 				}

@@ -596,15 +596,8 @@ func TestRun(t *testing.T) {
 		opts.Passed = func(r *reconciler.Report) { reports <- r }
 		applying := make(chan string, 1)
 		opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
-			store, err := inventory.NewStore(cfg)
-			if err != nil {
-				return nil, err
-			}
-			a, err := apply.New(cfg, apply.Options{Inventory: store})
-			if err != nil {
-				return nil, err
-			}
-			return signalling{Cluster: a.Region(), unit: "trucking/ap-northeast-2/portal", applying: applying}, nil
+			c, err := realCluster(cfg)
+			return signalling{Cluster: c, unit: "trucking/ap-northeast-2/portal", applying: applying}, err
 		}
 		done := make(chan error, 1)
 		go func() { done <- reconciler.Run(ctx, opts) }()
@@ -986,6 +979,19 @@ func TestAllowsMassDeletion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// realCluster is the write side of a region as the daemon builds it by default.
+func realCluster(cfg *rest.Config) (reconciler.Cluster, error) {
+	store, err := inventory.NewStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := apply.New(cfg, apply.Options{Inventory: store})
+	if err != nil {
+		return nil, err
+	}
+	return a.Region(), nil
 }
 
 // signalling is a region that signals when it starts to apply one unit.

@@ -109,17 +109,8 @@ type sopsRules struct {
 
 // checkSOPSFile checks one SOPS file; see CheckSOPSFiles.
 func (l *loader) checkSOPSFile(file string) {
-	data, ok := l.read(file)
+	node, ok := l.readChecked(file)
 	if !ok {
-		return
-	}
-	node, perr := parseYAML(file, data)
-	if perr != nil {
-		l.add(perr)
-		return
-	}
-	if errs := checkShape(file, node); len(errs) > 0 {
-		l.errs = append(l.errs, errs...)
 		return
 	}
 	if node.Kind != yaml.MappingNode {

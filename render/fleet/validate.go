@@ -355,17 +355,8 @@ func (l *loader) quantities(src Source, field string, m map[string]string) {
 // values for the tenant's apps. It reads the file's structure, never its values.
 func (l *loader) validateSecrets(t *Tenant, apps []string) {
 	file := t.SecretsFile
-	data, ok := l.read(file)
+	node, ok := l.readChecked(file)
 	if !ok {
-		return
-	}
-	node, perr := parseYAML(file, data)
-	if perr != nil {
-		l.add(perr)
-		return
-	}
-	if errs := checkShape(file, node); len(errs) > 0 {
-		l.errs = append(l.errs, errs...)
 		return
 	}
 	if node.Kind != yaml.MappingNode {
@@ -386,4 +377,24 @@ func (l *loader) validateSecrets(t *Tenant, apps []string) {
 	if !encrypted {
 		l.add(notEncrypted(file))
 	}
+}
+
+// readChecked reads file as one YAML document and checks its shape (depth,
+// aliases, duplicate keys) without decoding it; ok is false, with the file's
+// errors added, when it cannot be used.
+func (l *loader) readChecked(file string) (*yaml.Node, bool) {
+	data, ok := l.read(file)
+	if !ok {
+		return nil, false
+	}
+	node, perr := parseYAML(file, data)
+	if perr != nil {
+		l.add(perr)
+		return nil, false
+	}
+	if errs := checkShape(file, node); len(errs) > 0 {
+		l.errs = append(l.errs, errs...)
+		return nil, false
+	}
+	return node, true
 }
