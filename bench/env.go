@@ -58,8 +58,6 @@ type benchRegion struct {
 	Name   string
 	Config *rest.Config
 	Proxy  *Proxy
-	// scrapes counts the harness's reads of the API server's /metrics.
-	scrapes int
 }
 
 // cluster is a fresh set of local regions with their proxies and a tracker.
@@ -145,9 +143,6 @@ func (e *env) read(ctx context.Context, c *cluster, r53 *route53test.Server, d *
 		for k, v := range m {
 			cs.apiserver[k] += v
 		}
-		// Leave out the harness's own earlier scrapes of /metrics.
-		cs.apiserver["NONRESOURCE"] -= r.scrapes
-		r.scrapes++
 	}
 	if r53 != nil {
 		for _, call := range r53.Calls() {
