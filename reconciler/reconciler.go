@@ -222,6 +222,9 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	return report, nil
 }
 
+// applyConcurrency is how many units of a region are applied at once.
+const applyConcurrency = 8
+
 // region runs one region's pass.
 func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, redact *secrets.Redactor) *RegionReport {
 	rr := &RegionReport{Unhealthy: map[string]string{}, Healthy: map[string]bool{}}
@@ -253,21 +256,49 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 	// before its placements are applied as that service account.
 	changes := slices.Clone(rr.Changes.Changes)
 	slices.SortStableFunc(changes, func(a, b plan.Change) int { return strings.Count(a.Unit, "/") - strings.Count(b.Unit, "/") })
-	var applyErrs []string
-	var toWait []*render.Unit
-	for _, ch := range changes {
-		switch ch.Action {
-		case plan.Create, plan.Update:
-			u := unitByID[ch.Unit]
-			if err := cluster.Apply(ctx, u, ch.Applied); err != nil {
-				applyErrs = append(applyErrs, fmt.Sprintf("%s: %s", ch.Unit, redact.RedactString(err.Error())))
-				continue
+	// Each unit has an inventory of its own, so units are applied side by side:
+	// first every namespace unit, then the placements, applyConcurrency at a time.
+	// A unit's apply is a dozen requests one after another; one unit at a time
+	// left the region idle between them.
+	var (
+		mu        sync.Mutex
+		applyErrs []string
+		toWait    []*render.Unit
+	)
+	applyAll := func(changes []plan.Change) {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, applyConcurrency)
+		for _, ch := range changes {
+			switch ch.Action {
+			case plan.Create, plan.Update:
+				u := unitByID[ch.Unit]
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					err := cluster.Apply(ctx, u, ch.Applied)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						applyErrs = append(applyErrs, fmt.Sprintf("%s: %s", ch.Unit, redact.RedactString(err.Error())))
+						return
+					}
+					toWait = append(toWait, u)
+				})
+			case plan.Unchanged:
+				mu.Lock()
+				toWait = append(toWait, unitByID[ch.Unit])
+				mu.Unlock()
 			}
-			toWait = append(toWait, u)
-		case plan.Unchanged:
-			toWait = append(toWait, unitByID[ch.Unit])
 		}
+		wg.Wait()
 	}
+	split := slices.IndexFunc(changes, func(ch plan.Change) bool { return strings.Count(ch.Unit, "/") > 1 })
+	if split < 0 {
+		split = len(changes)
+	}
+	applyAll(changes[:split]) // a placement is applied as the service account its namespace unit creates
+	applyAll(changes[split:])
+	slices.Sort(applyErrs)
 	// Deletions come last — placements before namespaces — and only when every apply
 	// of the pass succeeded and nothing is held.
 	if prune && len(applyErrs) == 0 {
@@ -289,7 +320,6 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 	}
 
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, u := range toWait {
 		wg.Go(func() {
 			err := cluster.Wait(ctx, u, r.opts.HealthTimeout)
