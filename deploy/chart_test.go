@@ -238,12 +238,18 @@ func TestInstall(t *testing.T) {
 	}
 	t.Logf("installed %d objects; ready after %s", len(resources), time.Since(start).Round(time.Millisecond))
 
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, "meridian", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := available(d); got != "2/2" {
-		t.Errorf("deployment available %s, want 2/2", got)
+	// Helm's wait may return as the second replica becomes ready, before the
+	// Deployment's status counts it available.
+	var d *appsv1.Deployment
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if d, err = cs.AppsV1().Deployments(ns).Get(ctx, "meridian", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := available(d); got == "2/2" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("deployment available %s two minutes after Helm's wait, want 2/2", got)
+		}
 	}
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
