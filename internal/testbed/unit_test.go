@@ -73,13 +73,15 @@ func TestWriteKwokStagesJoinsListedResources(t *testing.T) {
 	t.Parallel()
 	kwok := t.TempDir()
 	files := map[string]string{
-		"kustomize/stage/node/fast/kustomization.yaml":   "resources:\n- node-initialize.yaml\n",
-		"kustomize/stage/node/fast/node-initialize.yaml": "kind: Stage\nmetadata:\n  name: node-initialize\n",
-		"kustomize/stage/node/fast/README.md":            "not a stage",
-		"kustomize/stage/pod/fast/kustomization.yaml":    "resources:\n- pod-ready.yaml\n- pod-delete.yaml\n",
-		"kustomize/stage/pod/fast/pod-ready.yaml":        "kind: Stage\nmetadata:\n  name: pod-ready\n",
-		"kustomize/stage/pod/fast/pod-delete.yaml":       "kind: Stage\nmetadata:\n  name: pod-delete\n",
-		"kustomize/stage/pod/fast/pod-unlisted.yaml":     "kind: Stage\nmetadata:\n  name: unlisted\n",
+		"kustomize/stage/node/fast/kustomization.yaml":       "resources:\n- node-initialize.yaml\n",
+		"kustomize/stage/node/fast/node-initialize.yaml":     "kind: Stage\nmetadata:\n  name: node-initialize\n",
+		"kustomize/stage/node/fast/README.md":                "not a stage",
+		"kustomize/stage/node/heartbeat/kustomization.yaml":  "resources:\n- node-heartbeat.yaml\n",
+		"kustomize/stage/node/heartbeat/node-heartbeat.yaml": "kind: Stage\nmetadata:\n  name: node-heartbeat\n",
+		"kustomize/stage/pod/fast/kustomization.yaml":        "resources:\n- pod-ready.yaml\n- pod-delete.yaml\n",
+		"kustomize/stage/pod/fast/pod-ready.yaml":            "kind: Stage\nmetadata:\n  name: pod-ready\n",
+		"kustomize/stage/pod/fast/pod-delete.yaml":           "kind: Stage\nmetadata:\n  name: pod-delete\n",
+		"kustomize/stage/pod/fast/pod-unlisted.yaml":         "kind: Stage\nmetadata:\n  name: unlisted\n",
 	}
 	for name, data := range files {
 		path := filepath.Join(kwok, name)
@@ -99,6 +101,7 @@ func TestWriteKwokStagesJoinsListedResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "---\nkind: Stage\nmetadata:\n  name: node-initialize\n" +
+		"---\nkind: Stage\nmetadata:\n  name: node-heartbeat\n" +
 		"---\nkind: Stage\nmetadata:\n  name: pod-ready\n" +
 		"---\nkind: Stage\nmetadata:\n  name: pod-delete\n"
 	if string(got) != want {
