@@ -345,19 +345,24 @@ rm "$CACHE/filler"
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		ended := false // the script's exit was received from done
+		var scriptErr error
 		result := func(step int) (rc int, log string) {
 			t.Helper()
 			deadline := time.After(5 * time.Minute)
 			for {
 				b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("rc%d", step)))
-				if err == nil && len(b) > 0 {
+				if err == nil && strings.HasSuffix(string(b), "\n") { // written whole
 					logData, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("run%d.log", step)))
 					rc, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 					return rc, string(logData)
 				}
+				if ended {
+					t.Fatalf("the script ended before run %d: %v\n%s", step, scriptErr, out.String())
+				}
 				select {
-				case err := <-done:
-					t.Fatalf("the script ended before run %d: %v\n%s", step, err, out.String())
+				case scriptErr = <-done:
+					ended = true // read the rc file once more: the script may have written it as it ended
 				case <-deadline:
 					t.Fatalf("run %d did not end within 5m", step)
 				case <-time.After(100 * time.Millisecond):
@@ -391,8 +396,11 @@ rm "$CACHE/filler"
 		if rc, log := result(3); rc != 0 {
 			t.Fatalf("run 3 (space again) exited %d:\n%s", rc, log)
 		}
-		if err := <-done; err != nil {
-			t.Fatalf("script: %v\n%s", err, out.String())
+		if !ended {
+			scriptErr = <-done
+		}
+		if scriptErr != nil {
+			t.Fatalf("script: %v\n%s", scriptErr, out.String())
 		}
 		if diff := cmp.Diff("trucking/portal: replicas=5 ready=5 available=True", available(f.deployment(t, "us-east-1", "trucking", "portal"))); diff != "" {
 			t.Errorf("us-east-1 (-want +got):\n%s", diff)
