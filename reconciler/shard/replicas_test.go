@@ -145,6 +145,12 @@ func (r recorder) Apply(ctx context.Context, u *render.Unit, prev *plan.Inventor
 	e := r.writes.begin(r.replica, u.ID())
 	defer r.writes.end(e)
 	time.Sleep(applyDelay)
+	if r.dead.Load() {
+		// Killed during the apply: a killed process finishes nothing. (Units are
+		// applied side by side, so without this every unit a pass had started
+		// would still be written after the kill.)
+		return errKilled
+	}
 	return r.Cluster.Apply(ctx, u, prev)
 }
 
@@ -518,7 +524,10 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	if limit := testLease + 2*testLease/5 + 500*time.Millisecond; leasesTaken > limit {
 		t.Errorf("b's shards taken over after %s, want at most %s", leasesTaken.Round(time.Millisecond), limit)
 	}
-	if leasesTaken < testLease*2/3 || takeover < leasesTaken {
+	// The others take b's shards one by one, so a unit of a shard taken early may
+	// be written before the last shard is taken; none before any Lease of b's
+	// could have expired.
+	if leasesTaken < testLease*2/3 || takeover < testLease*2/3 {
 		t.Errorf("b's shards taken over after %s, its tenants written after %s: before its Leases could have expired", leasesTaken.Round(time.Millisecond), takeover.Round(time.Millisecond))
 	}
 	if limit := testLease + 10*time.Second; takeover > limit {
