@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"meridian.dev/meridian/internal/fleetgen"
+	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/fleet"
 )
 
@@ -144,7 +145,7 @@ func writeValues(f *Fleet, dir, zone string) error {
 		if p.App.Spec.Helm == nil {
 			continue
 		}
-		values := fleet.Merge(p.Values, fleet.Values{"meridian": facts(p, zone)})
+		values := fleet.Merge(p.Values, fleet.Values{render.FactsKey: render.Facts(p, zone)})
 		data, err := yaml.Marshal(values)
 		if err != nil {
 			return err
@@ -158,21 +159,4 @@ func writeValues(f *Fleet, dir, zone string) error {
 
 func valuesFile(p fleet.Placement) string {
 	return p.Tenant.Metadata.Name + "." + p.Region.Metadata.Name + "." + p.App.Metadata.Name + ".yaml"
-}
-
-// facts are the placement facts charts read under "meridian", as render gives them.
-func facts(p fleet.Placement, zone string) map[string]any {
-	f := map[string]any{
-		"tenant":    p.Tenant.Metadata.Name,
-		"region":    p.Region.Metadata.Name,
-		"awsRegion": p.Region.Spec.AWSRegion,
-		"app":       p.App.Metadata.Name,
-		"namespace": p.Namespace,
-		"zone":      strings.TrimSuffix(zone, "."),
-	}
-	if global, regional, ok := p.Hostnames(zone); ok {
-		f["host"] = global
-		f["regionalHost"] = regional
-	}
-	return f
 }

@@ -14,8 +14,9 @@ import (
 // second template language to know where they run.
 const FactsKey = "meridian"
 
-// facts are the fleet facts of a placement, as the values a chart sees under FactsKey.
-func facts(p fleet.Placement, zone string) map[string]any {
+// Facts are the fleet facts of a placement in the DNS zone, as the values a chart
+// sees under FactsKey.
+func Facts(p fleet.Placement, zone string) map[string]any {
 	f := map[string]any{
 		"tenant":    p.Tenant.Metadata.Name,
 		"region":    p.Region.Metadata.Name,

@@ -328,7 +328,7 @@ func (run *renderRun) secretValues() []string {
 // placement renders one placement, from the cache when its inputs are unchanged.
 func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, error) {
 	app := p.App.Metadata.Name
-	values := fleet.Merge(p.Values, fleet.Values{FactsKey: facts(p, run.zone)})
+	values := fleet.Merge(p.Values, fleet.Values{FactsKey: Facts(p, run.zone)})
 	sec := run.secretsOf(p.Tenant)
 	if sec.readErr != nil {
 		return nil, sec.readErr
