@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/google/go-cmp/cmp"
-	mdns "github.com/miekg/dns"
 	"k8s.io/client-go/rest"
 
 	"meridian.dev/meridian/internal/route53test"
@@ -346,19 +345,11 @@ func TestDNS(t *testing.T) {
 // resolve asks the test server's DNS for name's A records.
 func resolve(t *testing.T, addr, name string) string {
 	t.Helper()
-	m := new(mdns.Msg)
-	m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
-	resp, _, err := (&mdns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(m, addr)
+	got, err := route53test.LookupA(addr, name)
 	if err != nil {
-		t.Fatalf("DNS query %s: %v", name, err)
+		t.Fatal(err)
 	}
-	var out []string
-	for _, rr := range resp.Answer {
-		if a, ok := rr.(*mdns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	return strings.Join(out, ",")
+	return got
 }
 
 // events is an ordered log of what a pass did to Route53 and the regions.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -266,4 +267,22 @@ func (r resolver) healthy(rr *rrset, depth int) bool {
 		}
 	}
 	return len(targets) == 0
+}
+
+// LookupA asks the DNS server at addr (the test server's DNSAddr) for name's A
+// records and returns them joined with commas: "" when there are none.
+func LookupA(addr, name string) (string, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	resp, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil {
+		return "", fmt.Errorf("DNS query %s: %w", name, err)
+	}
+	var out []string
+	for _, rr := range resp.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	return strings.Join(out, ","), nil
 }

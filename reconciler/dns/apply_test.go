@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/google/go-cmp/cmp"
-	"github.com/miekg/dns"
 	"meridian.dev/meridian/internal/route53test"
 	"meridian.dev/meridian/render/fleet"
 )
@@ -392,19 +391,11 @@ func serveOn(t *testing.T, addr string, h http.Handler) net.Listener {
 
 func lookup(t *testing.T, addr, name string) string {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
-	resp, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(m, addr)
+	got, err := route53test.LookupA(addr, name)
 	if err != nil {
-		t.Fatalf("DNS query %s: %v", name, err)
+		t.Fatal(err)
 	}
-	var out []string
-	for _, rr := range resp.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	return strings.Join(out, ",")
+	return got
 }
 
 func TestDNSAnswersTheNearestHealthyRegion(t *testing.T) {
