@@ -298,8 +298,9 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("a full cache disk applies nothing, says so, and the next run converges", func(t *testing.T) {
-		if err := exec.Command("unshare", "--user", "--map-root-user", "--mount", "true").Run(); err != nil {
-			t.Skipf("needs a user and mount namespace to give the cache a small disk of its own (unshare: %v)", err)
+		probe := exec.Command("unshare", "--user", "--map-root-user", "--mount", "sh", "-c", `mount -t tmpfs -o size=1m tmpfs "$1"`, "sh", t.TempDir())
+		if out, err := probe.CombinedOutput(); err != nil {
+			t.Skipf("needs a user and mount namespace to give the cache a small disk of its own (unshare and mount: %v: %s)", err, out)
 		}
 		bin := buildMeridian(t)
 		dir := t.TempDir()
