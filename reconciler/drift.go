@@ -46,16 +46,23 @@ func (r *DriftReport) Objects() int {
 
 // Err summarises the regions that could not be checked or corrected, or returns nil.
 func (r *DriftReport) Err() error {
-	var problems []string
-	for _, name := range slices.Sorted(maps.Keys(r.Regions)) {
-		if err := r.Regions[name].Err; err != nil {
-			problems = append(problems, name+": "+err.Error())
-		}
-	}
+	problems := regionErrors(r.Regions, func(rd *RegionDrift) error { return rd.Err })
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("drift check of revision %s: %s", shortRevision(r.Revision), strings.Join(problems, "; "))
+}
+
+// regionErrors lists "region: error" for every region whose err is not nil, in
+// the order of region names.
+func regionErrors[R any](regions map[string]R, err func(R) error) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(regions)) {
+		if e := err(regions[name]); e != nil {
+			out = append(out, name+": "+e.Error())
+		}
+	}
+	return out
 }
 
 // CheckDrift looks for drift in every unit that is applied and unchanged — whose
