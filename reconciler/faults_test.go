@@ -304,26 +304,11 @@ func TestFaults(t *testing.T) {
 		}
 		bin := buildMeridian(t)
 		dir := t.TempDir()
-		key, err := filepath.Abs(filepath.Join(exampleDir, "demo-age-key.txt"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		cache := filepath.Join(dir, "cache")
 		if err := os.Mkdir(cache, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		cfg := filepath.Join(dir, "config.yaml")
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: %s
-kind: Config
-repository: {url: %s, branch: main}
-kubeconfig: %s
-decryption: {keyFiles: [%s]}
-cacheDir: %s
-listen: 127.0.0.1:0
-healthTimeout: 3m
-`, fleet.APIVersion, f.git.URL(), f.tb.Kubeconfig, key, cache)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg, _ := f.writeDaemonConfig(t, dir, "127.0.0.1:0", "")
 		// One mount namespace, so the small disk outlives each run: a run, a run
 		// with the disk full, a run with space again. The test moves each step on.
 		script := `set -u
@@ -420,6 +405,34 @@ func buildMeridian(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// writeDaemonConfig writes a `meridian run` configuration for the fixture into dir,
+// with its cache in dir/cache, the server on listen and extra lines appended; it
+// returns the file and the decryption key file.
+func (f *fixture) writeDaemonConfig(t *testing.T, dir, listen, extra string) (cfg, key string) {
+	t.Helper()
+	key, err := filepath.Abs(filepath.Join(exampleDir, "demo-age-key.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: %s
+kind: Config
+repository:
+  url: %s
+  branch: main
+  interval: 1s
+kubeconfig: %s
+decryption:
+  keyFiles: [%s]
+cacheDir: %s
+listen: %s
+healthTimeout: 3m
+%s`, fleet.APIVersion, f.git.URL(), f.tb.Kubeconfig, key, filepath.Join(dir, "cache"), listen, extra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, key
 }
 
 // lastLine is the last non-empty line of s.

@@ -2,17 +2,12 @@ package reconciler_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"meridian.dev/meridian/render/fleet"
 )
 
 // TestKilledDaemonConverges runs the meridian binary against the testbed, kills it
@@ -26,26 +21,7 @@ func TestKilledDaemonConverges(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
 	bin := buildMeridian(t)
-	key, err := filepath.Abs(filepath.Join(exampleDir, "demo-age-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: %s
-kind: Config
-repository:
-  url: %s
-  branch: main
-  interval: 1s
-kubeconfig: %s
-decryption:
-  keyFiles: [%s]
-cacheDir: %s
-listen: 127.0.0.1:0
-healthTimeout: 3m
-`, fleet.APIVersion, f.git.URL(), f.tb.Kubeconfig, key, filepath.Join(dir, "cache"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := f.writeDaemonConfig(t, dir, "127.0.0.1:0", "")
 
 	// Each daemon is killed a random 100-1500ms after it took the revision in, that
 	// is while it renders, applies or waits for health.

@@ -3,7 +3,6 @@ package reconciler_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"meridian.dev/meridian/internal/sopstest"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // TestNoSecretLeaks runs the meridian binary on three regions through a secret
@@ -38,32 +36,12 @@ func TestNoSecretLeaks(t *testing.T) {
 	f := newFixture(t)
 	bin := buildMeridian(t)
 	dir := t.TempDir()
-	keyFile, err := filepath.Abs(filepath.Join(exampleDir, "demo-age-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
 	cache, tmp := filepath.Join(dir, "cache"), filepath.Join(dir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: %s
-kind: Config
-repository:
-  url: %s
-  branch: main
-  interval: 1s
-kubeconfig: %s
-decryption:
-  keyFiles: [%s]
-cacheDir: %s
-listen: %s
-healthTimeout: 3m
-driftInterval: 2s
-`, fleet.APIVersion, f.git.URL(), f.tb.Kubeconfig, keyFile, cache, addr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, keyFile := f.writeDaemonConfig(t, dir, addr, "driftInterval: 2s\n")
 	daemonLog := &logBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	daemon := exec.CommandContext(ctx, bin, "run", "--config", cfg)
