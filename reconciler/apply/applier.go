@@ -106,6 +106,11 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		// hundred objects take minutes to check; Flux runs with 50.
 		cfg.QPS, cfg.Burst = 50, 100
 	}
+	if cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
+		// The API server's warnings (deprecated APIs, unknown fields dropped by
+		// a non-strict decoder) go to Meridian's log, where operators read them.
+		cfg.WarningHandlerWithContext = warnings{opts.Logger}
+	}
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
@@ -272,4 +277,14 @@ func stub(r plan.ObjectRef) *unstructured.Unstructured {
 // refKey identifies an object whatever its API version.
 func refKey(r plan.ObjectRef) string {
 	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// warnings logs the API server's Warning headers.
+type warnings struct{ log *slog.Logger }
+
+func (w warnings) HandleWarningHeaderWithContext(ctx context.Context, code int, _ string, message string) {
+	if code != 299 || message == "" {
+		return
+	}
+	w.log.WarnContext(ctx, "the API server warned", "warning", message)
 }

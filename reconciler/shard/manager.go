@@ -205,7 +205,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { elector.Run(electCtx) })
+	wg.Go(func() {
+		// Run returns when leadership is lost: stand again, until stopped.
+		for electCtx.Err() == nil {
+			elector.Run(electCtx)
+		}
+	})
 
 	tick := time.NewTicker(m.opts.RenewPeriod)
 	defer tick.Stop()
@@ -535,7 +540,13 @@ func (m *Manager) elector() (*leaderelection.LeaderElector, error) {
 		Name:            m.opts.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
+				// This runs in its own goroutine, possibly after leadership was
+				// already lost and OnStoppedLeading ran: ctx is cancelled by then.
 				m.leader.Store(true)
+				if ctx.Err() != nil {
+					m.leader.Store(false)
+					return
+				}
 				m.log.Info("elected leader")
 				m.lead(ctx)
 			},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func (c cuttable) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
-func startManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf.Buffer) *Manager {
+// startManager runs a Manager until the test ends or stop is called.
+func startManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf.Buffer) (m *Manager, stop func()) {
 	t.Helper()
 	m, err := New(Options{Client: kubernetes.NewForConfigOrDie(cfg), Namespace: testNamespace, Identity: identity, Shards: 8,
 		LeaseDuration: 3 * time.Second, Log: slog.New(slog.NewJSONHandler(logs, nil))})
@@ -48,8 +50,10 @@ func startManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf
 			t.Errorf("%s: %v", identity, err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return m
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return m, stop
 }
 
 // TestFencedBeforeTakeover cuts a replica off from the management cluster while
@@ -71,8 +75,9 @@ func TestFencedBeforeTakeover(t *testing.T) {
 	var cut atomic.Bool
 	cutCfg := rest.CopyConfig(cfg)
 	cutCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return cuttable{next: rt, cut: &cut} }
-	a := startManager(t, cutCfg, "replica-a", logs)
-	b := startManager(t, cfg, "replica-b", logs)
+	a, _ := startManager(t, cutCfg, "replica-a", logs)
+	waitOneLeader(t, 10*time.Second, a) // a leads, so that the cut takes leadership from it
+	b, stopB := startManager(t, cfg, "replica-b", logs)
 	waitBalanced(t, 30*time.Second, a, b)
 
 	owns, fenced, release := a.Hold(t.Context())
@@ -122,15 +127,11 @@ func TestFencedBeforeTakeover(t *testing.T) {
 	cut.Store(false)
 	release()
 	waitBalanced(t, 30*time.Second, a, b)
-	leaders := 0
-	for _, m := range []*Manager{a, b} {
-		if m.Leader() {
-			leaders++
-		}
-	}
-	if leaders != 1 {
-		t.Errorf("%d leaders, want 1", leaders)
-	}
+	waitOneLeader(t, 10*time.Second, a, b)
+
+	// a lost leadership while cut off; with b gone it must stand again and win.
+	stopB()
+	waitOneLeader(t, 10*time.Second, a)
 }
 
 // TestShardCountsMustAgree starts a replica hashing into another number of
@@ -144,7 +145,7 @@ func TestShardCountsMustAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncbuf.Buffer{}
-	a := startManager(t, cfg, "replica-a", logs)
+	a, _ := startManager(t, cfg, "replica-a", logs)
 	waitBalanced(t, 30*time.Second, a)
 	m, err := New(Options{Client: kubernetes.NewForConfigOrDie(cfg), Namespace: testNamespace, Identity: "replica-b", Shards: 16,
 		LeaseDuration: 3 * time.Second, Log: slog.New(slog.NewJSONHandler(logs, nil))})
