@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"meridian.dev/meridian/internal/backoff"
 	"meridian.dev/meridian/reconciler/apply"
@@ -41,6 +42,10 @@ const (
 	// kubeconfig sets no timeout, so that a region that stopped answering fails the
 	// pass there instead of hanging it.
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst are the request rate Meridian allows
+	// itself against each region's API server, shared by all its clients there.
+	DefaultKubeAPIQPS   = 200
+	DefaultKubeAPIBurst = 400
 )
 
 // SnapshotHolder keeps a snapshot's directory on disk while it is in use;
@@ -68,6 +73,13 @@ type RunOptions struct {
 	// HealthTimeout bounds how long a wave waits for health; zero means the
 	// Reconciler's default.
 	HealthTimeout time.Duration
+	// KubeAPIQPS and KubeAPIBurst bound the requests made to each region's API
+	// server: one token bucket per region, shared by Meridian's own client, every
+	// tenant's, the inventory's and the health reads, so the region sees at most
+	// this rate however many tenants it holds. Zero means DefaultKubeAPIQPS and
+	// DefaultKubeAPIBurst.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// RetryMin and RetryMax bound the backoff (with jitter) before a pass that
 	// failed is run again on the same snapshot; zero means DefaultRetryMin and
 	// DefaultRetryMax.
@@ -157,7 +169,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DriftInterval = DefaultDriftInterval
 	}
 	if opts.NewCluster == nil {
-		opts.NewCluster = regionCluster(opts.Log)
+		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst)
 	}
 	d := &daemon{opts: opts, log: opts.Log, clusters: map[string]builtCluster{}}
 	defer d.release()
@@ -522,7 +534,7 @@ func Clusters(m *fleet.Model, kubeconfig string, log *slog.Logger) map[string]Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log)}, log: log, clusters: map[string]builtCluster{}}
+	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
 	return d.regions(m)
 }
 
@@ -592,9 +604,22 @@ func (d *daemon) restConfig(context string) (*rest.Config, error) {
 }
 
 // regionCluster builds a region's write side: an Applier with the region's
-// inventory store.
-func regionCluster(log *slog.Logger) func(region string, cfg *rest.Config) (Cluster, error) {
+// inventory store, both drawing on one rate limit of qps requests a second (burst
+// burst; zero means the defaults).
+func regionCluster(log *slog.Logger, qps float32, burst int) func(region string, cfg *rest.Config) (Cluster, error) {
+	if qps <= 0 {
+		qps = DefaultKubeAPIQPS
+	}
+	if burst <= 0 {
+		burst = DefaultKubeAPIBurst
+	}
 	return func(region string, cfg *rest.Config) (Cluster, error) {
+		cfg = rest.CopyConfig(cfg)
+		if cfg.RateLimiter == nil {
+			// Copies of cfg share the limiter: the store's, the applier's and each
+			// tenant's client all draw on this one.
+			cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(qps, max(burst, 1))
+		}
 		store, err := inventory.NewStore(cfg)
 		if err != nil {
 			return nil, err

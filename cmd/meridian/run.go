@@ -169,6 +169,8 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		Renderer:      render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
 		Kubeconfig:    cfg.Kubeconfig,
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
+		KubeAPIQPS:    float32(cfg.KubeAPI.QPS),
+		KubeAPIBurst:  cfg.KubeAPI.Burst,
 		DriftInterval: time.Duration(cfg.DriftInterval),
 		Route53:       r53,
 		DNS:           dnsOpts,

@@ -38,6 +38,8 @@ type Config struct {
 	TLS *TLS `yaml:"tls,omitempty"`
 	// HealthTimeout bounds how long a wave waits for health. Default 5m.
 	HealthTimeout Duration `yaml:"healthTimeout,omitempty"`
+	// KubeAPI bounds the requests Meridian makes to each region's API server.
+	KubeAPI KubeAPI `yaml:"kubeAPI,omitempty"`
 	// DriftInterval is how often the current revision is checked for drift between
 	// polls. Default 10m.
 	DriftInterval Duration `yaml:"driftInterval,omitempty"`
@@ -51,6 +53,16 @@ type Config struct {
 	// HA shares the fleet among several replicas. Absent, this replica applies
 	// everything.
 	HA *HA `yaml:"ha,omitempty"`
+}
+
+// KubeAPI is the request rate Meridian allows itself against each region's API
+// server: one budget per region, shared by its own writes, every tenant's, the
+// inventories' and the health reads. Zero means the default.
+type KubeAPI struct {
+	// QPS is the sustained rate, in requests a second. Default 200.
+	QPS int `yaml:"qps,omitempty" schema:"min=1"`
+	// Burst is how many requests may go above that rate at once. Default 400.
+	Burst int `yaml:"burst,omitempty" schema:"min=1"`
 }
 
 // Notifications name files holding the receivers' URLs: webhook URLs carry their

@@ -134,3 +134,28 @@ route53:
 		t.Errorf("error = %v, want it to contain %q", err, want)
 	}
 }
+
+// TestKubeAPI reads the per-region request budget, and refuses one that would
+// stop Meridian from talking to its regions.
+func TestKubeAPI(t *testing.T) {
+	dir := t.TempDir()
+	head := "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://x/y.git, branch: main}\n"
+	c, err := Load(write(t, dir, "default.yaml", head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KubeAPI != (KubeAPI{}) {
+		t.Errorf("kubeAPI unset = %+v, want zero (the reconciler's defaults)", c.KubeAPI)
+	}
+	c, err = Load(write(t, dir, "set.yaml", head+"kubeAPI: {qps: 50, burst: 300}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KubeAPI != (KubeAPI{QPS: 50, Burst: 300}) {
+		t.Errorf("kubeAPI = %+v, want qps 50, burst 300", c.KubeAPI)
+	}
+	_, err = Load(write(t, dir, "zero.yaml", head+"kubeAPI:\n  qps: -1\n"))
+	if want := "zero.yaml:5: kubeAPI.qps: -1 is too small; use 1 or more"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v, want it to contain %q", err, want)
+	}
+}

@@ -367,8 +367,12 @@ func (d *decoder) checkRules(n *yaml.Node, path string, r rules) {
 		switch {
 		case err != nil:
 			d.errorf(n, path, "%q is not an integer", v)
-		case r.min != nil && i < *r.min, r.max != nil && i > *r.max:
+		case r.min != nil && r.max != nil && (i < *r.min || i > *r.max):
 			d.errorf(n, path, "%d is out of range; use %d to %d", i, *r.min, *r.max)
+		case r.min != nil && i < *r.min:
+			d.errorf(n, path, "%d is too small; use %d or more", i, *r.min)
+		case r.max != nil && i > *r.max:
+			d.errorf(n, path, "%d is too large; use %d or less", i, *r.max)
 		}
 	}
 }
