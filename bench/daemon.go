@@ -41,6 +41,8 @@ type DaemonOptions struct {
 	Binary, Dir, RepoURL, Kubeconfig, KeyFile, Route53URL string
 	// HealthTimeout is the daemon's healthTimeout.
 	HealthTimeout time.Duration
+	// KubeQPS is the daemon's kubeAPI.qps (burst twice that); 0 leaves its default.
+	KubeQPS int
 }
 
 // writeConfig writes the daemon's configuration file into opts.Dir, listening on
@@ -68,6 +70,9 @@ route53:
   endpoint: %s
   requestsPerSecond: 5
 `, opts.RepoURL, secretFile, opts.Kubeconfig, opts.KeyFile, filepath.Join(opts.Dir, "cache"), listen, opts.HealthTimeout, opts.Route53URL)
+	if opts.KubeQPS > 0 {
+		cfg += fmt.Sprintf("kubeAPI: {qps: %d, burst: %d}\n", opts.KubeQPS, 2*opts.KubeQPS)
+	}
 	config := filepath.Join(opts.Dir, "meridian.yaml")
 	return config, os.WriteFile(config, []byte(cfg), 0o600)
 }

@@ -365,7 +365,7 @@ func (e *env) meridian(ctx context.Context, f *Fleet, dir, keyFile string, r53 *
 	if err != nil {
 		return err
 	}
-	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health})
+	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS})
 	if err != nil {
 		return err
 	}
@@ -560,7 +560,7 @@ func (e *env) profile(ctx context.Context, f *Fleet, dir, keyFile string, r53 *r
 	if !e.o.workloads {
 		health = time.Second
 	}
-	took, err := profileOnce(ctx, DaemonOptions{Dir: pdir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health}, pdir)
+	took, err := profileOnce(ctx, DaemonOptions{Dir: pdir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS}, pdir)
 	if err != nil && e.o.workloads {
 		return err
 	}

@@ -36,6 +36,7 @@ type options struct {
 	dir         string
 	out         string
 	keep        bool
+	kubeQPS     int
 }
 
 // allScenarios are the scenarios -scenarios may name.
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 3, "incremental changes to measure per size")
 	fs.StringVar(&o.dir, "dir", "", "working directory (default: a new temporary directory)")
 	fs.StringVar(&o.out, "out", "", "write the results as JSON to this file")
+	fs.IntVar(&o.kubeQPS, "kube-qps", 0, "the daemon's kubeAPI.qps per region, burst twice that (0: the daemon's default)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

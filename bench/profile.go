@@ -77,6 +77,8 @@ func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Dura
 		Renderer:      renderer,
 		Kubeconfig:    cfg.Kubeconfig,
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
+		KubeAPIQPS:    float32(cfg.KubeAPI.QPS),
+		KubeAPIBurst:  cfg.KubeAPI.Burst,
 		Route53:       client,
 		DNS:           dns.Options{RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond)},
 		Once:          true,
