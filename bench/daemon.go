@@ -64,6 +64,7 @@ decryption:
   keyFiles: [%s]
 cacheDir: %s
 listen: %s
+profiling: true
 healthTimeout: %s
 driftInterval: 24h
 route53:

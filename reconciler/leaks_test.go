@@ -41,7 +41,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg, keyFile := f.writeDaemonConfig(t, dir, addr, "driftInterval: 2s\n")
+	cfg, keyFile := f.writeDaemonConfig(t, dir, addr, "driftInterval: 2s\nprofiling: true\n")
 	daemonLog := &logBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	daemon := exec.CommandContext(ctx, bin, "run", "--config", cfg)
@@ -108,7 +108,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 
 	places := map[string][]byte{}
-	for _, path := range []string{"/metrics", "/api/v1/status", "/"} {
+	for _, path := range []string{"/metrics", "/api/v1/status", "/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=2"} {
 		places["GET "+path] = get(t, "http://"+addr+path)
 	}
 	for _, m := range regexp.MustCompile(`(?:src|href)="(/[^"]*)"`).FindAllStringSubmatch(string(places["GET /"]), -1) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
@@ -129,6 +130,12 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, goroutine, allocs, … by name
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		log.Info("profiling on: Go runtime profiles served under /debug/pprof/")
+	}
 	hookOpts, err := cfg.WebhookOptions()
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ type Config struct {
 	Listen string `yaml:"listen,omitempty"`
 	// TLS makes the server on Listen speak HTTPS only.
 	TLS *TLS `yaml:"tls,omitempty"`
+	// Profiling serves Go's runtime profiles (net/http/pprof) under /debug/pprof/
+	// on Listen, for finding where time and memory go. Default off.
+	Profiling bool `yaml:"profiling,omitempty"`
 	// HealthTimeout bounds how long a wave waits for health. Default 5m.
 	HealthTimeout Duration `yaml:"healthTimeout,omitempty"`
 	// KubeAPI bounds the requests Meridian makes to each region's API server.
