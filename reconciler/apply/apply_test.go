@@ -471,10 +471,17 @@ func TestRegion(t *testing.T) {
 		applyOK(t, u, nil)
 		refs := refsOf(u)
 
+		w.takeReads()
 		h, err := applier.Wait(ctx, refs, 5*time.Second)
 		wantErr := "Deployment/logistics-eu/pending: not ready after 5s: InProgress: Available: 0/1"
 		if diff := cmp.Diff(wantErr, errString(err)); diff != "" {
 			t.Errorf("Wait error (-want +got):\n%s", diff)
+		}
+		// The ConfigMap is Current at the first read and not read again; the
+		// Deployment is read at every poll.
+		reads := w.takeReads()
+		if cm, d := reads["/api/v1/namespaces/logistics-eu/configmaps/fine"], reads["/apis/apps/v1/namespaces/logistics-eu/deployments/pending"]; cm != 1 || d < 3 {
+			t.Errorf("reads during the wait: ConfigMap %d (want 1), Deployment %d (want one per poll, 3 or more); all: %v", cm, d, reads)
 		}
 		if !apply.IsTransient(err) {
 			t.Error("a timeout is permanent; want transient")

@@ -78,7 +78,7 @@ func (h Health) culprit() *ObjectHealth {
 // Health reads each object and computes its kstatus, and from them the unit's state.
 // Objects are read as Meridian. A failure to read one is an *Error naming it.
 func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, error) {
-	h := Health{State: Ready, Objects: make([]ObjectHealth, 0, len(refs))}
+	h := Health{Objects: make([]ObjectHealth, 0, len(refs))}
 	for _, ref := range refs {
 		live := stub(ref)
 		oh := ObjectHealth{Object: ref}
@@ -98,6 +98,12 @@ func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, er
 		}
 		h.Objects = append(h.Objects, oh)
 	}
+	return summarize(h.Objects), nil
+}
+
+// summarize sums objects up into a unit's Health.
+func summarize(objects []ObjectHealth) Health {
+	h := Health{State: Ready, Objects: objects}
 	if c := h.culprit(); c != nil {
 		h.State = Progressing
 		if c.Status == status.FailedStatus || c.Status == status.NotFoundStatus {
@@ -105,7 +111,7 @@ func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, er
 		}
 		h.Reason = fmt.Sprintf("%s: %s: %s", c.Object, c.Status, c.Message)
 	}
-	return h, nil
+	return h
 }
 
 // readTimeout bounds one Health read within Wait, so a read in flight when the wait
@@ -113,7 +119,10 @@ func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, er
 const readTimeout = 30 * time.Second
 
 // Wait polls Health until the unit is Ready, Failed, or timeout passed, and returns
-// the last Health. It returns an error unless Ready: for Failed, an *Error naming the
+// the last Health. An object seen Current is not read again within the wait: most
+// (ConfigMaps, Secrets, Services, RBAC) are Current once they exist, so a unit
+// waiting for its Deployment reads only the Deployment, and a region of hundreds of
+// units waiting at once asks its API server a third as much. It returns an error unless Ready: for Failed, an *Error naming the
 // failed object (permanent); on timeout, an *Error naming the object still not
 // ready, or the read that kept failing (transient). Transient read failures are
 // retried until the timeout.
@@ -126,12 +135,31 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 		// come sooner, an eighth of PollInterval, doubling up to it.
 		interval = a.opts.PollInterval / 8
 	)
+	current := make(map[int]ObjectHealth, len(refs)) // by index in refs
 	for {
+		var pending []plan.ObjectRef
+		for i, ref := range refs {
+			if _, ok := current[i]; !ok {
+				pending = append(pending, ref)
+			}
+		}
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		h, err := a.Health(rctx, refs)
+		read, err := a.Health(rctx, pending)
 		cancel()
 		switch {
 		case err == nil:
+			objects := make([]ObjectHealth, len(refs))
+			for i := range refs {
+				if oh, ok := current[i]; ok {
+					objects[i] = oh
+					continue
+				}
+				objects[i], read.Objects = read.Objects[0], read.Objects[1:]
+				if objects[i].Status == status.CurrentStatus {
+					current[i] = objects[i]
+				}
+			}
+			h := summarize(objects)
 			last, lastErr = h, nil
 			if h.State == Ready {
 				return h, nil

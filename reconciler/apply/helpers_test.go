@@ -157,21 +157,25 @@ func refsOf(u *render.Unit) []plan.ObjectRef {
 }
 
 // writes records the requests that change something in the cluster: every
-// POST, PUT, PATCH and DELETE that is not a dry-run.
+// POST, PUT, PATCH and DELETE that is not a dry-run; and apart, every GET.
 type writes struct {
-	mu   sync.Mutex
-	seen []string
+	mu    sync.Mutex
+	seen  []string
+	reads []string
 }
 
 func (w *writes) wrap(cfg *rest.Config) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
-			if req.Method != http.MethodGet && !strings.Contains(req.URL.RawQuery, "dryRun=All") {
-				w.mu.Lock()
+			w.mu.Lock()
+			switch {
+			case req.Method == http.MethodGet:
+				w.reads = append(w.reads, req.URL.Path)
+			case !strings.Contains(req.URL.RawQuery, "dryRun=All"):
 				w.seen = append(w.seen, req.Method+" "+req.URL.Path)
-				w.mu.Unlock()
 			}
+			w.mu.Unlock()
 			return rt.RoundTrip(req)
 		})
 	})
@@ -184,6 +188,18 @@ func (w *writes) take() []string {
 	defer w.mu.Unlock()
 	out := w.seen
 	w.seen = nil
+	return out
+}
+
+// takeReads returns how often each path was read since the last call.
+func (w *writes) takeReads() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for _, p := range w.reads {
+		out[p]++
+	}
+	w.reads = nil
 	return out
 }
 
