@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"runtime"
@@ -85,6 +86,8 @@ type Unit struct {
 	// Tenant, Region and App name the placement; App is empty for a namespace unit.
 	Tenant, Region, App string
 	// Objects are the rendered objects, sorted; they may hold decrypted secrets.
+	// They share all but their metadata with the Renderer's cache: read them, or
+	// deep-copy one before changing it.
 	Objects []*unstructured.Unstructured
 	// Digest identifies every input of the unit; equal digests mean equal objects.
 	Digest string
@@ -428,14 +431,26 @@ func (run *renderRun) withSecrets(ctx context.Context, p fleet.Placement, values
 	return fleet.Merge(values, appSecrets), nil
 }
 
-// unit labels a copy of the cached objects with the snapshot's revision.
+// unit labels copies of the cached objects with the snapshot's revision. The copies
+// have metadata of their own and share the rest with the cache: a pass holds the
+// fleet's specs once, not once more per pass.
 func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructured, digest string, cached bool) *Unit {
 	out := make([]*unstructured.Unstructured, len(objects))
 	for i, o := range objects {
-		out[i] = o.DeepCopy()
+		out[i] = withOwnMetadata(o)
 	}
 	label(out, p.Tenant.Metadata.Name, p.Region.Metadata.Name, p.App.Metadata.Name, p.ID(), run.snap.Revision)
 	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached}
+}
+
+// withOwnMetadata returns a copy of o whose top level and metadata are its own, for
+// label to write; everything below them is o's.
+func withOwnMetadata(o *unstructured.Unstructured) *unstructured.Unstructured {
+	c := maps.Clone(o.Object)
+	if md, ok := c["metadata"].(map[string]any); ok {
+		c["metadata"] = maps.Clone(md)
+	}
+	return &unstructured.Unstructured{Object: c}
 }
 
 // readInSnapshot reads a file of the snapshot through an os.Root, at most

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -182,6 +183,40 @@ func TestCacheRendersOnlyWhatChanged(t *testing.T) {
 	if diff := cmp.Diff([]string{"logistics-eu/eu-west-2/portal", "logistics-eu/us-east-1/portal"}, rendered); diff != "" {
 		t.Errorf("placements rendered after one tenant changed (-want +got):\n%s", diff)
 	}
+}
+
+// TestPassesShareTheCache renders one fleet at two revisions: each pass's objects
+// carry their own revision (the second did not write into the first's), and a
+// cached placement's spec is the cache's, not a copy per pass.
+func TestPassesShareTheCache(t *testing.T) {
+	r := newTestRenderer(t, true)
+	first := renderOK(t, r, loadSnapshot(t, exampleDir, "aaaa1111"), Filter{})
+	second := renderOK(t, r, loadSnapshot(t, exampleDir, "bbbb2222"), Filter{})
+	if second.Renders != 0 {
+		t.Fatalf("the second revision rendered %d placements, want 0", second.Renders)
+	}
+	shared := 0
+	for i, u := range second.Units {
+		if u.App == "" {
+			continue
+		}
+		for j, o := range u.Objects {
+			prev := first.Units[i].Objects[j]
+			if got := prev.GetAnnotations()[AnnotationRevision]; got != "aaaa1111" {
+				t.Fatalf("%s: %s of the first pass has revision %q after the second pass, want aaaa1111", u.ID(), ObjectRef(prev), got)
+			}
+			if got := o.GetAnnotations()[AnnotationRevision]; got != "bbbb2222" {
+				t.Fatalf("%s: %s has revision %q, want bbbb2222", u.ID(), ObjectRef(o), got)
+			}
+			if spec, ok := o.Object["spec"].(map[string]any); ok && reflect.ValueOf(spec).UnsafePointer() == reflect.ValueOf(prev.Object["spec"]).UnsafePointer() {
+				shared++
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no spec is shared between the two passes: each pass copies the cache")
+	}
+	t.Logf("%d specs shared between the passes", shared)
 }
 
 func TestRenderRefusals(t *testing.T) {
