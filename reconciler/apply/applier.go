@@ -70,9 +70,16 @@ type Applier struct {
 	poller *polling.StatusPoller
 	self   *ssa.ResourceManager
 
+	// reads bounds the Health reads in flight: a region of hundreds of units
+	// waiting at once would otherwise hold a request, and its response, for each.
+	reads chan struct{}
+
 	mu      sync.Mutex
 	tenants map[string]*tenantClient
 }
+
+// healthReads is how many units' Health reads one region runs at once.
+const healthReads = 16
 
 // tenantClient writes as one tenant's ServiceAccount.
 type tenantClient struct {
@@ -130,6 +137,7 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		admin:   admin,
 		poller:  polling.NewStatusPoller(admin, mapper, polling.Options{}),
 		tenants: map[string]*tenantClient{},
+		reads:   make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)
 	return a, nil

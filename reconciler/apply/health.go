@@ -78,6 +78,15 @@ func (h Health) culprit() *ObjectHealth {
 // Health reads each object and computes its kstatus, and from them the unit's state.
 // Objects are read as Meridian. A failure to read one is an *Error naming it.
 func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, error) {
+	select {
+	case a.reads <- struct{}{}:
+		defer func() { <-a.reads }()
+	case <-ctx.Done():
+		if len(refs) == 0 {
+			return Health{}, ctx.Err()
+		}
+		return Health{}, &Error{Object: refs[0].String(), Op: "read status failed: waited for other units' reads", Err: ctx.Err(), Transient: true}
+	}
 	h := Health{Objects: make([]ObjectHealth, 0, len(refs))}
 	for _, ref := range refs {
 		live := stub(ref)
