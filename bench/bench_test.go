@@ -231,3 +231,24 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestLastPassRendered reads the renders of the last finished pass from the
+// daemon's log, whether the pass had problems or not.
+func TestLastPassRendered(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "meridian.log")
+	d := &Daemon{log: log}
+	if _, ok := d.LastPassRendered(); ok {
+		t.Error("a missing log reports a pass")
+	}
+	lines := `{"level":"INFO","msg":"new revision","revision":"a"}
+{"level":"INFO","msg":"pass finished","revision":"a","rendered":1200}
+{"level":"WARN","msg":"pass finished with problems","revision":"b","rendered":3,"error":"x"}
+{"level":"INFO","msg":"applied","rendered":99}
+`
+	if err := os.WriteFile(log, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := d.LastPassRendered(); !ok || n != 3 {
+		t.Errorf("LastPassRendered() = %d, %v; want 3, true", n, ok)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -171,6 +172,24 @@ func (d *Daemon) LogTail(n int) string {
 func (d *Daemon) LogCount(s string) int {
 	data, _ := os.ReadFile(d.log)
 	return bytes.Count(data, []byte(`"msg":"`+s+`"`))
+}
+
+// LastPassRendered returns how many placements the daemon's last finished pass
+// rendered, from its "pass finished" log line; false when no pass finished.
+func (d *Daemon) LastPassRendered() (int, bool) {
+	data, _ := os.ReadFile(d.log)
+	n, found := 0, false
+	for line := range bytes.Lines(data) {
+		var l struct {
+			Msg      string `json:"msg"`
+			Rendered *int   `json:"rendered"`
+		}
+		if json.Unmarshal(line, &l) != nil || !strings.HasPrefix(l.Msg, "pass finished") || l.Rendered == nil {
+			continue
+		}
+		n, found = *l.Rendered, true
+	}
+	return n, found
 }
 
 // Trigger calls the daemon's webhook, as a git host does after a push.

@@ -490,10 +490,11 @@ func (e *env) noop(ctx context.Context, f *Fleet, c *cluster, r53 *route53test.S
 		return err
 	}
 	size.NoOpCommit = cycle(before, after)
-	if size.Render != nil {
-		// The daemon does not report renders; a warm Renderer on the same fleet does.
-		size.NoOpCommit.Renders = size.Render.WarmRenders
+	rendered, ok := d.LastPassRendered()
+	if !ok {
+		return errors.New("no-op commit: the daemon's log has no pass with its renders")
 	}
+	size.NoOpCommit.Renders = rendered
 	e.logf("meridian: no-op commit: %.2f s pass, %d writes", size.NoOpCommit.Seconds, size.NoOpCommit.KubernetesWrites)
 	return nil
 }

@@ -87,6 +87,9 @@ type Report struct {
 	// Duration is how long the pass took, rendering included; RenderDuration how
 	// long rendering took.
 	Duration, RenderDuration time.Duration
+	// Renders counts the placements rendered, not served from the render cache:
+	// only what the revision changed.
+	Renders int
 }
 
 // WaveReport is one wave's outcome.
@@ -153,7 +156,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	if err != nil {
 		return nil, err
 	}
-	report := &Report{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start)}
+	report := &Report{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start), Renders: res.Renders}
 	for _, e := range res.Errors {
 		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
 	}

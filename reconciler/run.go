@@ -378,7 +378,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	report.Duration = time.Since(start)
-	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond)}
+	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond), "rendered", report.Renders}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
 			if rr, ok := report.Regions[region]; ok {

@@ -188,7 +188,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		},
 		FetchFailed: store.ObserveFetchFailure,
 		Passed: func(r *reconciler.Report) {
-			store.ObserveRender(r.RenderDuration)
+			store.ObserveRender(r.RenderDuration, r.Renders)
 			store.ObservePass(r, r.Duration)
 			if r.DNS != nil {
 				store.ObserveDNS(dnsEndpoints(r.DNS.Endpoints))

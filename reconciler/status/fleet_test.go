@@ -169,10 +169,10 @@ func (f exampleFleet) dnsEndpoints() []DNSEndpoint {
 // trouble, a drift check, the DNS endpoints, some Route53 calls and a failed fetch.
 func feedExample(s *Store, f exampleFleet) {
 	s.ObserveRevision(commit1)
-	s.ObserveRender(1200 * time.Millisecond)
+	s.ObserveRender(1200*time.Millisecond, 14)
 	s.ObservePass(f.readyReport(rev1), 42*time.Second)
 	s.ObserveRevision(commit2)
-	s.ObserveRender(300 * time.Millisecond)
+	s.ObserveRender(300*time.Millisecond, 2)
 	s.ObservePass(f.troubledReport(), 5*time.Minute+3*time.Second)
 	s.ObserveDrift(f.driftReport(rev2))
 	s.ObserveDNS(f.dnsEndpoints())

@@ -32,6 +32,7 @@ type metrics struct {
 	registry         *prometheus.Registry
 	passDuration     prometheus.Histogram
 	renderDuration   prometheus.Histogram
+	renders          prometheus.Counter
 	passes           *prometheus.CounterVec
 	refused          prometheus.Counter
 	fetchFailures    prometheus.Counter
@@ -55,6 +56,10 @@ func newMetrics(s *Store) *metrics {
 			Name:    "meridian_render_duration_seconds",
 			Help:    "How long rendering every placement of a revision took (cached placements are free).",
 			Buckets: durationBuckets,
+		}),
+		renders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_placements_rendered_total",
+			Help: "Placements rendered, not served from the render cache: a revision renders only the placements it changed.",
 		}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_passes_total",
@@ -89,7 +94,7 @@ func newMetrics(s *Store) *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.passDuration, m.renderDuration, m.passes, m.refused, m.fetchFailures,
+		m.passDuration, m.renderDuration, m.renders, m.passes, m.refused, m.fetchFailures,
 		m.route53Requests, m.route53Throttles,
 		&placementCollector{s: s},
 	)

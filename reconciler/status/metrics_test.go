@@ -181,6 +181,7 @@ meridian_passes_total{result="problems"} 1
 			`meridian_placement_last_sync_timestamp_seconds{app="portal",region="eu-west-2",tenant="trucking"} ` + strconv.FormatFloat(at, 'g', -1, 64),
 			`meridian_pass_duration_seconds_count 2`,
 			`meridian_render_duration_seconds_count 2`,
+			`meridian_placements_rendered_total 16`,
 			`meridian_placement_sync_state{app="",region="eu-west-2",state="Ready",tenant="trucking"} 1`,
 		} {
 			if !strings.Contains(body, line+"\n") {

@@ -67,9 +67,11 @@ func (s *Store) ObserveFetchFailure(err error) {
 	s.metrics.fetchFailures.Inc()
 }
 
-// ObserveRender records how long rendering a revision took.
-func (s *Store) ObserveRender(d time.Duration) {
+// ObserveRender records how long rendering a revision took, and how many
+// placements it rendered (the rest came from the render cache).
+func (s *Store) ObserveRender(d time.Duration, rendered int) {
 	s.metrics.renderDuration.Observe(d.Seconds())
+	s.metrics.renders.Add(float64(rendered))
 }
 
 // Route53Request counts one request to Route53 by operation ("ChangeResourceRecordSets",

@@ -124,7 +124,7 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 			if i%2 == 0 {
 				r = f.readyReport(rev2)
 			}
-			s.ObserveRender(time.Duration(200+i%7*100) * time.Millisecond)
+			s.ObserveRender(time.Duration(200+i%7*100)*time.Millisecond, i%3)
 			s.ObservePass(r, time.Duration(20+i%5*10)*time.Second)
 			s.ObservePass(f.troubledReport(), 5*time.Minute)
 			s.ObserveDrift(f.driftReport(rev2))
