@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/pkg/ssa/normalize"
+	"github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
@@ -147,6 +150,10 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	if err != nil {
 		return result, &Error{Object: id.id, Op: "apply failed", Err: err}
 	}
+	// A unit applied for the first time has nothing to compare with.
+	if prev == nil && a.create(ctx, self, tenant, tw, &result) {
+		return a.record(ctx, old, prev, union, refs, result)
+	}
 	stageOpts := ssa.DefaultApplyOptions()
 	stageOpts.WaitTimeout = a.opts.StageTimeout
 	for _, stage := range []struct {
@@ -164,9 +171,12 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 			return result, objectError(id.id, "apply failed", err, stage.objects)
 		}
 	}
+	return a.record(ctx, old, prev, union, refs, result)
+}
 
-	// Recorded now: the unit's objects under its new digest, and until they are
-	// pruned, the objects of prev it no longer renders.
+// record writes the inventory a unit has once applied: its objects under its new
+// digest and, until they are pruned, the objects of prev it no longer renders.
+func (a *Applier) record(ctx context.Context, old plan.Inventory, prev *plan.Inventory, union, refs []plan.ObjectRef, result Result) (Result, error) {
 	result.Leftover = leftover(old.Objects, refs)
 	recorded := result.Inventory
 	if len(result.Leftover) > 0 {
@@ -174,10 +184,59 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	}
 	if prev == nil || !sameInventory(*prev, recorded) {
 		if err := a.opts.Inventory.Put(ctx, recorded); err != nil {
-			return result, &Error{Object: id.id, Op: "record inventory after applying", Err: err, Transient: transient(err)}
+			return result, &Error{Object: result.Unit, Op: "record inventory after applying", Err: err, Transient: transient(err)}
 		}
 	}
 	return result, nil
+}
+
+// create writes the objects of a unit that has no inventory yet, each with one
+// server-side apply, as the staged path would (Meridian's objects, Namespaces
+// first, then the tenant's, in fluxcd/pkg/ssa's order), but without the read and
+// the dry run that path makes to find what changed: nothing of the unit was
+// recorded, so everything is written anyway. At 1,200 placements that is two
+// requests in three fewer on a cold start.
+//
+// It returns false, having written nothing, for units with objects that must be
+// ready before the next is written: CRDs, cluster roles and classes. It stops at
+// the first object the API server refuses and returns false: the staged path then
+// applies the unit, and its dry run names the object and why. Objects written before
+// that are recorded already, by the inventory written before applying.
+func (a *Applier) create(ctx context.Context, self, tenant []*unstructured.Unstructured, tw writer, result *Result) bool {
+	for _, u := range slices.Concat(self, tenant) {
+		if (utils.IsClusterDefinition(u) && u.GetKind() != "Namespace") || utils.IsClassDefinition(u) {
+			return false
+		}
+	}
+	var results []ObjectResult
+	for _, stage := range []struct {
+		client  client.Client
+		objects []*unstructured.Unstructured
+	}{{a.admin, self}, {tw.client, tenant}} {
+		objects := slices.Clone(stage.objects)
+		sort.Stable(ssa.SortableUnstructureds(objects))
+		for _, u := range objects {
+			live := u.DeepCopy() // the staged path, should it follow, gets the objects as rendered
+			if err := stage.client.Patch(ctx, live, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
+				return false
+			}
+			results = append(results, ObjectResult{Object: plan.RefOf(u), Action: created(live)})
+		}
+	}
+	result.Objects = append(result.Objects, results...)
+	return true
+}
+
+// created tells, from what a server-side apply returned, whether it created the
+// object: Meridian's apply is then its only manager. An object someone else made
+// first, now taken over, was configured.
+func created(u *unstructured.Unstructured) Action {
+	for _, m := range u.GetManagedFields() {
+		if m.Manager != FieldManager {
+			return Configured
+		}
+	}
+	return Created
 }
 
 // revision is the revision render wrote on a unit's objects.

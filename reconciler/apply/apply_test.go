@@ -96,6 +96,9 @@ func TestRegion(t *testing.T) {
 
 	t.Run("fleet-example applies, becomes Ready and re-applies without a write", func(t *testing.T) {
 		w.take()
+		w.takeDryRuns()
+		w.takeReads()
+		objects := 0
 		for _, u := range units {
 			res := applyOK(t, u, nil)
 			if got, want := res.Count(apply.Created), len(u.Objects); got != want {
@@ -103,6 +106,17 @@ func TestRegion(t *testing.T) {
 			}
 			if len(res.Leftover) != 0 {
 				t.Errorf("%s: leftover %v, want none", u.ID(), res.Leftover)
+			}
+			objects += len(u.Objects)
+		}
+		// A unit's first apply writes each object once, with nothing to compare:
+		// no dry run, no read of the object.
+		if n := w.takeDryRuns(); n != 0 {
+			t.Errorf("the first applies of %d objects made %d dry runs, want 0", objects, n)
+		}
+		for path, n := range w.takeReads() {
+			if strings.Contains(path, "/namespaces/") && !strings.Contains(path, "/namespaces/meridian-system/") { // not the inventories
+				t.Errorf("the first applies read %s %d times, want no object read", path, n)
 			}
 		}
 		// Namespaces and cluster roles come first in a unit, whatever their place.

@@ -159,9 +159,10 @@ func refsOf(u *render.Unit) []plan.ObjectRef {
 // writes records the requests that change something in the cluster: every
 // POST, PUT, PATCH and DELETE that is not a dry-run; and apart, every GET.
 type writes struct {
-	mu    sync.Mutex
-	seen  []string
-	reads []string
+	mu      sync.Mutex
+	seen    []string
+	reads   []string
+	dryRuns int
 }
 
 func (w *writes) wrap(cfg *rest.Config) *rest.Config {
@@ -172,7 +173,9 @@ func (w *writes) wrap(cfg *rest.Config) *rest.Config {
 			switch {
 			case req.Method == http.MethodGet:
 				w.reads = append(w.reads, req.URL.Path)
-			case !strings.Contains(req.URL.RawQuery, "dryRun=All"):
+			case strings.Contains(req.URL.RawQuery, "dryRun=All"):
+				w.dryRuns++
+			default:
 				w.seen = append(w.seen, req.Method+" "+req.URL.Path)
 			}
 			w.mu.Unlock()
@@ -189,6 +192,15 @@ func (w *writes) take() []string {
 	out := w.seen
 	w.seen = nil
 	return out
+}
+
+// takeDryRuns returns how many dry runs were made since the last call.
+func (w *writes) takeDryRuns() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.dryRuns
+	w.dryRuns = 0
+	return n
 }
 
 // takeReads returns how often each path was read since the last call.
