@@ -179,13 +179,22 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	}
 	// DNS leaves first: records of placements that are going away are withdrawn,
 	// and INSYNC, before any workload is deleted. If that fails, nothing is.
+	// Reading the zone takes seconds at Route53's request rate, so it runs while
+	// the regions apply; only their deletions wait for it.
+	withdrawn := func() error { return nil }
 	if r.opts.DNS != nil {
 		report.DNS = &DNSReport{}
-		if err := r.withdraw(ctx, snap.Model, report.DNS); err != nil {
-			report.DNS.Err = err
-			limits.NoPrune = true
-			r.opts.Log.Error("DNS records could not be withdrawn; nothing is deleted in this pass", "error", err)
-		}
+		done := make(chan error, 1)
+		go func() { done <- r.withdraw(ctx, snap.Model, report.DNS) }()
+		withdrawn = sync.OnceValue(func() error {
+			err := <-done
+			if err != nil {
+				report.DNS.Err = err
+				r.opts.Log.Error("DNS records could not be withdrawn; nothing is deleted in this pass", "error", err)
+			}
+			return err
+		})
+		defer withdrawn() // returns only once the withdrawal did
 	}
 
 	for _, wave := range waves(snap.Model) {
@@ -197,7 +206,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 		var mu sync.Mutex
 		for _, region := range wave.Regions {
 			wg.Go(func() {
-				rr := r.region(ctx, region, byRegion[region], failed[region], limits, redact)
+				rr := r.region(ctx, region, byRegion[region], failed[region], limits, withdrawn, redact)
 				mu.Lock()
 				report.Regions[region] = rr
 				mu.Unlock()
@@ -216,7 +225,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 			r.opts.Log.Warn("rollout stopped", "wave", wave.Name, "revision", snap.Revision)
 		}
 	}
-	if report.DNS != nil && report.DNS.Err == nil {
+	if report.DNS != nil && withdrawn() == nil {
 		if err := r.publish(ctx, snap.Model, report.Regions, report.DNS); err != nil {
 			report.DNS.Err = err
 			r.opts.Log.Error("DNS records could not be published", "error", err)
@@ -228,8 +237,10 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 // applyConcurrency is how many units of a region are applied at once.
 const applyConcurrency = 8
 
-// region runs one region's pass.
-func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, redact *secrets.Redactor) *RegionReport {
+// region runs one region's pass. withdrawn waits until the records of what is
+// going away left DNS, and says whether they did: the region's deletions wait
+// for it, and are held when it failed.
+func (r *Reconciler) region(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, withdrawn func() error, redact *secrets.Redactor) *RegionReport {
 	rr := &RegionReport{Unhealthy: map[string]string{}, Healthy: map[string]bool{}}
 	log := r.opts.Log.With("region", region)
 	cluster, ok := r.opts.Clusters[region]
@@ -303,7 +314,11 @@ func (r *Reconciler) region(ctx context.Context, region string, units []*render.
 	applyAll(changes[split:])
 	slices.Sort(applyErrs)
 	// Deletions come last — placements before namespaces — and only when every apply
-	// of the pass succeeded and nothing is held.
+	// of the pass succeeded, nothing is held and DNS no longer points at them.
+	if prune && len(applyErrs) == 0 && rr.Changes.Deletions() > 0 && withdrawn() != nil {
+		rr.Changes.Held = "DNS records could not be withdrawn, and nothing is deleted because something failed"
+		prune = false
+	}
 	if prune && len(applyErrs) == 0 {
 		for _, ch := range slices.Backward(changes) {
 			if len(ch.Delete) == 0 {
