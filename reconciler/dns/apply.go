@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,9 @@ type Applier struct {
 	opts     Options
 	limiter  *rate.Limiter
 	requests atomic.Int64
+
+	mu        sync.Mutex
+	fleetTags map[string]map[string]string // the tags of the fleet's health checks, by ID
 }
 
 // NewApplier returns an Applier for one fleet's hosted zone.

@@ -150,8 +150,9 @@ func TestApplyFleetExample(t *testing.T) {
 		}
 	}
 
-	// A second cycle changes nothing and makes no change calls.
-	changes, creates := e.srv.Count("ChangeResourceRecordSets"), e.srv.Count("CreateHealthCheck")
+	// A second cycle changes nothing and makes no change calls; the fleet's
+	// health checks are known by now, so their tags are not read again.
+	changes, creates, tagReads := e.srv.Count("ChangeResourceRecordSets"), e.srv.Count("CreateHealthCheck"), e.srv.Count("ListTagsForResources")
 	if ch := e.cycle(t, m, allHealthy); !ch.Empty() {
 		t.Errorf("second cycle planned changes:\n%s", strings.Join(ch.Lines(), "\n"))
 	}
@@ -160,6 +161,9 @@ func TestApplyFleetExample(t *testing.T) {
 	}
 	if n := e.srv.Count("CreateHealthCheck") - creates; n != 0 {
 		t.Errorf("second cycle made %d CreateHealthCheck calls, want 0", n)
+	}
+	if n := e.srv.Count("ListTagsForResources") - tagReads; n != 0 {
+		t.Errorf("second cycle made %d ListTagsForResources calls, want 0", n)
 	}
 
 	// A placement turns unhealthy: its latency and regional records are withdrawn;

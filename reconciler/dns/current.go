@@ -47,19 +47,31 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 		}
 		hin = &route53.ListHealthChecksInput{Marker: out.NextMarker}
 	}
-	for i := 0; i < len(all); i += 10 {
-		chunk := all[i:min(i+10, len(all))]
-		ids := make([]string, len(chunk))
-		for j, h := range chunk {
-			ids[j] = aws.ToString(h.Id)
+	// Tags are read only for health checks not known as this fleet's yet: Meridian
+	// tags its own when it creates them, so at 1,200 placements this saves 90 of a
+	// read's 112 calls. (A health check someone re-tags away from the fleet stays
+	// the fleet's until Meridian restarts.)
+	a.mu.Lock()
+	known := a.fleetTags
+	a.mu.Unlock()
+	tags := map[string]map[string]string{}
+	var unknown []string
+	for _, h := range all {
+		id := aws.ToString(h.Id)
+		if t, ok := known[id]; ok {
+			tags[id] = t
+		} else {
+			unknown = append(unknown, id)
 		}
+	}
+	for i := 0; i < len(unknown); i += 10 {
+		ids := unknown[i:min(i+10, len(unknown))]
 		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListTagsForResourcesOutput, error) {
 			return a.api.ListTagsForResources(ctx, &route53.ListTagsForResourcesInput{ResourceType: types.TagResourceTypeHealthcheck, ResourceIds: ids})
 		})
 		if err != nil {
 			return State{}, fmt.Errorf("route53 health checks %v: listing tags: %w; check Meridian's permissions", ids, err)
 		}
-		tags := map[string]map[string]string{}
 		for _, set := range out.ResourceTagSets {
 			m := map[string]string{}
 			for _, t := range set.Tags {
@@ -67,16 +79,22 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 			}
 			tags[aws.ToString(set.ResourceId)] = m
 		}
-		for _, h := range chunk {
-			t := tags[aws.ToString(h.Id)]
-			if t[TagFleet] != a.opts.Fleet {
-				continue
-			}
-			s.HealthChecks = append(s.HealthChecks, HealthCheck{
-				ID: aws.ToString(h.Id), CallerReference: aws.ToString(h.CallerReference), Version: aws.ToInt64(h.HealthCheckVersion),
-				Tenant: t[TagTenant], App: t[TagApp], Region: t[TagRegion], Spec: specOf(h.HealthCheckConfig),
-			})
-		}
 	}
+	ours := map[string]map[string]string{}
+	for _, h := range all {
+		id := aws.ToString(h.Id)
+		t := tags[id]
+		if t[TagFleet] != a.opts.Fleet {
+			continue
+		}
+		ours[id] = t
+		s.HealthChecks = append(s.HealthChecks, HealthCheck{
+			ID: id, CallerReference: aws.ToString(h.CallerReference), Version: aws.ToInt64(h.HealthCheckVersion),
+			Tenant: t[TagTenant], App: t[TagApp], Region: t[TagRegion], Spec: specOf(h.HealthCheckConfig),
+		})
+	}
+	a.mu.Lock()
+	a.fleetTags = ours
+	a.mu.Unlock()
 	return s, nil
 }
