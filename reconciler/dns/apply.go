@@ -200,6 +200,12 @@ func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, 
 	if err != nil {
 		return "", fmt.Errorf("health check %s (%s): tagging it as the fleet's: %w; until tagged Meridian does not own it, and the next cycle creates it again idempotently and tags it", id, h.Key(), err)
 	}
+	a.mu.Lock()
+	if a.fleetTags == nil {
+		a.fleetTags = map[string]map[string]string{}
+	}
+	a.fleetTags[id] = map[string]string{TagFleet: h.Fleet, TagTenant: h.Tenant, TagApp: h.App, TagRegion: h.Region}
+	a.mu.Unlock()
 	a.opts.Logger.Info("created health check", "placement", h.Key(), "id", id, "spec", h.Spec.String())
 	return id, nil
 }

@@ -107,6 +107,15 @@ func TestApplyFleetExample(t *testing.T) {
 	e := newEnv(t, route53test.Options{SyncDelay: 30 * time.Millisecond}, Options{})
 	m := exampleModel(t)
 	e.cycle(t, m, allHealthy)
+	// The checks the cycle created are known as the fleet's: reading the zone
+	// again reads no tags.
+	tags := e.srv.Count("ListTagsForResources")
+	if _, err := e.applier.Current(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Count("ListTagsForResources") - tags; n != 0 {
+		t.Errorf("reading the zone after creating the checks made %d ListTagsForResources calls, want 0", n)
+	}
 
 	records, checks := e.owned(t)
 	var wantRecords, wantChecks []string

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -52,7 +53,7 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 	// read's 112 calls. (A health check someone re-tags away from the fleet stays
 	// the fleet's until Meridian restarts.)
 	a.mu.Lock()
-	known := a.fleetTags
+	known := maps.Clone(a.fleetTags) // with the checks created since the last read
 	a.mu.Unlock()
 	tags := map[string]map[string]string{}
 	var unknown []string
