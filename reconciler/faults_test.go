@@ -458,15 +458,7 @@ func (k killing) Apply(ctx context.Context, unit *render.Unit, prev *plan.Invent
 // (an orphan). It returns how many live objects it checked.
 func (f *fixture) checkConverged(t *testing.T) int {
 	t.Helper()
-	snap, err := f.git.Fetch(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := fleet.LoadDir(snap.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := f.renderer.Render(t.Context(), render.Snapshot{Dir: snap.Dir, Revision: snap.Revision, Model: model}, render.Filter{})
+	res, err := f.renderer.Render(t.Context(), f.head(t), render.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,21 @@ type fixture struct {
 	logs     *logBuffer
 }
 
+// head fetches the repository's head and loads its fleet, as the daemon does
+// before a pass.
+func (f *fixture) head(t *testing.T) render.Snapshot {
+	t.Helper()
+	snap, err := f.git.Fetch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := fleet.LoadDir(snap.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render.Snapshot{Dir: snap.Dir, Revision: snap.Revision, Model: model}
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
@@ -392,16 +407,9 @@ func TestRun(t *testing.T) {
 		before := f.inventories(t)
 		f.scale(t, "eu-west-2", "trucking", "portal", 1)
 		defer f.scale(t, "eu-west-2", "trucking", "portal", 3)
-		snap, err := f.git.Fetch(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		model, err := fleet.LoadDir(snap.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(model, f.tb.Kubeconfig, nil)})
-		p, err := r.Preview(t.Context(), render.Snapshot{Dir: snap.Dir, Revision: snap.Revision, Model: model}, false)
+		snap := f.head(t)
+		r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
+		p, err := r.Preview(t.Context(), snap, false)
 		if err != nil {
 			t.Fatal(err)
 		}
