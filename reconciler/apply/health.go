@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -130,9 +131,9 @@ const readTimeout = 30 * time.Second
 // Wait polls Health until the unit is Ready, Failed, or timeout passed, and returns
 // the last Health. An object seen Current is not read again within the wait: most
 // (ConfigMaps, Secrets, Services, RBAC) are Current once they exist, so a unit
-// waiting for its Deployment reads only the Deployment, and a region of hundreds of
-// units waiting at once asks its API server a third as much. It returns an error unless Ready: for Failed, an *Error naming the
-// failed object (permanent); on timeout, an *Error naming the object still not
+// waiting for its Deployment reads only the Deployment, and a region of hundreds
+// of units waiting at once asks its API server a third as much. It returns an
+// error unless Ready: for Failed, an *Error naming the failed object (permanent); on timeout, an *Error naming the object still not
 // ready, or the read that kept failing (transient). Transient read failures are
 // retried until the timeout.
 func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.Duration) (Health, error) {
@@ -144,31 +145,29 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 		// come sooner, an eighth of PollInterval, doubling up to it.
 		interval = a.opts.PollInterval / 8
 	)
-	current := make(map[int]ObjectHealth, len(refs)) // by index in refs
+	objects := make([]ObjectHealth, len(refs)) // the last read of each
+	pending := make([]int, len(refs))          // the indices of those not yet Current
+	for i := range pending {
+		pending[i] = i
+	}
 	for {
-		var pending []plan.ObjectRef
-		for i, ref := range refs {
-			if _, ok := current[i]; !ok {
-				pending = append(pending, ref)
-			}
+		toRead := make([]plan.ObjectRef, len(pending))
+		for j, i := range pending {
+			toRead[j] = refs[i]
 		}
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		read, err := a.Health(rctx, pending)
+		read, err := a.Health(rctx, toRead)
 		cancel()
 		switch {
 		case err == nil:
-			objects := make([]ObjectHealth, len(refs))
-			for i := range refs {
-				if oh, ok := current[i]; ok {
-					objects[i] = oh
-					continue
-				}
-				objects[i], read.Objects = read.Objects[0], read.Objects[1:]
-				if objects[i].Status == status.CurrentStatus {
-					current[i] = objects[i]
+			var still []int
+			for j, i := range pending {
+				if objects[i] = read.Objects[j]; objects[i].Status != status.CurrentStatus {
+					still = append(still, i)
 				}
 			}
-			h := summarize(objects)
+			pending = still
+			h := summarize(slices.Clone(objects))
 			last, lastErr = h, nil
 			if h.State == Ready {
 				return h, nil
