@@ -28,13 +28,13 @@ demo: build ## run Meridian end to end on this machine (see README)
 testbed: ## build the local-region components once (cached outside the tree)
 	$(GO) run ./cmd/meridian dev build
 
-schemas: ## regenerate render/fleet/schema/*.json from the Go types
-	$(GO) test ./render/fleet -run TestSchemas -update
+schemas: ## regenerate fleet/schema/*.json from the Go types
+	$(GO) test ./fleet -run TestSchemas -update
 
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzDecode FuzzLoad FuzzMergeValues FuzzHostnames
 
-fuzz: ## run each fuzz target of render/fleet for FUZZTIME, one at a time
+fuzz: ## run each fuzz target of fleet for FUZZTIME, one at a time
 	for f in $(FUZZ_TARGETS); do \
-		$(GO) test -run '^$$' -fuzz '^'$$f'$$' -fuzztime=$(FUZZTIME) -parallel 1 ./render/fleet || exit 1; \
+		$(GO) test -run '^$$' -fuzz '^'$$f'$$' -fuzztime=$(FUZZTIME) -parallel 1 ./fleet || exit 1; \
 	done

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/fleetgen"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
 )
 
 func TestVerb(t *testing.T) {

@@ -11,10 +11,10 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/fleetgen"
-	"meridian.dev/meridian/internal/gitserver"
-	"meridian.dev/meridian/internal/route53test"
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
+	"meridian.dev/meridian/internal/testenv/gitserver"
+	"meridian.dev/meridian/internal/testenv/route53test"
+	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"

@@ -10,9 +10,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"meridian.dev/meridian/internal/fleetgen"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // Fleet is a synthetic fleet in a git work tree whose origin is the harness's git

@@ -22,8 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"meridian.dev/meridian/internal/config"
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/config"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 const chartDir = "meridian"

@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/route53test"
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/route53test"
+	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/plan"

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/secrets"
 )
 

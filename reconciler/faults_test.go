@@ -21,12 +21,12 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/internal/syncbuf"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/syncbuf"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/sources"
 )
 

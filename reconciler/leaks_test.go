@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"meridian.dev/meridian/internal/sopstest"
+	"meridian.dev/meridian/internal/testenv/sopstest"
 )
 
 // TestNoSecretLeaks runs the meridian binary on three regions through a secret

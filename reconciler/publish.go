@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/dns"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // DNSReport is what a pass did in Route53. A pass touches DNS twice: before any

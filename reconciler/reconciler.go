@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/secrets"
 )
 

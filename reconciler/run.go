@@ -16,13 +16,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/backoff"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/sources"
 )
 

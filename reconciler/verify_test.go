@@ -15,7 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/sources"
 )

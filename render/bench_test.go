@@ -3,7 +3,7 @@ package render
 import (
 	"testing"
 
-	"meridian.dev/meridian/internal/fleetgen"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
 )
 
 // BenchmarkRenderSynthetic renders a synthetic fleet of 100 tenants × 3 regions ×

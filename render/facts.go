@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // FactsKey is the values key under which every chart receives the facts of its

@@ -15,8 +15,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/version"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/kustomize"
 	"meridian.dev/meridian/render/secrets"

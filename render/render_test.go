@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/golden"
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/golden"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )

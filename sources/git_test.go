@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/gitserver"
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // testEpoch is the date gitserver gives the first commit of a history.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // repoName is the repository every test server holds.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // next receives an update or fails the test after a while.

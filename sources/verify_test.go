@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // pgpKey is an OpenPGP key pair made for a test.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"meridian.dev/meridian/internal/demo"
+	"meridian.dev/meridian/internal/testenv/demo"
 )
 
 func newDemoCommand() *cobra.Command {

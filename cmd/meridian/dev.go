@@ -10,11 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 // newDevCommand groups the commands that run local regions for people trying
-// Meridian or working on it; the logic is in internal/testbed.
+// Meridian or working on it; the logic is in internal/testenv/testbed.
 func newDevCommand() *cobra.Command {
 	dev := &cobra.Command{
 		Use:   "dev",

@@ -17,11 +17,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/diff"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/review/diff"
 	"meridian.dev/meridian/sources"
 )
 

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/internal/golden"
-	"meridian.dev/meridian/internal/sopstest"
+	"meridian.dev/meridian/internal/testenv/golden"
+	"meridian.dev/meridian/internal/testenv/sopstest"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/diff"
+	"meridian.dev/meridian/review/diff"
 )
 
 // fleetRepo is a git repository holding a copy of fleet-example, committed with

@@ -15,10 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"meridian.dev/meridian/internal/config"
+	"meridian.dev/meridian/config"
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )

@@ -18,7 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"meridian.dev/meridian/internal/config"
+	"meridian.dev/meridian/config"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/shard"

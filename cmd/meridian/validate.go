@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/openapi"
 	"meridian.dev/meridian/render/secrets"
 )

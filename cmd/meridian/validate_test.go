@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/golden"
-	"meridian.dev/meridian/internal/sopstest"
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/golden"
+	"meridian.dev/meridian/internal/testenv/sopstest"
 )
 
 const example = "../../fleet-example"

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"

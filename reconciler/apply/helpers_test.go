@@ -14,13 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/syncbuf"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/syncbuf"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )

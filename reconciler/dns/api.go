@@ -9,7 +9,7 @@ import (
 // Route53API is the subset of the Route53 API Meridian uses: record sets of one
 // hosted zone, their change status, and health checks with their tags. Callers
 // may rely on nothing beyond Route53's own documented behaviour; *route53.Client
-// implements it, and tests drive that real client against internal/route53test.
+// implements it, and tests drive that real client against internal/testenv/route53test.
 type Route53API interface {
 	// ListResourceRecordSets pages through the zone's record sets in Route53's order.
 	ListResourceRecordSets(ctx context.Context, in *route53.ListResourceRecordSetsInput, opts ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)

@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/google/go-cmp/cmp"
-	"meridian.dev/meridian/internal/route53test"
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/route53test"
 )
 
 // env is a Route53 test server, the real SDK client against it, and an applier.

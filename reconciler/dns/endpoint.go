@@ -3,7 +3,7 @@ package dns
 import (
 	"slices"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // Health-check defaults, as fleet-format documents them.

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // CheckAction is what a plan does to one health check.

@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/syncbuf"
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/syncbuf"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 // cuttable fails every request while cut is set: a replica cut off from the

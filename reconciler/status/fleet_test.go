@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // Revisions and commits the tests feed, as a day of commits to the fleet

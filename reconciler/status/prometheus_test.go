@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/internal/syncbuf"
+	"meridian.dev/meridian/internal/testenv/syncbuf"
 )
 
 const dashboardFile = "../../deploy/grafana/meridian-dashboard.json"

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"helm.sh/helm/v3/pkg/registry"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // quietRegistryLogs silences the registry's logger, the process-wide logrus one.

@@ -21,7 +21,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // packageChart packages a small chart with Helm's own packaging and returns the

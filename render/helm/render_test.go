@@ -12,8 +12,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 
-	"meridian.dev/meridian/internal/golden"
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/golden"
 )
 
 // fleetExample is the repository the golden tests render from; read only.

@@ -18,7 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 // DefaultKubeVersion is the Kubernetes version charts are rendered for when a request

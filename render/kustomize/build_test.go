@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/golden"
+	"meridian.dev/meridian/internal/testenv/golden"
 )
 
 // fleetExample is the example fleet of this repository, read-only.

@@ -18,9 +18,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )

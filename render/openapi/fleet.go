@@ -11,8 +11,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // Finding is a problem of a rendered fleet: of one rendered object, or of a

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 var regenerate = flag.Bool("regenerate", false, "regenerate the bundled schemas from a testbed kube-apiserver's /openapi/v3")

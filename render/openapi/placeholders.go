@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render/secrets"
 )
 

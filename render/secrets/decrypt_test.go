@@ -14,7 +14,7 @@ import (
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/kmstest"
+	"meridian.dev/meridian/internal/testenv/kmstest"
 )
 
 const tenantFile = "tenants/trucking.secrets.sops.yaml"

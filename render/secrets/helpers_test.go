@@ -28,7 +28,7 @@ import (
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 	"google.golang.org/grpc"
 
-	"meridian.dev/meridian/internal/kmstest"
+	"meridian.dev/meridian/internal/testenv/kmstest"
 )
 
 // ageKeyPair is a fresh age identity and its key file content.

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 // KeysFromSecret against a real kube-apiserver: the typed client, real

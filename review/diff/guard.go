@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"slices"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // guard plans each region of the head revision as the daemon would, with the base

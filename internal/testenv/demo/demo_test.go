@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 func TestPrepareDirDeletesOnlyWhatADemoMade(t *testing.T) {
@@ -41,7 +41,7 @@ func TestPrepareDirDeletesOnlyWhatADemoMade(t *testing.T) {
 
 func TestLocalEndpointKeepsTheRegionValid(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "fleet-example"))); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "..", "fleet-example"))); err != nil {
 		t.Fatal(err)
 	}
 	for i, region := range []string{"us-east-1", "eu-west-2", "ap-northeast-2"} {

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"meridian.dev/meridian/internal/fleetgen"
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
 )

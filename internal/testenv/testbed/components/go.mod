@@ -1,4 +1,4 @@
-module meridian.dev/meridian/internal/testbed/components
+module meridian.dev/meridian/internal/testenv/testbed/components
 
 go 1.27.0
 

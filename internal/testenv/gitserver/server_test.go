@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // git runs the git command-line tool outside the package under test, so the

@@ -40,7 +40,7 @@ var AllComponents = []Component{Etcd, KubeAPIServer, KubeControllerManager, Kube
 
 // componentsModulePath is the module path of the nested tools module; it is
 // checked when the module is found by walking up directories.
-const componentsModulePath = "meridian.dev/meridian/internal/testbed/components"
+const componentsModulePath = "meridian.dev/meridian/internal/testenv/testbed/components"
 
 // buildRecipe is part of the cache key: change it when the way binaries are
 // built or the cache layout changes, so old caches are not reused.
@@ -80,7 +80,7 @@ func kwokStagesFile() string {
 // Environment variables that steer where the testbed finds and keeps things.
 const (
 	// EnvComponentsDir names the components module directory explicitly
-	// (the directory holding internal/testbed/components/go.mod).
+	// (the directory holding internal/testenv/testbed/components/go.mod).
 	EnvComponentsDir = "MERIDIAN_TESTBED_COMPONENTS"
 	// EnvCacheDir replaces os.UserCacheDir()/meridian/testbed as the cache root.
 	EnvCacheDir = "MERIDIAN_TESTBED_CACHE"
@@ -236,7 +236,7 @@ func cacheRoot() (string, error) {
 	return filepath.Join(dir, "meridian", "testbed"), nil
 }
 
-// findComponentsModule locates internal/testbed/components: named by
+// findComponentsModule locates internal/testenv/testbed/components: named by
 // EnvComponentsDir, next to this source file when the binary was built without
 // -trimpath, or by walking up from the working directory (so `meridian dev up`
 // works anywhere inside a checkout).
@@ -253,7 +253,7 @@ func findComponentsModule() (*componentsModule, error) {
 	}
 	if wd, err := os.Getwd(); err == nil {
 		for dir := wd; ; dir = filepath.Dir(dir) {
-			candidates = append(candidates, filepath.Join(dir, "internal", "testbed", "components"))
+			candidates = append(candidates, filepath.Join(dir, "internal", "testenv", "testbed", "components"))
 			if filepath.Dir(dir) == dir {
 				break
 			}
@@ -264,7 +264,7 @@ func findComponentsModule() (*componentsModule, error) {
 			return newComponentsModule(dir), nil
 		}
 	}
-	return nil, errors.New("testbed: cannot find the components module internal/testbed/components/go.mod: " +
+	return nil, errors.New("testbed: cannot find the components module internal/testenv/testbed/components/go.mod: " +
 		"run inside a Meridian checkout or set " + EnvComponentsDir + " to that directory")
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // sshKey generates an Ed25519 key, writes its private half in OpenSSH format

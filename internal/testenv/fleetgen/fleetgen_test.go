@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 )
 
 func TestWriteLoadsAsValidFleet(t *testing.T) {
@@ -14,7 +14,7 @@ func TestWriteLoadsAsValidFleet(t *testing.T) {
 		{Tenants: 2, Regions: 3, Apps: 3, Secrets: true},
 		{Tenants: 5, Regions: 7, Apps: 4, HeadlessServices: true},
 	} {
-		s.Example = "../../fleet-example"
+		s.Example = "../../../fleet-example"
 		dir := t.TempDir()
 		if err := Write(dir, s); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/google/go-cmp/cmp"
 
-	"meridian.dev/meridian/internal/route53test"
+	"meridian.dev/meridian/internal/testenv/route53test"
 )
 
 func write(t *testing.T, dir, name, content string) string {

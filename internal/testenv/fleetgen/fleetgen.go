@@ -23,7 +23,7 @@ type Spec struct {
 	Secrets bool
 	// HeadlessServices makes the apps' Services headless (clusterIP: None), so that a
 	// fleet of more Services per region than a cluster's service IP range holds can
-	// still be applied: the local regions of internal/testbed have 254 addresses.
+	// still be applied: the local regions of internal/testenv/testbed have 254 addresses.
 	HeadlessServices bool
 }
 

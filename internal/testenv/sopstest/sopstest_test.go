@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const demoKey = "../../fleet-example/demo-age-key.txt"
+const demoKey = "../../../fleet-example/demo-age-key.txt"
 
 func TestEncryptValuesFind(t *testing.T) {
 	file := Encrypt(t, demoKey, "portal:\n  password: s3cret-value-1\n  short: ab\n  port: 5432\n")

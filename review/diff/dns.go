@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strconv"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 // compareDNS compares the endpoints the two revisions publish, with every placement

@@ -1,7 +1,7 @@
 // Package demo runs Meridian end to end on one machine, for people trying it:
-// three local regions with workloads (internal/testbed), a git server holding a
-// copy of fleet-example (internal/gitserver), the Route53 test server with its DNS
-// (internal/route53test), a stand-in load balancer per region that answers health
+// three local regions with workloads (internal/testenv/testbed), a git server holding a
+// copy of fleet-example (internal/testenv/gitserver), the Route53 test server with its DNS
+// (internal/testenv/route53test), a stand-in load balancer per region that answers health
 // checks from the region's Deployments, and the daemon itself. Everything it
 // starts stops when its context is done.
 package demo
@@ -21,9 +21,9 @@ import (
 	"text/template"
 	"time"
 
-	"meridian.dev/meridian/internal/gitserver"
-	"meridian.dev/meridian/internal/route53test"
-	"meridian.dev/meridian/internal/testbed"
+	"meridian.dev/meridian/internal/testenv/gitserver"
+	"meridian.dev/meridian/internal/testenv/route53test"
+	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
 // Zone is the demo's DNS zone, fleet-example's.

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"meridian.dev/meridian/internal/golden"
+	"meridian.dev/meridian/internal/testenv/golden"
 )
 
 // TestSchemasAreUpToDate regenerates the JSON Schemas from types.go and fails when the
-// published files under schema/ differ. Run `go test ./render/fleet -run TestSchemas -update`
+// published files under schema/ differ. Run `go test ./fleet -run TestSchemas -update`
 // after changing a type.
 func TestSchemasAreUpToDate(t *testing.T) {
 	schemas, err := jsonSchemas(fieldDocs(t, "types.go"))

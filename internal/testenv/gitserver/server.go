@@ -27,7 +27,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"meridian.dev/meridian/internal/syncbuf"
+	"meridian.dev/meridian/internal/testenv/syncbuf"
 )
 
 // realm is the realm named in WWW-Authenticate challenges.

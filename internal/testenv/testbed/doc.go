@@ -5,7 +5,7 @@
 // controllers rather than through patched status.
 //
 // No container engine or release download is needed. The components are built
-// from Go modules pinned in the nested tools module internal/testbed/components
+// from Go modules pinned in the nested tools module internal/testenv/testbed/components
 // (its own go.mod, so the product's module never carries k8s.io/kubernetes) and
 // cached outside the source tree, keyed by that module's go.mod and go.sum, the
 // Go version and the platform. The first build takes about twelve minutes on

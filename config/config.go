@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"meridian.dev/meridian/render/fleet"
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"
 )

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"meridian.dev/meridian/internal/gitserver"
+	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
 // newRepo starts a server with one repository and returns a Workdir cloned

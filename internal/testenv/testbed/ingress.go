@@ -24,7 +24,7 @@ type Backend struct {
 // Ingress answers for them, from the cluster's own state: a request for a hostname
 // of its routes gets 200 while the Deployment behind it has a ready replica, and
 // 503 (naming the Deployment) when it has none or does not exist. Unknown
-// hostnames get 404. Route53 health checks of internal/route53test probe it, so
+// hostnames get 404. Route53 health checks of internal/testenv/route53test probe it, so
 // scaling a Deployment to zero in one region fails DNS over to another.
 type Ingress struct {
 	// Addr is the address it listens on, host:port.

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/fleet"
 )
 
 const password = "hunter2-but-longer-9f3e" // a decrypted value, as far as these tests go
