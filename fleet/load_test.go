@@ -136,7 +136,7 @@ func TestLoadValidFleet(t *testing.T) {
 	}
 	var ids []string
 	for _, p := range m.Placements() {
-		ids = append(ids, p.ID())
+		ids = append(ids, p.ID().String())
 	}
 	want := []string{"billing/us-east-1/web", "trucking/eu-west-2/api", "trucking/eu-west-2/web", "trucking/us-east-1/web"}
 	if diff := cmp.Diff(want, ids); diff != "" {
@@ -157,7 +157,7 @@ func TestPlacementValuesPrecedence(t *testing.T) {
 	}
 	byID := map[string]Values{}
 	for _, p := range m.Placements() {
-		byID[p.ID()] = p.Values
+		byID[p.ID().String()] = p.Values
 	}
 	tests := []struct {
 		id   string

@@ -22,9 +22,9 @@ type Placement struct {
 	Values Values
 }
 
-// ID names the placement as tenant/region/app, the key used in status, metrics and logs.
-func (p Placement) ID() string {
-	return p.Tenant.Metadata.Name + "/" + p.Region.Metadata.Name + "/" + p.App.Metadata.Name
+// ID names the placement's unit, the key used in status, metrics and logs.
+func (p Placement) ID() UnitID {
+	return UnitID{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name}
 }
 
 // Placements expands the model into every placement, ordered by tenant, region and app.

@@ -1,11 +1,14 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // Labels and annotations Meridian puts on every object it renders, so that any object
@@ -92,38 +95,38 @@ func confine(objects []*unstructured.Unstructured, namespace string, allowCluste
 		gk := u.GroupVersionKind().GroupKind()
 		if clusterScopedKinds[gk] || crdScoped[gk] {
 			if !slices.Contains(allowClusterScoped, gk.Kind) {
-				return fmt.Errorf("%s: cluster-scoped kind %s is refused for tenant apps; if the app must create it, add %q to the app's spec.allowClusterScoped", ObjectRef(u), gk.Kind, gk.Kind)
+				return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("cluster-scoped kind %s is refused for tenant apps; if the app must create it, add %q to the app's spec.allowClusterScoped", gk.Kind, gk.Kind)}
 			}
 			u.SetNamespace("")
 			continue
 		}
 		u.SetNamespace(namespace)
 		if name, ok := reservedNames[gk]; ok && u.GetName() == name {
-			return fmt.Errorf("%s: the name is reserved for the tenant namespace's isolation object; rename it", ObjectRef(u))
+			return &ObjectError{Object: ObjectRef(u), Err: errors.New("the name is reserved for the tenant namespace's isolation object; rename it")}
 		}
 	}
 	return nil
 }
 
 // label marks objects with where they came from.
-func label(objects []*unstructured.Unstructured, tenant, region, app, placement, revision string) {
+func label(objects []*unstructured.Unstructured, unit fleet.UnitID, revision string) {
 	for _, u := range objects {
 		labels := u.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
 		}
 		labels[LabelManagedBy] = ManagedByMeridian
-		labels[LabelTenant] = tenant
-		labels[LabelRegion] = region
-		if app != "" {
-			labels[LabelApp] = app
+		labels[LabelTenant] = unit.Tenant
+		labels[LabelRegion] = unit.Region
+		if !unit.IsNamespace() {
+			labels[LabelApp] = unit.App
 		}
 		u.SetLabels(labels)
 		annotations := u.GetAnnotations()
 		if annotations == nil {
 			annotations = map[string]string{}
 		}
-		annotations[AnnotationPlacement] = placement
+		annotations[AnnotationPlacement] = unit.String()
 		if revision != "" {
 			annotations[AnnotationRevision] = revision
 		}

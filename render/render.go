@@ -95,12 +95,9 @@ type Unit struct {
 	Cached bool
 }
 
-// ID names the unit as tenant/region/app, or tenant/region for a namespace unit.
-func (u *Unit) ID() string {
-	if u.App == "" {
-		return u.Tenant + "/" + u.Region
-	}
-	return u.Tenant + "/" + u.Region + "/" + u.App
+// ID names the unit.
+func (u *Unit) ID() fleet.UnitID {
+	return fleet.UnitID{Tenant: u.Tenant, Region: u.Region, App: u.App}
 }
 
 // Result is a rendered snapshot.
@@ -121,25 +118,54 @@ type Result struct {
 
 // UnitError is why one unit failed to render.
 type UnitError struct {
-	// Unit is the ID of the unit that failed.
-	Unit string
+	// Unit is the unit that failed.
+	Unit fleet.UnitID
 	// Err is the cause, naming the file or object concerned.
 	Err error
 }
 
 // Error starts with the unit's ID.
-func (e *UnitError) Error() string { return e.Unit + ": " + e.Err.Error() }
+func (e *UnitError) Error() string { return e.Unit.String() + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *UnitError) Unwrap() error { return e.Err }
 
-// Failed lists the IDs of the units that failed to render, sorted.
-func (r *Result) Failed() []string {
-	ids := make([]string, len(r.Errors))
+// FileError is a unit's render failure located at the fleet file it comes from:
+// the app's app.yaml for what its chart or base renders.
+type FileError struct {
+	// File is the fleet file, slash-separated, inside the repository.
+	File string
+	// Err is the cause.
+	Err error
+}
+
+// Error starts with the file.
+func (e *FileError) Error() string { return e.File + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ObjectError is a problem of one rendered object.
+type ObjectError struct {
+	// Object is the object as ObjectRef names it: Kind/namespace/name.
+	Object string
+	// Err says what is wrong with it and how to fix it.
+	Err error
+}
+
+// Error starts with the object.
+func (e *ObjectError) Error() string { return e.Object + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// Failed lists the units that failed to render, sorted.
+func (r *Result) Failed() []fleet.UnitID {
+	ids := make([]fleet.UnitID, len(r.Errors))
 	for i, e := range r.Errors {
 		ids[i] = e.Unit
 	}
-	slices.Sort(ids)
+	slices.SortFunc(ids, fleet.UnitID.Compare)
 	return ids
 }
 
@@ -178,14 +204,14 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 			}
 			objects, err := isolation(t, m.Region(regionName))
 			if err != nil {
-				result.Errors = append(result.Errors, &UnitError{Unit: t.Metadata.Name + "/" + regionName, Err: err})
+				result.Errors = append(result.Errors, &UnitError{Unit: fleet.NamespaceUnit(t.Metadata.Name, regionName), Err: err})
 				continue
 			}
 			sortObjects(objects)
 			// The digest is taken before the revision is written on the objects, as for
 			// placements: a new commit that does not change the namespace leaves it alone.
 			digest := digestObjects(objects)
-			label(objects, t.Metadata.Name, regionName, "", t.Metadata.Name+"/"+regionName, snap.Revision)
+			label(objects, fleet.NamespaceUnit(t.Metadata.Name, regionName), snap.Revision)
 			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest})
 		}
 	}
@@ -339,7 +365,7 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 	appDir := path.Dir(p.App.Source.File)
 	key := cacheKey{
 		Meridian:    version.Version,
-		Placement:   p.ID(),
+		Placement:   p.ID().String(),
 		AppDir:      appDir,
 		Helm:        p.App.Spec.Helm,
 		Kustomize:   p.App.Spec.Kustomize,
@@ -406,11 +432,11 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 			}
 		}
 	default:
-		return nil, fmt.Errorf("%s: app has neither helm nor kustomize", p.App.Source.File)
+		return nil, &FileError{File: p.App.Source.File, Err: errors.New("app has neither helm nor kustomize")}
 	}
 
 	if err := confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.App.Source.File, err)
+		return nil, &FileError{File: p.App.Source.File, Err: err}
 	}
 	sortObjects(objects)
 	run.r.cache.put(digest, objects, inputs)
@@ -439,7 +465,7 @@ func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructur
 	for i, o := range objects {
 		out[i] = withOwnMetadata(o)
 	}
-	label(out, p.Tenant.Metadata.Name, p.Region.Metadata.Name, p.App.Metadata.Name, p.ID(), run.snap.Revision)
+	label(out, p.ID(), run.snap.Revision)
 	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached}
 }
 

@@ -177,7 +177,7 @@ func TestCacheRendersOnlyWhatChanged(t *testing.T) {
 	var rendered []string
 	for _, u := range res.Units {
 		if u.App != "" && !u.Cached {
-			rendered = append(rendered, u.ID())
+			rendered = append(rendered, u.ID().String())
 		}
 	}
 	if diff := cmp.Diff([]string{"logistics-eu/eu-west-2/portal", "logistics-eu/us-east-1/portal"}, rendered); diff != "" {
@@ -282,7 +282,7 @@ func TestCacheNoticesKustomizeFiles(t *testing.T) {
 	var rendered []string
 	for _, u := range res.Units {
 		if u.App != "" && !u.Cached {
-			rendered = append(rendered, u.ID())
+			rendered = append(rendered, u.ID().String())
 			if !strings.Contains(encode(t, []*Unit{u}), "replicas: 4") {
 				t.Errorf("%s re-rendered without the change", u.ID())
 			}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -34,11 +33,11 @@ type Inventory interface {
 	// List returns every unit's inventory, or an error: never a partial list.
 	List(ctx context.Context) ([]plan.Inventory, error)
 	// Get returns one unit's inventory, nil when it has none.
-	Get(ctx context.Context, unit string) (*plan.Inventory, error)
+	Get(ctx context.Context, unit fleet.UnitID) (*plan.Inventory, error)
 	// Put replaces a unit's inventory.
 	Put(ctx context.Context, inv plan.Inventory) error
 	// Delete removes a unit's inventory; one that does not exist is success.
-	Delete(ctx context.Context, unit string) error
+	Delete(ctx context.Context, unit fleet.UnitID) error
 }
 
 // Options configure an Applier.
@@ -177,24 +176,6 @@ func (a *Applier) tenant(tenant string) (*tenantClient, error) {
 	return tc, nil
 }
 
-// unitID is a unit's ID taken apart.
-type unitID struct {
-	id, tenant, region, app string
-}
-
-// parseUnit reads tenant/region or tenant/region/app.
-func parseUnit(id string) (unitID, error) {
-	parts := strings.Split(id, "/")
-	if (len(parts) != 2 && len(parts) != 3) || slices.Contains(parts, "") {
-		return unitID{}, fmt.Errorf("unit %q is neither tenant/region nor tenant/region/app", id)
-	}
-	u := unitID{id: id, tenant: parts[0], region: parts[1]}
-	if len(parts) == 3 {
-		u.app = parts[2]
-	}
-	return u, nil
-}
-
 // asMeridian reports whether an object of a placement is written as Meridian rather
 // than as the tenant: only cluster-scoped objects, which render lets into a
 // placement only when the fleet explicitly allows their kind for the app (the
@@ -241,11 +222,11 @@ type writer struct {
 // split divides a unit's objects between the writers that apply them: everything of
 // a namespace unit as Meridian; for a placement, cluster-scoped objects as Meridian
 // and the rest as the tenant.
-func (a *Applier) split(id unitID, objects []*unstructured.Unstructured) (self, tenant []*unstructured.Unstructured, tw writer, err error) {
-	if id.app == "" {
+func (a *Applier) split(id fleet.UnitID, objects []*unstructured.Unstructured) (self, tenant []*unstructured.Unstructured, tw writer, err error) {
+	if id.IsNamespace() {
 		return objects, nil, writer{}, nil
 	}
-	tc, err := a.tenant(id.tenant)
+	tc, err := a.tenant(id.Tenant)
 	if err != nil {
 		return nil, nil, writer{}, err
 	}
@@ -262,11 +243,11 @@ func (a *Applier) split(id unitID, objects []*unstructured.Unstructured) (self, 
 
 // writerFor returns who reads, deletes or dry-runs ref for a unit: the tenant for
 // a placement's namespaced objects, Meridian otherwise.
-func (a *Applier) writerFor(id unitID, ref plan.ObjectRef) (writer, error) {
-	if id.app == "" || ref.Namespace == "" {
+func (a *Applier) writerFor(id fleet.UnitID, ref plan.ObjectRef) (writer, error) {
+	if id.IsNamespace() || ref.Namespace == "" {
 		return writer{client: a.admin, manager: a.self}, nil
 	}
-	tc, err := a.tenant(id.tenant)
+	tc, err := a.tenant(id.Tenant)
 	if err != nil {
 		return writer{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -41,8 +42,8 @@ type ObjectResult struct {
 
 // Result is what an apply did to one unit.
 type Result struct {
-	// Unit is the unit's ID.
-	Unit string
+	// Unit is the unit.
+	Unit fleet.UnitID
 	// Objects are every object of the unit in the order they were applied: cluster
 	// definitions (CRDs, Namespaces, cluster roles) and classes first.
 	Objects []ObjectResult
@@ -82,7 +83,7 @@ func (r Result) String() string {
 	if len(parts) == 0 {
 		parts = append(parts, "no objects")
 	}
-	s := r.Unit + ": " + strings.Join(parts, ", ")
+	s := r.Unit.String() + ": " + strings.Join(parts, ", ")
 	if len(r.Leftover) > 0 {
 		s += fmt.Sprintf("; %d left over to prune", len(r.Leftover))
 	}
@@ -111,12 +112,9 @@ func (r Result) String() string {
 // A failure is an *Error naming the object (or the unit), transient or permanent.
 // Objects applied before the failure stay, and stay recorded.
 func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (Result, error) {
-	id, err := parseUnit(unit.ID())
-	if err != nil {
-		return Result{}, err
-	}
-	if prev != nil && prev.Unit != id.id {
-		return Result{}, fmt.Errorf("%s: the previous inventory given is that of %s", id.id, prev.Unit)
+	id := unit.ID()
+	if prev != nil && prev.Unit != id {
+		return Result{}, fmt.Errorf("%s: the previous inventory given is that of %s", id, prev.Unit)
 	}
 	objects := make([]*unstructured.Unstructured, len(unit.Objects))
 	refs := make([]plan.ObjectRef, len(unit.Objects))
@@ -127,11 +125,11 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	// As Flux does: stringData becomes data, default protocols are filled in, so an
 	// unchanged object compares equal to what the API server holds.
 	if err := normalize.UnstructuredList(objects); err != nil {
-		return Result{}, &Error{Object: id.id, Op: "apply failed", Err: err}
+		return Result{}, &Error{Object: id.String(), Op: "apply failed", Err: err}
 	}
 	result := Result{
-		Unit:      id.id,
-		Inventory: plan.Inventory{Unit: id.id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs},
+		Unit:      id,
+		Inventory: plan.Inventory{Unit: id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs},
 	}
 
 	var old plan.Inventory
@@ -140,15 +138,15 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	}
 	union, added := unionRefs(old.Objects, refs)
 	if prev == nil || added {
-		intent := plan.Inventory{Unit: id.id, Digest: old.Digest, Revision: old.Revision, Objects: union}
+		intent := plan.Inventory{Unit: id, Digest: old.Digest, Revision: old.Revision, Objects: union}
 		if err := a.opts.Inventory.Put(ctx, intent); err != nil {
-			return result, &Error{Object: id.id, Op: "record inventory before applying", Err: err, Transient: transient(err)}
+			return result, &Error{Object: id.String(), Op: "record inventory before applying", Err: err, Transient: transient(err)}
 		}
 	}
 
 	self, tenant, tw, err := a.split(id, objects)
 	if err != nil {
-		return result, &Error{Object: id.id, Op: "apply failed", Err: err}
+		return result, &Error{Object: id.String(), Op: "apply failed", Err: err}
 	}
 	// A unit applied for the first time has nothing to compare with.
 	if prev == nil && a.create(ctx, self, tenant, tw, &result) {
@@ -168,7 +166,7 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 			result.Objects = append(result.Objects, objectResults(cs, refs)...)
 		}
 		if err != nil {
-			return result, objectError(id.id, "apply failed", err, stage.objects)
+			return result, objectError(id.String(), "apply failed", err, stage.objects)
 		}
 	}
 	return a.record(ctx, old, prev, union, refs, result)
@@ -184,7 +182,7 @@ func (a *Applier) record(ctx context.Context, old plan.Inventory, prev *plan.Inv
 	}
 	if prev == nil || !sameInventory(*prev, recorded) {
 		if err := a.opts.Inventory.Put(ctx, recorded); err != nil {
-			return result, &Error{Object: result.Unit, Op: "record inventory after applying", Err: err, Transient: transient(err)}
+			return result, &Error{Object: result.Unit.String(), Op: "record inventory after applying", Err: err, Transient: transient(err)}
 		}
 	}
 	return result, nil

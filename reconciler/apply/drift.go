@@ -47,16 +47,13 @@ func (d Drift) String() string {
 // applying the unit again, or only reports them. Objects that cannot be checked are
 // joined into the error, each an *Error naming its object.
 func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {
-	id, err := parseUnit(unit.ID())
-	if err != nil {
-		return nil, err
-	}
+	id := unit.ID()
 	objects := make([]*unstructured.Unstructured, len(unit.Objects))
 	for i, o := range unit.Objects {
 		objects[i] = o.DeepCopy()
 	}
 	if err := normalize.UnstructuredList(objects); err != nil {
-		return nil, &Error{Object: id.id, Op: "drift check failed", Err: err}
+		return nil, &Error{Object: id.String(), Op: "drift check failed", Err: err}
 	}
 	var (
 		drifts []Drift
@@ -66,8 +63,8 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
 		c := a.admin
-		if id.app != "" && !a.asMeridian(o, scopes) {
-			tc, err := a.tenant(id.tenant)
+		if !id.IsNamespace() && !a.asMeridian(o, scopes) {
+			tc, err := a.tenant(id.Tenant)
 			if err != nil {
 				return nil, err
 			}

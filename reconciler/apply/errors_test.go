@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -143,46 +144,17 @@ func TestResultString(t *testing.T) {
 		res  Result
 		want string
 	}{
-		{"an empty unit", Result{Unit: "t/r/a"}, "t/r/a: no objects"},
-		{"actions in a fixed order", Result{Unit: "t/r/a", Objects: []ObjectResult{
+		{"an empty unit", Result{Unit: fleet.UnitID{Tenant: "t", Region: "r", App: "a"}}, "t/r/a: no objects"},
+		{"actions in a fixed order", Result{Unit: fleet.UnitID{Tenant: "t", Region: "r", App: "a"}, Objects: []ObjectResult{
 			{ref("a"), Unchanged}, {ref("b"), Created}, {ref("c"), Configured}, {ref("d"), Created},
 		}}, "t/r/a: 2 created, 1 configured, 1 unchanged"},
-		{"leftovers to prune", Result{Unit: "t/r/a", Objects: []ObjectResult{{ref("a"), Unchanged}}, Leftover: []plan.ObjectRef{ref("b")}},
+		{"leftovers to prune", Result{Unit: fleet.UnitID{Tenant: "t", Region: "r", App: "a"}, Objects: []ObjectResult{{ref("a"), Unchanged}}, Leftover: []plan.ObjectRef{ref("b")}},
 			"t/r/a: 1 unchanged; 1 left over to prune"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.res.String(); got != tt.want {
 				t.Errorf("String() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseUnit(t *testing.T) {
-	tests := []struct {
-		id      string
-		want    unitID
-		wantErr string
-	}{
-		{id: "t/r", want: unitID{id: "t/r", tenant: "t", region: "r"}},
-		{id: "t/r/a", want: unitID{id: "t/r/a", tenant: "t", region: "r", app: "a"}},
-		{id: "t", wantErr: `unit "t" is neither tenant/region nor tenant/region/app`},
-		{id: "t//a", wantErr: `unit "t//a" is neither tenant/region nor tenant/region/app`},
-		{id: "t/r/a/b", wantErr: `unit "t/r/a/b" is neither tenant/region nor tenant/region/app`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.id, func(t *testing.T) {
-			got, err := parseUnit(tt.id)
-			gotErr := ""
-			if err != nil {
-				gotErr = err.Error()
-			}
-			if gotErr != tt.wantErr {
-				t.Errorf("error = %q, want %q", gotErr, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(unitID{})); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -35,11 +36,7 @@ const pruneAttempts = 3
 //
 // Objects are deleted in the reverse of the apply order. A failure does not stop the
 // others; the failures are joined, each an *Error naming its object.
-func (a *Applier) Prune(ctx context.Context, unit string, refs []plan.ObjectRef) error {
-	id, err := parseUnit(unit)
-	if err != nil {
-		return err
-	}
+func (a *Applier) Prune(ctx context.Context, id fleet.UnitID, refs []plan.ObjectRef) error {
 	objects := make([]*unstructured.Unstructured, len(refs))
 	for i, r := range refs {
 		objects[i] = stub(r)
@@ -55,7 +52,7 @@ func (a *Applier) Prune(ctx context.Context, unit string, refs []plan.ObjectRef)
 }
 
 // prune deletes one object if the unit still owns it.
-func (a *Applier) prune(ctx context.Context, id unitID, ref plan.ObjectRef) error {
+func (a *Applier) prune(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef) error {
 	w, err := a.writerFor(id, ref)
 	if err != nil {
 		return &Error{Object: ref.String(), Op: "delete failed", Err: err}
@@ -67,13 +64,13 @@ func (a *Applier) prune(ctx context.Context, id unitID, ref plan.ObjectRef) erro
 		case apierrors.IsNotFound(err):
 			return nil
 		case w.tenant && apierrors.IsForbidden(err):
-			a.opts.Logger.Info("not pruned: the tenant may not read it, so it is not the tenant's", "unit", id.id, "object", ref.String())
+			a.opts.Logger.Info("not pruned: the tenant may not read it, so it is not the tenant's", "unit", id, "object", ref.String())
 			return nil
 		case err != nil:
 			return &Error{Object: ref.String(), Op: "read before delete failed", Err: err, Transient: transient(err)}
 		}
 		if why := notOwned(live, id); why != "" {
-			a.opts.Logger.Info("not pruned: no longer Meridian's for this unit", "unit", id.id, "object", ref.String(), "reason", why)
+			a.opts.Logger.Info("not pruned: no longer Meridian's for this unit", "unit", id, "object", ref.String(), "reason", why)
 			return nil
 		}
 		uid, rv := live.GetUID(), live.GetResourceVersion()
@@ -94,21 +91,21 @@ func (a *Applier) prune(ctx context.Context, id unitID, ref plan.ObjectRef) erro
 }
 
 // notOwned says why an object is not the unit's to delete, or returns "".
-func notOwned(u *unstructured.Unstructured, id unitID) string {
+func notOwned(u *unstructured.Unstructured, id fleet.UnitID) string {
 	labels := u.GetLabels()
 	check := []struct{ key, want string }{
 		{render.LabelManagedBy, render.ManagedByMeridian},
-		{render.LabelTenant, id.tenant},
-		{render.LabelRegion, id.region},
-		{render.LabelApp, id.app},
+		{render.LabelTenant, id.Tenant},
+		{render.LabelRegion, id.Region},
+		{render.LabelApp, id.App},
 	}
 	for _, c := range check {
 		if got := labels[c.key]; got != c.want {
 			return fmt.Sprintf("label %s is %q, not %q", c.key, got, c.want)
 		}
 	}
-	if got := u.GetAnnotations()[render.AnnotationPlacement]; got != id.id {
-		return fmt.Sprintf("annotation %s is %q, not %q", render.AnnotationPlacement, got, id.id)
+	if got := u.GetAnnotations()[render.AnnotationPlacement]; got != id.String() {
+		return fmt.Sprintf("annotation %s is %q, not %q", render.AnnotationPlacement, got, id)
 	}
 	return ""
 }

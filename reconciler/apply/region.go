@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -40,7 +41,7 @@ func (r *Region) Apply(ctx context.Context, unit *render.Unit, prev *plan.Invent
 // once every one is gone or left to its new owner, takes them out of the unit's
 // inventory — or, when gone says the unit left the fleet, deletes its inventory.
 // After a failure the inventory is left as it was, so the next pass tries again.
-func (r *Region) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
+func (r *Region) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
 	if err := r.applier.Prune(ctx, unit, objects); err != nil {
 		return err
 	}

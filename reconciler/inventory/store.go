@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -45,7 +45,7 @@ type Store struct {
 	namespaces typedcorev1.NamespaceInterface
 
 	mu       sync.Mutex
-	versions map[string]version
+	versions map[fleet.UnitID]version
 	listed   bool // a List succeeded: units it did not return are known to be absent
 }
 
@@ -73,7 +73,7 @@ func NewStore(cfg *rest.Config) (*Store, error) {
 	return &Store{
 		configMaps: cs.CoreV1().ConfigMaps(Namespace),
 		namespaces: cs.CoreV1().Namespaces(),
-		versions:   map[string]version{},
+		versions:   map[fleet.UnitID]version{},
 	}, nil
 }
 
@@ -81,11 +81,12 @@ func NewStore(cfg *rest.Config) (*Store, error) {
 // of the ID (lowercase, "/" turned into ".", anything else that a name cannot hold
 // turned into "-", shortened) followed by a hash of the exact ID, so every ID has a
 // valid name and different IDs never share one.
-func Name(unit string) string {
-	sum := sha256.Sum256([]byte(unit))
+func Name(unit fleet.UnitID) string {
+	id := unit.String()
+	sum := sha256.Sum256([]byte(id))
 	hash := hex.EncodeToString(sum[:])[:12]
 	var b strings.Builder
-	for _, r := range strings.ToLower(unit) {
+	for _, r := range strings.ToLower(id) {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
 			b.WriteRune(r)
@@ -114,7 +115,7 @@ func Name(unit string) string {
 }
 
 // ref names a unit's ConfigMap the way errors do.
-func ref(unit string) string { return "ConfigMap/" + Namespace + "/" + Name(unit) }
+func ref(unit fleet.UnitID) string { return "ConfigMap/" + Namespace + "/" + Name(unit) }
 
 // List returns the inventory of every unit recorded in the region, sorted by unit. An
 // entry that cannot be read is an error naming its ConfigMap: an inventory is never
@@ -122,7 +123,7 @@ func ref(unit string) string { return "ConfigMap/" + Namespace + "/" + Name(unit
 func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 	var (
 		out      []plan.Inventory
-		versions = map[string]version{}
+		versions = map[fleet.UnitID]version{}
 		errs     []error
 		opts     = metav1.ListOptions{LabelSelector: LabelInventory, Limit: 500}
 	)
@@ -149,7 +150,7 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b plan.Inventory) int { return cmp.Compare(a.Unit, b.Unit) })
+	slices.SortFunc(out, func(a, b plan.Inventory) int { return a.Unit.Compare(b.Unit) })
 	s.mu.Lock()
 	s.versions, s.listed = versions, true
 	s.mu.Unlock()
@@ -158,7 +159,7 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 
 // Get returns unit's inventory, or nil when it has none. A corrupt entry is an error
 // naming it.
-func (s *Store) Get(ctx context.Context, unit string) (*plan.Inventory, error) {
+func (s *Store) Get(ctx context.Context, unit fleet.UnitID) (*plan.Inventory, error) {
 	cm, err := s.configMaps.Get(ctx, Name(unit), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		s.remember(unit, "")
@@ -196,11 +197,11 @@ func decode(cm *corev1.ConfigMap) (plan.Inventory, error) {
 	if dec.More() {
 		return plan.Inventory{}, fmt.Errorf("%s: corrupt inventory: %s holds more than one JSON value; %s", name, DataKey, fix)
 	}
-	if inv.Unit == "" {
+	if inv.Unit.IsZero() {
 		return plan.Inventory{}, fmt.Errorf("%s: corrupt inventory: no unit; %s", name, fix)
 	}
 	if want := Name(inv.Unit); cm.Name != want {
-		return plan.Inventory{}, fmt.Errorf("%s: corrupt inventory: it records unit %q, whose inventory is named %s; %s", name, inv.Unit, want, fix)
+		return plan.Inventory{}, fmt.Errorf("%s: corrupt inventory: it records unit %s, whose inventory is named %s; %s", name, inv.Unit, want, fix)
 	}
 	for i, r := range inv.Objects {
 		if r.Version == "" || r.Kind == "" || r.Name == "" {
@@ -215,7 +216,7 @@ func decode(cm *corev1.ConfigMap) (plan.Inventory, error) {
 // last read or wrote it; List again (or simply Put again) to start from what the
 // cluster holds.
 func (s *Store) Put(ctx context.Context, inv plan.Inventory) error {
-	if inv.Unit == "" {
+	if inv.Unit.IsZero() {
 		return errors.New("inventory: Put: the inventory names no unit")
 	}
 	data, err := encode(inv)
@@ -230,7 +231,7 @@ func (s *Store) Put(ctx context.Context, inv plan.Inventory) error {
 				render.LabelManagedBy: render.ManagedByMeridian,
 				LabelInventory:        FormatV1,
 			},
-			Annotations: map[string]string{AnnotationUnit: inv.Unit},
+			Annotations: map[string]string{AnnotationUnit: inv.Unit.String()},
 		},
 		Data: map[string]string{DataKey: data},
 	}
@@ -298,7 +299,7 @@ func encode(inv plan.Inventory) (string, error) {
 
 // Delete removes unit's inventory in one write; an inventory that does not exist is
 // success. Call it only after every object of the unit was pruned.
-func (s *Store) Delete(ctx context.Context, unit string) error {
+func (s *Store) Delete(ctx context.Context, unit fleet.UnitID) error {
 	opts := metav1.DeleteOptions{}
 	if rv, ok := s.version(unit); ok && rv != "" {
 		opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
@@ -318,7 +319,7 @@ func (s *Store) Delete(ctx context.Context, unit string) error {
 
 // version returns the resourceVersion of unit's ConfigMap as this Store last saw it
 // ("" when it did not exist), and whether it knows it at all.
-func (s *Store) version(unit string) (string, bool) {
+func (s *Store) version(unit fleet.UnitID) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v, ok := s.versions[unit]; ok {
@@ -327,13 +328,13 @@ func (s *Store) version(unit string) (string, bool) {
 	return "", s.listed
 }
 
-func (s *Store) remember(unit, rv string) {
+func (s *Store) remember(unit fleet.UnitID, rv string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.versions[unit] = version{resourceVersion: rv, known: true}
 }
 
-func (s *Store) forget(unit string) {
+func (s *Store) forget(unit fleet.UnitID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.versions[unit] = version{}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/plan"
 )
@@ -21,36 +22,36 @@ import (
 func TestName(t *testing.T) {
 	tests := []struct {
 		name string
-		unit string
+		unit fleet.UnitID
 		want string
 	}{
-		{"a placement reads as its ID", "trucking/us-east-1/portal", "inventory.trucking.us-east-1.portal-"},
-		{"a namespace unit reads as its ID", "trucking/us-east-1", "inventory.trucking.us-east-1-"},
-		{"capitals are lowered and other characters become dashes", "Big_Co/eu west/app", "inventory.big-co.eu-west.app-"},
-		{"labels never start or end with a dash", "-a-/_b_/c", "inventory.a.b.c-"},
-		{"nothing readable leaves only the hash", "///", "inventory-"},
-		{"a long ID is shortened", strings.Repeat("t", 300) + "/r/a", "inventory." + strings.Repeat("t", 200) + "-"},
+		{"a placement reads as its ID", fleet.UnitID{Tenant: "trucking", Region: "us-east-1", App: "portal"}, "inventory.trucking.us-east-1.portal-"},
+		{"a namespace unit reads as its ID", fleet.NamespaceUnit("trucking", "us-east-1"), "inventory.trucking.us-east-1-"},
+		{"capitals are lowered and other characters become dashes", fleet.UnitID{Tenant: "Big_Co", Region: "eu west", App: "app"}, "inventory.big-co.eu-west.app-"},
+		{"labels never start or end with a dash", fleet.UnitID{Tenant: "-a-", Region: "_b_", App: "c"}, "inventory.a.b.c-"},
+		{"nothing readable leaves only the hash", fleet.UnitID{Tenant: "/", Region: "/", App: "_"}, "inventory-"},
+		{"a long ID is shortened", fleet.UnitID{Tenant: strings.Repeat("t", 300), Region: "r", App: "a"}, "inventory." + strings.Repeat("t", 200) + "-"},
 	}
-	seen := map[string]string{}
+	seen := map[string]fleet.UnitID{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Name(tt.unit)
 			if !strings.HasPrefix(got, tt.want) || len(got) != len(tt.want)+12 {
-				t.Errorf("Name(%q) = %q, want %q followed by 12 hex digits", tt.unit, got, tt.want)
+				t.Errorf("Name(%s) = %q, want %q followed by 12 hex digits", tt.unit, got, tt.want)
 			}
 			if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
-				t.Errorf("Name(%q) = %q is not a valid object name: %v", tt.unit, got, errs)
+				t.Errorf("Name(%s) = %q is not a valid object name: %v", tt.unit, got, errs)
 			}
 			if Name(tt.unit) != got {
-				t.Errorf("Name(%q) is not deterministic", tt.unit)
+				t.Errorf("Name(%s) is not deterministic", tt.unit)
 			}
 			if other, ok := seen[got]; ok {
-				t.Errorf("Name(%q) = Name(%q)", tt.unit, other)
+				t.Errorf("Name(%s) = Name(%s)", tt.unit, other)
 			}
 			seen[got] = tt.unit
 		})
 	}
-	if a, b := Name("a/b"), Name("a.b"); a == b {
+	if a, b := Name(fleet.NamespaceUnit("a", "b")), Name(fleet.NamespaceUnit("a.b", "")); a == b {
 		t.Errorf("IDs that read alike share the name %s", a)
 	}
 }
@@ -95,8 +96,8 @@ func TestStore(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := t.Context()
 
-	web := plan.Inventory{Unit: "t1/us-east-1/web", Digest: "sha256:1", Revision: "rev1", Objects: refs("a", "b")}
-	ns := plan.Inventory{Unit: "t1/us-east-1", Digest: "sha256:2", Revision: "rev1",
+	web := plan.Inventory{Unit: unit("t1/us-east-1/web"), Digest: "sha256:1", Revision: "rev1", Objects: refs("a", "b")}
+	ns := plan.Inventory{Unit: unit("t1/us-east-1"), Digest: "sha256:2", Revision: "rev1",
 		Objects: []plan.ObjectRef{{Version: "v1", Kind: "Namespace", Name: "t1"}, {Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role", Namespace: "t1", Name: "meridian-tenant"}}}
 
 	t.Run("an empty region lists no inventories", func(t *testing.T) {
@@ -169,7 +170,7 @@ func TestStore(t *testing.T) {
 		if diff := cmp.Diff(&web, got); diff != "" {
 			t.Errorf("Get (-want +got):\n%s", diff)
 		}
-		if got, err := s.Get(ctx, "t1/us-east-1/none"); got != nil || err != nil {
+		if got, err := s.Get(ctx, unit("t1/us-east-1/none")); got != nil || err != nil {
 			t.Errorf("Get of a unit without inventory = %v, %v; want nil, nil", got, err)
 		}
 		// A Put writes against the version Get read.
@@ -203,7 +204,7 @@ func TestStore(t *testing.T) {
 		}
 		// A unit a List did not return is known to be absent: creating it conflicts
 		// when another writer created it meanwhile.
-		fresh := plan.Inventory{Unit: "t2/us-east-1/api", Objects: refs("x")}
+		fresh := plan.Inventory{Unit: unit("t2/us-east-1/api"), Objects: refs("x")}
 		if err := b.Put(ctx, fresh); err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +226,7 @@ func TestStore(t *testing.T) {
 
 	t.Run("delete removes the inventory, and deleting a missing one succeeds", func(t *testing.T) {
 		s := newStore(t, cfg)
-		gone := plan.Inventory{Unit: "t3/us-east-1/gone", Objects: refs("x")}
+		gone := plan.Inventory{Unit: unit("t3/us-east-1/gone"), Objects: refs("x")}
 		if err := s.Put(ctx, gone); err != nil {
 			t.Fatal(err)
 		}
@@ -249,26 +250,26 @@ func TestStore(t *testing.T) {
 			want   string
 		}{{
 			name:   "not JSON",
-			cmName: Name("t9/r/a"),
+			cmName: Name(unit("t9/r/a")),
 			data:   map[string]string{DataKey: "{not json"},
 			want:   "inventory.json is not an inventory: invalid character 'n' looking for beginning of object key string",
 		}, {
 			name:   "unknown field",
-			cmName: Name("t9/r/a"),
+			cmName: Name(unit("t9/r/a")),
 			data:   map[string]string{DataKey: `{"unit":"t9/r/a","objects":[],"extra":1}`},
 			want:   `inventory.json is not an inventory: json: unknown field "extra"`,
 		}, {
 			name:   "no data key",
-			cmName: Name("t9/r/a"),
+			cmName: Name(unit("t9/r/a")),
 			want:   "no data key inventory.json",
 		}, {
 			name:   "another unit's inventory under this name",
-			cmName: Name("t9/r/a"),
+			cmName: Name(unit("t9/r/a")),
 			data:   map[string]string{DataKey: `{"unit":"t9/r/b","digest":"","revision":"","objects":[]}`},
-			want:   `it records unit "t9/r/b", whose inventory is named ` + Name("t9/r/b"),
+			want:   `it records unit t9/r/b, whose inventory is named ` + Name(unit("t9/r/b")),
 		}, {
 			name:   "an object without a kind",
-			cmName: Name("t9/r/a"),
+			cmName: Name(unit("t9/r/a")),
 			data:   map[string]string{DataKey: `{"unit":"t9/r/a","digest":"","revision":"","objects":[{"version":"v1","name":"x"}]}`},
 			want:   "objects[0] lacks a version, kind or name",
 		}}
@@ -301,7 +302,7 @@ func TestStore(t *testing.T) {
 
 	t.Run("an entry of another format version is refused", func(t *testing.T) {
 		cm := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: Name("t9/r/v2"), Namespace: Namespace, Labels: map[string]string{LabelInventory: "v2"}},
+			ObjectMeta: metav1.ObjectMeta{Name: Name(unit("t9/r/v2")), Namespace: Namespace, Labels: map[string]string{LabelInventory: "v2"}},
 			Data:       map[string]string{DataKey: `{}`},
 		}
 		if _, err := cs.CoreV1().ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -315,4 +316,13 @@ func TestStore(t *testing.T) {
 			t.Errorf("List error (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// unit reads a unit's text form, as people write it in tests.
+func unit(s string) fleet.UnitID {
+	u, err := fleet.ParseUnitID(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

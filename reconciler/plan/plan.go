@@ -1,13 +1,14 @@
 package plan
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // ObjectRef identifies an object in a region's cluster.
@@ -46,8 +47,8 @@ func (r ObjectRef) key() string {
 // Inventory is what Meridian applied for one unit in one region, as recorded in that
 // region's cluster.
 type Inventory struct {
-	// Unit is the unit's ID: tenant/region/app, or tenant/region for a namespace.
-	Unit string `json:"unit"`
+	// Unit is the unit; in JSON its text form, tenant/region/app or tenant/region.
+	Unit fleet.UnitID `json:"unit"`
 	// Digest is the render digest of what was applied.
 	Digest string `json:"digest"`
 	// Revision is the commit that was applied.
@@ -58,8 +59,8 @@ type Inventory struct {
 
 // Desired is one rendered unit this region should have.
 type Desired struct {
-	// Unit is the unit's ID.
-	Unit string
+	// Unit is the unit.
+	Unit fleet.UnitID
 	// Digest identifies the rendered objects.
 	Digest string
 	// Objects are the rendered objects.
@@ -102,8 +103,8 @@ func (a Action) String() string {
 
 // Change is what a pass does to one unit.
 type Change struct {
-	// Unit is the unit's ID.
-	Unit string
+	// Unit is the unit.
+	Unit fleet.UnitID
 	// Action is what happens to the unit.
 	Action Action
 	// Desired is the unit to apply (Create, Update, Unchanged).
@@ -193,15 +194,15 @@ func (c ChangeSet) String() string {
 // Calculate plans one region's pass: desired units against the inventories found in
 // the region. failed names units that should exist but did not render this time;
 // they are kept as they are, never pruned.
-func Calculate(region string, desired []Desired, applied []Inventory, failed []string, limits Limits) ChangeSet {
+func Calculate(region string, desired []Desired, applied []Inventory, failed []fleet.UnitID, limits Limits) ChangeSet {
 	cs := ChangeSet{Region: region}
-	inv := map[string]*Inventory{}
+	inv := map[fleet.UnitID]*Inventory{}
 	total := 0
 	for i := range applied {
 		inv[applied[i].Unit] = &applied[i]
 		total += len(applied[i].Objects)
 	}
-	wanted := map[string]bool{}
+	wanted := map[fleet.UnitID]bool{}
 	for i := range desired {
 		d := &desired[i]
 		wanted[d.Unit] = true
@@ -227,17 +228,17 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []s
 		wanted[u] = true
 		cs.Changes = append(cs.Changes, Change{Unit: u, Action: Keep, Applied: inv[u]})
 	}
-	namespaceDeleted := ""
+	var namespaceDeleted fleet.UnitID
 	for _, a := range applied {
 		if wanted[a.Unit] {
 			continue
 		}
 		cs.Changes = append(cs.Changes, Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit], Delete: slices.Clone(a.Objects)})
-		if strings.Count(a.Unit, "/") == 1 { // tenant/region: a tenant's namespace unit
+		if a.Unit.IsNamespace() {
 			namespaceDeleted = a.Unit
 		}
 	}
-	slices.SortFunc(cs.Changes, func(a, b Change) int { return cmp.Compare(a.Unit, b.Unit) })
+	slices.SortFunc(cs.Changes, func(a, b Change) int { return a.Unit.Compare(b.Unit) })
 
 	deletions := cs.Deletions()
 	switch {
@@ -245,7 +246,7 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []s
 	case limits.NoPrune:
 		cs.Held = "an earlier step failed, and nothing is deleted because something failed"
 	case limits.AllowMassDeletion:
-	case namespaceDeleted != "":
+	case !namespaceDeleted.IsZero():
 		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s; allow it explicitly to proceed", namespaceDeleted)
 	case total > 0 && deletions*100 > limits.MaxDeletePercent*total:
 		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%; allow it explicitly to proceed",

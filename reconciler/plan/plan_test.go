@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"meridian.dev/meridian/fleet"
 )
 
 func obj(kind, ns, name string) *unstructured.Unstructured {
@@ -20,12 +22,29 @@ func ref(kind, ns, name string) ObjectRef {
 	return ObjectRef{Version: "v1", Kind: kind, Namespace: ns, Name: name}
 }
 
-func desired(unit, digest string, objs ...*unstructured.Unstructured) Desired {
-	return Desired{Unit: unit, Digest: digest, Objects: objs}
+// unit reads a unit's text form; tests name units the way people read them.
+func unit(s string) fleet.UnitID {
+	u, err := fleet.ParseUnitID(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
-func applied(unit, digest string, refs ...ObjectRef) Inventory {
-	return Inventory{Unit: unit, Digest: digest, Objects: refs}
+func units(ss ...string) []fleet.UnitID {
+	var out []fleet.UnitID
+	for _, s := range ss {
+		out = append(out, unit(s))
+	}
+	return out
+}
+
+func desired(id, digest string, objs ...*unstructured.Unstructured) Desired {
+	return Desired{Unit: unit(id), Digest: digest, Objects: objs}
+}
+
+func applied(id, digest string, refs ...ObjectRef) Inventory {
+	return Inventory{Unit: unit(id), Digest: digest, Objects: refs}
 }
 
 // summary is what the tests compare: unit → action and deleted objects.
@@ -38,7 +57,7 @@ type summary struct {
 func summarize(cs ChangeSet) []summary {
 	var out []summary
 	for _, c := range cs.Changes {
-		s := summary{Unit: c.Unit, Action: c.Action.String()}
+		s := summary{Unit: c.Unit.String(), Action: c.Action.String()}
 		for _, d := range c.Delete {
 			s.Delete = append(s.Delete, d.String())
 		}
@@ -138,7 +157,7 @@ func TestCalculate(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cs := Calculate("r", tt.desired, tt.applied, tt.failed, tt.limits)
+			cs := Calculate("r", tt.desired, tt.applied, units(tt.failed...), tt.limits)
 			if diff := cmp.Diff(tt.want, summarize(cs)); diff != "" {
 				t.Errorf("changes (-want +got):\n%s", diff)
 			}

@@ -3,9 +3,9 @@ package openapi
 import (
 	"cmp"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -90,7 +90,7 @@ func CheckRendered(m *fleet.Model, res *render.Result, secretValues []string) (*
 	}
 	c.report.Versions = slices.Sorted(maps.Keys(versions))
 
-	placements := map[string]fleet.Placement{}
+	placements := map[fleet.UnitID]fleet.Placement{}
 	for _, p := range m.Placements() {
 		placements[p.ID()] = p
 	}
@@ -106,7 +106,7 @@ func CheckRendered(m *fleet.Model, res *render.Result, secretValues []string) (*
 		}
 		for _, obj := range u.Objects {
 			c.report.Objects++
-			at := &Finding{File: file, Placement: u.ID(), Object: render.ObjectRef(obj)}
+			at := &Finding{File: file, Placement: u.ID().String(), Object: render.ObjectRef(obj)}
 			for _, problem := range v.Validate(obj) {
 				c.add(problem.Warning, at.with(problem.Field, problem.Message))
 			}
@@ -159,25 +159,25 @@ func (c *checker) add(warning bool, f *Finding) {
 
 // unitError reports a unit that did not render, traced to the app's file (or the
 // tenant's for its namespace), whose name the cause no longer needs to repeat.
-func (c *checker) unitError(e *render.UnitError, placements map[string]fleet.Placement) {
-	tenant, _, _ := strings.Cut(e.Unit, "/")
+func (c *checker) unitError(e *render.UnitError, placements map[fleet.UnitID]fleet.Placement) {
 	file := ""
-	if t := c.model.Tenant(tenant); t != nil {
+	if t := c.model.Tenant(e.Unit.Tenant); t != nil {
 		file = t.Source.File
 	}
 	if p, ok := placements[e.Unit]; ok {
 		file = p.App.Source.File
 	}
-	f := &Finding{File: file, Placement: e.Unit, Message: strings.TrimPrefix(e.Err.Error(), file+": ")}
-	if m := objectPrefix.FindStringSubmatch(f.Message); m != nil {
-		f.Object, f.Message = m[1], m[2]
+	f := &Finding{File: file, Placement: e.Unit.String(), Message: e.Err.Error()}
+	var fileErr *render.FileError
+	if errors.As(e.Err, &fileErr) && fileErr.File == file {
+		f.Message = fileErr.Err.Error()
+	}
+	var objErr *render.ObjectError
+	if errors.As(e.Err, &objErr) {
+		f.Object, f.Message = objErr.Object, objErr.Err.Error()
 	}
 	c.add(false, f)
 }
-
-// objectPrefix matches a render error about one object, which starts with
-// render.ObjectRef.
-var objectPrefix = regexp.MustCompile(`^([A-Z][A-Za-z0-9]*/[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.:-]*)?): (.+)$`)
 
 // tenantPolicy refuses an object of a tenant app outside the tenant's namespace,
 // and a cluster-scoped one the app does not allow. Rendering already confines
