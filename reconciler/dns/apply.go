@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"golang.org/x/time/rate"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // Route53's limits of one ChangeResourceRecordSets request; an UPSERT counts twice.
@@ -98,22 +100,22 @@ func (a *Applier) Requests() int64 { return a.requests.Load() }
 // plans again from what Route53 holds.
 func (a *Applier) Apply(ctx context.Context, ch Changes) error {
 	var errs []error
-	ids := map[string]string{}
-	failed := map[string]bool{}
+	ids := map[fleet.UnitID]string{}
+	failed := map[fleet.UnitID]bool{}
 	for _, h := range ch.HealthChecks {
 		id, err := a.applyCheck(ctx, h)
 		if err != nil {
 			errs = append(errs, err)
-			failed[h.Key()] = true
+			failed[h.Unit()] = true
 			continue
 		}
-		ids[h.Key()] = id
+		ids[h.Unit()] = id
 	}
 	var groups []RecordGroup
 	for _, g := range ch.Records {
 		skip := false
 		for _, c := range g.Changes {
-			if c.HealthCheck != "" && failed[c.HealthCheck] {
+			if !c.HealthCheck.IsZero() && failed[c.HealthCheck] {
 				skip = true
 			}
 		}
@@ -137,11 +139,11 @@ func (a *Applier) Apply(ctx context.Context, ch Changes) error {
 		switch {
 		case errorCode(err) == "NoSuchHealthCheck":
 		case errorCode(err) == "HealthCheckInUse":
-			errs = append(errs, fmt.Errorf("health check %s (%s): still used by a record Meridian does not own: %w; remove that record's HealthCheckId, the check is deleted on the next cycle", h.ID, h.Key(), err))
+			errs = append(errs, fmt.Errorf("health check %s (%s): still used by a record Meridian does not own: %w; remove that record's HealthCheckId, the check is deleted on the next cycle", h.ID, h.Unit(), err))
 		case err != nil:
-			errs = append(errs, fmt.Errorf("health check %s (%s): deleting: %w; the next cycle retries", h.ID, h.Key(), err))
+			errs = append(errs, fmt.Errorf("health check %s (%s): deleting: %w; the next cycle retries", h.ID, h.Unit(), err))
 		default:
-			a.opts.Logger.Info("deleted health check", "placement", h.Key(), "id", h.ID)
+			a.opts.Logger.Info("deleted health check", "placement", h.Unit(), "id", h.ID)
 		}
 	}
 	return errors.Join(errs...)
@@ -163,9 +165,9 @@ func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, 
 			return a.api.UpdateHealthCheck(ctx, in)
 		})
 		if err != nil {
-			return "", fmt.Errorf("health check %s (%s): updating to %s: %w; if it changed since it was read, the next cycle plans again", h.ID, h.Key(), s, err)
+			return "", fmt.Errorf("health check %s (%s): updating to %s: %w; if it changed since it was read, the next cycle plans again", h.ID, h.Unit(), s, err)
 		}
-		a.opts.Logger.Info("updated health check", "placement", h.Key(), "id", h.ID, "spec", s.String())
+		a.opts.Logger.Info("updated health check", "placement", h.Unit(), "id", h.ID, "spec", s.String())
 		return h.ID, nil
 	}
 	var id string
@@ -181,7 +183,7 @@ func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, 
 			continue // the reference belonged to a check deleted earlier: take the next one
 		}
 		if err != nil {
-			return "", fmt.Errorf("health check %s: creating %s: %w; check the app's expose settings and Route53's health-check quota", h.Key(), h.Spec, err)
+			return "", fmt.Errorf("health check %s: creating %s: %w; check the app's expose settings and Route53's health-check quota", h.Unit(), h.Spec, err)
 		}
 		id = aws.ToString(out.HealthCheck.Id)
 		break
@@ -198,7 +200,7 @@ func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, 
 		})
 	})
 	if err != nil {
-		return "", fmt.Errorf("health check %s (%s): tagging it as the fleet's: %w; until tagged Meridian does not own it, and the next cycle creates it again idempotently and tags it", id, h.Key(), err)
+		return "", fmt.Errorf("health check %s (%s): tagging it as the fleet's: %w; until tagged Meridian does not own it, and the next cycle creates it again idempotently and tags it", id, h.Unit(), err)
 	}
 	a.mu.Lock()
 	if a.fleetTags == nil {
@@ -206,7 +208,7 @@ func (a *Applier) applyCheck(ctx context.Context, h HealthCheckChange) (string, 
 	}
 	a.fleetTags[id] = map[string]string{TagFleet: h.Fleet, TagTenant: h.Tenant, TagApp: h.App, TagRegion: h.Region}
 	a.mu.Unlock()
-	a.opts.Logger.Info("created health check", "placement", h.Key(), "id", id, "spec", h.Spec.String())
+	a.opts.Logger.Info("created health check", "placement", h.Unit(), "id", id, "spec", h.Spec.String())
 	return id, nil
 }
 
@@ -236,7 +238,7 @@ func (a *Applier) batches(groups []RecordGroup) ([][]RecordGroup, error) {
 			gr, gc = gr+r, gc+ch
 		}
 		if gr > a.opts.MaxBatchRecords || gc > a.opts.MaxBatchChars {
-			errs = append(errs, fmt.Errorf("route53 records of %s: %d records, %d characters exceed one batch's limit; shorten the records", g.Key, gr, gc))
+			errs = append(errs, fmt.Errorf("route53 records of %s: %d records, %d characters exceed one batch's limit; shorten the records", g.Unit, gr, gc))
 			continue
 		}
 		if len(cur) > 0 && (records+gr > a.opts.MaxBatchRecords || chars+gc > a.opts.MaxBatchChars) {
@@ -253,13 +255,13 @@ func (a *Applier) batches(groups []RecordGroup) ([][]RecordGroup, error) {
 }
 
 // applyBatch submits one batch and waits until it is INSYNC.
-func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[string]string) error {
+func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[fleet.UnitID]string) error {
 	var changes []types.Change
 	var first string
 	for _, g := range batch {
 		for _, c := range g.Changes {
 			r := c.Record
-			if c.HealthCheck != "" {
+			if !c.HealthCheck.IsZero() {
 				r.HealthCheckID = ids[c.HealthCheck]
 			}
 			if first == "" {

@@ -60,7 +60,7 @@ func newEnv(t *testing.T, srvOpts route53test.Options, opts Options) *env {
 }
 
 // cycle is one reconcile pass: read, plan, apply. It returns the plan.
-func (e *env) cycle(t *testing.T, model *fleet.Model, healthy func(string) bool) Changes {
+func (e *env) cycle(t *testing.T, model *fleet.Model, healthy func(fleet.UnitID) bool) Changes {
 	t.Helper()
 	ctx := context.Background()
 	cur, err := e.applier.Current(ctx)
@@ -87,7 +87,7 @@ func (e *env) owned(t *testing.T) (records, checks []string) {
 		}
 	}
 	for _, h := range cur.HealthChecks {
-		checks = append(checks, h.Key()+" "+h.Spec.Path)
+		checks = append(checks, h.Unit().String()+" "+h.Spec.Path)
 	}
 	slices.Sort(records)
 	slices.Sort(checks)
@@ -129,7 +129,7 @@ func TestApplyFleetExample(t *testing.T) {
 			fmt.Sprintf("%s%s TXT [%s]", RegistryPrefix, ep.Global, ep.Region),
 			fmt.Sprintf("%s %s", ep.Regional, typ),
 			fmt.Sprintf("%s%s TXT", RegistryPrefix, ep.Regional))
-		wantChecks = append(wantChecks, ep.Key()+" /healthz")
+		wantChecks = append(wantChecks, ep.Unit().String()+" /healthz")
 	}
 	slices.Sort(wantRecords)
 	slices.Sort(wantChecks)
@@ -178,7 +178,7 @@ func TestApplyFleetExample(t *testing.T) {
 	// A placement turns unhealthy: its latency and regional records are withdrawn;
 	// its check goes one cycle later, once no record uses it.
 	sick := "trucking/us-east-1/portal"
-	notSick := func(id string) bool { return id != sick }
+	notSick := func(id fleet.UnitID) bool { return id.String() != sick }
 	e.cycle(t, m, notSick)
 	records, checks = e.owned(t)
 	for _, r := range records {
@@ -237,7 +237,7 @@ func TestApplyLeavesUnownedRecordsAlone(t *testing.T) {
 	ch := e.cycle(t, m, allHealthy)
 	var clashes []string
 	for _, c := range ch.Clashes {
-		clashes = append(clashes, c.Key+" "+c.Name)
+		clashes = append(clashes, c.Unit.String()+" "+c.Name)
 	}
 	want := []string{
 		"trucking/ap-northeast-2/portal portal.trucking.fleet.example.com",
@@ -372,7 +372,7 @@ func TestApplySplitsBatchesOverTheRecordLimit(t *testing.T) {
 
 func TestBatchesRefuseAGroupOverTheLimit(t *testing.T) {
 	a := NewApplier(nil, Options{MaxBatchRecords: 2})
-	g := RecordGroup{Key: "t/r/a", Changes: []RecordChange{{Action: Upsert, Record: Record{Name: "a.example.com", Type: "A", TTL: 60, Values: []string{"192.0.2.1"}}}, {Action: Create, Record: Record{Name: "b.example.com", Type: "TXT", TTL: 60, Values: []string{`"x"`}}}}}
+	g := RecordGroup{Unit: fleet.UnitID{Tenant: "t", Region: "r", App: "a"}, Changes: []RecordChange{{Action: Upsert, Record: Record{Name: "a.example.com", Type: "A", TTL: 60, Values: []string{"192.0.2.1"}}}, {Action: Create, Record: Record{Name: "b.example.com", Type: "TXT", TTL: 60, Values: []string{`"x"`}}}}}
 	_, err := a.batches([]RecordGroup{g})
 	want := "route53 records of t/r/a: 3 records, 21 characters exceed one batch's limit; shorten the records"
 	if err == nil || err.Error() != want {

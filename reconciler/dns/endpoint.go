@@ -31,8 +31,10 @@ type Endpoint struct {
 	HealthCheck HealthCheckSpec
 }
 
-// Key names the endpoint as its placement does: tenant/region/app.
-func (e Endpoint) Key() string { return e.Tenant + "/" + e.Region + "/" + e.App }
+// Unit is the endpoint's placement.
+func (e Endpoint) Unit() fleet.UnitID {
+	return fleet.UnitID{Tenant: e.Tenant, Region: e.Region, App: e.App}
+}
 
 // HealthCheckSpec is the part of a Route53 health check Meridian decides.
 type HealthCheckSpec struct {
@@ -55,10 +57,10 @@ type HealthCheckSpec struct {
 
 // Desired returns the endpoints of every exposed placement that healthy reports
 // deployed and healthy, outside the regions fleet.yaml drains, ordered by key.
-// healthy is called with placement IDs (tenant/region/app); a caller that cannot
+// healthy is called with each placement; a caller that cannot
 // tell (its region is unreachable) should answer with the last state it knew, since
 // an endpoint missing here is withdrawn from DNS.
-func Desired(model *fleet.Model, healthy func(placementID string) bool) []Endpoint {
+func Desired(model *fleet.Model, healthy func(fleet.UnitID) bool) []Endpoint {
 	dns := model.Fleet.Spec.DNS
 	var out []Endpoint
 	for _, p := range model.Placements() {
@@ -97,14 +99,6 @@ func Desired(model *fleet.Model, healthy func(placementID string) bool) []Endpoi
 			HealthCheck: spec,
 		})
 	}
-	slices.SortFunc(out, func(a, b Endpoint) int {
-		if a.Key() < b.Key() {
-			return -1
-		}
-		if a.Key() > b.Key() {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Endpoint) int { return a.Unit().Compare(b.Unit()) })
 	return out
 }

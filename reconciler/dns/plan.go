@@ -55,12 +55,14 @@ type HealthCheckChange struct {
 	Reason string
 }
 
-// Key is the placement the check belongs to: tenant/region/app.
-func (c HealthCheckChange) Key() string { return c.Tenant + "/" + c.Region + "/" + c.App }
+// Unit is the placement the check belongs to.
+func (c HealthCheckChange) Unit() fleet.UnitID {
+	return fleet.UnitID{Tenant: c.Tenant, Region: c.Region, App: c.App}
+}
 
 // String describes the change in one line.
 func (c HealthCheckChange) String() string {
-	s := fmt.Sprintf("%s health check %s", c.Action, c.Key())
+	s := fmt.Sprintf("%s health check %s", c.Action, c.Unit())
 	if c.ID != "" {
 		s += " (" + c.ID + ")"
 	}
@@ -99,15 +101,15 @@ type RecordChange struct {
 	// Record is the record set to write, or exactly the one to delete.
 	Record Record
 	// HealthCheck is set when Record must use a check this plan creates: the
-	// placement key (tenant/region/app) whose new check's id fills Record.HealthCheckID.
-	HealthCheck string
+	// placement whose new check's id fills Record.HealthCheckID.
+	HealthCheck fleet.UnitID
 }
 
 // String describes the change in one line.
 func (c RecordChange) String() string {
 	s := string(c.Action) + " " + c.Record.String()
-	if c.HealthCheck != "" {
-		s += " health check of " + c.HealthCheck
+	if !c.HealthCheck.IsZero() {
+		s += " health check of " + c.HealthCheck.String()
 	}
 	return s
 }
@@ -116,8 +118,8 @@ func (c RecordChange) String() string {
 // registry entry. A group is never split across batches, so a record and its
 // ownership change together.
 type RecordGroup struct {
-	// Key is the placement, tenant/region/app.
-	Key string
+	// Unit is the placement.
+	Unit fleet.UnitID
 	// Changes are applied atomically, in order.
 	Changes []RecordChange
 }
@@ -125,8 +127,8 @@ type RecordGroup struct {
 // Clash is a desired name held by record sets Meridian does not own. Nothing is
 // written there; the clash is reported until someone resolves it.
 type Clash struct {
-	// Key is the placement that wants the name.
-	Key string
+	// Unit is the placement that wants the name.
+	Unit fleet.UnitID
 	// Name is the record name.
 	Name string
 	// Existing are the unowned record sets at Name.
@@ -136,7 +138,7 @@ type Clash struct {
 // String is the clash as an actionable message.
 func (c Clash) String() string {
 	return fmt.Sprintf("%s: wanted by %s but held by record sets Meridian does not own (%s); delete them, or give them a registry record %s%s if Meridian should take them over",
-		c.Name, c.Key, strings.Join(c.Existing, ", "), RegistryPrefix, c.Name)
+		c.Name, c.Unit, strings.Join(c.Existing, ", "), RegistryPrefix, c.Name)
 }
 
 // Changes is a plan: what Apply does, in order — health checks created and updated,
@@ -191,7 +193,7 @@ func (c Changes) String() string {
 func setKey(name, setID string) string { return canonical(name) + "|" + setID }
 
 type owner struct {
-	key string
+	key fleet.UnitID
 	txt Record
 }
 
@@ -220,11 +222,11 @@ func Plan(desired []Endpoint, current State) Changes {
 			atName[canonical(r.Name)] = append(atName[canonical(r.Name)], r)
 		}
 	}
-	checks := map[string][]HealthCheck{}
+	checks := map[fleet.UnitID][]HealthCheck{}
 	for _, h := range current.HealthChecks {
-		checks[h.Key()] = append(checks[h.Key()], h)
+		checks[h.Unit()] = append(checks[h.Unit()], h)
 	}
-	keptChecks := map[string]bool{}
+	keptChecks := map[string]bool{} // by check ID
 	wanted := map[string]bool{}
 
 	// clash returns the unowned record sets at name.
@@ -238,13 +240,13 @@ func Plan(desired []Endpoint, current State) Changes {
 		return out
 	}
 	// write plans one desired record set of placement key.
-	write := func(key string, d Record, checkKey string) {
+	write := func(key fleet.UnitID, d Record, checkKey fleet.UnitID) {
 		wanted[setKey(d.Name, d.SetIdentifier)] = true
 		if existing := clash(d.Name); len(existing) > 0 {
-			ch.Clashes = append(ch.Clashes, Clash{Key: key, Name: d.Name, Existing: existing})
+			ch.Clashes = append(ch.Clashes, Clash{Unit: key, Name: d.Name, Existing: existing})
 			return
 		}
-		g := RecordGroup{Key: key}
+		g := RecordGroup{Unit: key}
 		var same *Record
 		for _, r := range atName[canonical(d.Name)] {
 			if r.SetIdentifier != d.SetIdentifier {
@@ -259,7 +261,7 @@ func Plan(desired []Endpoint, current State) Changes {
 		switch {
 		case same == nil:
 			g.Changes = append(g.Changes, RecordChange{Action: Create, Record: d, HealthCheck: checkKey})
-		case checkKey != "" || !same.equal(d):
+		case !checkKey.IsZero() || !same.equal(d):
 			g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: d, HealthCheck: checkKey})
 		}
 		reg := registryFor(d, current.Fleet, key)
@@ -276,9 +278,9 @@ func Plan(desired []Endpoint, current State) Changes {
 	}
 
 	for _, e := range desired {
-		key := e.Key()
+		key := e.Unit()
 		global, regional := records(e)
-		checkKey := ""
+		var checkKey fleet.UnitID
 		if len(clash(global.Name)) == 0 {
 			hc, change := planCheck(e, checks[key], currentCheckID(atName[canonical(global.Name)], e.Region))
 			if hc != nil {
@@ -293,17 +295,17 @@ func Plan(desired []Endpoint, current State) Changes {
 			}
 		}
 		write(key, global, checkKey)
-		write(key, regional, "")
+		write(key, regional, fleet.UnitID{})
 	}
 
 	// Withdraw owned record sets no endpoint wants, with their registry records.
-	withdrawn := map[string]*RecordGroup{}
-	var order []string
-	group := func(key string) *RecordGroup {
+	withdrawn := map[fleet.UnitID]*RecordGroup{}
+	var order []fleet.UnitID
+	group := func(key fleet.UnitID) *RecordGroup {
 		if g, ok := withdrawn[key]; ok {
 			return g
 		}
-		withdrawn[key] = &RecordGroup{Key: key}
+		withdrawn[key] = &RecordGroup{Unit: key}
 		order = append(order, key)
 		return withdrawn[key]
 	}
@@ -326,7 +328,7 @@ func Plan(desired []Endpoint, current State) Changes {
 		g := group(o.key)
 		g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: o.txt})
 	}
-	slices.Sort(order)
+	slices.SortFunc(order, fleet.UnitID.Compare)
 	for _, k := range order {
 		ch.Records = append(ch.Records, *withdrawn[k])
 	}
@@ -341,7 +343,7 @@ func Plan(desired []Endpoint, current State) Changes {
 			Reason: "no record uses it",
 		})
 	}
-	slices.SortFunc(ch.DeleteHealthChecks, func(a, b HealthCheckChange) int { return cmp.Compare(a.Key()+a.ID, b.Key()+b.ID) })
+	slices.SortFunc(ch.DeleteHealthChecks, func(a, b HealthCheckChange) int { return cmp.Or(a.Unit().Compare(b.Unit()), cmp.Compare(a.ID, b.ID)) })
 	return ch
 }
 
@@ -418,7 +420,7 @@ func immutable(s HealthCheckSpec) string {
 // check. Apply appends -1, -2... when Route53 refuses it because a check with it was
 // deleted before.
 func CallerReference(e Endpoint) string {
-	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.Key() + "\n" + e.HealthCheck.String()))
+	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.Unit().String() + "\n" + e.HealthCheck.String()))
 	return "meridian-" + hex.EncodeToString(sum[:20])
 }
 

@@ -39,7 +39,7 @@ func testModel(tenants ...string) *fleet.Model {
 	return m
 }
 
-func allHealthy(string) bool { return true }
+func allHealthy(fleet.UnitID) bool { return true }
 
 // simulate applies a plan to a state the way Route53 would, giving new health checks
 // the id hc-<tenant>-<region>-<app>-<n>. It stands in for Route53 only in these
@@ -48,12 +48,12 @@ func simulate(t *testing.T, s State, ch Changes) State {
 	t.Helper()
 	s.Records = slices.Clone(s.Records)
 	s.HealthChecks = slices.Clone(s.HealthChecks)
-	ids := map[string]string{}
+	ids := map[fleet.UnitID]string{}
 	for _, h := range ch.HealthChecks {
 		switch h.Action {
 		case CreateCheck:
 			id := fmt.Sprintf("hc-%s-%s-%s-%d", h.Tenant, h.Region, h.App, len(s.HealthChecks))
-			ids[h.Key()] = id
+			ids[h.Unit()] = id
 			s.HealthChecks = append(s.HealthChecks, HealthCheck{ID: id, Version: 1, Tenant: h.Tenant, App: h.App, Region: h.Region, Spec: h.Spec})
 		case UpdateCheck:
 			i := slices.IndexFunc(s.HealthChecks, func(c HealthCheck) bool { return c.ID == h.ID })
@@ -63,7 +63,7 @@ func simulate(t *testing.T, s State, ch Changes) State {
 	for _, g := range ch.Records {
 		for _, c := range g.Changes {
 			r := c.Record
-			if c.HealthCheck != "" {
+			if !c.HealthCheck.IsZero() {
 				r.HealthCheckID = ids[c.HealthCheck]
 			}
 			i := slices.IndexFunc(s.Records, func(o Record) bool {
@@ -108,13 +108,13 @@ func TestPlan(t *testing.T) {
 	unowned.Records = append(unowned.Records, Record{Name: "portal.trucking.fleet.example.com", Type: "CNAME", TTL: 300, Values: []string{"legacy.example.net"}})
 	otherFleet := State{Fleet: "acme", Records: []Record{
 		{Name: "portal.trucking.eu-west-2.fleet.example.com", Type: "CNAME", TTL: 60, Values: []string{"x.example.net"}},
-		{Name: "_meridian.portal.trucking.eu-west-2.fleet.example.com", Type: "TXT", TTL: 300, Values: []string{registryValue("other", "trucking/eu-west-2/portal")}},
+		{Name: "_meridian.portal.trucking.eu-west-2.fleet.example.com", Type: "TXT", TTL: 300, Values: []string{registryValue("other", fleet.UnitID{Tenant: "trucking", Region: "eu-west-2", App: "portal"})}},
 	}}
 
 	tests := []struct {
 		name    string
 		model   *fleet.Model
-		healthy func(string) bool
+		healthy func(fleet.UnitID) bool
 		current State
 		want    []string
 	}{{
@@ -149,7 +149,7 @@ func TestPlan(t *testing.T) {
 		name:    "a changed protocol replaces the check: a new one, the record moved to it, the old one kept while in use",
 		model:   changedProtocol,
 		current: applied(t, testModel("trucking")),
-		healthy: func(id string) bool { return id == "trucking/us-east-1/portal" },
+		healthy: func(id fleet.UnitID) bool { return id.String() == "trucking/us-east-1/portal" },
 		want: []string{
 			"create health check trucking/us-east-1/portal: HTTP portal.trucking.us-east-1.fleet.example.com:80/healthz every 30s, threshold 3; replaces hc-trucking-us-east-1-portal-1: Route53 cannot change protocol or interval in place (HTTPS every 30s); the old check is deleted once no record uses it",
 			"UPSERT portal.trucking.fleet.example.com CNAME [us-east-1] latency us-east-1 ttl 60 portal.trucking.us-east-1.fleet.example.com health check of trucking/us-east-1/portal",
@@ -176,7 +176,7 @@ func TestPlan(t *testing.T) {
 	}, {
 		name:    "an unowned record at the global name is a clash: no check or latency record, the regional records still written",
 		model:   testModel("trucking"),
-		healthy: func(id string) bool { return id == "trucking/eu-west-2/portal" },
+		healthy: func(id fleet.UnitID) bool { return id.String() == "trucking/eu-west-2/portal" },
 		current: unowned,
 		want: []string{
 			"CREATE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
@@ -186,7 +186,7 @@ func TestPlan(t *testing.T) {
 	}, {
 		name:    "a record another fleet owns is a clash, and never withdrawn",
 		model:   testModel("trucking"),
-		healthy: func(id string) bool { return id == "trucking/eu-west-2/portal" },
+		healthy: func(id fleet.UnitID) bool { return id.String() == "trucking/eu-west-2/portal" },
 		current: otherFleet,
 		want: []string{
 			"create health check trucking/eu-west-2/portal: HTTPS portal.trucking.eu-west-2.fleet.example.com:443/healthz every 30s, threshold 3; new endpoint",
@@ -197,7 +197,7 @@ func TestPlan(t *testing.T) {
 	}, {
 		name:    "a removed tenant's records are withdrawn, the other tenant's untouched",
 		model:   testModel("trucking"),
-		healthy: func(id string) bool { return id != "trucking/eu-west-2/portal" },
+		healthy: func(id fleet.UnitID) bool { return id.String() != "trucking/eu-west-2/portal" },
 		current: applied(t, testModel("charging", "trucking")),
 		want: []string{
 			"DELETE portal.charging.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 portal.charging.eu-west-2.fleet.example.com health check hc-charging-eu-west-2-portal-0",
@@ -240,10 +240,10 @@ func TestDesired(t *testing.T) {
 	m := testModel("trucking")
 	m.Fleet.Spec.DNS.Drain = []string{"us-east-1"}
 	var asked []string
-	got := Desired(m, func(id string) bool { asked = append(asked, id); return true })
+	got := Desired(m, func(id fleet.UnitID) bool { asked = append(asked, id.String()); return true })
 	var keys []string
 	for _, e := range got {
-		keys = append(keys, e.Key()+" "+e.Global+" "+e.Regional)
+		keys = append(keys, e.Unit().String()+" "+e.Global+" "+e.Regional)
 	}
 	want := []string{"trucking/eu-west-2/portal portal.trucking.fleet.example.com portal.trucking.eu-west-2.fleet.example.com"}
 	if diff := cmp.Diff(want, keys); diff != "" {

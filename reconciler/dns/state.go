@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // Record is a Route53 resource record set in the shape the plan needs. Names are
@@ -106,8 +108,10 @@ type HealthCheck struct {
 	Spec HealthCheckSpec
 }
 
-// Key is the placement the check belongs to: tenant/region/app.
-func (h HealthCheck) Key() string { return h.Tenant + "/" + h.Region + "/" + h.App }
+// Unit is the placement the check belongs to.
+func (h HealthCheck) Unit() fleet.UnitID {
+	return fleet.UnitID{Tenant: h.Tenant, Region: h.Region, App: h.App}
+}
 
 // State is what Route53 holds that the plan needs: every record set of the hosted
 // zone (Meridian's own, its TXT registry records and everything else, so that
@@ -129,15 +133,18 @@ const (
 	registryTTL    = 300
 )
 
-// registryValue is the TXT value marking a record set as owned by fleet for key.
-func registryValue(fleet, key string) string {
-	return fmt.Sprintf(`"heritage=meridian,meridian.dev/fleet=%s,meridian.dev/placement=%s"`, fleet, key)
+// registryValue is the TXT value marking a record set as owned by fleetName for
+// placement unit.
+func registryValue(fleetName string, unit fleet.UnitID) string {
+	return fmt.Sprintf(`"heritage=meridian,meridian.dev/fleet=%s,meridian.dev/placement=%s"`, fleetName, unit)
 }
 
-// parseRegistry reads a registry TXT value; ok is false for anything else.
-func parseRegistry(values []string) (fleet, key string, ok bool) {
+// parseRegistry reads a registry TXT value; ok is false for anything else. A
+// registry record of the fleet whose placement cannot be read is the fleet's, of
+// no placement (unit is zero).
+func parseRegistry(values []string) (fleetName string, unit fleet.UnitID, ok bool) {
 	if len(values) != 1 {
-		return "", "", false
+		return "", fleet.UnitID{}, false
 	}
 	v := strings.Trim(values[0], `"`)
 	fields := map[string]string{}
@@ -146,33 +153,35 @@ func parseRegistry(values []string) (fleet, key string, ok bool) {
 		fields[k] = val
 	}
 	if fields["heritage"] != "meridian" || fields["meridian.dev/fleet"] == "" {
-		return "", "", false
+		return "", fleet.UnitID{}, false
 	}
-	return fields["meridian.dev/fleet"], fields["meridian.dev/placement"], true
+	unit, _ = fleet.ParseUnitID(fields["meridian.dev/placement"])
+	return fields["meridian.dev/fleet"], unit, true
 }
 
-// registryFor returns the TXT registry record that marks r as owned by key.
-func registryFor(r Record, fleet, key string) Record {
+// registryFor returns the TXT registry record that marks r as owned by placement
+// unit.
+func registryFor(r Record, fleetName string, unit fleet.UnitID) Record {
 	return Record{
 		Name:          RegistryPrefix + r.Name,
 		Type:          "TXT",
 		SetIdentifier: r.SetIdentifier,
 		Region:        r.Region,
 		TTL:           registryTTL,
-		Values:        []string{registryValue(fleet, key)},
+		Values:        []string{registryValue(fleetName, unit)},
 	}
 }
 
-// Published returns the placements (tenant/region/app) that have a record this
-// fleet owns in the zone: what is in DNS now, whatever its health.
-func (s State) Published() map[string]bool {
-	out := map[string]bool{}
+// Published returns the placements that have a record this fleet owns in the
+// zone: what is in DNS now, whatever its health.
+func (s State) Published() map[fleet.UnitID]bool {
+	out := map[fleet.UnitID]bool{}
 	for _, r := range s.Records {
 		if r.Type != "TXT" || !strings.HasPrefix(r.Name, RegistryPrefix) {
 			continue
 		}
-		if fleet, key, ok := parseRegistry(r.Values); ok && fleet == s.Fleet && key != "" {
-			out[key] = true
+		if name, unit, ok := parseRegistry(r.Values); ok && name == s.Fleet && !unit.IsZero() {
+			out[unit] = true
 		}
 	}
 	return out
