@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 )
@@ -27,14 +28,14 @@ type Tracker struct {
 	// deployments by region, then namespace/name.
 	deployments map[string]map[string]*appsv1.Deployment
 	// applied by region: unit → digest recorded after its apply ("" before).
-	inventories map[string]map[string]string
+	inventories map[string]map[fleet.UnitID]string
 	stop        context.CancelFunc
 }
 
 // StartTracker starts watching each region (name → admin config).
 func StartTracker(ctx context.Context, regions map[string]*rest.Config) (*Tracker, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	t := &Tracker{changed: make(chan struct{}, 1), deployments: map[string]map[string]*appsv1.Deployment{}, inventories: map[string]map[string]string{}, stop: cancel}
+	t := &Tracker{changed: make(chan struct{}, 1), deployments: map[string]map[string]*appsv1.Deployment{}, inventories: map[string]map[fleet.UnitID]string{}, stop: cancel}
 	var syncs []cache.InformerSynced
 	for name, cfg := range regions {
 		cs, err := kubernetes.NewForConfig(cfg)
@@ -43,7 +44,7 @@ func StartTracker(ctx context.Context, regions map[string]*rest.Config) (*Tracke
 			return nil, err
 		}
 		t.deployments[name] = map[string]*appsv1.Deployment{}
-		t.inventories[name] = map[string]string{}
+		t.inventories[name] = map[fleet.UnitID]string{}
 		all := informers.NewSharedInformerFactory(cs, 0)
 		dep := all.Apps().V1().Deployments().Informer()
 		_, _ = dep.AddEventHandler(t.handler(name, t.onDeployment))

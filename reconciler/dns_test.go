@@ -3,7 +3,6 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/rest"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/route53test"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler"
@@ -132,10 +132,14 @@ func (f *dnsFixture) published(t *testing.T) (records, checks []string) {
 		t.Fatal(err)
 	}
 	for _, h := range cur.HealthChecks {
-		checks = append(checks, h.Key())
+		checks = append(checks, h.Unit().String())
 	}
 	slices.Sort(checks)
-	return slices.Sorted(maps.Keys(cur.Published())), checks
+	for u := range cur.Published() {
+		records = append(records, u.String())
+	}
+	slices.Sort(records)
+	return records, checks
 }
 
 // answer waits until name resolves to want's address, and fails with the last
@@ -406,7 +410,7 @@ type recordingCluster struct {
 	events *events
 }
 
-func (r recordingCluster) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
-	r.events.add("prune " + unit)
+func (r recordingCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
+	r.events.add("prune " + unit.String())
 	return r.Cluster.Prune(ctx, unit, objects, gone)
 }

@@ -2,16 +2,16 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/apply"
+	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/secrets"
 )
 
 // DriftReport is what one drift check found and did.
@@ -25,13 +25,14 @@ type DriftReport struct {
 // RegionDrift is one region's drift.
 type RegionDrift struct {
 	// Drifted maps each unit with drifted objects to them.
-	Drifted map[string][]apply.Drift
+	Drifted map[fleet.UnitID][]apply.Drift
 	// Objects counts the drifted objects of the region.
 	Objects int
 	// Corrected are the drifted units applied again; Reported those left as they
 	// are because their drift policy is report. Both sorted.
-	Corrected, Reported []string
-	// Err is why some units could not be checked or corrected, or nil.
+	Corrected, Reported []fleet.UnitID
+	// Err is why the region could not be read, or every unit that could not be
+	// checked or corrected joined (each a *UnitError), or nil.
 	Err error
 }
 
@@ -46,23 +47,16 @@ func (r *DriftReport) Objects() int {
 
 // Err summarises the regions that could not be checked or corrected, or returns nil.
 func (r *DriftReport) Err() error {
-	problems := regionErrors(r.Regions, func(rd *RegionDrift) error { return rd.Err })
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(r.Regions)) {
+		if err := r.Regions[name].Err; err != nil {
+			problems = append(problems, name+": "+oneLine(err))
+		}
+	}
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("drift check of revision %s: %s", shortRevision(r.Revision), strings.Join(problems, "; "))
-}
-
-// regionErrors lists "region: error" for every region whose err is not nil, in
-// the order of region names.
-func regionErrors[R any](regions map[string]R, err func(R) error) []string {
-	var out []string
-	for _, name := range slices.Sorted(maps.Keys(regions)) {
-		if e := err(regions[name]); e != nil {
-			out = append(out, name+": "+e.Error())
-		}
-	}
-	return out
 }
 
 // CheckDrift looks for drift in every unit that is applied and unchanged — whose
@@ -72,89 +66,60 @@ func regionErrors[R any](regions map[string]R, err func(R) error) []string {
 // parallel; a region that cannot be read is reported in its RegionDrift alone. It
 // returns an error only when the snapshot could not be rendered at all.
 func (r *Reconciler) CheckDrift(ctx context.Context, snap render.Snapshot) (*DriftReport, error) {
-	res, err := r.opts.Renderer.Render(ctx, snap, render.Filter{})
+	in, err := r.render(ctx, snap, false)
 	if err != nil {
 		return nil, err
 	}
-	redact := secrets.NewRedactor(secretValues(res))
-	byRegion := map[string][]*render.Unit{}
-	for _, u := range res.Units {
-		byRegion[u.Region] = append(byRegion[u.Region], u)
-	}
-	report := &DriftReport{Revision: snap.Revision, Regions: map[string]*RegionDrift{}}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, region := range snap.Model.Regions {
-		name := region.Metadata.Name
-		wg.Go(func() {
-			rd := r.drift(ctx, snap.Model, name, byRegion[name], redact)
-			mu.Lock()
-			report.Regions[name] = rd
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return report, nil
+	regions := eachRegion(snap.Model, func(region string) *RegionDrift {
+		return r.drift(ctx, region, in)
+	})
+	return &DriftReport{Revision: snap.Revision, Regions: regions}, nil
 }
 
 // drift checks one region's applied, unchanged units.
-func (r *Reconciler) drift(ctx context.Context, model *fleet.Model, region string, units []*render.Unit, redact *secrets.Redactor) *RegionDrift {
-	rd := &RegionDrift{Drifted: map[string][]apply.Drift{}}
+func (r *Reconciler) drift(ctx context.Context, region string, in *rendered) *RegionDrift {
+	rd := &RegionDrift{Drifted: map[fleet.UnitID][]apply.Drift{}}
 	log := r.opts.Log.With("region", region)
-	cluster, ok := r.opts.Clusters[region]
-	if !ok {
-		rd.Err = fmt.Errorf("region %s has no cluster configured; add it to Meridian's configuration", region)
-		return rd
-	}
-	applied, err := cluster.Inventories(ctx)
+	rp, err := r.planRegion(ctx, region, in)
 	if err != nil {
-		rd.Err = fmt.Errorf("read inventory: %w", err)
+		rd.Err = err
 		return rd
 	}
-	byUnit := map[string]int{}
-	for i, inv := range applied {
-		byUnit[inv.Unit] = i
-	}
-	var problems []string
-	for _, u := range units {
-		i, ok := byUnit[u.ID()]
-		if !ok || applied[i].Digest != u.Digest {
+	var errs []error
+	for _, ch := range rp.changes.Changes {
+		if ch.Action != plan.Unchanged {
 			continue
 		}
-		drifts, err := cluster.Drift(ctx, u)
+		u := rp.units[ch.Unit]
+		drifts, err := rp.cluster.Drift(ctx, u)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %s", u.ID(), redact.RedactString(err.Error())))
+			errs = append(errs, &UnitError{Unit: ch.Unit, Step: StepDrift, Err: in.redact.Error(err)})
 		}
 		if len(drifts) == 0 {
 			continue
 		}
-		rd.Drifted[u.ID()] = drifts
+		rd.Drifted[ch.Unit] = drifts
 		rd.Objects += len(drifts)
 		names := make([]string, len(drifts))
 		for j, d := range drifts {
 			names[j] = d.String()
 		}
 		policy := fleet.DriftCorrect
-		if t := model.Tenant(u.Tenant); t != nil {
-			policy = t.DriftPolicyOf(u.App)
+		if t := in.snap.Model.Tenant(ch.Unit.Tenant); t != nil {
+			policy = t.DriftPolicyOf(ch.Unit.App)
 		}
 		if policy == fleet.DriftReport {
-			log.Warn("drift found; left as it is (driftPolicy: report)", "unit", u.ID(), "objects", names)
-			rd.Reported = append(rd.Reported, u.ID())
+			log.Warn("drift found; left as it is (driftPolicy: report)", "unit", ch.Unit, "objects", names)
+			rd.Reported = append(rd.Reported, ch.Unit)
 			continue
 		}
-		log.Warn("drift found; applying the unit again", "unit", u.ID(), "objects", names)
-		inv := applied[i]
-		if err := cluster.Apply(ctx, u, &inv); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: correct drift: %s", u.ID(), redact.RedactString(err.Error())))
+		log.Warn("drift found; applying the unit again", "unit", ch.Unit, "objects", names)
+		if err := rp.cluster.Apply(ctx, u, ch.Applied); err != nil {
+			errs = append(errs, &UnitError{Unit: ch.Unit, Step: StepCorrect, Err: in.redact.Error(err)})
 			continue
 		}
-		rd.Corrected = append(rd.Corrected, u.ID())
+		rd.Corrected = append(rd.Corrected, ch.Unit)
 	}
-	slices.Sort(rd.Corrected)
-	slices.Sort(rd.Reported)
-	if len(problems) > 0 {
-		rd.Err = fmt.Errorf("%s", strings.Join(problems, "; "))
-	}
+	rd.Err = errors.Join(errs...)
 	return rd
 }

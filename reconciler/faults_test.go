@@ -91,12 +91,12 @@ func TestFaults(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatalf("round %d: the pass ended without apply %d in %s (%v)", i, killAt.Load(), region, err)
 			}
-			if err == nil || report == nil || report.Regions[region].Err == nil {
+			if err == nil || report == nil || report.Regions[region].Problem() == nil {
 				t.Fatalf("round %d: the pass did not fail in %s with its apiserver killed: %v", i, region, err)
 			}
 			for name, rr := range report.Regions {
-				if name != region && (rr.Err != nil || len(rr.Unhealthy) > 0) {
-					t.Errorf("round %d: %s did not converge while %s was down: %v %v", i, name, region, rr.Err, rr.Unhealthy)
+				if name != region && (rr.Problem() != nil || len(rr.Unhealthy()) > 0) {
+					t.Errorf("round %d: %s did not converge while %s was down: %v %v", i, name, region, rr.Problem(), rr.Unhealthy())
 				}
 			}
 			for _, ch := range report.Regions[region].Changes.Changes {
@@ -104,7 +104,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("round %d: the failed pass planned deletions in %s: %s", i, region, ch.Unit)
 				}
 			}
-			t.Logf("round %d: apiserver killed %v into apply %d of revision %s: %v", i, delay, killAt.Load(), rev[:12], report.Regions[region].Err)
+			t.Logf("round %d: apiserver killed %v into apply %d of revision %s: %v", i, delay, killAt.Load(), rev[:12], report.Regions[region].Problem())
 			if err := f.tb.StartAPIServer(t.Context(), region); err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +472,7 @@ func (f *fixture) checkConverged(t *testing.T) int {
 			refs[i] = plan.RefOf(o).String()
 		}
 		slices.Sort(refs)
-		want[u.Region][u.ID()] = u.Digest + " " + fmt.Sprint(refs)
+		want[u.Region][u.ID().String()] = u.Digest + " " + fmt.Sprint(refs)
 	}
 	invs := f.inventories(t)
 	got := map[string]map[string]string{}

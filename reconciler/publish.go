@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/dns"
@@ -36,7 +35,7 @@ func (r *Reconciler) withdraw(ctx context.Context, model *fleet.Model, report *D
 		return err
 	}
 	published := cur.Published()
-	report.Withdrawn = dns.Plan(dns.Desired(model, func(id string) bool { return published[id] }), cur)
+	report.Withdrawn = dns.Plan(dns.Desired(model, func(id fleet.UnitID) bool { return published[id] }), cur)
 	return r.applyDNS(ctx, "withdraw", report.Withdrawn)
 }
 
@@ -50,11 +49,10 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 		return err
 	}
 	published := cur.Published()
-	healthy := func(id string) bool {
-		parts := strings.Split(id, "/")
-		if rr := regions[parts[1]]; rr != nil {
-			if h, known := rr.Healthy[id]; known {
-				return h
+	healthy := func(id fleet.UnitID) bool {
+		if rr := regions[id.Region]; rr != nil {
+			if u := rr.Units[id]; u != nil && u.Health != HealthUnknown {
+				return u.Health == Healthy
 			}
 		}
 		return published[id]

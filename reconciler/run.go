@@ -296,7 +296,7 @@ func (d *daemon) loop(ctx context.Context) error {
 		}
 
 		report, err := d.pass(ctx)
-		if err == nil && !needsRetry(report) {
+		if err == nil && !report.needsRetry() {
 			failures = 0
 			continue
 		}
@@ -458,9 +458,9 @@ type ownedCluster struct {
 	owns func(tenant string) bool
 }
 
-func (c ownedCluster) unit(id string) error {
-	if tenant, _, _ := strings.Cut(id, "/"); !c.owns(tenant) {
-		return fmt.Errorf("%s: tenant %s is not owned by this replica; left to its owner", id, tenant)
+func (c ownedCluster) unit(id fleet.UnitID) error {
+	if !c.owns(id.Tenant) {
+		return fmt.Errorf("%s: tenant %s is not owned by this replica; left to its owner", id, id.Tenant)
 	}
 	return nil
 }
@@ -477,7 +477,7 @@ func (c ownedCluster) Apply(ctx context.Context, u *render.Unit, prev *plan.Inve
 	return c.Cluster.Apply(ctx, u, prev)
 }
 
-func (c ownedCluster) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
+func (c ownedCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
 	if err := c.unit(unit); err != nil {
 		return err
 	}
@@ -510,9 +510,9 @@ func (d *daemon) passContext(ctx context.Context) (context.Context, func()) {
 // dnsApplier returns the Route53 applier of the model's zone, or nil when no
 // Route53 is configured. It is rebuilt only when the zone or the fleet's name
 // changes.
-func (d *daemon) dnsApplier(m *fleet.Model) *dns.Applier {
+func (d *daemon) dnsApplier(m *fleet.Model) DNS {
 	if d.opts.Route53 == nil {
-		return nil
+		return nil // a nil interface, not a nil *dns.Applier: the pass leaves DNS alone
 	}
 	zone, name := m.Fleet.Spec.DNS.HostedZoneID, m.Fleet.Metadata.Name
 	if d.dns == nil || d.dnsZone != zone || d.dnsFleet != name {
@@ -640,8 +640,12 @@ func (u unreachable) Inventories(context.Context) ([]plan.Inventory, error) { re
 func (u unreachable) Apply(context.Context, *render.Unit, *plan.Inventory) error {
 	return u.err
 }
-func (u unreachable) Prune(context.Context, string, []plan.ObjectRef, bool) error { return u.err }
-func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) error     { return u.err }
+func (u unreachable) Prune(context.Context, fleet.UnitID, []plan.ObjectRef, bool) error {
+	return u.err
+}
+func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
+	return "", u.err
+}
 func (u unreachable) Drift(context.Context, *render.Unit) ([]apply.Drift, error) {
 	return nil, u.err
 }
@@ -658,22 +662,6 @@ func AllowsMassDeletion(c sources.Commit) bool {
 	for _, line := range strings.Split(paragraphs[len(paragraphs)-1], "\n") {
 		key, value, ok := strings.Cut(line, ":")
 		if ok && strings.EqualFold(strings.TrimSpace(key), AllowMassDeletionTrailer) && strings.TrimSpace(value) == "true" {
-			return true
-		}
-	}
-	return false
-}
-
-// needsRetry reports whether running the same revision again may get further: a
-// region failed or was not healthy, units failed to render (a chart repository or
-// a key service may be back), or a wave stopped. Held deletions alone are not
-// retried: they wait for a commit that allows them.
-func needsRetry(r *Report) bool {
-	if len(r.RenderErrors) > 0 || r.Stopped != "" || (r.DNS != nil && r.DNS.Err != nil) {
-		return true
-	}
-	for _, rr := range r.Regions {
-		if rr.Err != nil || len(rr.Unhealthy) > 0 {
 			return true
 		}
 	}

@@ -42,6 +42,7 @@ import (
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/review/preview"
 	"meridian.dev/meridian/sources"
 )
 
@@ -241,7 +242,7 @@ func changes(r *reconciler.Report) map[string]map[string]string {
 				slices.Sort(refs)
 				s += " deleting " + strings.Join(refs, ", ")
 			}
-			out[region][ch.Unit] = s
+			out[region][ch.Unit.String()] = s
 		}
 	}
 	return out
@@ -261,7 +262,11 @@ func every(units map[string][]string, action string, except map[string]string) m
 		}
 	}
 	for u, a := range except {
-		region := strings.Split(u, "/")[1]
+		id, err := fleet.ParseUnitID(u)
+		if err != nil {
+			panic(err)
+		}
+		region := id.Region
 		if _, ok := out[region][u]; !ok {
 			out[region][u] = a
 		}
@@ -284,7 +289,7 @@ func (f *fixture) inventories(t *testing.T) map[string]map[string]plan.Inventory
 		}
 		out[r.Name] = map[string]plan.Inventory{}
 		for _, inv := range list {
-			out[r.Name][inv.Unit] = inv
+			out[r.Name][inv.Unit.String()] = inv
 		}
 	}
 	return out
@@ -409,7 +414,7 @@ func TestRun(t *testing.T) {
 		defer f.scale(t, "eu-west-2", "trucking", "portal", 3)
 		snap := f.head(t)
 		r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
-		p, err := r.Preview(t.Context(), snap, false)
+		p, err := preview.Run(t.Context(), r, snap, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -810,12 +815,12 @@ func TestRun(t *testing.T) {
 		if down.Revision != rev {
 			t.Fatalf("pass on %s, want %s", down.Revision, rev)
 		}
-		if rr := down.Regions["ap-northeast-2"]; rr == nil || rr.Err == nil {
+		if rr := down.Regions["ap-northeast-2"]; rr == nil || rr.Problem() == nil {
 			t.Fatalf("ap-northeast-2 converged through a closed proxy: %+v", rr)
 		}
 		for _, name := range []string{"eu-west-2", "us-east-1"} {
-			if rr := down.Regions[name]; rr.Err != nil || len(rr.Unhealthy) > 0 {
-				t.Errorf("%s did not converge while ap-northeast-2 was unreachable: %v %v", name, rr.Err, rr.Unhealthy)
+			if rr := down.Regions[name]; rr.Problem() != nil || len(rr.Unhealthy()) > 0 {
+				t.Errorf("%s did not converge while ap-northeast-2 was unreachable: %v %v", name, rr.Problem(), rr.Unhealthy())
 			}
 		}
 
@@ -858,7 +863,7 @@ func TestRun(t *testing.T) {
 		if diff := cmp.Diff(wantWaves, waves); diff != "" {
 			t.Errorf("waves (-want +got):\n%s", diff)
 		}
-		if rr := report.Regions["eu-west-2"]; rr == nil || rr.Err == nil || !strings.Contains(rr.Err.Error(), "trucking/eu-west-2/portal: Deployment/trucking/portal") {
+		if rr := report.Regions["eu-west-2"]; rr == nil || rr.Problem() == nil || !strings.Contains(rr.Problem().Error(), "trucking/eu-west-2/portal: Deployment/trucking/portal") {
 			t.Errorf("eu-west-2 does not name the refused Deployment: %+v", rr)
 		}
 		for _, region := range []string{"us-east-1", "ap-northeast-2"} {
@@ -1010,9 +1015,9 @@ type signalling struct {
 }
 
 func (s signalling) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) error {
-	if unit.ID() == s.unit {
+	if unit.ID().String() == s.unit {
 		select {
-		case s.applying <- unit.ID():
+		case s.applying <- unit.ID().String():
 		default:
 		}
 	}
@@ -1036,7 +1041,7 @@ func driftSummary(r *reconciler.DriftReport) map[string]string {
 	out := map[string]string{}
 	for region, rd := range r.Regions {
 		var parts []string
-		for _, unit := range slices.Sorted(maps.Keys(rd.Drifted)) {
+		for _, unit := range slices.SortedFunc(maps.Keys(rd.Drifted), fleet.UnitID.Compare) {
 			verb := "corrected"
 			if slices.Contains(rd.Reported, unit) {
 				verb = "reported"
@@ -1047,7 +1052,7 @@ func driftSummary(r *reconciler.DriftReport) map[string]string {
 			for _, d := range rd.Drifted[unit] {
 				ds = append(ds, d.String())
 			}
-			parts = append(parts, verb+" "+unit+": "+strings.Join(ds, "; "))
+			parts = append(parts, verb+" "+unit.String()+": "+strings.Join(ds, "; "))
 		}
 		if len(parts) > 0 {
 			out[region] = strings.Join(parts, " | ")

@@ -236,7 +236,7 @@ func TestDiffSecretChanged(t *testing.T) {
 					t.Errorf("%s: %s shows a diff, want only its keys:\n%s", u.ID, o.Ref, o.Diff)
 				}
 				for _, k := range o.SecretKeys {
-					changed = append(changed, u.ID+" "+o.Ref+" "+k.Key+": "+string(k.Change))
+					changed = append(changed, u.ID.String()+" "+o.Ref+" "+k.Key+": "+string(k.Change))
 				}
 			}
 		}
@@ -394,7 +394,7 @@ func TestDiffFilter(t *testing.T) {
 	if err := json.Unmarshal([]byte(got.stdout), &report); err != nil {
 		t.Fatal(err)
 	}
-	if len(report.Units) != 1 || report.Units[0].ID != "trucking/eu-west-2/portal" {
+	if len(report.Units) != 1 || report.Units[0].ID.String() != "trucking/eu-west-2/portal" {
 		t.Errorf("units: %+v, want trucking/eu-west-2/portal only", report.Units)
 	}
 

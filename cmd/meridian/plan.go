@@ -21,6 +21,7 @@ import (
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/review/preview"
 	"meridian.dev/meridian/sources"
 )
 
@@ -93,7 +94,7 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 		Clusters: reconciler.Clusters(snap.Model, cfg.Kubeconfig, log),
 		Log:      log,
 	})
-	p, err := r.Preview(ctx, snap, allow)
+	p, err := preview.Run(ctx, r, snap, allow)
 	if err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 }
 
 // planJSON is the stable JSON form of a plan.
-func planJSON(p *reconciler.Preview) any {
+func planJSON(p *preview.Preview) any {
 	type unit struct {
 		Unit    string   `json:"unit"`
 		Action  string   `json:"action"`
@@ -216,7 +217,7 @@ func planJSON(p *reconciler.Preview) any {
 			r.Error = rp.Err.Error()
 		}
 		for _, ch := range rp.Changes.Changes {
-			u := unit{Unit: ch.Unit, Action: ch.Action.String()}
+			u := unit{Unit: ch.Unit.String(), Action: ch.Action.String()}
 			for _, d := range rp.Live[ch.Unit] {
 				u.Objects = append(u.Objects, d.String())
 			}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
@@ -72,7 +73,7 @@ func TestRegion(t *testing.T) {
 		}
 		return res
 	}
-	recorded := func(t *testing.T, unit string) *plan.Inventory {
+	recorded := func(t *testing.T, unit fleet.UnitID) *plan.Inventory {
 		t.Helper()
 		inv, err := store.Get(ctx, unit)
 		if err != nil {
@@ -89,7 +90,7 @@ func TestRegion(t *testing.T) {
 	}
 
 	units := renderExample(t)
-	byID := map[string]*render.Unit{}
+	byID := map[fleet.UnitID]*render.Unit{}
 	for _, u := range units {
 		byID[u.ID()] = u
 	}
@@ -120,7 +121,8 @@ func TestRegion(t *testing.T) {
 			}
 		}
 		// Namespaces and cluster roles come first in a unit, whatever their place.
-		ns := applyOK(t, byID["trucking/us-east-1"], recorded(t, "trucking/us-east-1"))
+		trucking := fleet.NamespaceUnit("trucking", "us-east-1")
+		ns := applyOK(t, byID[trucking], recorded(t, trucking))
 		if got := ns.Objects[0].Object.String(); got != "Namespace/trucking" {
 			t.Errorf("first object applied of trucking/us-east-1 = %s, want Namespace/trucking", got)
 		}
@@ -137,7 +139,7 @@ func TestRegion(t *testing.T) {
 		for _, u := range units {
 			want = append(want, plan.Inventory{Unit: u.ID(), Digest: u.Digest, Revision: revision, Objects: refsOf(u)})
 		}
-		slices.SortFunc(want, func(a, b plan.Inventory) int { return strings.Compare(a.Unit, b.Unit) })
+		slices.SortFunc(want, func(a, b plan.Inventory) int { return a.Unit.Compare(b.Unit) })
 		if diff := cmp.Diff(want, listed); diff != "" {
 			t.Errorf("inventories (-want +got):\n%s", diff)
 		}

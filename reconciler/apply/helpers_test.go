@@ -135,7 +135,7 @@ func unit(tenant, app string, objects ...*unstructured.Unstructured) *render.Uni
 		if annotations == nil {
 			annotations = map[string]string{}
 		}
-		annotations[render.AnnotationPlacement] = u.ID()
+		annotations[render.AnnotationPlacement] = u.ID().String()
 		annotations[render.AnnotationRevision] = revision
 		o.SetAnnotations(annotations)
 		u.Objects = append(u.Objects, o)

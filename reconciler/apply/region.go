@@ -61,14 +61,16 @@ func (r *Region) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.Ob
 	return inv.Put(ctx, next)
 }
 
-// Wait waits until a unit's objects are Ready (see Applier.Wait).
-func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) error {
+// Wait waits until a unit's objects are Ready (see Applier.Wait) and returns the
+// state it last read, with why it is not Ready. When the objects could not be read
+// (HealthUnknown of the error), the state says nothing.
+func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) (State, error) {
 	refs := make([]plan.ObjectRef, len(unit.Objects))
 	for i, o := range unit.Objects {
 		refs[i] = plan.RefOf(o)
 	}
-	_, err := r.applier.Wait(ctx, refs, timeout)
-	return err
+	h, err := r.applier.Wait(ctx, refs, timeout)
+	return h.State, err
 }
 
 // Drift lists the unit's objects whose live state differs from what Meridian

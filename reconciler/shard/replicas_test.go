@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/fleetgen"
 	"meridian.dev/meridian/internal/testenv/gitserver"
 	"meridian.dev/meridian/internal/testenv/syncbuf"
@@ -49,8 +50,9 @@ const (
 // event is one write of a replica to a unit, from the moment it was attempted to
 // the moment it returned.
 type event struct {
-	replica, unit string
-	start, end    time.Time
+	replica    string
+	unit       fleet.UnitID
+	start, end time.Time
 }
 
 // writes records every replica's writes to the regions.
@@ -59,7 +61,7 @@ type writes struct {
 	events []*event
 }
 
-func (w *writes) begin(replica, unit string) *event {
+func (w *writes) begin(replica string, unit fleet.UnitID) *event {
 	e := &event{replica: replica, unit: unit, start: time.Now()}
 	w.mu.Lock()
 	w.events = append(w.events, e)
@@ -89,7 +91,7 @@ func (w *writes) since(t time.Time) []event {
 // overlaps lists every pair of writes to one unit by two replicas whose intervals
 // intersect; a write still in flight lasts until now.
 func overlaps(events []event) []string {
-	byUnit := map[string][]event{}
+	byUnit := map[fleet.UnitID][]event{}
 	for _, e := range events {
 		byUnit[e.unit] = append(byUnit[e.unit], e)
 	}
@@ -117,8 +119,8 @@ func overlaps(events []event) []string {
 }
 
 // appliers maps each unit to the replicas that wrote it.
-func appliers(events []event) map[string][]string {
-	out := map[string][]string{}
+func appliers(events []event) map[fleet.UnitID][]string {
+	out := map[fleet.UnitID][]string{}
 	for _, e := range events {
 		if !slices.Contains(out[e.unit], e.replica) {
 			out[e.unit] = append(out[e.unit], e.replica)
@@ -154,7 +156,7 @@ func (r recorder) Apply(ctx context.Context, u *render.Unit, prev *plan.Inventor
 	return r.Cluster.Apply(ctx, u, prev)
 }
 
-func (r recorder) Prune(ctx context.Context, unit string, objects []plan.ObjectRef, gone bool) error {
+func (r recorder) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
 	if r.dead.Load() {
 		return errKilled
 	}
@@ -163,7 +165,9 @@ func (r recorder) Prune(ctx context.Context, unit string, objects []plan.ObjectR
 	return r.Cluster.Prune(ctx, unit, objects, gone)
 }
 
-func (r recorder) Wait(context.Context, *render.Unit, time.Duration) error { return nil }
+func (r recorder) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
+	return apply.Ready, nil
+}
 
 // everything is an Ownership that owns every tenant: replicas without fencing.
 type everything struct{}
@@ -336,15 +340,15 @@ func (r *replica) kill() {
 }
 
 // expectedUnits are the units of the synthetic fleet.
-func expectedUnits() []string {
-	var out []string
+func expectedUnits() []fleet.UnitID {
+	var out []fleet.UnitID
 	for i := range testTenants {
 		for j := range testRegions {
 			tenant, region := fleetgen.TenantName(i), fleetgen.RegionName(j)
-			out = append(out, tenant+"/"+region, tenant+"/"+region+"/"+fleetgen.AppName(0))
+			out = append(out, fleet.NamespaceUnit(tenant, region), fleet.UnitID{Tenant: tenant, Region: region, App: fleetgen.AppName(0)})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, fleet.UnitID.Compare)
 	return out
 }
 
@@ -354,10 +358,10 @@ func expectedUnits() []string {
 func (h *harness) waitConverged(t *testing.T, rev string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var missing []string
+	var missing []fleet.UnitID
 	for time.Since(start) < timeout {
 		missing = missing[:0]
-		at := map[string]string{}
+		at := map[fleet.UnitID]string{}
 		for _, r := range h.tb.Regions {
 			store, err := inventory.NewStore(r.Config)
 			if err != nil {
@@ -372,7 +376,7 @@ func (h *harness) waitConverged(t *testing.T, rev string, timeout time.Duration)
 			}
 		}
 		for _, u := range expectedUnits() {
-			if got, ok := at[u]; !ok || (strings.Count(u, "/") == 2 && got != rev) {
+			if got, ok := at[u]; !ok || (!u.IsNamespace() && got != rev) {
 				missing = append(missing, u)
 			}
 		}
@@ -459,7 +463,7 @@ func checkOwners(t *testing.T, events []event, members []string) map[string]int 
 	slices.Sort(members)
 	per := map[string]int{}
 	for unit, by := range appliers(events) {
-		tenant, _, _ := strings.Cut(unit, "/")
+		tenant := unit.Tenant
 		want := Owner(Of(tenant, testShards), members)
 		if len(by) != 1 || by[0] != want {
 			t.Errorf("%s written by %v, want by %s alone", unit, by, want)
@@ -525,9 +529,9 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	h.waitConverged(t, rev3, 2*time.Minute)
 	took = time.Since(killed)
 	var first, last time.Time
-	taken := map[string]bool{}
+	taken := map[fleet.UnitID]bool{}
 	for _, e := range h.writes.since(killed) {
-		tenant, _, _ := strings.Cut(e.unit, "/")
+		tenant := e.unit.Tenant
 		if e.replica == b.name || Owner(Of(tenant, testShards), []string{a.name, b.name, c.name}) != b.name {
 			continue
 		}
@@ -586,7 +590,7 @@ func TestOverlapIsCaughtWithoutFencing(t *testing.T) {
 	t.Logf("%d overlapping writes found, as expected; the first: %s", len(o), o[0])
 	by := appliers(h.writes.since(time.Time{}))
 	two := 0
-	for _, u := range slices.Sorted(maps.Keys(by)) {
+	for _, u := range slices.SortedFunc(maps.Keys(by), fleet.UnitID.Compare) {
 		if len(by[u]) == 2 {
 			two++
 		}

@@ -3,6 +3,7 @@ package status
 import (
 	"strings"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/plan"
 )
@@ -52,8 +53,8 @@ type Outcome struct {
 
 // PassOutcome is what one pass says about every unit and region it concerns.
 type PassOutcome struct {
-	// Units holds the outcome of every unit the pass names, by unit ID.
-	Units map[string]Outcome
+	// Units holds the outcome of every unit the pass names.
+	Units map[fleet.UnitID]Outcome
 	// Listed are the regions whose every unit the pass planned: a unit of such a
 	// region that Units does not name is no longer Meridian's.
 	Listed map[string]bool
@@ -72,7 +73,8 @@ type PassOutcome struct {
 //   - in a region that could not be read, every unit is Failed (Unreached);
 //   - a unit whose apply (or prune) failed is Failed with that error;
 //   - a unit that did not become healthy is Failed when its workloads failed and
-//     Progressing when they were still progressing at the health timeout;
+//     Progressing when they were still progressing at the health timeout (or
+//     their health could not be read);
 //   - a unit whose deletions are held is Held, as is a unit leaving the fleet
 //     that the pass did not prune;
 //   - a unit leaving the fleet that the pass pruned is Gone;
@@ -81,11 +83,11 @@ type PassOutcome struct {
 //
 // It is pure: the Store applies the outcome to what it knew before.
 func DeriveStates(r *reconciler.Report) PassOutcome {
-	out := PassOutcome{Units: map[string]Outcome{}, Listed: map[string]bool{}, Unreached: map[string]string{}, Waiting: map[string]string{}}
+	out := PassOutcome{Units: map[fleet.UnitID]Outcome{}, Listed: map[string]bool{}, Unreached: map[string]string{}, Waiting: map[string]string{}}
 	if r == nil {
 		return out
 	}
-	renderErrs := map[string]string{}
+	renderErrs := map[fleet.UnitID]string{}
 	for _, e := range r.RenderErrors {
 		if e == nil {
 			continue
@@ -96,36 +98,36 @@ func DeriveStates(r *reconciler.Report) PassOutcome {
 		if rr == nil {
 			continue
 		}
-		if rr.Err != nil && len(rr.Changes.Changes) == 0 {
+		if rr.Err != nil {
 			out.Unreached[region] = region + ": " + rr.Err.Error()
 			continue
 		}
 		out.Listed[region] = true
-		unitErrs := map[string]string{}
-		if rr.Err != nil {
-			unitErrs = splitUnitErrors(rr.Err.Error(), unitsOf(rr.Changes))
-		}
+		failed := rr.Failed()
 		held := rr.Changes.Held
 		for _, ch := range rr.Changes.Changes {
+			res := rr.Units[ch.Unit]
+			if res == nil {
+				res = &reconciler.UnitResult{Action: ch.Action}
+			}
 			o := Outcome{}
 			switch {
 			case ch.Action == plan.Keep:
 				o = Outcome{State: RenderFailed, Reason: renderErrs[ch.Unit]}
 				if o.Reason == "" {
-					o.Reason = ch.Unit + ": failed to render; left as it is"
+					o.Reason = ch.Unit.String() + ": failed to render; left as it is"
 				}
-			case unitErrs[ch.Unit] != "":
-				o = Outcome{State: Failed, Reason: unitErrs[ch.Unit]}
+			case res.Err != nil:
+				o = Outcome{State: Failed, Reason: res.Err.Error()}
 			case ch.Action == plan.Prune && held != "":
 				o = Outcome{State: Held, Reason: "deletions held: " + held}
-			case ch.Action == plan.Prune && rr.Err != nil:
+			case ch.Action == plan.Prune && failed:
 				o = Outcome{State: Held, Reason: "left the fleet; deleted once every apply in " + region + " succeeds"}
 			case ch.Action == plan.Prune:
 				o = Outcome{Gone: true}
-			case rr.Unhealthy[ch.Unit] != "":
-				reason := rr.Unhealthy[ch.Unit]
-				o = Outcome{State: Progressing, Reason: reason, Applied: true}
-				if workloadsFailed(reason) {
+			case res.HealthErr != nil:
+				o = Outcome{State: Progressing, Reason: res.HealthErr.Error(), Applied: true}
+				if res.Health == reconciler.Unhealthy {
 					o.State = Failed
 				}
 			case held != "" && len(ch.Delete) > 0:
@@ -164,41 +166,7 @@ func DeriveStates(r *reconciler.Report) PassOutcome {
 	return out
 }
 
-// splitUnitErrors attributes a region's error — the reconciler joins its apply and
-// prune failures as "unit: message; unit: message" — to the units it names. A part
-// that names no unit belongs to the part before it (a message may contain "; ").
-func splitUnitErrors(msg string, units []string) map[string]string {
-	out := map[string]string{}
-	current := ""
-	for part := range strings.SplitSeq(msg, "; ") {
-		if u := unitOf(part, units); u != "" {
-			current = u
-			if out[u] != "" {
-				out[u] += "; "
-			}
-			out[u] += part
-			continue
-		}
-		if current != "" {
-			out[current] += "; " + part
-		}
-	}
-	return out
-}
-
-// unitOf returns the unit whose ID starts part as "unit: ", or "".
-func unitOf(part string, units []string) string {
-	for _, u := range units {
-		if strings.HasPrefix(part, u+": ") {
-			return u
-		}
-	}
-	return ""
-}
-
-// workloadsFailed tells a health failure (kstatus Failed: "Deployment/t/web:
-// failed: ...") from a unit still progressing when the wait timed out ("...: not
-// ready after 5m0s: ...").
-func workloadsFailed(reason string) bool {
-	return strings.Contains(reason, ": failed: ") && !strings.Contains(reason, ": not ready after ")
+// oneLine joins the parts of a joined error with "; ".
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }

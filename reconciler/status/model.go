@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // Status is the whole status document: what /api/v1/status serves and the
@@ -107,8 +109,8 @@ type DNSHealth struct {
 // Placement is one unit: a tenant's app in a region ("trucking/eu-west-2/portal"),
 // or a tenant's namespace in a region ("trucking/eu-west-2", App empty).
 type Placement struct {
-	// Unit is the unit's ID.
-	Unit string `json:"unit"`
+	// Unit is the unit; in JSON tenant/region/app, or tenant/region.
+	Unit fleet.UnitID `json:"unit"`
 	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`

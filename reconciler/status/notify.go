@@ -223,12 +223,12 @@ func (s *Store) passEvents(r *reconciler.Report) []Event {
 		}
 		e := Event{Region: region, Revision: r.Revision, At: now}
 		switch {
-		case rr.Err != nil:
-			e.Kind, e.Message = EventFailed, s.clean(rr.Err.Error())
-		case len(rr.Unhealthy) > 0:
+		case rr.Problem() != nil:
+			e.Kind, e.Message = EventFailed, s.clean(oneLine(rr.Problem()))
+		case len(rr.Unhealthy()) > 0:
 			var parts []string
-			for _, u := range slices.Sorted(maps.Keys(rr.Unhealthy)) {
-				parts = append(parts, s.clean(rr.Unhealthy[u]))
+			for _, u := range rr.Unhealthy() {
+				parts = append(parts, s.clean(rr.Units[u].HealthErr.Error()))
 			}
 			e.Kind, e.Message = EventFailed, "not healthy: "+strings.Join(parts, "; ")
 		case rr.Changes.Held != "":

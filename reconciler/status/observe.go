@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
-	"meridian.dev/meridian/reconciler/plan"
 )
 
 // ObserveRevision records that a fetched revision was accepted: its fleet is
@@ -90,7 +90,7 @@ func (s *Store) Route53Request(op string, throttled bool) {
 func (s *Store) ObserveDNS(endpoints []DNSEndpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dns = map[string][]DNSEndpoint{}
+	s.dns = map[fleet.UnitID][]DNSEndpoint{}
 	for _, e := range endpoints {
 		e.Name = s.clean(e.Name)
 		e.HealthCheckID = s.clean(e.HealthCheckID)
@@ -138,7 +138,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 			s.forget(unit)
 		}
 	}
-	for _, unit := range slices.Sorted(maps.Keys(outcome.Units)) {
+	for _, unit := range slices.SortedFunc(maps.Keys(outcome.Units), fleet.UnitID.Compare) {
 		o := outcome.Units[unit]
 		if o.Gone {
 			continue
@@ -162,7 +162,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 			case o.Applied:
 				kind = "health"
 			}
-			s.record(kind, unit, r.Revision, o.Reason)
+			s.record(kind, unit.String(), r.Revision, o.Reason)
 		}
 	}
 	for region, reason := range outcome.Unreached {
@@ -206,12 +206,12 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		}
 		reg.Error, reg.Held, reg.HeldDeletions = "", "", 0
 		switch {
-		case rr.Err != nil:
+		case rr.Problem() != nil:
 			reg.State = "failed"
-			reg.Error = s.clean(rr.Err.Error())
-		case len(rr.Unhealthy) > 0:
+			reg.Error = s.clean(rr.Problem().Error())
+		case len(rr.Unhealthy()) > 0:
 			reg.State = "failed"
-			reg.Error = s.clean(unhealthySummary(rr.Unhealthy))
+			reg.Error = s.clean(unhealthySummary(rr.Unhealthy()))
 		case rr.Changes.Held != "":
 			reg.State = "held"
 		default:
@@ -221,13 +221,6 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 			reg.Held = s.clean(rr.Changes.Held)
 			reg.HeldDeletions = rr.Changes.Deletions()
 			s.record("held", region, r.Revision, "deletions held: "+rr.Changes.Held)
-		}
-		if rr.Err != nil && len(rr.Changes.Changes) > 0 {
-			// Units named in the error were recorded one by one above; the region
-			// entry keeps the whole message for errors that name no unit.
-			if len(splitUnitErrors(rr.Err.Error(), unitsOf(rr.Changes))) == 0 {
-				s.record("region", region, r.Revision, region+": "+rr.Err.Error())
-			}
 		}
 	}
 	for _, p := range s.placements {
@@ -265,7 +258,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 
 // forget drops a unit, unless Route53 still has endpoints for it; the caller holds
 // s.mu for writing.
-func (s *Store) forget(unit string) {
+func (s *Store) forget(unit fleet.UnitID) {
 	if len(s.dns[unit]) > 0 {
 		p := s.placements[unit]
 		p.state, p.reason = Unknown, "no longer in the fleet; its DNS endpoints remain"
@@ -304,7 +297,7 @@ func (s *Store) ObserveDrift(r *reconciler.DriftReport) {
 			reg.DriftError = s.clean(rd.Err.Error())
 			s.record("drift", region, r.Revision, region+": "+rd.Err.Error())
 		}
-		reported := map[string]bool{}
+		reported := map[fleet.UnitID]bool{}
 		for _, u := range rd.Reported {
 			reported[u] = true
 		}
@@ -313,7 +306,7 @@ func (s *Store) ObserveDrift(r *reconciler.DriftReport) {
 				p.drift = Drift{CheckedAt: &now}
 			}
 		}
-		for _, unit := range slices.Sorted(maps.Keys(rd.Drifted)) {
+		for _, unit := range slices.SortedFunc(maps.Keys(rd.Drifted), fleet.UnitID.Compare) {
 			drifts := rd.Drifted[unit]
 			p := s.placementOf(unit)
 			d := Drift{Objects: len(drifts), CheckedAt: &now, Action: "corrected"}
@@ -331,19 +324,13 @@ func (s *Store) ObserveDrift(r *reconciler.DriftReport) {
 	}
 }
 
-// unitsOf lists the units of a change set.
-func unitsOf(cs plan.ChangeSet) []string {
-	ids := make([]string, len(cs.Changes))
-	for i, ch := range cs.Changes {
-		ids[i] = ch.Unit
-	}
-	return ids
-}
-
 // unhealthySummary says which units are not healthy, in one line.
-func unhealthySummary(unhealthy map[string]string) string {
-	units := slices.Sorted(maps.Keys(unhealthy))
-	return "not healthy: " + strings.Join(units, ", ")
+func unhealthySummary(units []fleet.UnitID) string {
+	names := make([]string, len(units))
+	for i, u := range units {
+		names[i] = u.String()
+	}
+	return "not healthy: " + strings.Join(names, ", ")
 }
 
 // shortRevision is the first 12 characters of a revision, as the logs show it.

@@ -1,13 +1,13 @@
 package status
 
 import (
-	"cmp"
 	"log/slog"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"
 )
@@ -64,12 +64,9 @@ type DNSEndpoint struct {
 	HealthCheckID string `json:"healthCheckId,omitempty"`
 }
 
-// unit returns the ID of the placement the endpoint belongs to.
-func (e DNSEndpoint) unit() string {
-	if e.App == "" {
-		return e.Tenant + "/" + e.Region
-	}
-	return e.Tenant + "/" + e.Region + "/" + e.App
+// unit returns the placement the endpoint belongs to.
+func (e DNSEndpoint) unit() fleet.UnitID {
+	return fleet.UnitID{Tenant: e.Tenant, Region: e.Region, App: e.App}
 }
 
 // Store is the in-memory model of the fleet's status. It is safe for concurrent
@@ -85,13 +82,13 @@ type Store struct {
 	current    *Commit
 	refused    *Refusal
 	commits    map[string]Commit
-	placements map[string]*placement
+	placements map[fleet.UnitID]*placement
 	regions    map[string]*Region
 	waves      []Wave
 	lastPass   *Pass
 	recent     []ErrorEntry
 	fetch      Fetch
-	dns        map[string][]DNSEndpoint
+	dns        map[fleet.UnitID][]DNSEndpoint
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string
@@ -128,9 +125,9 @@ func New(opts Options) *Store {
 		log:        opts.Log,
 		redact:     opts.Redactor,
 		commits:    map[string]Commit{},
-		placements: map[string]*placement{},
+		placements: map[fleet.UnitID]*placement{},
 		regions:    map[string]*Region{},
-		dns:        map[string][]DNSEndpoint{},
+		dns:        map[fleet.UnitID][]DNSEndpoint{},
 		notified:   map[string]string{},
 	}
 	s.metrics = newMetrics(s)
@@ -152,19 +149,11 @@ func (s *Store) clean(v string) string {
 
 // placementOf returns the unit's placement, creating it as Unknown; the caller
 // holds s.mu for writing.
-func (s *Store) placementOf(unit string) *placement {
+func (s *Store) placementOf(unit fleet.UnitID) *placement {
 	if p, ok := s.placements[unit]; ok {
 		return p
 	}
-	parts := strings.SplitN(unit, "/", 3)
-	p := &placement{state: Unknown}
-	p.tenant = parts[0]
-	if len(parts) > 1 {
-		p.region = parts[1]
-	}
-	if len(parts) > 2 {
-		p.app = parts[2]
-	}
+	p := &placement{state: Unknown, tenant: unit.Tenant, region: unit.Region, app: unit.App}
 	if r, ok := s.regions[p.region]; ok {
 		p.wave = r.Wave
 	}
@@ -216,16 +205,8 @@ func (s *Store) forgetCommits() {
 	}
 }
 
-// sortedUnits returns the unit IDs in tenant, region, app order; the caller
-// holds s.mu.
-func (s *Store) sortedUnits() []string {
-	units := make([]string, 0, len(s.placements))
-	for u := range s.placements {
-		units = append(units, u)
-	}
-	slices.SortFunc(units, func(a, b string) int {
-		pa, pb := s.placements[a], s.placements[b]
-		return cmp.Or(cmp.Compare(pa.tenant, pb.tenant), cmp.Compare(pa.region, pb.region), cmp.Compare(pa.app, pb.app))
-	})
-	return units
+// sortedUnits returns the units in tenant, region, app order; the caller holds
+// s.mu.
+func (s *Store) sortedUnits() []fleet.UnitID {
+	return slices.SortedFunc(maps.Keys(s.placements), fleet.UnitID.Compare)
 }

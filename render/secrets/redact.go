@@ -184,3 +184,22 @@ func (r *Redactor) RedactString(s string) string {
 	}
 	return string(r.Redact([]byte(s)))
 }
+
+// Error returns err with every secret redacted from its message, computed once
+// here. errors.Is and errors.As still see err and its causes, so callers classify
+// it by type; what they print is the redacted message. Nil stays nil.
+func (r *Redactor) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{msg: r.RedactString(err.Error()), err: err}
+}
+
+// redactedError is an error whose message holds no secret.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

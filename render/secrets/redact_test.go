@@ -2,7 +2,9 @@ package secrets
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -187,5 +189,20 @@ func BenchmarkNewRedactor(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		NewRedactor(secrets)
+	}
+}
+
+func TestRedactorError(t *testing.T) {
+	cause := &fs.PathError{Op: "open", Path: "hunter2-is-the-password", Err: fs.ErrNotExist}
+	err := NewRedactor([]string{"hunter2-is-the-password"}).Error(fmt.Errorf("apply: %w", cause))
+	if want := "apply: open " + Redacted + ": file does not exist"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+	var pathErr *fs.PathError
+	if !errors.As(err, &pathErr) || !errors.Is(err, fs.ErrNotExist) {
+		t.Error("the redacted error no longer unwraps to its cause")
+	}
+	if (*Redactor)(nil).Error(nil) != nil {
+		t.Error("Error(nil) is not nil")
 	}
 }

@@ -85,8 +85,8 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 		return nil, err
 	}
 	type pair struct{ raw, shown *render.Unit }
-	byID := map[string]*sides[pair]{}
-	at := func(id string) *sides[pair] {
+	byID := map[fleet.UnitID]*sides[pair]{}
+	at := func(id fleet.UnitID) *sides[pair] {
 		if byID[id] == nil {
 			byID[id] = &sides[pair]{}
 		}
@@ -102,9 +102,7 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 	for _, s := range byID {
 		ids = append(ids, cmp.Or(s.head.raw, s.base.raw))
 	}
-	slices.SortFunc(ids, func(a, b *render.Unit) int {
-		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Region, b.Region), cmp.Compare(a.App, b.App))
-	})
+	slices.SortFunc(ids, func(a, b *render.Unit) int { return a.ID().Compare(b.ID()) })
 
 	out := []Unit{}
 	for _, id := range ids {

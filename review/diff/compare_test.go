@@ -54,7 +54,7 @@ func summarizeUnits(r *Report) []objectSummary {
 	var out []objectSummary
 	for _, u := range r.Units {
 		for _, o := range u.Objects {
-			out = append(out, objectSummary{Unit: u.ID + " " + string(u.Change), Ref: o.Ref, Change: o.Change, Keys: o.SecretKeys, HasDiff: o.Diff != ""})
+			out = append(out, objectSummary{Unit: u.ID.String() + " " + string(u.Change), Ref: o.Ref, Change: o.Change, Keys: o.SecretKeys, HasDiff: o.Diff != ""})
 		}
 	}
 	return out
@@ -146,7 +146,7 @@ func TestCompareRedactsSecretValuesEverywhere(t *testing.T) {
 
 func TestCompareRefusesRenderErrors(t *testing.T) {
 	head := side("r2")
-	head.Result.Errors = []*render.UnitError{{Unit: "trucking/eu-west-2/portal", Err: errors.New("apps/portal/chart/templates/x.yaml: boom")}}
+	head.Result.Errors = []*render.UnitError{{Unit: fleet.UnitID{Tenant: "trucking", Region: "eu-west-2", App: "portal"}, Err: errors.New("apps/portal/chart/templates/x.yaml: boom")}}
 	if _, err := Compare(side("r1"), head, Options{}); !errors.Is(err, ErrRenderFailed) {
 		t.Errorf("err = %v, want ErrRenderFailed", err)
 	}

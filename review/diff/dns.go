@@ -13,15 +13,15 @@ import (
 // compareDNS compares the endpoints the two revisions publish, with every placement
 // taken as healthy: the records and health checks a revision implies once deployed.
 func compareDNS(base, head *fleet.Model, filter render.Filter) []DNSChange {
-	all := func(string) bool { return true }
-	byKey := map[string]*sides[*dns.Endpoint]{}
-	var keys []string
+	all := func(fleet.UnitID) bool { return true }
+	byKey := map[fleet.UnitID]*sides[*dns.Endpoint]{}
+	var keys []fleet.UnitID
 	at := func(e *dns.Endpoint) *sides[*dns.Endpoint] {
-		if byKey[e.Key()] == nil {
-			byKey[e.Key()] = &sides[*dns.Endpoint]{}
-			keys = append(keys, e.Key())
+		if byKey[e.Unit()] == nil {
+			byKey[e.Unit()] = &sides[*dns.Endpoint]{}
+			keys = append(keys, e.Unit())
 		}
-		return byKey[e.Key()]
+		return byKey[e.Unit()]
 	}
 	selected := func(e dns.Endpoint) bool {
 		return (filter.Tenant == "" || filter.Tenant == e.Tenant) && (filter.Region == "" || filter.Region == e.Region) && (filter.App == "" || filter.App == e.App)
@@ -36,7 +36,7 @@ func compareDNS(base, head *fleet.Model, filter render.Filter) []DNSChange {
 			at(&e).head = &e
 		}
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, fleet.UnitID.Compare)
 
 	out := []DNSChange{}
 	for _, k := range keys {
@@ -61,7 +61,7 @@ func compareDNS(base, head *fleet.Model, filter render.Filter) []DNSChange {
 
 func describe(e dns.Endpoint, change Change) DNSChange {
 	return DNSChange{
-		Placement: e.Key(), Tenant: e.Tenant, Region: e.Region, App: e.App, Change: change,
+		Placement: e.Unit(), Tenant: e.Tenant, Region: e.Region, App: e.App, Change: change,
 		Name: e.Global, Regional: e.Regional, AWSRegion: e.AWSRegion,
 		Target:      target(e.Target),
 		HealthCheck: healthCheck(e.HealthCheck),

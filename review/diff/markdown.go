@@ -140,7 +140,7 @@ func markdown(r *Report, limit int) string {
 				block := fmt.Sprintf("\n<sub>%s</sub>\n\n%s", o.Ref, fence(o.Diff, "diff"))
 				if diffsLeftOut > 0 || body.Len()+len(block)+len(closing) > room {
 					if diffsLeftOut == 0 {
-						firstNoDiffs = u.ID
+						firstNoDiffs = u.ID.String()
 					}
 					diffsLeftOut++
 					continue

@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render/secrets"
 )
 
@@ -67,8 +68,9 @@ type Summary struct {
 // Unit is one unit that differs: a placement (tenant/region/app) or, when App is
 // empty, a tenant's namespace in a region.
 type Unit struct {
-	// ID is tenant/region/app, or tenant/region for a namespace unit.
-	ID string `json:"unit"`
+	// ID is the unit; in JSON tenant/region/app, or tenant/region for a namespace
+	// unit.
+	ID fleet.UnitID `json:"unit"`
 	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`
@@ -115,8 +117,8 @@ type SecretKey struct {
 // DNSChange is one endpoint (an exposed placement's DNS names and health check) that
 // appears, changes or goes.
 type DNSChange struct {
-	// Placement is tenant/region/app.
-	Placement string `json:"placement"`
+	// Placement is the placement; in JSON tenant/region/app.
+	Placement fleet.UnitID `json:"placement"`
 	// Tenant, Region and App name the placement.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`

@@ -41,10 +41,10 @@ func headline(r *Report) string {
 
 // unitName is a unit's ID, with a namespace unit marked as such.
 func unitName(u Unit) string {
-	if u.App == "" {
-		return u.ID + " (namespace)"
+	if u.ID.IsNamespace() {
+		return u.ID.String() + " (namespace)"
 	}
-	return u.ID
+	return u.ID.String()
 }
 
 // counts returns how many objects of a unit were added, changed and removed.

@@ -1,7 +1,11 @@
-package reconciler
+// Package preview shows what applying a revision would do to the live regions
+// (meridian plan): each region's plan and a server-side dry-run of every unit it
+// already holds, so drift shows too. It writes nothing.
+package preview
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
@@ -35,8 +41,9 @@ type RegionPreview struct {
 	// Live maps each unit in the region to its objects that applying would change
 	// (fields by path, never values) or create. For a unit the revision leaves
 	// unchanged, that is drift.
-	Live map[string][]apply.Drift
-	// Err is why the region, or some units, could not be previewed, or nil.
+	Live map[fleet.UnitID][]apply.Drift
+	// Err is why the region could not be read, or every unit that could not be
+	// dry-run joined (each a *reconciler.UnitError), or nil.
 	Err error
 }
 
@@ -64,45 +71,33 @@ func (p *Preview) Err() error {
 	if len(p.RenderErrors) > 0 {
 		problems = append(problems, fmt.Sprintf("%d units failed to render", len(p.RenderErrors)))
 	}
-	problems = append(problems, regionErrors(p.Regions, func(rp *RegionPreview) error { return rp.Err })...)
+	for _, name := range slices.Sorted(maps.Keys(p.Regions)) {
+		if err := p.Regions[name].Err; err != nil {
+			problems = append(problems, name+": "+strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	}
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("plan of revision %s: %s", shortRevision(p.Revision), strings.Join(problems, "; "))
 }
 
-// Preview renders snap and previews it in every region, in parallel, without
-// writing to any of them. It returns an error only when the snapshot could not be
-// rendered at all.
-func (r *Reconciler) Preview(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Preview, error) {
-	res, err := r.opts.Renderer.Render(ctx, snap, render.Filter{})
+// Run plans snap with r (reconciler.Reconciler.Plan) and dry-runs, region by
+// region side by side, every unit each region already holds. It writes nothing. It
+// returns an error only when the snapshot could not be rendered at all.
+func Run(ctx context.Context, r *reconciler.Reconciler, snap render.Snapshot, allowMassDeletion bool) (*Preview, error) {
+	pl, err := r.Plan(ctx, snap, allowMassDeletion)
 	if err != nil {
 		return nil, err
 	}
-	redact := secrets.NewRedactor(secretValues(res))
-	byRegion := map[string][]*render.Unit{}
-	for _, u := range res.Units {
-		byRegion[u.Region] = append(byRegion[u.Region], u)
-	}
-	failed := map[string][]string{}
-	for _, id := range res.Failed() {
-		parts := strings.Split(id, "/")
-		failed[parts[1]] = append(failed[parts[1]], id)
-	}
-	limits := plan.Limits{
-		MaxDeletePercent:  maxDeletePercent(snap.Model.Fleet),
-		AllowMassDeletion: allowMassDeletion,
-		NoPrune:           len(res.Errors) > 0,
-	}
-	p := &Preview{Revision: snap.Revision, RenderErrors: res.Errors, Regions: map[string]*RegionPreview{}}
-	var wg sync.WaitGroup
+	p := &Preview{Revision: pl.Revision, RenderErrors: pl.RenderErrors, Regions: map[string]*RegionPreview{}}
 	var mu sync.Mutex
-	for _, region := range snap.Model.Regions {
-		name := region.Metadata.Name
+	var wg sync.WaitGroup
+	for name, rp := range pl.Regions {
 		wg.Go(func() {
-			rp := r.preview(ctx, name, byRegion[name], failed[name], limits, redact)
+			out := dryRun(ctx, rp, pl.Redactor)
 			mu.Lock()
-			p.Regions[name] = rp
+			p.Regions[name] = out
 			mu.Unlock()
 		})
 	}
@@ -110,47 +105,30 @@ func (r *Reconciler) Preview(ctx context.Context, snap render.Snapshot, allowMas
 	return p, nil
 }
 
-// preview plans one region and dry-runs every unit it already holds.
-func (r *Reconciler) preview(ctx context.Context, region string, units []*render.Unit, failed []string, limits plan.Limits, redact *secrets.Redactor) *RegionPreview {
-	rp := &RegionPreview{Live: map[string][]apply.Drift{}}
-	cluster, ok := r.opts.Clusters[region]
-	if !ok {
-		rp.Err = fmt.Errorf("region %s has no cluster configured; add it to Meridian's configuration", region)
-		return rp
+// dryRun dry-runs every unit of a region's plan that the region already holds.
+func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Redactor) *RegionPreview {
+	out := &RegionPreview{Changes: rp.Changes, Live: map[fleet.UnitID][]apply.Drift{}, Err: rp.Err}
+	if rp.Err != nil {
+		return out
 	}
-	applied, err := cluster.Inventories(ctx)
-	if err != nil {
-		rp.Err = fmt.Errorf("read inventory: %w", err)
-		return rp
-	}
-	desired := make([]plan.Desired, len(units))
-	for i, u := range units {
-		desired[i] = plan.Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects}
-	}
-	rp.Changes = plan.Calculate(region, desired, applied, failed, limits)
-	actions := map[string]plan.Action{}
+	var errs []error
 	for _, ch := range rp.Changes.Changes {
-		actions[ch.Unit] = ch.Action
-	}
-	var problems []string
-	for _, u := range units {
-		if a, ok := actions[u.ID()]; !ok || a == plan.Create {
+		u := rp.Unit(ch.Unit)
+		if u == nil || ch.Action == plan.Create {
 			// A new unit's objects are all created, and its tenant's service
 			// account may not exist yet to dry-run them as.
 			continue
 		}
-		drifts, err := cluster.Drift(ctx, u)
+		drifts, err := rp.Cluster().Drift(ctx, u)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %s", u.ID(), redact.RedactString(err.Error())))
+			errs = append(errs, &reconciler.UnitError{Unit: ch.Unit, Step: reconciler.StepDrift, Err: redact.Error(err)})
 		}
 		if len(drifts) > 0 {
-			rp.Live[u.ID()] = drifts
+			out.Live[ch.Unit] = drifts
 		}
 	}
-	if len(problems) > 0 {
-		rp.Err = fmt.Errorf("%s", strings.Join(problems, "; "))
-	}
-	return rp
+	out.Err = errors.Join(errs...)
+	return out
 }
 
 // WriteText writes the preview for people: per region its plan, each unit that
@@ -191,4 +169,11 @@ func (p *Preview) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func shortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
 }
