@@ -159,3 +159,25 @@ func TestKubeAPI(t *testing.T) {
 		t.Errorf("error = %v, want it to contain %q", err, want)
 	}
 }
+
+func TestLoadTLS(t *testing.T) {
+	dir := t.TempDir()
+	write := func(tlsSection string) string {
+		p := filepath.Join(dir, "config.yaml")
+		data := "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://git.example.com/fleet.git, branch: main}\n" + tlsSection
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := Load(write("tls: {certFile: certs/tls.crt, keyFile: /etc/meridian/tls.key}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CertFile != filepath.Join(dir, "certs/tls.crt") || c.TLS.KeyFile != "/etc/meridian/tls.key" {
+		t.Errorf("tls files %+v: want the relative one resolved against the config's directory", c.TLS)
+	}
+	if _, err := Load(write("tls: {certFile: tls.crt}\n")); err == nil || !strings.Contains(err.Error(), "keyFile") {
+		t.Errorf("tls without keyFile: %v, want an error naming keyFile", err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/config"
+	"meridian.dev/meridian/internal/servercert"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/shard"
@@ -255,7 +256,7 @@ func serve(ctx context.Context, cancel context.CancelFunc, addr string, tlsFiles
 	var tlsConfig *tls.Config
 	if tlsFiles != nil {
 		var err error
-		if tlsConfig, err = tlsFiles.ServerConfig(); err != nil {
+		if tlsConfig, err = servercert.TLSConfig(tlsFiles.CertFile, tlsFiles.KeyFile); err != nil {
 			return nil, err
 		}
 	}
