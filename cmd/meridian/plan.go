@@ -73,7 +73,7 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := cfg.Keys()
+	keys, err := sopsKeys(cfg.Decryption)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 		return render.Snapshot{Dir: dir, Revision: rev, Model: model}, nil
 	}
 	if o.repo == "" {
-		gitOpts, err := cfg.GitOptions()
+		gitOpts, err := gitOptions(cfg)
 		if err != nil {
 			return render.Snapshot{}, false, nil, err
 		}
