@@ -36,15 +36,17 @@ func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Dura
 	}
 	log := slog.New(slog.DiscardHandler)
 	ctrllog.SetLogger(logr.Discard()) // as cmd/meridian does
-	gitOpts, err := cfg.GitOptions()
+	// The benchmark's configuration names no credentials and no keys from the
+	// environment; what it names is wired as run wires it.
+	git, err := sources.NewGit(sources.GitOptions{
+		URL:      cfg.Repository.URL,
+		Ref:      sources.Ref{Branch: cfg.Repository.Branch, Tag: cfg.Repository.Tag, SemVer: cfg.Repository.SemVer},
+		CacheDir: filepath.Join(cfg.CacheDir, "repository"),
+	})
 	if err != nil {
 		return 0, err
 	}
-	git, err := sources.NewGit(gitOpts)
-	if err != nil {
-		return 0, err
-	}
-	keys, err := cfg.Keys()
+	keys, err := secrets.KeysFromFiles(cfg.Decryption.KeyFiles...)
 	if err != nil {
 		return 0, err
 	}
@@ -57,7 +59,7 @@ func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Dura
 		os.Setenv(kv[0], kv[1])
 	}
 	os.Unsetenv("AWS_CA_BUNDLE")
-	client, err := cfg.Route53.Route53Client(ctx, nil)
+	client, err := dns.NewRoute53Client(ctx, dns.ClientOptions{Region: cfg.Route53.Region, Endpoint: cfg.Route53.Endpoint})
 	if err != nil {
 		return 0, err
 	}

@@ -1,7 +1,3 @@
-// Package config reads the configuration file of `meridian run`: which repository to
-// follow and how to authenticate, how to reach each region's cluster, where the
-// decryption keys are, and the daemon's intervals and listen address. Secrets are
-// never written in the file itself, only the paths of files that hold them.
 package config
 
 import (
@@ -11,8 +7,6 @@ import (
 	"time"
 
 	"meridian.dev/meridian/fleet"
-	"meridian.dev/meridian/render/secrets"
-	"meridian.dev/meridian/sources"
 )
 
 // Kind is the kind of a configuration file; its apiVersion is fleet.APIVersion.
@@ -75,23 +69,6 @@ type Notifications struct {
 	WebhookURLFile string `yaml:"webhookURLFile,omitempty"`
 	// SlackURLFile holds the URL of a Slack-compatible incoming webhook.
 	SlackURLFile string `yaml:"slackURLFile,omitempty"`
-}
-
-// NotificationURLs reads the receivers' URLs; empty ones are not configured.
-func (c *Config) NotificationURLs() (webhook, slack string, err error) {
-	read := func(file string) string {
-		if file == "" || err != nil {
-			return ""
-		}
-		var data []byte
-		if data, err = os.ReadFile(file); err != nil {
-			err = fmt.Errorf("notifications: %w", err)
-		}
-		return trimmed(data)
-	}
-	webhook = read(c.Notifications.WebhookURLFile)
-	slack = read(c.Notifications.SlackURLFile)
-	return webhook, slack, err
 }
 
 // Route53 says how to reach Route53. Credentials come from the AWS SDK's default
@@ -253,82 +230,4 @@ func relativeTo(dir, p string) string {
 		return p
 	}
 	return filepath.Join(dir, p)
-}
-
-// GitOptions reads the credential files and returns the source's options.
-func (c *Config) GitOptions() (sources.GitOptions, error) {
-	r := c.Repository
-	o := sources.GitOptions{
-		URL:      r.URL,
-		Ref:      sources.Ref{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer},
-		CacheDir: filepath.Join(c.CacheDir, "repository"),
-	}
-	var err error
-	read := func(file string) []byte {
-		if file == "" || err != nil {
-			return nil
-		}
-		var data []byte
-		if data, err = os.ReadFile(file); err != nil {
-			err = fmt.Errorf("repository: %w", err)
-		}
-		return data
-	}
-	o.Auth.Username = trimmed(read(r.UsernameFile))
-	o.Auth.Password = trimmed(read(r.PasswordFile))
-	o.Auth.BearerToken = trimmed(read(r.TokenFile))
-	o.Auth.SSHPrivateKey = read(r.SSHKeyFile)
-	o.Auth.KnownHosts = read(r.KnownHostsFile)
-	o.CABundle = read(r.CAFile)
-	if len(r.VerifyOpenPGPKeyFiles) > 0 || r.VerifySSHAllowedSignersFile != "" {
-		o.Verify = &sources.Verification{SSHAllowedSigners: string(read(r.VerifySSHAllowedSignersFile))}
-		for _, f := range r.VerifyOpenPGPKeyFiles {
-			o.Verify.OpenPGPKeys = append(o.Verify.OpenPGPKeys, string(read(f)))
-		}
-	}
-	return o, err
-}
-
-// WebhookOptions reads the webhook secret files.
-func (c *Config) WebhookOptions() (sources.WebhookOptions, error) {
-	var err error
-	read := func(file string) string {
-		if file == "" || err != nil {
-			return ""
-		}
-		var data []byte
-		if data, err = os.ReadFile(file); err != nil {
-			err = fmt.Errorf("repository webhook: %w", err)
-		}
-		return trimmed(data)
-	}
-	o := sources.WebhookOptions{
-		GitHubSecret:  read(c.Repository.GitHubSecretFile),
-		GitLabToken:   read(c.Repository.GitLabTokenFile),
-		GenericSecret: read(c.Repository.GenericSecretFile),
-	}
-	return o, err
-}
-
-// Keys loads the SOPS keys.
-func (c *Config) Keys() (*secrets.Keys, error) {
-	fromFiles, err := secrets.KeysFromFiles(c.Decryption.KeyFiles...)
-	if err != nil {
-		return nil, err
-	}
-	if !c.Decryption.FromEnvironment {
-		return fromFiles, nil
-	}
-	fromEnv, err := secrets.KeysFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	return secrets.MergeKeys(fromFiles, fromEnv), nil
-}
-
-func trimmed(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return string(b)
 }

@@ -1,18 +1,13 @@
 package config
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/google/go-cmp/cmp"
-
-	"meridian.dev/meridian/internal/testenv/route53test"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -52,12 +47,12 @@ cacheDir: cache
 	if c.Listen != ":8080" || time.Duration(c.HealthTimeout) != 5*time.Minute || time.Duration(c.DriftInterval) != 10*time.Minute || c.CacheDir != filepath.Join(dir, "cache") {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	o, err := c.GitOptions()
+	creds, err := c.Repository.ReadCredentials()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Auth.BearerToken != "s3cret-token" || o.Ref.Branch != "main" {
-		t.Errorf("git options: token %q, ref %+v", o.Auth.BearerToken, o.Ref)
+	if creds.BearerToken != "s3cret-token" || c.Repository.Branch != "main" {
+		t.Errorf("repository: token %q, branch %q", creds.BearerToken, c.Repository.Branch)
 	}
 }
 
@@ -86,47 +81,23 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-func TestRoute53Client(t *testing.T) {
-	srv := route53test.NewServer(route53test.Options{})
-	t.Cleanup(srv.Close)
-	srv.CreateZone("fleet.example.com")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+// TestLoadRoute53 applies Route53's defaults and refuses a request rate above
+// its per-account quota.
+func TestLoadRoute53(t *testing.T) {
 	dir := t.TempDir()
 	c, err := Load(write(t, dir, "meridian.yaml", `apiVersion: meridian.dev/v1alpha1
 kind: Config
 repository: {url: https://git.example.com/fleet.git, branch: main}
 route53:
-  endpoint: `+srv.URL+`
+  endpoint: http://127.0.0.1:8053
+  caFile: certs/ca.pem
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Route53.Region != "us-east-1" || c.Route53.RequestsPerSecond != 5 {
-		t.Errorf("defaults not applied: %+v", c.Route53)
-	}
-	var observed []string
-	client, err := c.Route53.Route53Client(t.Context(), func(op string, throttled bool) {
-		observed = append(observed, fmt.Sprintf("%s throttled=%t", op, throttled))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := client.ListHostedZones(t.Context(), &route53.ListHostedZonesInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.FailNext("ListHostedZones", "Throttling", 1)
-	if _, err := client.ListHostedZones(t.Context(), &route53.ListHostedZonesInput{}); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"ListHostedZones throttled=false", "ListHostedZones throttled=true", "ListHostedZones throttled=false"}, observed); diff != "" {
-		t.Errorf("observed requests (-want +got):\n%s", diff)
-	}
-	if len(out.HostedZones) != 1 || aws.ToString(out.HostedZones[0].Name) != "fleet.example.com." {
-		t.Errorf("zones through the configured endpoint: %+v", out.HostedZones)
+	want := &Route53{Endpoint: "http://127.0.0.1:8053", Region: "us-east-1", CAFile: filepath.Join(dir, "certs", "ca.pem"), RequestsPerSecond: 5}
+	if diff := cmp.Diff(want, c.Route53); diff != "" {
+		t.Errorf("route53 (-want +got):\n%s", diff)
 	}
 
 	_, err = Load(write(t, dir, "fast.yaml", "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://x/y.git, branch: main}\nroute53:\n  requestsPerSecond: 50\n"))
@@ -157,5 +128,27 @@ func TestKubeAPI(t *testing.T) {
 	_, err = Load(write(t, dir, "zero.yaml", head+"kubeAPI:\n  qps: -1\n"))
 	if want := "zero.yaml:5: kubeAPI.qps: -1 is too small; use 1 or more"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error = %v, want it to contain %q", err, want)
+	}
+}
+
+func TestLoadTLS(t *testing.T) {
+	dir := t.TempDir()
+	write := func(tlsSection string) string {
+		p := filepath.Join(dir, "config.yaml")
+		data := "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://git.example.com/fleet.git, branch: main}\n" + tlsSection
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := Load(write("tls: {certFile: certs/tls.crt, keyFile: /etc/meridian/tls.key}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CertFile != filepath.Join(dir, "certs/tls.crt") || c.TLS.KeyFile != "/etc/meridian/tls.key" {
+		t.Errorf("tls files %+v: want the relative one resolved against the config's directory", c.TLS)
+	}
+	if _, err := Load(write("tls: {certFile: tls.crt}\n")); err == nil || !strings.Contains(err.Error(), "keyFile") {
+		t.Errorf("tls without keyFile: %v, want an error naming keyFile", err)
 	}
 }

@@ -1,15 +1,11 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // HA runs several replicas that share the fleet: tenants are sharded across them,
@@ -17,8 +13,8 @@ import (
 // cluster (docs/ha.md). Absent, one replica applies everything.
 type HA struct {
 	// KubeconfigContext is the context of Kubeconfig that reaches the management
-	// cluster, where the Leases are kept. Empty means the pod's own service account
-	// (in-cluster), as in the Helm chart.
+	// cluster, where the Leases are kept (shard.ClientOptions.Context). Empty means
+	// the pod's own service account (in-cluster), as in the Helm chart.
 	KubeconfigContext string `yaml:"kubeconfigContext,omitempty"`
 	// Namespace holds the Leases. Default POD_NAMESPACE (the chart sets it).
 	Namespace string `yaml:"namespace,omitempty"`
@@ -82,33 +78,4 @@ func (c *Config) checkHA(path string) error {
 		return fmt.Errorf("%s: ha.shards: %d is out of range; use 1 to 1024", path, h.Shards)
 	}
 	return nil
-}
-
-// ManagementClient returns a client of the management cluster, where the ha
-// Leases are kept: through ha.kubeconfigContext of Kubeconfig, or in-cluster.
-func (c *Config) ManagementClient() (kubernetes.Interface, error) {
-	if c.HA == nil {
-		return nil, errors.New("ha: not configured")
-	}
-	var cfg *rest.Config
-	var err error
-	if ctx := c.HA.KubeconfigContext; ctx != "" {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if c.Kubeconfig != "" {
-			rules.ExplicitPath = c.Kubeconfig
-		}
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: ctx}).ClientConfig()
-		if err != nil {
-			return nil, fmt.Errorf("ha.kubeconfigContext %q: %w; add the management cluster's context to the kubeconfig", ctx, err)
-		}
-	} else if cfg, err = rest.InClusterConfig(); err != nil {
-		return nil, fmt.Errorf("ha.kubeconfigContext: not set and not running in a pod (%w); name the management cluster's context", err)
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	// Each renewal updates every shard Lease a replica holds: client-go's default
-	// of 5 requests a second would let Leases expire.
-	cfg.QPS, cfg.Burst = 100, 200
-	return kubernetes.NewForConfig(cfg)
 }

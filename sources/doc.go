@@ -28,5 +28,12 @@
 // http.Handler verifying GitHub, GitLab and generic HMAC-signed push
 // notifications, signals its trigger.
 //
+// LocalRepository reads commits of a repository someone has checked out on
+// the local disk, with the git binary, into snapshot directories of the
+// caller's, so that a change can be reviewed or planned before it is pushed
+// (meridian diff, meridian plan --repo). Its commit metadata is read as Git
+// reads a fetched commit's, so a trailer in the message means the same to
+// both.
+//
 // docs/sources.md describes the configuration for users.
 package sources

@@ -220,19 +220,24 @@ func (g *Git) materialize(st storage.Storer, res resolved) (*Snapshot, error) {
 			return nil, g.localError("record the fetched commit", err)
 		}
 	}
-	subject, body := splitMessage(commit.Message)
 	return &Snapshot{
 		Dir:      dir,
 		Revision: commitHash.String(),
 		Ref:      res.name,
-		Commit: Commit{
-			Author:    Person{Name: commit.Author.Name, Email: commit.Author.Email, When: commit.Author.When},
-			Committer: Person{Name: commit.Committer.Name, Email: commit.Committer.Email, When: commit.Committer.When},
-			Subject:   subject,
-			Body:      body,
-			Signer:    signer,
-		},
+		Commit:   commitOf(commit, signer),
 	}, nil
+}
+
+// commitOf is the metadata of commit, signed by signer (nil when not verified).
+func commitOf(commit *object.Commit, signer *Signer) Commit {
+	subject, body := splitMessage(commit.Message)
+	return Commit{
+		Author:    Person{Name: commit.Author.Name, Email: commit.Author.Email, When: commit.Author.When},
+		Committer: Person{Name: commit.Committer.Name, Email: commit.Committer.Email, When: commit.Committer.When},
+		Subject:   subject,
+		Body:      body,
+		Signer:    signer,
+	}
 }
 
 // fetchPack fetches want at depth 1 into st. With incremental set and a

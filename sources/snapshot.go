@@ -5,13 +5,16 @@ import (
 	"time"
 )
 
-// Snapshot is one revision of the repository checked out into a directory
-// that never changes: its files and directories are read-only, and it is
-// removed only by retention (see GitOptions.KeepSnapshots and Git.Hold).
-// Consumers read it with fleet.LoadDir(snapshot.Dir).
+// Snapshot is one revision of the repository checked out into a directory.
+// A Git source's snapshot never changes: its files and directories are
+// read-only, and it is removed only by retention (see
+// GitOptions.KeepSnapshots and Git.Hold). A LocalRepository's belongs to the
+// caller (see LocalRepository.Checkout). Consumers read it with
+// fleet.LoadDir(snapshot.Dir).
 type Snapshot struct {
-	// Dir is the absolute path of the checked-out tree,
-	// <cache>/snapshots/<Revision>. It holds the commit's files only: no .git
+	// Dir is the path of the checked-out tree: for a Git source the absolute
+	// path <cache>/snapshots/<Revision>, for a LocalRepository the directory
+	// of the checked-out path. It holds the commit's files only: no .git
 	// directory, no submodules. Symbolic links are kept as git records them;
 	// read the tree through os.Root, as fleet.LoadDir does, so that none
 	// leads outside it.
@@ -19,7 +22,7 @@ type Snapshot struct {
 	// Revision is the full hash of the commit.
 	Revision string
 	// Ref is the full name of the reference that resolved to the commit, such
-	// as "refs/heads/main" or "refs/tags/v1.4.0".
+	// as "refs/heads/main" or "refs/tags/v1.4.0"; empty for a LocalRepository.
 	Ref string
 	// Commit describes the commit.
 	Commit Commit

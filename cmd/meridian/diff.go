@@ -1,16 +1,12 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -91,10 +87,13 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 	if !ok {
 		return fmt.Errorf("--format %q: use text, markdown or json", o.format)
 	}
-	repo := gitRepo{dir: o.repo}
-	fleetPath, err := repo.fleetPath(ctx, o.fleetPath)
+	repo, err := sources.OpenLocal(ctx, o.repo)
 	if err != nil {
-		return err
+		return fmt.Errorf("--repo %s: %w", o.repo, err)
+	}
+	fleetPath, err := repo.Path(o.fleetPath)
+	if err != nil {
+		return fmt.Errorf("--path %s: %w", o.fleetPath, err)
 	}
 	tmp, err := os.MkdirTemp("", "meridian-diff-")
 	if err != nil {
@@ -104,29 +103,28 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 
 	var sides [2]diff.Revision
 	var snaps [2]render.Snapshot
+	var head sources.Commit // its trailer may allow mass deletion
 	for i, side := range []struct{ name, rev string }{{"base", o.base}, {"head", o.head}} {
-		commit, err := repo.resolve(ctx, side.rev)
+		s, err := repo.Checkout(ctx, side.rev, fleetPath, filepath.Join(tmp, side.name))
 		if err != nil {
 			return fmt.Errorf("--%s %s: %w", side.name, side.rev, err)
 		}
-		dest := filepath.Join(tmp, side.name)
-		if err := repo.export(ctx, commit, fleetPath, dest); err != nil {
-			return fmt.Errorf("--%s %s: %w", side.name, side.rev, err)
-		}
-		dir := filepath.Join(dest, filepath.FromSlash(fleetPath))
-		model, err := fleet.LoadDir(dir)
+		model, err := fleet.LoadDir(s.Dir)
 		if err != nil {
 			var list fleet.ErrorList
 			if errors.As(err, &list) {
 				for _, e := range list {
-					fmt.Fprintf(stderr, "%s %s: %s\n", side.name, shortRevision(commit), e)
+					fmt.Fprintf(stderr, "%s %s: %s\n", side.name, shortRevision(s.Revision), e)
 				}
 				return fmt.Errorf("the fleet at %s %s is not valid (%d errors); nothing compared", side.name, side.rev, len(list))
 			}
-			return fmt.Errorf("%s %s: %s", side.name, side.rev, strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
+			return fmt.Errorf("%s %s: %s", side.name, side.rev, strings.ReplaceAll(err.Error(), s.Dir+string(filepath.Separator), ""))
 		}
-		sides[i] = diff.Revision{Name: commit, Model: model}
-		snaps[i] = render.Snapshot{Dir: dir, Revision: commit, Model: model}
+		sides[i] = diff.Revision{Name: s.Revision, Model: model}
+		snaps[i] = render.Snapshot{Dir: s.Dir, Revision: s.Revision, Model: model}
+		if side.name == "head" {
+			head = s.Commit
+		}
 	}
 	for _, n := range []struct{ what, name string }{{"tenant", o.filter.Tenant}, {"region", o.filter.Region}, {"app", o.filter.App}} {
 		if n.name != "" && !exists(sides[0].Model, n.what, n.name) && !exists(sides[1].Model, n.what, n.name) {
@@ -162,13 +160,9 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 		return exitError{code: 1}
 	}
 
-	body, err := repo.body(ctx, sides[1].Name)
-	if err != nil {
-		return err
-	}
 	report, err := diff.Compare(sides[0], sides[1], diff.Options{
 		Filter:            o.filter,
-		AllowMassDeletion: reconciler.AllowsMassDeletion(sources.Commit{Body: body}),
+		AllowMassDeletion: reconciler.AllowsMassDeletion(head),
 	})
 	if err != nil {
 		return err
@@ -187,138 +181,4 @@ func shortRevision(rev string) string {
 		return rev[:12]
 	}
 	return rev
-}
-
-// gitRepo runs the git binary on a local repository, the way the person or CI job
-// running diff would.
-type gitRepo struct{ dir string }
-
-// git runs git in the repository and returns its standard output; its error holds
-// git's own message.
-func (g gitRepo) git(ctx context.Context, stdout io.Writer, args ...string) error {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", g.dir}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return fmt.Errorf("git %s: %s", args[0], msg)
-		}
-		return fmt.Errorf("git %s: %w", args[0], err)
-	}
-	return nil
-}
-
-func (g gitRepo) output(ctx context.Context, args ...string) (string, error) {
-	var out bytes.Buffer
-	err := g.git(ctx, &out, args...)
-	return strings.TrimSpace(out.String()), err
-}
-
-// fleetPath returns the fleet's directory relative to the top of the repository,
-// slash-separated, from a path relative to the repository directory given.
-func (g gitRepo) fleetPath(ctx context.Context, rel string) (string, error) {
-	prefix, err := g.output(ctx, "rev-parse", "--show-prefix")
-	if err != nil {
-		return "", fmt.Errorf("--repo %s: %w", g.dir, err)
-	}
-	p := path.Join(prefix, filepath.ToSlash(rel))
-	if p == ".." || strings.HasPrefix(p, "../") || path.IsAbs(p) {
-		return "", fmt.Errorf("--path %s: outside the repository", rel)
-	}
-	return p, nil
-}
-
-// resolve returns the full hash of the commit rev names.
-func (g gitRepo) resolve(ctx context.Context, rev string) (string, error) {
-	if strings.HasPrefix(rev, "-") {
-		return "", errors.New("not a revision")
-	}
-	return g.output(ctx, "rev-parse", "--verify", "--end-of-options", rev+"^{commit}")
-}
-
-// body returns a commit message without its subject line.
-func (g gitRepo) body(ctx context.Context, commit string) (string, error) {
-	return g.output(ctx, "show", "-s", "--format=%b", commit)
-}
-
-// export writes the files of the commit under fleetPath into dest, which must not
-// exist. Only regular files, directories and symbolic links are written, all inside
-// dest.
-func (g gitRepo) export(ctx context.Context, commit, fleetPath, dest string) error {
-	if err := os.Mkdir(dest, 0o700); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	top, err := g.output(ctx, "rev-parse", "--show-toplevel")
-	if err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	extracted := make(chan error, 1)
-	go func() {
-		err := untar(root, pr)
-		if err == nil {
-			_, err = io.Copy(io.Discard, pr) // the padding after the last entry
-		}
-		pr.CloseWithError(err) // unblocks git if extraction stopped early
-		extracted <- err
-	}()
-	err = gitRepo{dir: top}.git(ctx, pw, "archive", "--format=tar", commit, "--", fleetPath)
-	pw.CloseWithError(err)
-	if xerr := <-extracted; err == nil {
-		err = xerr
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := root.Stat(filepath.FromSlash(fleetPath)); err != nil {
-		return fmt.Errorf("commit %s has no directory %s", shortRevision(commit), fleetPath)
-	}
-	return nil
-}
-
-// untar writes the entries of a tar stream under root.
-func untar(root *os.Root, r io.Reader) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read archive: %w", err)
-		}
-		name := filepath.FromSlash(path.Clean(h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			err = root.MkdirAll(name, 0o700)
-		case tar.TypeReg:
-			if err = root.MkdirAll(filepath.Dir(name), 0o700); err == nil {
-				err = writeEntry(root, name, h.FileInfo().Mode().Perm()&0o700, tr)
-			}
-		case tar.TypeSymlink:
-			if err = root.MkdirAll(filepath.Dir(name), 0o700); err == nil {
-				err = root.Symlink(h.Linkname, name)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
-		}
-	}
-}
-
-func writeEntry(root *os.Root, name string, mode os.FileMode, r io.Reader) error {
-	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode|0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

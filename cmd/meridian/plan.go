@@ -74,7 +74,7 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := cfg.Keys()
+	keys, err := sopsKeys(cfg.Decryption)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 		return render.Snapshot{Dir: dir, Revision: rev, Model: model}, nil
 	}
 	if o.repo == "" {
-		gitOpts, err := cfg.GitOptions()
+		gitOpts, err := gitOptions(cfg)
 		if err != nil {
 			return render.Snapshot{}, false, nil, err
 		}
@@ -155,35 +155,30 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 		}
 		return snap, reconciler.AllowsMassDeletion(s.Commit), release, nil
 	}
-	repo := gitRepo{dir: o.repo}
-	fleetPath, err := repo.fleetPath(ctx, o.fleetPath)
+	repo, err := sources.OpenLocal(ctx, o.repo)
 	if err != nil {
-		return render.Snapshot{}, false, nil, err
+		return render.Snapshot{}, false, nil, fmt.Errorf("--repo %s: %w", o.repo, err)
 	}
-	commit, err := repo.resolve(ctx, o.revision)
+	fleetPath, err := repo.Path(o.fleetPath)
 	if err != nil {
-		return render.Snapshot{}, false, nil, fmt.Errorf("--revision %s: %w", o.revision, err)
-	}
-	body, err := repo.body(ctx, commit)
-	if err != nil {
-		return render.Snapshot{}, false, nil, err
+		return render.Snapshot{}, false, nil, fmt.Errorf("--path %s: %w", o.fleetPath, err)
 	}
 	tmp, err := os.MkdirTemp("", "meridian-plan-")
 	if err != nil {
 		return render.Snapshot{}, false, nil, err
 	}
 	cleanup := func() { _ = os.RemoveAll(tmp) }
-	dest := filepath.Join(tmp, "fleet")
-	if err := repo.export(ctx, commit, fleetPath, dest); err != nil {
+	s, err := repo.Checkout(ctx, o.revision, fleetPath, filepath.Join(tmp, "fleet"))
+	if err != nil {
 		cleanup()
-		return render.Snapshot{}, false, nil, err
+		return render.Snapshot{}, false, nil, fmt.Errorf("--revision %s: %w", o.revision, err)
 	}
-	snap, err := load(filepath.Join(dest, filepath.FromSlash(fleetPath)), commit)
+	snap, err := load(s.Dir, s.Revision)
 	if err != nil {
 		cleanup()
 		return render.Snapshot{}, false, nil, err
 	}
-	return snap, reconciler.AllowsMassDeletion(sources.Commit{Body: body}), cleanup, nil
+	return snap, reconciler.AllowsMassDeletion(s.Commit), cleanup, nil
 }
 
 // planJSON is the stable JSON form of a plan.

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/config"
+	"meridian.dev/meridian/internal/servercert"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/shard"
@@ -72,7 +73,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	gitOpts, err := cfg.GitOptions()
+	gitOpts, err := gitOptions(cfg)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := cfg.Keys()
+	keys, err := sopsKeys(cfg.Decryption)
 	if err != nil {
 		return err
 	}
@@ -109,9 +110,15 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	var r53 dns.Route53API
 	var dnsOpts dns.Options
 	if cfg.Route53 != nil {
-		client, err := cfg.Route53.Route53Client(ctx, store.Route53Request)
+		client, err := dns.NewRoute53Client(ctx, dns.ClientOptions{
+			Region:   cfg.Route53.Region,
+			Endpoint: cfg.Route53.Endpoint,
+			Profile:  cfg.Route53.Profile,
+			CAFile:   cfg.Route53.CAFile,
+			Observe:  store.Route53Request,
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("route53: %w", err)
 		}
 		r53, dnsOpts.RequestsPerSecond = client, float64(cfg.Route53.RequestsPerSecond)
 	} else {
@@ -136,13 +143,17 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		log.Info("profiling on: Go runtime profiles served under /debug/pprof/")
 	}
-	hookOpts, err := cfg.WebhookOptions()
+	hookSecrets, err := cfg.Repository.ReadWebhookSecrets()
 	if err != nil {
 		return err
 	}
-	if hookOpts.GitHubSecret != "" || hookOpts.GitLabToken != "" || hookOpts.GenericSecret != "" {
-		hookOpts.Logger = log.With("component", "webhook")
-		hook, err := sources.NewWebhook(hookOpts)
+	if hookSecrets != (config.WebhookSecrets{}) {
+		hook, err := sources.NewWebhook(sources.WebhookOptions{
+			GitHubSecret:  hookSecrets.GitHub,
+			GitLabToken:   hookSecrets.GitLab,
+			GenericSecret: hookSecrets.Generic,
+			Logger:        log.With("component", "webhook"),
+		})
 		if err != nil {
 			return err
 		}
@@ -201,6 +212,49 @@ func runRun(ctx context.Context, stderr io.Writer, o runOptions) error {
 	})
 }
 
+// gitOptions are the options of the source of the repository the configuration
+// follows, with the credentials its files hold.
+func gitOptions(cfg *config.Config) (sources.GitOptions, error) {
+	r := cfg.Repository
+	creds, err := r.ReadCredentials()
+	if err != nil {
+		return sources.GitOptions{}, err
+	}
+	o := sources.GitOptions{
+		URL:      r.URL,
+		Ref:      sources.Ref{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer},
+		CacheDir: filepath.Join(cfg.CacheDir, "repository"),
+		Auth: sources.Auth{
+			Username:      creds.Username,
+			Password:      creds.Password,
+			BearerToken:   creds.BearerToken,
+			SSHPrivateKey: creds.SSHPrivateKey,
+			KnownHosts:    creds.KnownHosts,
+		},
+		CABundle: creds.CABundle,
+	}
+	if creds.Verify {
+		o.Verify = &sources.Verification{OpenPGPKeys: creds.OpenPGPKeys, SSHAllowedSigners: creds.SSHAllowedSigners}
+	}
+	return o, nil
+}
+
+// sopsKeys loads the SOPS keys the decryption section names.
+func sopsKeys(d config.Decryption) (*secrets.Keys, error) {
+	fromFiles, err := secrets.KeysFromFiles(d.KeyFiles...)
+	if err != nil {
+		return nil, err
+	}
+	if !d.FromEnvironment {
+		return fromFiles, nil
+	}
+	fromEnv, err := secrets.KeysFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return secrets.MergeKeys(fromFiles, fromEnv), nil
+}
+
 // runningShards is a shard.Manager running until its context is done.
 type runningShards struct {
 	*shard.Manager
@@ -212,9 +266,9 @@ func (r runningShards) wait() { <-r.done }
 // startShards starts this replica's Leases in the management cluster: membership,
 // the shards it owns and its candidacy for leader (docs/ha.md).
 func startShards(ctx context.Context, cfg *config.Config, log *slog.Logger) (runningShards, error) {
-	client, err := cfg.ManagementClient()
+	client, err := shard.NewClient(shard.ClientOptions{Kubeconfig: cfg.Kubeconfig, Context: cfg.HA.KubeconfigContext})
 	if err != nil {
-		return runningShards{}, err
+		return runningShards{}, fmt.Errorf("ha.kubeconfigContext: %w", err)
 	}
 	mgr, err := shard.New(shard.Options{
 		Client:        client,
@@ -255,7 +309,7 @@ func serve(ctx context.Context, cancel context.CancelFunc, addr string, tlsFiles
 	var tlsConfig *tls.Config
 	if tlsFiles != nil {
 		var err error
-		if tlsConfig, err = tlsFiles.ServerConfig(); err != nil {
+		if tlsConfig, err = servercert.TLSConfig(tlsFiles.CertFile, tlsFiles.KeyFile); err != nil {
 			return nil, err
 		}
 	}

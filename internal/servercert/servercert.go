@@ -1,4 +1,4 @@
-package config
+package servercert
 
 import (
 	"crypto/tls"
@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// ServerConfig returns the TLS configuration of the daemon's HTTP server. It
-// loads the certificate and key at once, so a wrong file stops the daemon at
-// startup, and loads them again on a handshake after either file changed on
-// disk; if the new pair does not load, the last good one is kept.
-func (t *TLS) ServerConfig() (*tls.Config, error) {
-	c := &certificate{certFile: t.CertFile, keyFile: t.KeyFile}
+// TLSConfig returns the TLS configuration of a server presenting the PEM
+// certificate chain in certFile with the key in keyFile. It loads the pair at
+// once, so a wrong file stops the daemon at startup, and loads it again on a
+// handshake after either file changed on disk; if the new pair does not load,
+// the last good one is kept.
+func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
+	c := &certificate{certFile: certFile, keyFile: keyFile}
 	if _, err := c.get(nil); err != nil {
 		return nil, err
 	}

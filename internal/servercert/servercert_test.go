@@ -1,4 +1,4 @@
-package config
+package servercert
 
 import (
 	"crypto/ecdsa"
@@ -57,10 +57,10 @@ func writePair(t *testing.T, certFile, keyFile string, serial int64, modified ti
 
 func TestTLSServesAndReloads(t *testing.T) {
 	dir := t.TempDir()
-	files := &TLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	start := time.Now().Add(-time.Minute)
-	first := writePair(t, files.CertFile, files.KeyFile, 1, start)
-	cfg, err := files.ServerConfig()
+	first := writePair(t, certFile, keyFile, 1, start)
+	cfg, err := TLSConfig(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,13 +94,13 @@ func TestTLSServesAndReloads(t *testing.T) {
 	}
 
 	// A renewed pair is served without a restart.
-	second := writePair(t, files.CertFile, files.KeyFile, 2, start.Add(30*time.Second))
+	second := writePair(t, certFile, keyFile, 2, start.Add(30*time.Second))
 	if got := served(second); got != 2 {
 		t.Errorf("served certificate %d after renewal, want 2", got)
 	}
 
 	// A half-written renewal keeps the last good pair.
-	if err := os.WriteFile(files.KeyFile, []byte("not a key"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := served(second); got != 2 {
@@ -110,32 +110,10 @@ func TestTLSServesAndReloads(t *testing.T) {
 
 func TestTLSRefusesBadFilesAtStart(t *testing.T) {
 	dir := t.TempDir()
-	files := &TLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "missing.key")}
-	writePair(t, files.CertFile, filepath.Join(dir, "tls.key"), 1, time.Now())
-	_, err := files.ServerConfig()
-	if err == nil || !strings.Contains(err.Error(), "keyFile "+files.KeyFile) {
-		t.Errorf("error %v, want one naming keyFile %s", err, files.KeyFile)
-	}
-}
-
-func TestLoadTLS(t *testing.T) {
-	dir := t.TempDir()
-	write := func(tlsSection string) string {
-		p := filepath.Join(dir, "config.yaml")
-		data := "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://git.example.com/fleet.git, branch: main}\n" + tlsSection
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	c, err := Load(write("tls: {certFile: certs/tls.crt, keyFile: /etc/meridian/tls.key}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.TLS.CertFile != filepath.Join(dir, "certs/tls.crt") || c.TLS.KeyFile != "/etc/meridian/tls.key" {
-		t.Errorf("tls files %+v: want the relative one resolved against the config's directory", c.TLS)
-	}
-	if _, err := Load(write("tls: {certFile: tls.crt}\n")); err == nil || !strings.Contains(err.Error(), "keyFile") {
-		t.Errorf("tls without keyFile: %v, want an error naming keyFile", err)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "missing.key")
+	writePair(t, certFile, filepath.Join(dir, "tls.key"), 1, time.Now())
+	_, err := TLSConfig(certFile, keyFile)
+	if err == nil || !strings.Contains(err.Error(), "keyFile "+keyFile) {
+		t.Errorf("error %v, want one naming keyFile %s", err, keyFile)
 	}
 }
