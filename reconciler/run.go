@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/backoff"
@@ -116,6 +117,9 @@ type RunOptions struct {
 	// Ownership, when set, limits the daemon to the tenants this replica owns, so
 	// that several replicas share the fleet (reconciler/shard). Nil owns them all.
 	Ownership Ownership
+	// Clock drives the retry backoff, the drift ticker and the shutdown grace
+	// period; nil means the real clock. Tests pass a fake one to step through them.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 // Ownership says which tenants a replica may change; *shard.Manager is one.
@@ -171,7 +175,10 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.NewCluster == nil {
 		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst)
 	}
-	d := &daemon{opts: opts, log: opts.Log, clusters: map[string]builtCluster{}}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
 	defer d.release()
 	if opts.Once {
 		return d.once(ctx)
@@ -181,8 +188,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 
 // daemon is the state Run keeps between passes.
 type daemon struct {
-	opts RunOptions
-	log  *slog.Logger
+	opts  RunOptions
+	log   *slog.Logger
+	clock clock.WithTickerAndDelayedExecution
 
 	// current is the last good revision: valid fleet files, loaded.
 	current *revision
@@ -232,7 +240,7 @@ func (d *daemon) once(ctx context.Context) error {
 // loop is the daemon: new revisions from the poller, retries after failed passes.
 func (d *daemon) loop(ctx context.Context) error {
 	updates := d.opts.Poller.Watch(ctx)
-	retry := time.NewTimer(0)
+	retry := d.clock.NewTimer(0)
 	retry.Stop()
 	defer retry.Stop()
 	failures := 0
@@ -242,9 +250,9 @@ func (d *daemon) loop(ctx context.Context) error {
 		ownership = d.opts.Ownership.Changed()
 	}
 	if d.opts.DriftInterval > 0 {
-		ticker := time.NewTicker(d.opts.DriftInterval)
+		ticker := d.clock.NewTicker(d.opts.DriftInterval)
 		defer ticker.Stop()
-		driftTick = ticker.C
+		driftTick = ticker.C()
 	}
 
 	for {
@@ -287,7 +295,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			}
 			retry.Stop()
 			failures = 0
-		case <-retry.C:
+		case <-retry.C():
 			d.log.Info("retrying the last pass", "revision", d.current.snap.Revision, "attempt", failures+1)
 		}
 		if ctx.Err() != nil {
@@ -371,13 +379,13 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		DNS:           d.dnsApplier(cur.model),
 		Log:           d.log,
 	})
-	start := time.Now()
+	start := d.clock.Now()
 	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model}, allow)
 	if err != nil {
-		d.log.Error("pass failed", "revision", cur.snap.Revision, "error", err, "duration", time.Since(start).Round(time.Millisecond))
+		d.log.Error("pass failed", "revision", cur.snap.Revision, "error", err, "duration", d.clock.Since(start).Round(time.Millisecond))
 		return nil, err
 	}
-	report.Duration = time.Since(start)
+	report.Duration = d.clock.Since(start)
 	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond), "rendered", report.Renders}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
@@ -411,13 +419,13 @@ func (d *daemon) checkDrift(ctx context.Context) {
 		HealthTimeout: d.opts.HealthTimeout,
 		Log:           d.log,
 	})
-	start := time.Now()
+	start := d.clock.Now()
 	report, err := r.CheckDrift(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model})
 	if err != nil {
 		d.log.Error("drift check failed", "revision", cur.snap.Revision, "error", err)
 		return
 	}
-	attrs := []any{"revision", cur.snap.Revision, "duration", time.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects()}
+	attrs := []any{"revision", cur.snap.Revision, "duration", d.clock.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects()}
 	for _, name := range slices.Sorted(maps.Keys(report.Regions)) {
 		rd := report.Regions[name]
 		attrs = append(attrs, name, fmt.Sprintf("drifted=%d corrected=%d reported=%d", rd.Objects, len(rd.Corrected), len(rd.Reported)))
@@ -489,11 +497,11 @@ func (c ownedCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []pl
 func (d *daemon) passContext(ctx context.Context) (context.Context, func()) {
 	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var mu sync.Mutex
-	var timer *time.Timer
+	var timer clock.Timer
 	stop := context.AfterFunc(ctx, func() {
 		d.log.Info("shutdown requested; letting the pass in flight finish", "timeout", d.opts.ShutdownTimeout)
 		mu.Lock()
-		timer = time.AfterFunc(d.opts.ShutdownTimeout, cancel)
+		timer = d.clock.AfterFunc(d.opts.ShutdownTimeout, cancel)
 		mu.Unlock()
 	})
 	return passCtx, func() {
