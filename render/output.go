@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -75,5 +76,5 @@ func UnitFile(u *Unit) string {
 	if name == "" {
 		name = "_namespace"
 	}
-	return u.Tenant + "/" + u.Region + "/" + name + ".yaml"
+	return path.Join(u.Tenant, u.Region, name+".yaml")
 }
