@@ -143,7 +143,7 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 }
 
 func (a *Applier) manager(c client.Client) *ssa.ResourceManager {
-	m := ssa.NewResourceManager(c, a.poller, ssa.Owner{Field: FieldManager, Group: "meridian.dev"})
+	m := ssa.NewResourceManager(objectClient{c}, a.poller, ssa.Owner{Field: FieldManager, Group: "meridian.dev"})
 	m.SetConcurrency(a.opts.Concurrency)
 	return m
 }

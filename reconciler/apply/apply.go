@@ -166,7 +166,7 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 			result.Objects = append(result.Objects, objectResults(cs, refs)...)
 		}
 		if err != nil {
-			return result, objectError(id.String(), "apply failed", err, stage.objects)
+			return result, objectError(id.String(), "apply failed", err)
 		}
 	}
 	return a.record(ctx, old, prev, union, refs, result)

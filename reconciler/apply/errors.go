@@ -6,13 +6,14 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"strings"
 
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Error is a failed operation on one object, or on a whole unit. Its message starts
@@ -108,30 +109,75 @@ func transient(err error) bool {
 }
 
 // objectError turns an error of the ssa library into an *Error naming the object it
-// concerns: the library's messages start with the object ("Kind/ns/name apply
-// failed: cause"), its dry-run errors carry it.
-func objectError(unit, op string, err error, objects []*unstructured.Unstructured) error {
+// concerns. The library names the object only in its messages' text; Meridian knows
+// it otherwise: the client it gives the library (objectClient) marks each failed
+// request with the object the request was about, and the library's dry-run errors
+// carry their object. An error of no single object, such as a stage that did not
+// become ready in time, concerns the unit.
+func objectError(unit, op string, err error) error {
+	var req *requestError
+	if errors.As(err, &req) {
+		if req.verb != verbApply {
+			op += ": " + req.verb
+		}
+		return &Error{Object: req.object, Op: op, Err: req.err, Transient: transient(req.err)}
+	}
 	var dryRun *ssaerrors.DryRunErr
 	if errors.As(err, &dryRun) && dryRun.InvolvedObject() != nil {
 		cause := dryRun.Unwrap()
 		return &Error{Object: utils.FmtUnstructured(dryRun.InvolvedObject()), Op: op, Err: cause, Transient: transient(cause)}
 	}
-	msg := err.Error()
-	for _, o := range objects {
-		subject := utils.FmtUnstructured(o)
-		rest, ok := strings.CutPrefix(msg, subject+" ")
-		if !ok {
-			continue
-		}
-		cause := errors.Unwrap(err)
-		if cause == nil {
-			break
-		}
-		libOp, ok := strings.CutSuffix(rest, ": "+cause.Error())
-		if !ok {
-			libOp = op
-		}
-		return &Error{Object: subject, Op: libOp, Err: cause, Transient: transient(cause)}
-	}
 	return &Error{Object: unit, Op: op, Err: err, Transient: transient(err)}
+}
+
+// The requests objectClient tells apart. A server-side apply, dry run or not, is
+// what applying an object means; a delete (to recreate an object whose immutable
+// fields changed, were Force set) or another patch (of its managed fields) is named
+// in the error.
+const (
+	verbApply  = "apply"
+	verbPatch  = "patch"
+	verbDelete = "delete"
+)
+
+// requestError is a request about one object that failed, as objectClient saw it.
+// Its message is the cause's: the library puts the object's name in front of it.
+type requestError struct {
+	// object is Kind/namespace/name (Kind/name when cluster-scoped), as the library
+	// writes it.
+	object string
+	verb   string
+	err    error
+}
+
+func (e *requestError) Error() string { return e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
+// objectClient is the client given to the ssa library: a failed write of an object
+// comes back as a *requestError naming that object, so that objectError knows which
+// object a failure concerned however the library words it. Reads pass through
+// unmarked: the library returns a read's error only while waiting for an object it
+// deleted to recreate it, which Meridian never asks for (ApplyOptions.Force).
+type objectClient struct{ client.Client }
+
+func (c objectClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	verb := verbPatch
+	if patch.Type() == types.ApplyPatchType {
+		verb = verbApply
+	}
+	return failed(obj, verb, c.Client.Patch(ctx, obj, patch, opts...))
+}
+
+func (c objectClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	return failed(obj, verbDelete, c.Client.Delete(ctx, obj, opts...))
+}
+
+// failed marks err, if any, with the object it concerns. The library writes only
+// unstructured objects; others are not marked.
+func failed(obj client.Object, verb string, err error) error {
+	u, ok := obj.(*unstructured.Unstructured)
+	if err == nil || !ok {
+		return err
+	}
+	return &requestError{object: utils.FmtUnstructured(u), verb: verb, err: err}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"github.com/google/go-cmp/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
@@ -87,48 +89,100 @@ func TestHealthUnknown(t *testing.T) {
 	}
 }
 
+// cluster is what the ssa library sees of a cluster in TestObjectError: Get finds
+// live, or nothing; dry runs pass unless dryRun is set; applies fail with apply,
+// deletes with del. The library calls nothing else while applying.
+type cluster struct {
+	client.Client
+	live               *unstructured.Unstructured
+	dryRun, apply, del error
+}
+
+func (c cluster) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if c.live == nil {
+		return apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, key.Name)
+	}
+	c.live.DeepCopyInto(obj.(*unstructured.Unstructured))
+	return nil
+}
+
+func (c cluster) Patch(_ context.Context, _ client.Object, _ client.Patch, opts ...client.PatchOption) error {
+	if (&client.PatchOptions{}).ApplyOptions(opts).DryRun != nil {
+		return c.dryRun
+	}
+	return c.apply
+}
+
+func (c cluster) Delete(context.Context, client.Object, ...client.DeleteOption) error { return c.del }
+
 func TestObjectError(t *testing.T) {
 	web := &unstructured.Unstructured{}
 	web.SetAPIVersion("apps/v1")
 	web.SetKind("Deployment")
 	web.SetNamespace("trucking")
 	web.SetName("web")
+	gk := schema.GroupKind{Group: "apps", Kind: "Deployment"}
 	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
 	forbidden := apierrors.NewForbidden(gr, "web", errors.New("no"))
+	immutable := apierrors.NewInvalid(gk, "web", field.ErrorList{field.Invalid(field.NewPath("spec", "selector"), nil, "field is immutable")})
 	refused := &url.Error{Op: "Patch", URL: "https://127.0.0.1:6443/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	timeout := fmt.Errorf("timeout waiting for: [Namespace/trucking status: 'InProgress']")
 	tests := []struct {
-		name string
-		err  error
-		want string
-		tr   bool
+		name    string
+		cluster cluster
+		force   bool  // recreate objects whose immutable fields changed
+		err     error // instead of applying through the library
+		cause   error
+		want    string
+		tr      bool
 	}{{
-		name: "a dry-run error names its object",
-		err:  ssaerrors.NewDryRunErr(forbidden, web),
-		want: `Deployment/trucking/web: apply failed: deployments.apps "web" is forbidden: no`,
+		name:    "a dry run names its object",
+		cluster: cluster{dryRun: forbidden},
+		cause:   forbidden,
+		want:    `Deployment/trucking/web: apply failed: deployments.apps "web" is forbidden: no`,
 	}, {
-		name: "an apply error names its object",
-		err:  fmt.Errorf("%s apply failed: %w", "Deployment/trucking/web", refused),
-		want: `Deployment/trucking/web: apply failed: Patch "https://127.0.0.1:6443/x": dial tcp: connection refused`,
-		tr:   true,
+		name:  "a dry-run error of the library names its object",
+		err:   ssaerrors.NewDryRunErr(forbidden, web),
+		cause: forbidden,
+		want:  `Deployment/trucking/web: apply failed: deployments.apps "web" is forbidden: no`,
 	}, {
-		name: "another step of the library keeps its words",
-		err:  fmt.Errorf("%s immutable field detected, failed to delete object: %w", "Deployment/trucking/web", forbidden),
-		want: `Deployment/trucking/web: immutable field detected, failed to delete object: deployments.apps "web" is forbidden: no`,
+		name:    "an apply names its object",
+		cluster: cluster{apply: refused},
+		cause:   refused,
+		want:    `Deployment/trucking/web: apply failed: Patch "https://127.0.0.1:6443/x": dial tcp: connection refused`,
+		tr:      true,
 	}, {
-		name: "an error about no object names the unit",
-		err:  fmt.Errorf("timeout waiting for: [Namespace/trucking status: 'InProgress']"),
-		want: `trucking/us-east-1/web: apply failed: timeout waiting for: [Namespace/trucking status: 'InProgress']`,
+		name:    "a request other than the apply says which it was",
+		cluster: cluster{live: web, dryRun: immutable, del: forbidden},
+		force:   true,
+		cause:   forbidden,
+		want:    `Deployment/trucking/web: apply failed: delete: deployments.apps "web" is forbidden: no`,
+	}, {
+		name:  "an error about no object names the unit",
+		err:   timeout,
+		cause: timeout,
+		want:  `trucking/us-east-1/web: apply failed: timeout waiting for: [Namespace/trucking status: 'InProgress']`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := objectError("trucking/us-east-1/web", "apply failed", tt.err, []*unstructured.Unstructured{web})
+			libErr := tt.err
+			if libErr == nil {
+				m := ssa.NewResourceManager(objectClient{tt.cluster}, nil, ssa.Owner{Field: FieldManager})
+				opts := ssa.DefaultApplyOptions()
+				opts.Force = tt.force
+				_, libErr = m.ApplyAllStaged(t.Context(), []*unstructured.Unstructured{web.DeepCopy()}, opts)
+				if libErr == nil {
+					t.Fatal("the library applied without error")
+				}
+			}
+			err := objectError("trucking/us-east-1/web", "apply failed", libErr)
 			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
 				t.Errorf("message (-want +got):\n%s", diff)
 			}
 			if got := IsTransient(err); got != tt.tr {
 				t.Errorf("IsTransient = %v, want %v", got, tt.tr)
 			}
-			if !errors.Is(err, tt.err) && !errors.Is(err, errors.Unwrap(tt.err)) {
+			if !errors.Is(err, tt.cause) {
 				t.Errorf("%v does not wrap its cause", err)
 			}
 		})

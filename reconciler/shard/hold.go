@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // hold is one pass's pin on the shards it may change.
@@ -24,7 +26,7 @@ func (m *Manager) Hold(ctx context.Context) (owns func(tenant string) bool, fenc
 	fenced, cancel := context.WithCancelCause(ctx)
 	h := &hold{shards: map[int]bool{}, cancel: cancel}
 	m.mu.Lock()
-	for _, s := range m.owned(time.Now()) {
+	for _, s := range m.owned(m.clock.Now()) {
 		h.shards[s] = true
 		m.pins[s]++
 	}
@@ -51,39 +53,49 @@ func (m *Manager) Hold(ctx context.Context) (owns func(tenant string) bool, fenc
 }
 
 // watch ends h's fenced context when one of its shards is no longer held, or its
-// validity passes without a renewal. It runs on its own clock, so that a renewal
-// stuck on a slow management cluster cannot keep writes going.
+// validity passes without a renewal. It waits on a timer of its own, so that a
+// renewal stuck on a slow management cluster cannot keep writes going.
 func (m *Manager) watch(h *hold, done <-chan struct{}) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	if len(h.shards) == 0 {
+		return
+	}
+	var timer clock.Timer
 	for {
-		select {
-		case <-done:
-			return
-		case <-timer.C:
-		}
-		m.mu.Lock()
-		var until time.Time
-		for s := range h.shards {
-			v, ok := m.held[s]
-			if !ok {
-				until = time.Time{}
-				break
-			}
-			if until.IsZero() || v.Before(until) {
-				until = v
-			}
-		}
-		lost := len(h.shards) > 0 && (until.IsZero() || !time.Now().Before(until))
-		m.mu.Unlock()
-		if lost {
+		until := m.validity(h)
+		now := m.clock.Now()
+		if !now.Before(until) {
 			m.log.Error("stopping the pass's writes", "error", errExpired)
 			h.cancel(errExpired)
 			return
 		}
-		if len(h.shards) == 0 {
-			return
+		if timer == nil {
+			timer = m.clock.NewTimer(until.Sub(now))
+			defer timer.Stop()
+		} else {
+			timer.Reset(until.Sub(now))
 		}
-		timer.Reset(time.Until(until))
+		select {
+		case <-done:
+			return
+		case <-timer.C():
+		}
 	}
+}
+
+// validity is the time until which every shard of h is held, or zero when one of
+// them no longer is.
+func (m *Manager) validity(h *hold) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var until time.Time
+	for s := range h.shards {
+		v, ok := m.held[s]
+		if !ok {
+			return time.Time{}
+		}
+		if until.IsZero() || v.Before(until) {
+			until = v
+		}
+	}
+	return until
 }

@@ -21,6 +21,7 @@ import (
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
 )
 
 // Defaults of Options.
@@ -67,6 +68,12 @@ type Options struct {
 	RenewPeriod time.Duration
 	// Log receives ownership changes. Nil discards them.
 	Log *slog.Logger
+	// Clock is what the Manager reads the time from and waits on: the renew
+	// period, the expiry of other replicas' Leases and the fencing of Holds all
+	// count on it. Nil is the real clock; tests give a fake one. Request timeouts,
+	// and leader election (client-go's LeaderElector takes no clock), keep the
+	// real clock.
+	Clock clock.WithTicker
 }
 
 // Manager keeps this replica's Leases: its member Lease, the shard Leases it owns
@@ -76,6 +83,7 @@ type Manager struct {
 	opts   Options
 	leases coordinationclient.LeaseInterface
 	log    *slog.Logger
+	clock  clock.WithTicker
 	// holder names this process on the shard and leader Leases: the identity and a
 	// random suffix, so that a restart, or a second process given the same
 	// identity by mistake, never counts as the holder of the first one's Leases.
@@ -141,6 +149,9 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	var nonce [4]byte
 	_, _ = rand.Read(nonce[:])
 	return &Manager{
@@ -148,6 +159,7 @@ func New(opts Options) (*Manager, error) {
 		holder:  opts.Identity + "_" + hex.EncodeToString(nonce[:]),
 		leases:  opts.Client.CoordinationV1().Leases(opts.Namespace),
 		log:     opts.Log.With("component", "shard", "identity", opts.Identity),
+		clock:   opts.Clock,
 		held:    map[int]time.Time{},
 		wanted:  map[int]bool{},
 		pins:    map[int]int{},
@@ -172,7 +184,7 @@ func (m *Manager) Leader() bool { return m.leader.Load() }
 func (m *Manager) Owned() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.owned(time.Now())
+	return m.owned(m.clock.Now())
 }
 
 func (m *Manager) owned(now time.Time) []int {
@@ -212,12 +224,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	})
 
-	tick := time.NewTicker(m.opts.RenewPeriod)
+	tick := m.clock.NewTicker(m.opts.RenewPeriod)
 	defer tick.Stop()
 	m.step(ctx, false)
 	for {
 		select {
-		case <-tick.C:
+		case <-tick.C():
 			m.step(ctx, false)
 			continue
 		case <-ctx.Done():
@@ -231,7 +243,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	bg := context.WithoutCancel(ctx)
 	for m.pinned() {
 		m.step(bg, true)
-		<-tick.C
+		<-tick.C()
 	}
 	m.step(bg, true)
 	rctx, cancel := context.WithTimeout(bg, m.opts.RenewPeriod)
@@ -263,7 +275,7 @@ func (m *Manager) step(ctx context.Context, stopping bool) {
 	// renewal's validity counts from when that renewal was sent.
 	ctx, cancel := context.WithTimeout(ctx, m.opts.LeaseDuration/3)
 	defer cancel()
-	now := time.Now()
+	now := m.clock.Now()
 	agree := true
 	if !stopping {
 		if err := m.renewMember(ctx, now); err != nil {
@@ -415,7 +427,7 @@ func (m *Manager) readMembers(ctx context.Context, now time.Time) (agree bool, e
 // already this process's. The update carries
 // the resourceVersion read, so of two replicas that try at once one fails.
 func (m *Manager) acquireShard(ctx context.Context, s int, name string, l *coordinationv1.Lease) {
-	start := time.Now()
+	start := m.clock.Now()
 	var err error
 	if l == nil {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
@@ -465,7 +477,7 @@ func (m *Manager) validUntil(start time.Time) time.Time {
 // replica is lost at once; a failed request leaves it held until its validity
 // ends.
 func (m *Manager) renewShard(ctx context.Context, s int, l *coordinationv1.Lease) {
-	start := time.Now()
+	start := m.clock.Now()
 	var err error
 	if l == nil {
 		l, err = m.leases.Get(ctx, shardLease(m.opts.Name, s), metav1.GetOptions{})
@@ -561,17 +573,17 @@ func (m *Manager) elector() (*leaderelection.LeaderElector, error) {
 // lead is the leader's work, until ctx is done: removing the member Leases of
 // replicas that stopped renewing them, so that the Lease list stays short.
 func (m *Manager) lead(ctx context.Context) {
-	tick := time.NewTicker(m.opts.LeaseDuration)
+	tick := m.clock.NewTicker(m.opts.LeaseDuration)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
 		lctx, cancel := context.WithTimeout(ctx, m.opts.RenewPeriod)
 		list, err := m.leases.List(lctx, metav1.ListOptions{LabelSelector: LabelRole + "=member," + LabelName + "=" + m.opts.Name})
-		now := time.Now()
+		now := m.clock.Now()
 		for i := 0; err == nil && i < len(list.Items); i++ {
 			l := &list.Items[i]
 			m.observe(l.Name, l.ResourceVersion, now)

@@ -13,6 +13,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/ignore"
+	"sigs.k8s.io/yaml"
 )
 
 // maxSymlinks bounds how many symlinks one path may pass through, as the kernel does.
@@ -32,7 +33,7 @@ func loadLocal(req Request) (*chart.Chart, location, error) {
 	}
 	ch, err := loader.LoadFiles(files)
 	if err != nil {
-		return nil, loc, loadError(loc, err)
+		return nil, loc, loadError(loc, files, err)
 	}
 	if err := checkDependencies(ch, loc, ""); err != nil {
 		return nil, loc, err
@@ -267,15 +268,48 @@ func checkDependencies(ch *chart.Chart, loc location, prefix string) error {
 }
 
 // loadError locates an error of Helm's chart loader at the chart file it concerns.
-func loadError(loc location, err error) error {
+// The loader names the file only in its message, so the files it parses are parsed
+// again here, in its order and as it parses them: the first that does not parse is
+// the one it refused. A chart whose files all parse failed elsewhere (a subchart,
+// say) and is reported as a whole.
+func loadError(loc location, files []*loader.BufferedFile, err error) error {
 	var verr chart.ValidationError
 	if errors.As(err, &verr) {
 		return fmt.Errorf("%s: %w", loc.at("Chart.yaml"), err)
 	}
-	for _, name := range []string{"Chart.yaml", "Chart.lock", "values.yaml", "requirements.yaml", "requirements.lock"} {
-		if rest, ok := strings.CutPrefix(err.Error(), "cannot load "+name+": "); ok {
-			return fmt.Errorf("%s: %s", loc.at(name), rest)
-		}
+	if name, perr := unparsable(files); perr != nil {
+		return fmt.Errorf("%s: %w", loc.at(name), perr)
 	}
 	return fmt.Errorf("%s: %w", loc.chart(), err)
+}
+
+// unparsable returns the first of a chart's own files that loader.LoadFiles would
+// fail to parse, and why: Chart.yaml first, then Chart.lock, values.yaml and the
+// deprecated requirements files in the order given, each into what the loader
+// parses it into.
+func unparsable(files []*loader.BufferedFile) (string, error) {
+	for _, f := range files {
+		if f.Name == "Chart.yaml" {
+			if err := yaml.Unmarshal(f.Data, new(chart.Metadata)); err != nil {
+				return f.Name, err
+			}
+		}
+	}
+	for _, f := range files {
+		var into any
+		switch f.Name {
+		case "Chart.lock", "requirements.lock":
+			into = new(chart.Lock)
+		case "values.yaml":
+			into = &map[string]any{}
+		case "requirements.yaml":
+			into = new(chart.Metadata)
+		default:
+			continue
+		}
+		if err := yaml.Unmarshal(f.Data, into); err != nil {
+			return f.Name, err
+		}
+	}
+	return "", nil
 }

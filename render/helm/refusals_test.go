@@ -105,6 +105,25 @@ func TestRenderRefusals(t *testing.T) {
 			wantErr: "apps/x/chart/values.yaml: error converting YAML to JSON: yaml: line 1: did not find expected node content",
 		},
 		{
+			name:    "Chart.yaml that is not YAML",
+			files:   with(goodChart, map[string]string{"apps/x/chart/Chart.yaml": "apiVersion: v2\nname: [good\n"}),
+			wantErr: "apps/x/chart/Chart.yaml: error converting YAML to JSON: yaml: line 2: did not find expected ',' or ']'",
+		},
+		{
+			name:    "Chart.lock of the wrong shape",
+			files:   with(goodChart, map[string]string{"apps/x/chart/Chart.lock": "dependencies: {redis: 17}\n"}),
+			wantErr: "apps/x/chart/Chart.lock: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal object into Go struct field .dependencies of type []*chart.Dependency",
+		},
+		{
+			// Located at the chart only: the subchart's files are not parsed again.
+			name: "subchart values.yaml that is not YAML",
+			files: with(goodChart, map[string]string{
+				"apps/x/chart/charts/sub/Chart.yaml":  "apiVersion: v2\nname: sub\nversion: 1.0.0\n",
+				"apps/x/chart/charts/sub/values.yaml": "a: [\n",
+			}),
+			wantErr: "apps/x/chart: error unpacking subchart sub in good: cannot load values.yaml: error converting YAML to JSON: yaml: line 1: did not find expected node content",
+		},
+		{
 			name: "dependency not vendored",
 			files: with(goodChart, map[string]string{
 				"apps/x/chart/Chart.yaml": "apiVersion: v2\nname: good\nversion: 1.0.0\ndependencies:\n  - name: redis\n    version: 17.3.1\n    repository: https://charts.example.com\n",

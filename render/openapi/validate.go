@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -131,7 +132,7 @@ func (v *Validator) Validate(u *unstructured.Unstructured) (problems []Problem) 
 	}
 	res := v.newSchemaValidator(root, "").Validate(withoutNulls(u.Object))
 	for _, err := range res.Errors {
-		problems = append(problems, v.problem(err, gvk, root))
+		problems = append(problems, v.problem(err, gvk))
 	}
 	slices.SortFunc(problems, func(a, b Problem) int {
 		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
@@ -171,10 +172,40 @@ func (v *Validator) unknownKind(gvk schema.GroupVersionKind) []Problem {
 	return []Problem{{Warning: true, Message: fmt.Sprintf("no schema for %s %s: its CustomResourceDefinition is not rendered in the fleet, so the object is not checked", gvk.GroupVersion(), gvk.Kind)}}
 }
 
-// newSchemaValidator returns kube-openapi's validator for sch, following $ref
-// (which kube-openapi leaves to its caller) to the named schema.
-func (v *Validator) newSchemaValidator(sch *spec.Schema, path string) *validate.SchemaValidator {
-	return validate.NewSchemaValidator(v.resolve(sch), nil, path, strfmt.Default, v.opts...)
+// newSchemaValidator returns kube-openapi's validator for sch at path, following
+// $ref (which kube-openapi leaves to its caller) to the named schema.
+func (v *Validator) newSchemaValidator(sch *spec.Schema, path string) fieldValidator {
+	sch = v.resolve(sch)
+	return fieldValidator{SchemaValidator: validate.NewSchemaValidator(sch, nil, path, strfmt.Default, v.opts...), schema: sch}
+}
+
+// fieldValidator is kube-openapi's validator of the value at one path. The errors
+// about that value come back as *fieldError, with the schema and the value they
+// judged: kube-openapi's errors hold what the value failed to meet (a type, a
+// format, a bound) only in their text.
+type fieldValidator struct {
+	*validate.SchemaValidator
+	schema *spec.Schema
+}
+
+// Validate validates data and keeps, with each error about it, schema and data.
+// Errors about the fields below it were kept by their own validators.
+func (f fieldValidator) Validate(data any) *validate.Result {
+	res := f.SchemaValidator.Validate(data)
+	for i, err := range res.Errors {
+		if e, ok := err.(*errors.Validation); ok && e.Name == f.Path {
+			res.Errors[i] = &fieldError{Validation: e, schema: f.schema, value: data}
+		}
+	}
+	return res
+}
+
+// fieldError is an error of kube-openapi's about one value, with the schema it was
+// checked against and the value itself, which no message may repeat.
+type fieldError struct {
+	*errors.Validation
+	schema *spec.Schema
+	value  any
 }
 
 // resolve follows $ref to the schema it names; a dangling reference checks nothing.
@@ -187,30 +218,6 @@ func (v *Validator) resolve(sch *spec.Schema) *spec.Schema {
 		sch = target
 	}
 	return sch
-}
-
-// fieldsAt returns the fields the schema declares for the object at path, such as
-// spec.template.spec.containers[0], or none when path leads nowhere.
-func (v *Validator) fieldsAt(root *spec.Schema, path string) []string {
-	s := v.resolve(root)
-	for _, seg := range strings.Split(path, ".") {
-		if seg == "" {
-			continue
-		}
-		name, indexes, _ := strings.Cut(seg, "[")
-		p, ok := s.Properties[name]
-		if !ok {
-			return nil
-		}
-		s = v.resolve(&p)
-		for range strings.Count(indexes, "]") {
-			if s.Items == nil || s.Items.Schema == nil {
-				return nil
-			}
-			s = v.resolve(s.Items.Schema)
-		}
-	}
-	return slices.Sorted(maps.Keys(s.Properties))
 }
 
 // closest returns the field most like key, if one is close enough to be a typo.
@@ -249,9 +256,15 @@ func editDistance(a, b string) int {
 }
 
 // problem turns one of kube-openapi's errors into a Problem without the value it
-// found, so that no Secret value is ever repeated.
-func (v *Validator) problem(err error, gvk schema.GroupVersionKind, root *spec.Schema) Problem {
+// found, so that no Secret value is ever repeated. What the value failed to meet
+// comes from the error's fields and the schema it was checked against.
+func (v *Validator) problem(err error, gvk schema.GroupVersionKind) Problem {
+	var sch *spec.Schema
+	var value any
 	e, ok := err.(*errors.Validation)
+	if f, isField := err.(*fieldError); isField {
+		e, ok, sch, value = f.Validation, true, f.schema, f.value
+	}
 	if !ok {
 		return Problem{Message: err.Error()}
 	}
@@ -260,28 +273,101 @@ func (v *Validator) problem(err error, gvk schema.GroupVersionKind, root *spec.S
 	case errors.UnallowedPropertyCode:
 		key, _ := e.Value.(string)
 		fix := "remove it or fix its name"
-		if best := closest(key, v.fieldsAt(root, e.Name)); best != "" {
-			fix = fmt.Sprintf("did you mean %q?", best)
+		if sch != nil {
+			if best := closest(key, slices.Sorted(maps.Keys(sch.Properties))); best != "" {
+				fix = fmt.Sprintf("did you mean %q?", best)
+			}
 		}
 		return Problem{Field: join(e.Name, key), Message: fmt.Sprintf("unknown field (%s has no such field); %s", where, fix)}
 	case errors.RequiredFailCode:
 		return Problem{Field: e.Name, Message: fmt.Sprintf("required field is missing (%s); set it", where)}
 	case errors.InvalidTypeCode:
-		typeName := fmt.Sprint(e.Value)
-		if msg := e.Error(); strings.Contains(msg, " must be of type ") {
-			typeName, _, _ = strings.Cut(strings.SplitN(msg, " must be of type ", 2)[1], ":")
-		}
-		switch typeName {
-		case "string", "integer", "number", "boolean", "object", "array":
-			return Problem{Field: e.Name, Message: fmt.Sprintf("must be of type %s (%s); fix the value (quote numbers meant as strings)", typeName, where)}
-		case "byte":
-			return Problem{Field: e.Name, Message: fmt.Sprintf("is not base64, which format byte requires (%s); encode the value (in a Secret, or move it to stringData)", where)}
-		}
-		return Problem{Field: e.Name, Message: fmt.Sprintf("is not in format %s (%s); fix the value", typeName, where)}
+		return Problem{Field: e.Name, Message: wrongType(sch, value, where)}
 	}
-	msg := strings.TrimPrefix(strings.TrimPrefix(e.Error(), e.Name), " in body")
-	return Problem{Field: e.Name, Message: strings.TrimSpace(msg) + " (" + where + "); fix the value"}
+	if what := unmet(e, sch); what != "" {
+		return Problem{Field: e.Name, Message: what + " (" + where + "); fix the value"}
+	}
+	// Anything else in kube-openapi's own words, which repeat no value but a wrong
+	// type's, handled above.
+	return Problem{Field: e.Name, Message: e.Error() + " (" + where + "); fix the value"}
 }
+
+// wrongType explains a value of the wrong type or format for the schema sch it was
+// checked against (nil when not known).
+func wrongType(sch *spec.Schema, value any, where string) string {
+	name := ""
+	if sch != nil {
+		name = strings.Join(sch.Type, ",")
+		// A string where the schema takes one fails only its format.
+		if _, isString := value.(string); name == "" || (isString && sch.Format != "" && sch.Type.Contains("string")) {
+			name = sch.Format
+		}
+	}
+	switch name {
+	case "":
+		return fmt.Sprintf("is of the wrong type or format (%s); fix the value", where)
+	case "string", "integer", "number", "boolean", "object", "array":
+		return fmt.Sprintf("must be of type %s (%s); fix the value (quote numbers meant as strings)", name, where)
+	case "byte":
+		return fmt.Sprintf("is not base64, which format byte requires (%s); encode the value (in a Secret, or move it to stringData)", where)
+	}
+	return fmt.Sprintf("is not in format %s (%s); fix the value", name, where)
+}
+
+// unmet says which limit of the schema a value broke, in kube-openapi's words,
+// from the error's fields and the schema sch (nil when not known); "" when
+// neither says.
+func unmet(e *errors.Validation, sch *spec.Schema) string {
+	switch e.Code() {
+	case errors.EnumFailCode:
+		return fmt.Sprintf("should be one of %v", e.Values)
+	case errors.TooLongFailCode:
+		return fmt.Sprintf("should be at most %v chars long", e.Valid)
+	case errors.TooShortFailCode:
+		return fmt.Sprintf("should be at least %v chars long", e.Valid)
+	case errors.MaxItemsFailCode:
+		return fmt.Sprintf("should have at most %v items", e.Valid)
+	case errors.MinItemsFailCode:
+		return fmt.Sprintf("should have at least %v items", e.Valid)
+	case errors.TooManyPropertiesCode:
+		return fmt.Sprintf("should have at most %v properties", e.Valid)
+	case errors.TooFewPropertiesCode:
+		return fmt.Sprintf("should have at least %v properties", e.Valid)
+	case errors.UniqueFailCode:
+		return "shouldn't contain duplicates"
+	case errors.NoAdditionalItemsCode:
+		return "can't have additional items"
+	}
+	if sch == nil {
+		return ""
+	}
+	switch e.Code() {
+	case errors.MinFailCode:
+		if sch.Minimum != nil && sch.ExclusiveMinimum {
+			return "should be greater than " + number(*sch.Minimum)
+		} else if sch.Minimum != nil {
+			return "should be greater than or equal to " + number(*sch.Minimum)
+		}
+	case errors.MaxFailCode:
+		if sch.Maximum != nil && sch.ExclusiveMaximum {
+			return "should be less than " + number(*sch.Maximum)
+		} else if sch.Maximum != nil {
+			return "should be less than or equal to " + number(*sch.Maximum)
+		}
+	case errors.MultipleOfFailCode:
+		if sch.MultipleOf != nil {
+			return "should be a multiple of " + number(*sch.MultipleOf)
+		}
+	case errors.PatternFailCode:
+		if sch.Pattern != "" {
+			return fmt.Sprintf("should match '%s'", sch.Pattern)
+		}
+	}
+	return ""
+}
+
+// number writes a schema's bound as it was most likely written: 1, 0.5, 1000000.
+func number(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 // withoutNulls copies an object without its null values: kube-apiserver treats a
 // null field of a built-in kind as unset, and templates often leave them.

@@ -146,3 +146,76 @@ func TestForVersion(t *testing.T) {
 		t.Error("ForVersion(latest) did not fail")
 	}
 }
+
+const limitCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: limits.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Limit, plural: limits}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                replicas: {type: integer, minimum: 1, maximum: 1000000}
+                ratio: {type: number, minimum: 0, exclusiveMinimum: true, multipleOf: 0.5}
+                name: {type: string, pattern: '^[a-z]+$', maxLength: 5}
+                mode: {type: string, enum: [fast, slow]}
+                zones: {type: array, maxItems: 2, items: {type: string}}
+                since: {type: string, format: date-time}
+                blob: {type: string, format: byte}
+`
+
+// TestValidateLimits checks the words for each limit a schema sets, taken from the
+// schema and the error's fields, never repeating the value.
+func TestValidateLimits(t *testing.T) {
+	s, _, err := ForVersion("1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := s.NewValidator([]*unstructured.Unstructured{object(t, limitCRD)})
+	const where = " (Kubernetes 1.37 example.com/v1 Limit)"
+	const fix = "; fix the value"
+	problem := func(field, what, fix string) []Problem {
+		return []Problem{{Field: "spec." + field, Message: what + where + fix}}
+	}
+	tests := []struct {
+		name, spec string
+		want       []Problem
+	}{
+		{"below the minimum", "replicas: 0", problem("replicas", "should be greater than or equal to 1", fix)},
+		{"above the maximum, written as in the schema", "replicas: 1000001", problem("replicas", "should be less than or equal to 1000000", fix)},
+		{"not above an exclusive minimum", "ratio: 0", problem("ratio", "should be greater than 0", fix)},
+		{"not a multiple", "ratio: 0.7", problem("ratio", "should be a multiple of 0.5", fix)},
+		{"too long", "name: secretvalue", problem("name", "should be at most 5 chars long", fix)},
+		{"not matching the pattern", "name: ABC", problem("name", "should match '^[a-z]+$'", fix)},
+		{"not one of the enumeration", "mode: secret-value", problem("mode", "should be one of [fast slow]", fix)},
+		{"too many items", "zones: [a, b, c]", problem("zones", "should have at most 2 items", fix)},
+		{"a string not in its format", "since: secret-value", problem("since", "is not in format date-time", fix)},
+		{"a string not base64", "blob: secret-value!", problem("blob", "is not base64, which format byte requires", "; encode the value (in a Secret, or move it to stringData)")},
+		{"a number where base64 is wanted", "blob: 12345", problem("blob", "must be of type string", fix+" (quote numbers meant as strings)")},
+		{"a string where a number is wanted", "replicas: secret-value", problem("replicas", "must be of type integer", fix+" (quote numbers meant as strings)")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := v.Validate(object(t, "apiVersion: example.com/v1\nkind: Limit\nmetadata: {name: x}\nspec: {"+tt.spec+"}\n"))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			for _, p := range got {
+				if strings.Contains(p.Message, "secret-value") || strings.Contains(p.Message, "Secret-Value") {
+					t.Errorf("the problem repeats the value: %s", p.Message)
+				}
+			}
+		})
+	}
+}
