@@ -91,6 +91,7 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxError turns a yaml.v3 parse error into an Error with the line it names.
+// yaml.v3 gives a syntax error's line only in its message, so it is read there.
 func syntaxError(file string, err error) *Error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {

@@ -178,7 +178,7 @@ func (g *Git) classify(op string, err error) error {
 	case errors.Is(err, transport.ErrAuthorizationFailed):
 		e.Kind, e.Msg, e.Err = ErrAuth, op+": the server refused access (HTTP 403)", nil
 		e.Hint = "check that the credentials may read this repository"
-	case strings.Contains(err.Error(), "ssh: unable to authenticate"):
+	case strings.Contains(err.Error(), "ssh: unable to authenticate"): // x/crypto/ssh has no typed error for this
 		e.Kind, e.Msg, e.Err = ErrAuth, op+": the SSH server accepted none of the offered keys", nil
 		e.Hint = "check that the private key's public half is authorized to read this repository"
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -144,6 +144,8 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 // would leave the snapshot, or a duplicate entry) is the tree's fault,
 // anything else the disk's.
 func treeErr(name string, err error) error {
+	// os.Root's refusal of a path that escapes it has no exported error value;
+	// its message is the only way to tell it from a failing disk.
 	var pathErr *os.PathError
 	if errors.Is(err, fs.ErrExist) || (errors.As(err, &pathErr) && strings.Contains(pathErr.Err.Error(), "escapes")) {
 		return &treePathError{path: name, err: err}

@@ -120,6 +120,8 @@ var (
 )
 
 // templateError restates a Helm engine error as "<chart file>:<line>:<column>: message",
+// reading the position from the message: Helm's engine returns template errors as
+// text only.
 // where the chart file is its path in the repository (or, for a remote chart, the App
 // file, the chart and the file's path in the chart).
 func templateError(loc location, err error) error {

@@ -82,6 +82,7 @@ func (d *Decryptor) DecryptContext(ctx context.Context, file string, data []byte
 	// (a plain-text value added by hand), so they are never passed on.
 	mac, err := tree.Decrypt(dataKey, cipher)
 	if err != nil {
+		// sops reports a value that is not in its encrypted format only as text.
 		if strings.Contains(err.Error(), "does not match sops' data format") {
 			return nil, fmt.Errorf("%s: %w: a value that should be encrypted is in plain text, so it was added without sops; "+
 				"remove it and set it again with `sops edit %s`", file, ErrMACMismatch, file)
