@@ -124,7 +124,9 @@ func (r *Reconciler) prune(ctx context.Context, rp *regionPlan, rr *RegionReport
 	for _, ch := range order {
 		if err := rp.cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
 			rr.Units[ch.Unit].Err = &UnitError{Unit: ch.Unit, Step: StepPrune, Err: in.redact.Error(err)}
+			continue
 		}
+		rr.Units[ch.Unit].Pruned = true
 	}
 }
 

@@ -96,6 +96,9 @@ type UnitResult struct {
 	// Err is why applying or pruning the unit failed, or nil: a *UnitError whose
 	// message is redacted and whose causes (an *apply.Error, ...) unwrap.
 	Err error
+	// Pruned reports that the unit's deletions (Change.Delete) were carried out:
+	// for a unit that left the fleet, that it is gone.
+	Pruned bool
 	// Health is the unit's health after the pass, when it was read.
 	Health Health
 	// HealthErr says why the unit did not become healthy: it is Progressing or

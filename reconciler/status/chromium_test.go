@@ -104,7 +104,7 @@ func TestDashboardInChromium(t *testing.T) {
 	feedExample(s, f)
 	// A secret that reached an error message must not reach the page.
 	leaky := f.troubledReport()
-	leaky.Regions["ap-northeast-2"].Unhealthy["trucking/ap-northeast-2/portal"] += ": env DB_PASSWORD=" + secretValue
+	appendHealthReason(leaky.Regions["ap-northeast-2"], unit("trucking/ap-northeast-2/portal"), ": env DB_PASSWORD="+secretValue)
 	s.ObservePass(leaky, 5*time.Minute)
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -112,7 +112,7 @@ func TestDashboardInChromium(t *testing.T) {
 	want := func() map[string]string {
 		out := map[string]string{}
 		for _, p := range s.Status().Placements {
-			out[p.Unit] = p.Tenant + " " + p.Region + " " + string(p.State)
+			out[p.Unit.String()] = p.Tenant + " " + p.Region + " " + string(p.State)
 		}
 		return out
 	}

@@ -75,9 +75,9 @@ type PassOutcome struct {
 //   - a unit that did not become healthy is Failed when its workloads failed and
 //     Progressing when they were still progressing at the health timeout (or
 //     their health could not be read);
-//   - a unit whose deletions are held is Held, as is a unit leaving the fleet
-//     that the pass did not prune;
-//   - a unit leaving the fleet that the pass pruned is Gone;
+//   - a unit leaving the fleet that the pass pruned is Gone; one it did not prune
+//     (deletions held, or an apply of its region failed) is Held;
+//   - a unit whose deletions are held is Held;
 //   - every other unit is Ready at the report's revision;
 //   - the regions of skipped waves are Waiting.
 //
@@ -103,7 +103,6 @@ func DeriveStates(r *reconciler.Report) PassOutcome {
 			continue
 		}
 		out.Listed[region] = true
-		failed := rr.Failed()
 		held := rr.Changes.Held
 		for _, ch := range rr.Changes.Changes {
 			res := rr.Units[ch.Unit]
@@ -119,12 +118,12 @@ func DeriveStates(r *reconciler.Report) PassOutcome {
 				}
 			case res.Err != nil:
 				o = Outcome{State: Failed, Reason: res.Err.Error()}
+			case ch.Action == plan.Prune && res.Pruned:
+				o = Outcome{Gone: true}
 			case ch.Action == plan.Prune && held != "":
 				o = Outcome{State: Held, Reason: "deletions held: " + held}
-			case ch.Action == plan.Prune && failed:
-				o = Outcome{State: Held, Reason: "left the fleet; deleted once every apply in " + region + " succeeds"}
 			case ch.Action == plan.Prune:
-				o = Outcome{Gone: true}
+				o = Outcome{State: Held, Reason: "left the fleet; deleted once every apply in " + region + " succeeds"}
 			case res.HealthErr != nil:
 				o = Outcome{State: Progressing, Reason: res.HealthErr.Error(), Applied: true}
 				if res.Health == reconciler.Unhealthy {

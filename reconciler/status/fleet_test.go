@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +27,17 @@ var (
 // (tenant namespaces and placements) of each region.
 type exampleFleet struct {
 	waves []reconciler.WaveReport
-	units map[string][]string // by region, sorted
+	units map[string][]fleet.UnitID // by region, sorted
+}
+
+// unit reads a unit's text form ("tenant/region/app" or "tenant/region"); it
+// panics on a malformed one, which is a mistake in the test.
+func unit(s string) fleet.UnitID {
+	u, err := fleet.ParseUnitID(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
 // loadExampleFleet loads fleet-example and lists its units.
@@ -38,21 +47,21 @@ func loadExampleFleet(t *testing.T) exampleFleet {
 	if err != nil {
 		t.Fatalf("load fleet-example: %v", err)
 	}
-	f := exampleFleet{units: map[string][]string{}}
+	f := exampleFleet{units: map[string][]fleet.UnitID{}}
 	for _, w := range m.Fleet.Spec.Waves {
 		f.waves = append(f.waves, reconciler.WaveReport{Name: w.Name, Regions: slices.Clone(w.Regions), Healthy: true})
 	}
 	for _, tenant := range m.Tenants {
 		for _, region := range tenant.Spec.Regions {
-			f.units[region] = append(f.units[region], tenant.Metadata.Name+"/"+region)
+			f.units[region] = append(f.units[region], fleet.NamespaceUnit(tenant.Metadata.Name, region))
 		}
 	}
 	for _, p := range m.Placements() {
 		region := p.Region.Metadata.Name
-		f.units[region] = append(f.units[region], p.Tenant.Metadata.Name+"/"+region+"/"+p.App.Metadata.Name)
+		f.units[region] = append(f.units[region], p.ID())
 	}
 	for _, units := range f.units {
-		slices.Sort(units)
+		slices.SortFunc(units, fleet.UnitID.Compare)
 	}
 	if len(f.waves) < 2 || len(f.units) != 3 {
 		t.Fatalf("fleet-example changed: %d waves, %d regions; the status tests expect its two waves and three regions", len(f.waves), len(f.units))
@@ -61,12 +70,12 @@ func loadExampleFleet(t *testing.T) exampleFleet {
 }
 
 // allUnits lists every unit of the fleet, sorted.
-func (f exampleFleet) allUnits() []string {
-	var out []string
+func (f exampleFleet) allUnits() []fleet.UnitID {
+	var out []fleet.UnitID
 	for _, units := range f.units {
 		out = append(out, units...)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, fleet.UnitID.Compare)
 	return out
 }
 
@@ -77,13 +86,70 @@ func (f exampleFleet) readyReport(rev string) *reconciler.Report {
 		r.Waves = append(r.Waves, reconciler.WaveReport{Name: w.Name, Regions: slices.Clone(w.Regions), Healthy: true})
 	}
 	for region, units := range f.units {
-		rr := &reconciler.RegionReport{Changes: plan.ChangeSet{Region: region}, Unhealthy: map[string]string{}}
+		rr := &reconciler.RegionReport{Changes: plan.ChangeSet{Region: region}, Units: map[fleet.UnitID]*reconciler.UnitResult{}}
 		for _, u := range units {
 			rr.Changes.Changes = append(rr.Changes.Changes, plan.Change{Unit: u, Action: plan.Unchanged})
+			rr.Units[u] = &reconciler.UnitResult{Action: plan.Unchanged, Health: reconciler.Healthy}
 		}
 		r.Regions[region] = rr
 	}
 	return r
+}
+
+// setAction gives a unit of the region's plan the action, adding it to the plan
+// (kept in unit order) when it is not there, and gives its result the same action.
+// A unit applied or unchanged was waited for and is healthy; the others were not.
+func setAction(rr *reconciler.RegionReport, ch plan.Change) {
+	cs := &rr.Changes
+	i := slices.IndexFunc(cs.Changes, func(c plan.Change) bool { return c.Unit == ch.Unit })
+	if i < 0 {
+		cs.Changes = append(cs.Changes, ch)
+		slices.SortFunc(cs.Changes, func(a, b plan.Change) int { return a.Unit.Compare(b.Unit) })
+	} else {
+		cs.Changes[i].Action = ch.Action
+		if ch.Applied != nil {
+			cs.Changes[i].Applied = ch.Applied
+		}
+		if ch.Delete != nil {
+			cs.Changes[i].Delete = ch.Delete
+		}
+	}
+	res := &reconciler.UnitResult{Action: ch.Action}
+	switch ch.Action {
+	case plan.Create, plan.Update, plan.Unchanged:
+		res.Health = reconciler.Healthy
+	}
+	rr.Units[ch.Unit] = res
+}
+
+// setHealth records that a unit of the region did not become healthy: health is
+// reconciler.Progressing or reconciler.Unhealthy, and reason says why.
+func setHealth(rr *reconciler.RegionReport, u fleet.UnitID, health reconciler.Health, reason string) {
+	res := rr.Units[u]
+	if res == nil {
+		panic("setHealth: " + u.String() + " is not in the region's plan")
+	}
+	res.Health, res.HealthErr = health, errors.New(reason)
+}
+
+// appendHealthReason adds more to the reason a unit of the region did not become
+// healthy.
+func appendHealthReason(rr *reconciler.RegionReport, u fleet.UnitID, more string) {
+	res := rr.Units[u]
+	if res == nil || res.HealthErr == nil {
+		panic("appendHealthReason: " + u.String() + " is not unhealthy")
+	}
+	res.HealthErr = errors.New(res.HealthErr.Error() + more)
+}
+
+// setApplyError records that applying a unit of the region failed (the region's
+// pass then stops: nothing is pruned or waited for).
+func setApplyError(rr *reconciler.RegionReport, u fleet.UnitID, cause string) {
+	res := rr.Units[u]
+	if res == nil {
+		panic("setApplyError: " + u.String() + " is not in the region's plan")
+	}
+	res.Err = &reconciler.UnitError{Unit: u, Step: reconciler.StepApply, Err: errors.New(cause)}
 }
 
 // troubledReport is rev2 going wrong in most of the ways it can, every wave
@@ -92,34 +158,23 @@ func (f exampleFleet) readyReport(rev string) *reconciler.Report {
 // the portal's rollout failed.
 func (f exampleFleet) troubledReport() *reconciler.Report {
 	r := f.readyReport(rev2)
-	set := func(region, unit string, a plan.Action) {
-		cs := &r.Regions[region].Changes
-		for i := range cs.Changes {
-			if cs.Changes[i].Unit == unit {
-				cs.Changes[i].Action = a
-				return
-			}
-		}
-		cs.Changes = append(cs.Changes, plan.Change{Unit: unit, Action: a})
-		slices.SortFunc(cs.Changes, func(a, b plan.Change) int { return strings.Compare(a.Unit, b.Unit) })
+	for _, region := range []string{"eu-west-2", "us-east-1", "ap-northeast-2"} {
+		setAction(r.Regions[region], plan.Change{Unit: fleet.UnitID{Tenant: "trucking", Region: region, App: "worker"}, Action: plan.Update})
 	}
-	set("eu-west-2", "trucking/eu-west-2/worker", plan.Update)
-	set("us-east-1", "trucking/us-east-1/worker", plan.Update)
-	set("ap-northeast-2", "trucking/ap-northeast-2/worker", plan.Update)
 
-	renderErr := &render.UnitError{Unit: "charging-stations-ca/us-east-1/worker", Err: errors.New(`apps/worker/chart/templates/deployment.yaml:21: executing "deployment.yaml": map has no entry for key "queue"`)}
+	renderErr := &render.UnitError{Unit: unit("charging-stations-ca/us-east-1/worker"), Err: errors.New(`apps/worker/chart/templates/deployment.yaml:21: executing "deployment.yaml": map has no entry for key "queue"`)}
 	r.RenderErrors = []*render.UnitError{renderErr}
-	set("us-east-1", "charging-stations-ca/us-east-1/worker", plan.Keep)
 	us := r.Regions["us-east-1"]
-	us.Changes.Changes = append(us.Changes.Changes, plan.Change{Unit: "logistics-eu/us-east-1/reports", Action: plan.Prune,
-		Applied: &plan.Inventory{Unit: "logistics-eu/us-east-1/reports", Revision: rev1},
+	setAction(us, plan.Change{Unit: renderErr.Unit, Action: plan.Keep})
+	reports := unit("logistics-eu/us-east-1/reports")
+	setAction(us, plan.Change{Unit: reports, Action: plan.Prune,
+		Applied: &plan.Inventory{Unit: reports, Revision: rev1},
 		Delete:  []plan.ObjectRef{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "logistics-eu", Name: "reports"}, {Version: "v1", Kind: "Service", Namespace: "logistics-eu", Name: "reports"}}})
-	slices.SortFunc(us.Changes.Changes, func(a, b plan.Change) int { return strings.Compare(a.Unit, b.Unit) })
 	us.Changes.Held = "an earlier step failed, and nothing is deleted because something failed"
-	us.Unhealthy["trucking/us-east-1/api"] = "Deployment/trucking/api: not ready after 5m0s: InProgress: Available: 1/2 replicas"
+	setHealth(us, unit("trucking/us-east-1/api"), reconciler.Progressing, "Deployment/trucking/api: not ready after 5m0s: InProgress: Available: 1/2 replicas")
 
-	ap := r.Regions["ap-northeast-2"]
-	ap.Unhealthy["trucking/ap-northeast-2/portal"] = "Deployment/trucking/portal: failed: Failed: ProgressDeadlineExceeded: ReplicaSet \"portal-5d8f\" has timed out progressing"
+	setHealth(r.Regions["ap-northeast-2"], unit("trucking/ap-northeast-2/portal"), reconciler.Unhealthy,
+		"Deployment/trucking/portal: failed: Failed: ProgressDeadlineExceeded: ReplicaSet \"portal-5d8f\" has timed out progressing")
 	for i := range r.Waves {
 		if slices.Contains(r.Waves[i].Regions, "ap-northeast-2") || slices.Contains(r.Waves[i].Regions, "us-east-1") {
 			r.Waves[i].Healthy = false
@@ -134,17 +189,19 @@ func (f exampleFleet) troubledReport() *reconciler.Report {
 func (f exampleFleet) driftReport(rev string) *reconciler.DriftReport {
 	d := &reconciler.DriftReport{Revision: rev, Regions: map[string]*reconciler.RegionDrift{}}
 	for region := range f.units {
-		d.Regions[region] = &reconciler.RegionDrift{Drifted: map[string][]apply.Drift{}}
+		d.Regions[region] = &reconciler.RegionDrift{Drifted: map[fleet.UnitID][]apply.Drift{}}
 	}
 	eu := d.Regions["eu-west-2"]
-	eu.Drifted["trucking/eu-west-2/portal"] = []apply.Drift{{Object: plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal"}, Fields: []string{"replace /spec/replicas"}}}
-	eu.Objects, eu.Corrected = 1, []string{"trucking/eu-west-2/portal"}
+	truckingPortal := unit("trucking/eu-west-2/portal")
+	eu.Drifted[truckingPortal] = []apply.Drift{{Object: plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal"}, Fields: []string{"replace /spec/replicas"}}}
+	eu.Objects, eu.Corrected = 1, []fleet.UnitID{truckingPortal}
 	us := d.Regions["us-east-1"]
-	us.Drifted["logistics-eu/us-east-1/portal"] = []apply.Drift{
+	logisticsPortal := unit("logistics-eu/us-east-1/portal")
+	us.Drifted[logisticsPortal] = []apply.Drift{
 		{Object: plan.ObjectRef{Version: "v1", Kind: "Service", Namespace: "logistics-eu", Name: "portal"}, Fields: []string{"replace /spec/ports/0/port"}},
 		{Object: plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: "portal"}, Missing: true},
 	}
-	us.Objects, us.Reported = 2, []string{"logistics-eu/us-east-1/portal"}
+	us.Objects, us.Reported = 2, []fleet.UnitID{logisticsPortal}
 	return d
 }
 
@@ -152,12 +209,11 @@ func (f exampleFleet) driftReport(rev string) *reconciler.DriftReport {
 // ap-northeast-2 failing its health check.
 func (f exampleFleet) dnsEndpoints() []DNSEndpoint {
 	var out []DNSEndpoint
-	for _, unit := range f.allUnits() {
-		parts := strings.Split(unit, "/")
-		if len(parts) != 3 || parts[2] != "portal" {
+	for _, u := range f.allUnits() {
+		if u.App != "portal" {
 			continue
 		}
-		tenant, region, app := parts[0], parts[1], parts[2]
+		tenant, region, app := u.Tenant, u.Region, u.App
 		out = append(out, DNSEndpoint{Tenant: tenant, Region: region, App: app,
 			Name:    "portal." + tenant + ".fleet.example.com",
 			Healthy: region != "ap-northeast-2", HealthCheckID: "hc-" + tenant + "-" + region})

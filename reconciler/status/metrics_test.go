@@ -195,9 +195,9 @@ meridian_passes_total{result="problems"} 1
 		eu := r.Regions["eu-west-2"]
 		eu.Changes.Changes = eu.Changes.Changes[:len(eu.Changes.Changes)-1]
 		gone := f.units["eu-west-2"][len(f.units["eu-west-2"])-1]
+		delete(eu.Units, gone)
 		s.ObservePass(r, time.Second)
-		parts := strings.Split(gone, "/")
-		if body := scrape(t, s); strings.Contains(body, `app="`+parts[2]+`",region="eu-west-2",state="Ready",tenant="`+parts[0]+`"`) {
+		if body := scrape(t, s); strings.Contains(body, `app="`+gone.App+`",region="eu-west-2",state="Ready",tenant="`+gone.Tenant+`"`) {
 			t.Errorf("%s is still in the metrics after it left", gone)
 		}
 	})

@@ -2,7 +2,6 @@ package status
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,10 +72,10 @@ func TestNotifications(t *testing.T) {
 	s.ObservePass(f.readyReport(rev1), time.Second) // the same outcome again: nothing new
 	s.ObserveRevision(commit2)
 	r := f.troubledReport()
-	r.Regions["ap-northeast-2"].Unhealthy["trucking/ap-northeast-2/portal"] += " (DB_PASSWORD=" + secretValue + ")"
+	appendHealthReason(r.Regions["ap-northeast-2"], unit("trucking/ap-northeast-2/portal"), " (DB_PASSWORD="+secretValue+")")
 	s.ObservePass(r, time.Second)
 	r = f.readyReport(rev2)
-	r.Regions["eu-west-2"].Err = errors.New("trucking/eu-west-2/api: Secret/trucking/api: apply failed: " + secretValue)
+	setApplyError(r.Regions["eu-west-2"], unit("trucking/eu-west-2/api"), "Secret/trucking/api: apply failed: "+secretValue)
 	s.ObservePass(r, time.Second)
 	n.Close(5 * time.Second)
 
@@ -124,10 +123,9 @@ func TestHeldDeletionsAreNotified(t *testing.T) {
 	s := New(Options{Notifier: n})
 	r := f.readyReport(rev2)
 	eu := r.Regions["eu-west-2"]
-	for i := range eu.Changes.Changes {
-		if strings.HasPrefix(eu.Changes.Changes[i].Unit, "logistics-eu/") {
-			eu.Changes.Changes[i].Action = plan.Prune
-			eu.Changes.Changes[i].Delete = []plan.ObjectRef{{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: "c"}}
+	for _, ch := range eu.Changes.Changes {
+		if ch.Unit.Tenant == "logistics-eu" {
+			setAction(eu, plan.Change{Unit: ch.Unit, Action: plan.Prune, Delete: []plan.ObjectRef{{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: "c"}}})
 		}
 	}
 	eu.Changes.Held = "the revision deletes tenant namespace logistics-eu/eu-west-2; allow it explicitly to proceed"

@@ -208,7 +208,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		switch {
 		case rr.Problem() != nil:
 			reg.State = "failed"
-			reg.Error = s.clean(rr.Problem().Error())
+			reg.Error = s.clean(oneLine(rr.Problem()))
 		case len(rr.Unhealthy()) > 0:
 			reg.State = "failed"
 			reg.Error = s.clean(unhealthySummary(rr.Unhealthy()))

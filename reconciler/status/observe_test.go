@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render/secrets"
@@ -50,8 +51,8 @@ type row struct {
 	DNS      string
 }
 
-func rows(st Status) map[string]row {
-	out := map[string]row{}
+func rows(st Status) map[fleet.UnitID]row {
+	out := map[fleet.UnitID]row{}
 	for _, p := range st.Placements {
 		r := row{State: p.State, Revision: p.Revision, Subject: p.CommitSubject, Drift: p.Drift.Objects}
 		for _, d := range p.DNS {
@@ -70,7 +71,7 @@ func TestObservePassDerivesEveryPlacement(t *testing.T) {
 
 	s.ObserveRevision(commit1)
 	s.ObservePass(f.readyReport(rev1), 40*time.Second)
-	want := map[string]row{}
+	want := map[fleet.UnitID]row{}
 	for _, u := range f.allUnits() {
 		want[u] = row{State: Ready, Revision: rev1, Subject: commit1.Subject}
 	}
@@ -84,29 +85,27 @@ func TestObservePassDerivesEveryPlacement(t *testing.T) {
 	for _, u := range f.allUnits() {
 		want[u] = row{State: Ready, Revision: rev2, Subject: commit2.Subject}
 	}
-	set := func(unit string, state State, rev, subject string) {
-		r := want[unit]
+	set := func(u string, state State, rev, subject string) {
+		r := want[unit(u)]
 		r.State, r.Revision, r.Subject = state, rev, subject
-		want[unit] = r
+		want[unit(u)] = r
 	}
 	set("charging-stations-ca/us-east-1/worker", RenderFailed, rev1, commit1.Subject)
 	set("trucking/us-east-1/api", Progressing, rev2, commit2.Subject)
 	set("trucking/ap-northeast-2/portal", Failed, rev2, commit2.Subject)
 	set("logistics-eu/us-east-1/reports", Held, rev1, commit1.Subject)
-	for unit, r := range want {
-		if strings.HasSuffix(unit, "/portal") {
-			tenant, region, _ := strings.Cut(unit, "/")
-			region, _, _ = strings.Cut(region, "/")
-			r.DNS = fmt.Sprintf("portal.%s.fleet.example.com=%t", tenant, region != "ap-northeast-2")
-			want[unit] = r
+	for u, r := range want {
+		if u.App == "portal" {
+			r.DNS = fmt.Sprintf("portal.%s.fleet.example.com=%t", u.Tenant, u.Region != "ap-northeast-2")
+			want[u] = r
 		}
 	}
-	r := want["trucking/eu-west-2/portal"]
+	r := want[unit("trucking/eu-west-2/portal")]
 	r.Drift = 1
-	want["trucking/eu-west-2/portal"] = r
-	r = want["logistics-eu/us-east-1/portal"]
+	want[unit("trucking/eu-west-2/portal")] = r
+	r = want[unit("logistics-eu/us-east-1/portal")]
 	r.Drift = 2
-	want["logistics-eu/us-east-1/portal"] = r
+	want[unit("logistics-eu/us-east-1/portal")] = r
 	if diff := cmp.Diff(want, rows(st)); diff != "" {
 		t.Errorf("after a troubled pass, a drift check and DNS (-want +got):\n%s", diff)
 	}
@@ -114,7 +113,7 @@ func TestObservePassDerivesEveryPlacement(t *testing.T) {
 	// The reasons people read.
 	byUnit := map[string]Placement{}
 	for _, p := range st.Placements {
-		byUnit[p.Unit] = p
+		byUnit[p.Unit.String()] = p
 	}
 	for unit, wantReason := range map[string]string{
 		"charging-stations-ca/us-east-1/worker": `map has no entry for key "queue"`,
@@ -180,7 +179,7 @@ func TestObservePassLifecycle(t *testing.T) {
 
 	t.Run("an unreachable region fails every unit it had, which keeps its revision", func(t *testing.T) {
 		r := f.readyReport(rev2)
-		r.Regions["ap-northeast-2"] = &reconciler.RegionReport{Err: errors.New("read inventory: dial tcp 127.0.0.1:40123: connection refused")}
+		r.Regions["ap-northeast-2"] = &reconciler.RegionReport{Err: errors.New("read inventory: dial tcp 127.0.0.1:40123: connection refused"), Units: map[fleet.UnitID]*reconciler.UnitResult{}}
 		s.ObservePass(r, time.Second)
 		for _, p := range s.Status().Placements {
 			switch {
@@ -194,7 +193,7 @@ func TestObservePassLifecycle(t *testing.T) {
 
 	t.Run("the regions of a skipped wave wait at their revision", func(t *testing.T) {
 		r := f.readyReport(rev2)
-		r.Regions["eu-west-2"].Unhealthy["trucking/eu-west-2/api"] = "Deployment/trucking/api: failed: Failed: CrashLoopBackOff"
+		setHealth(r.Regions["eu-west-2"], unit("trucking/eu-west-2/api"), reconciler.Unhealthy, "Deployment/trucking/api: failed: Failed: CrashLoopBackOff")
 		r.Waves[0].Healthy = false
 		r.Waves[1].Skipped = true
 		r.Stopped = "wave canary is not healthy, so revision 9b8a7c6d5e4f does not go on to later waves"
@@ -212,18 +211,17 @@ func TestObservePassLifecycle(t *testing.T) {
 	t.Run("units that left the fleet leave the status once pruned", func(t *testing.T) {
 		r := f.readyReport(rev2)
 		eu := r.Regions["eu-west-2"]
-		var kept []plan.Change
 		for _, ch := range eu.Changes.Changes {
-			if strings.HasPrefix(ch.Unit, "logistics-eu/") {
-				ch.Action = plan.Prune
+			if ch.Unit.Tenant == "logistics-eu" {
+				setAction(eu, plan.Change{Unit: ch.Unit, Action: plan.Prune})
+				eu.Units[ch.Unit].Pruned = true
 			}
-			kept = append(kept, ch)
 		}
-		eu.Changes.Changes = kept
 		// A unit the inventory no longer has is not in the plan at all.
 		us := r.Regions["us-east-1"]
 		us.Changes.Changes = us.Changes.Changes[1:]
 		gone := f.units["us-east-1"][0]
+		delete(us.Units, gone)
 		s.ObservePass(r, time.Second)
 		for _, p := range s.Status().Placements {
 			if (p.Region == "eu-west-2" && p.Tenant == "logistics-eu") || p.Unit == gone {
@@ -290,8 +288,8 @@ func TestNothingStoredShowsASecret(t *testing.T) {
 	s := New(Options{Now: newClock().Now, Redactor: secrets.NewRedactor([]string{secretValue})})
 	leak := "Secret/trucking/portal-db: apply failed: value " + secretValue + " is invalid"
 	r := f.readyReport(rev1)
-	r.Regions["eu-west-2"].Err = errors.New("trucking/eu-west-2/portal: " + leak)
-	r.Regions["us-east-1"].Unhealthy["trucking/us-east-1/portal"] = "Deployment/trucking/portal: failed: env DB_PASSWORD=" + secretValue
+	setApplyError(r.Regions["eu-west-2"], unit("trucking/eu-west-2/portal"), leak)
+	setHealth(r.Regions["us-east-1"], unit("trucking/us-east-1/portal"), reconciler.Unhealthy, "Deployment/trucking/portal: failed: env DB_PASSWORD="+secretValue)
 	s.ObserveRevision(Commit{Revision: rev1, Subject: "rotate " + secretValue, Author: "x"})
 	s.ObservePass(r, time.Second)
 	d := f.driftReport(rev1)
