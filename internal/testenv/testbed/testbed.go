@@ -309,6 +309,12 @@ func (tb *Testbed) writeKubeconfig() error {
 	return nil
 }
 
+// exitWait bounds how long Stop and Down wait for the killed components to
+// exit. A process killed with SIGKILL exits as soon as the kernel has torn it
+// down, which for an apiserver or etcd with a large heap can take seconds on a
+// loaded machine; only a process stuck in the kernel takes minutes.
+const exitWait = 2 * time.Minute
+
 // Stop kills every component (each with its process group), waits for them
 // to exit and removes the state directory if Start created it. It reports
 // components that had exited on their own before Stop, with their log tails,
@@ -334,11 +340,12 @@ func (tb *Testbed) stop() error {
 			errs = append(errs, fmt.Errorf("region %s: %s: kill: %w", p.region, p.comp, err))
 		}
 	}
+	deadline := time.Now().Add(exitWait)
 	for _, p := range procs {
 		select {
 		case <-p.done:
-		case <-time.After(15 * time.Second):
-			errs = append(errs, fmt.Errorf("region %s: %s (pid %d) did not exit after SIGKILL", p.region, p.comp, p.pid()))
+		case <-time.After(time.Until(deadline)):
+			errs = append(errs, fmt.Errorf("region %s: %s (pid %d) still running %s after SIGKILL; left as it is", p.region, p.comp, p.pid(), exitWait))
 		}
 	}
 	if tb.spawner != nil {
@@ -474,13 +481,13 @@ func Down(dir string) error {
 			killed = append(killed, p)
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(exitWait)
 	for _, p := range killed {
 		for alive(p.PID) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if alive(p.PID) {
-			errs = append(errs, fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Component, p.PID))
+			errs = append(errs, fmt.Errorf("%s (pid %d) still running %s after SIGKILL; left as it is", p.Component, p.PID, exitWait))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
