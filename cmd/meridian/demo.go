@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/cmd/internal/daemon"
 	"meridian.dev/meridian/internal/testenv/demo"
 )
 
@@ -46,7 +47,7 @@ Ctrl-C stops everything it started. Run it inside a Meridian checkout.`,
 				}
 			}
 			o.Daemon = func(ctx context.Context, configFile string, log io.Writer) error {
-				return runRun(ctx, log, runOptions{configFile: configFile})
+				return daemon.Run(ctx, log, daemon.Options{ConfigFile: configFile})
 			}
 			return demo.Run(ctx, o)
 		},
