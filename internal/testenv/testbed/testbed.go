@@ -50,7 +50,7 @@ type Options struct {
 	// becoming ready); nil discards them.
 	Progress io.Writer
 	// Detached lets the components outlive this process, for
-	// `meridian dev up`: they start in their own sessions without a
+	// `meridian-dev up`: they start in their own sessions without a
 	// parent-death signal, and Down stops them. Tests leave it false, so the
 	// components die with the test process however it ends.
 	Detached bool
@@ -246,7 +246,7 @@ func (tb *Testbed) prepareDir(names []string) error {
 		for _, r := range st.Regions {
 			for _, p := range r.Processes {
 				if p.running() {
-					return fmt.Errorf("testbed: %s: a testbed is already running there (region %s, %s pid %d); stop it first (meridian dev down)", dir, r.Name, p.Component, p.PID)
+					return fmt.Errorf("testbed: %s: a testbed is already running there (region %s, %s pid %d); stop it first (go run ./cmd/meridian-dev down --dir %s)", dir, r.Name, p.Component, p.PID, dir)
 				}
 			}
 		}
@@ -458,7 +458,7 @@ func ReadState(dir string) (*State, error) {
 	return &st, nil
 }
 
-// Down stops the testbed whose state is in dir, as `meridian dev down` does:
+// Down stops the testbed whose state is in dir, as `meridian-dev down` does:
 // it kills each component's process group (after checking that the pid still
 // runs that component's binary), waits for them to go, and removes what the
 // testbed wrote, then dir itself if nothing else is left in it.
@@ -531,7 +531,7 @@ func (p ProcessState) running() bool {
 	return strings.TrimSuffix(exe, " (deleted)") == p.Binary
 }
 
-// DefaultDevDir is where `meridian dev up` keeps its state unless told
+// DefaultDevDir is where `meridian-dev up` keeps its state unless told
 // otherwise: meridian/dev in the user's cache directory.
 func DefaultDevDir() (string, error) {
 	dir, err := os.UserCacheDir()
