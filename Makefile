@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION)
 
-.PHONY: build test check unit testbed schemas demo fuzz
+.PHONY: build build-dev test check unit testbed schemas demo fuzz
 
 build: ## build bin/meridian
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
@@ -22,11 +22,14 @@ check: ## formatting, vet, tidy go.mod
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
-demo: build ## run Meridian end to end on this machine (see README)
-	bin/meridian demo
+build-dev: ## build bin/meridian-dev: local regions and the demo (never deployed)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian-dev ./cmd/meridian-dev
+
+demo: build-dev ## run Meridian end to end on this machine (see README)
+	bin/meridian-dev demo
 
 testbed: ## build the local-region components once (cached outside the tree)
-	$(GO) run ./cmd/meridian dev build
+	$(GO) run ./cmd/meridian-dev build
 
 schemas: ## regenerate fleet/schema/*.json from the Go types
 	$(GO) test ./fleet -run TestSchemas -update

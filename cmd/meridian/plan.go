@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/cmd/internal/daemon"
 	"meridian.dev/meridian/config"
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
@@ -74,7 +75,7 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := sopsKeys(cfg.Decryption)
+	keys, err := daemon.SOPSKeys(cfg.Decryption)
 	if err != nil {
 		return err
 	}
@@ -135,7 +136,7 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 		return render.Snapshot{Dir: dir, Revision: rev, Model: model}, nil
 	}
 	if o.repo == "" {
-		gitOpts, err := gitOptions(cfg)
+		gitOpts, err := daemon.GitOptions(cfg)
 		if err != nil {
 			return render.Snapshot{}, false, nil, err
 		}

@@ -24,9 +24,9 @@ records pointing clients at the nearest healthy region.`,
 		newPlanCommand(),
 		newValidateCommand(),
 		newVersionCommand(),
-		newDevCommand(),
 		newRunCommand(),
-		newDemoCommand(),
+		newMovedCommand("dev", "the local regions are"),
+		newMovedCommand("demo", "the demo is"),
 	)
 	return root
 }

@@ -42,7 +42,8 @@ type Options struct {
 	Progress io.Writer
 	// Out receives the banner: where things are and what to try.
 	Out io.Writer
-	// Self is how the banner tells people to run meridian, e.g. bin/meridian.
+	// Self is how the banner tells people to run meridian-dev, for its scale and
+	// resolve commands: e.g. bin/meridian-dev or go run ./cmd/meridian-dev.
 	Self string
 	// Daemon runs `meridian run --config configFile` until ctx is done, logging to
 	// log.
@@ -365,14 +366,14 @@ Load balancers: us-east-1 {{index .IPs "us-east-1"}}, eu-west-2 {{index .IPs "eu
 2. Break an app in one region and watch DNS fail over:
 
      dig +short @{{.DNSHost}} -p {{.DNSPort}} portal.trucking.fleet.example.com     # {{index .IPs "us-east-1"}}, us-east-1
-     {{.Self}} dev scale --kubeconfig {{.Kubeconfig}} --context us-east-1 --namespace trucking portal --replicas 0
+     {{.Self}} scale --kubeconfig {{.Kubeconfig}} --context us-east-1 --namespace trucking portal --replicas 0
      dig +short @{{.DNSHost}} -p {{.DNSPort}} portal.trucking.fleet.example.com     # {{index .IPs "eu-west-2"}}, eu-west-2, within seconds
 
-   (without dig: {{.Self}} dev resolve --server {{.DNSHost}}:{{.DNSPort}} portal.trucking.fleet.example.com)
+   (without dig: {{.Self}} resolve --server {{.DNSHost}}:{{.DNSPort}} portal.trucking.fleet.example.com)
 
 3. Revert:
 
-     {{.Self}} dev scale --kubeconfig {{.Kubeconfig}} --context us-east-1 --namespace trucking portal --replicas 3
+     {{.Self}} scale --kubeconfig {{.Kubeconfig}} --context us-east-1 --namespace trucking portal --replicas 3
 
    (or wait: the drift check puts it back within 10 minutes.)
 

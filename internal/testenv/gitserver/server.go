@@ -66,7 +66,18 @@ type Options struct {
 	// holds the private key of one of these public keys (any user name). See
 	// Server.SSHURL and Server.SSHKnownHosts.
 	SSHAuthorizedKeys []ssh.PublicKey
+	// CloseTimeout bounds how long Close waits for the requests, SSH sessions
+	// and git commands in flight before it stops them and reports what was
+	// still running. Zero means DefaultCloseTimeout; New uses the time left
+	// before the test's deadline instead, so a slow machine never fails a
+	// test that would have passed.
+	CloseTimeout time.Duration
 }
+
+// DefaultCloseTimeout is how long Close waits for the work in flight unless
+// Options.CloseTimeout says otherwise: far longer than any git request of a
+// test takes on a loaded machine, so that only a hang reaches it.
+const DefaultCloseTimeout = 5 * time.Minute
 
 // Server is a git smart HTTP server for tests, backed by git http-backend and
 // a temporary directory of bare repositories. Its methods are safe for
@@ -92,6 +103,14 @@ type Server struct {
 	mu          sync.Mutex  // guards stopOnClose and requests
 	stopOnClose func() bool // unregisters the context.AfterFunc of Start
 	requests    []Request
+
+	work   inflight           // what Close waits for
+	forced context.Context    // done when Close gives up waiting and stops the work
+	force  context.CancelFunc // ends forced
+
+	connsMu   sync.Mutex
+	newConns  map[net.Conn]struct{} // HTTP connections that have not sent a byte yet
+	connsShut bool                  // Close began: a new connection is closed at once
 }
 
 // Start starts a server on a random port of 127.0.0.1. The server stops, and
@@ -121,8 +140,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		homeDir:  filepath.Join(dir, "home"),
 		workDir:  filepath.Join(dir, "work"),
 		served:   make(chan struct{}),
+		newConns: map[net.Conn]struct{}{},
 	}
+	if s.opts.CloseTimeout <= 0 {
+		s.opts.CloseTimeout = DefaultCloseTimeout
+	}
+	s.forced, s.force = context.WithCancel(context.Background())
 	if err := s.start(ctx); err != nil {
+		s.force()
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	s.mu.Lock()
@@ -194,6 +219,7 @@ func (s *Server) start(ctx context.Context) error {
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(logw, "gitserver: ", 0),
+		ConnState:         s.trackConn,
 	}
 	go func() {
 		defer close(s.served)
@@ -222,6 +248,14 @@ func New(t testing.TB, opts Options) *Server {
 		buf = &syncbuf.Buffer{}
 		opts.Log = buf
 	}
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok && opts.CloseTimeout == 0 {
+		if deadline, ok := d.Deadline(); ok {
+			// Most of the time left, so that a hang is reported by Close,
+			// naming what hung, before the test binary panics.
+			left := time.Until(deadline)
+			opts.CloseTimeout = max(left-left/10, time.Second)
+		}
+	}
 	s, err := Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -239,9 +273,14 @@ func New(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// Close stops the server, waiting briefly for requests in flight, and deletes
-// its repositories and workdirs. Calling Close more than once is harmless; later
-// calls return the first call's result.
+// Close stops the server and deletes its repositories and workdirs. It stops
+// listening, refuses new requests and git commands, and waits for those in
+// flight — HTTP requests with their git http-backend processes, SSH sessions
+// with their git processes, git commands run by the server's and its
+// Workdirs' methods — however long they take, up to Options.CloseTimeout.
+// Work still running then is stopped and named in the error. Connections that
+// carry no request are closed at once. Calling Close more than once is
+// harmless; later calls return the first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -250,23 +289,89 @@ func (s *Server) Close() error {
 		if stop != nil {
 			stop()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var errs []error
-		if s.ssh != nil {
-			s.ssh.close()
-		}
-		if err := s.httpServer.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("gitserver: close: %w", err))
-			_ = s.httpServer.Close()
-		}
-		<-s.served
-		if err := os.RemoveAll(s.dir); err != nil {
-			errs = append(errs, fmt.Errorf("gitserver: close: %w", err))
-		}
-		s.closeErr = errors.Join(errs...)
+		s.closeErr = s.shutdown()
 	})
 	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+	defer cancel()
+	s.work.close()
+	s.closeNewConns()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.httpServer.Shutdown(ctx) }()
+	if s.ssh != nil {
+		s.ssh.stop()
+	}
+	var errs []error
+	if err := s.work.wait(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("gitserver: close: after waiting %s, %w; stopped them", s.opts.CloseTimeout, err))
+		s.force()
+		_ = s.httpServer.Close()
+		if s.ssh != nil {
+			s.ssh.closeAll()
+		}
+		_ = s.work.wait(context.Background()) // they end once their connections and processes are gone
+	}
+	if err := <-shutdown; err != nil && len(errs) == 0 {
+		// No request was running, but a connection stayed active: a client
+		// that never finished sending its request's header.
+		errs = append(errs, fmt.Errorf("gitserver: close: after waiting %s for the HTTP connections: %w", s.opts.CloseTimeout, err))
+		_ = s.httpServer.Close()
+	}
+	<-s.served
+	if s.ssh != nil {
+		s.ssh.wait()
+	}
+	s.force()
+	if err := os.RemoveAll(s.dir); err != nil {
+		errs = append(errs, fmt.Errorf("gitserver: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// trackConn is the HTTP server's ConnState hook: it keeps the connections that
+// have not sent a byte yet, which Close closes at once instead of granting
+// them net/http's five seconds to start a request.
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if state != http.StateNew {
+		delete(s.newConns, c)
+		return
+	}
+	if s.connsShut {
+		c.Close()
+		return
+	}
+	s.newConns[c] = struct{}{}
+}
+
+// closeNewConns closes the HTTP connections that have not sent a byte yet, and
+// makes trackConn close those accepted from now on.
+func (s *Server) closeNewConns() {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	s.connsShut = true
+	for c := range s.newConns {
+		c.Close()
+		delete(s.newConns, c)
+	}
+}
+
+// runGit runs git for one of the server's or a Workdir's methods as work that
+// Close waits for, and stops it when Close stops waiting.
+func (s *Server) runGit(ctx context.Context, repo, dir string, env []string, args ...string) (string, error) {
+	end, ok := s.work.begin(fmt.Sprintf("git %s (repo %q)", strings.Join(args, " "), repo))
+	if !ok {
+		return "", fmt.Errorf("gitserver: repo %q: git %s: %w", repo, strings.Join(args, " "), errClosed)
+	}
+	defer end()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.forced, cancel)()
+	return runGit(ctx, s.gitPath, repo, dir, env, args...)
 }
 
 // BaseURL returns the scheme, host and port the server listens on, such as
@@ -290,13 +395,18 @@ func (s *Server) CreateRepo(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	end, ok := s.work.begin(fmt.Sprintf("create repo %q", name))
+	if !ok {
+		return "", fmt.Errorf("gitserver: repo %q: create: %w", name, errClosed)
+	}
+	defer end()
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("gitserver: repo %q: create: %w", name, err)
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", fmt.Errorf("gitserver: repo %q: create: %w", name, err)
 	}
-	if _, err := runGit(context.Background(), s.gitPath, name, dir, IsolatedEnv(s.homeDir), "init", "--quiet", "--bare", "--initial-branch=main"); err != nil {
+	if _, err := s.runGit(context.Background(), name, dir, IsolatedEnv(s.homeDir), "init", "--quiet", "--bare", "--initial-branch=main"); err != nil {
 		return "", err
 	}
 	return s.URL(name), nil
@@ -310,7 +420,7 @@ func (s *Server) RevParse(ctx context.Context, name, rev string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return runGit(ctx, s.gitPath, name, dir, IsolatedEnv(s.homeDir), "rev-parse", "--verify", "--end-of-options", rev)
+	return s.runGit(ctx, name, dir, IsolatedEnv(s.homeDir), "rev-parse", "--verify", "--end-of-options", rev)
 }
 
 // CAPEM returns the PEM-encoded certificate of the authority that signed the
@@ -370,8 +480,14 @@ func (s *Server) repoDir(name string) (string, error) {
 	return filepath.Join(s.reposDir, filepath.FromSlash(name)), nil
 }
 
-// serveHTTP records the request and serves it.
+// serveHTTP records the request and serves it, as work Close waits for.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	end, ok := s.work.begin("HTTP " + r.Method + " " + r.URL.Path)
+	if !ok {
+		http.Error(w, errClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer end()
 	req := Request{Transport: "http", Method: r.Method, Path: r.URL.Path}
 	req.Repo, req.Service = splitGitPath(r.URL.Path)
 	if req.Service == "info/refs" {

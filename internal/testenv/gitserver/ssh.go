@@ -30,7 +30,7 @@ type sshServer struct {
 	addr    string
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]int // each connection, with its sessions running a git service
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -69,7 +69,7 @@ func (s *Server) startSSH() (*sshServer, error) {
 		hostKey: signer.PublicKey(),
 		ln:      ln,
 		addr:    ln.Addr().String(),
-		conns:   map[net.Conn]struct{}{},
+		conns:   map[net.Conn]int{},
 	}
 	srv.wg.Add(1)
 	go srv.accept()
@@ -126,7 +126,7 @@ func (srv *sshServer) accept() {
 			conn.Close()
 			return
 		}
-		srv.conns[conn] = struct{}{}
+		srv.conns[conn] = 0
 		srv.wg.Add(1)
 		srv.mu.Unlock()
 		go func() {
@@ -140,17 +140,58 @@ func (srv *sshServer) accept() {
 	}
 }
 
-// close stops accepting, closes every connection and waits for their
-// handlers to return.
-func (srv *sshServer) close() {
+// stop stops accepting and closes the connections that run no git service;
+// the others are closed as their last session ends (see begin). Work must
+// already refuse new sessions.
+func (srv *sshServer) stop() {
 	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.closed = true
+	srv.ln.Close()
+	for c, sessions := range srv.conns {
+		if sessions == 0 {
+			c.Close()
+		}
+	}
+}
+
+// closeAll stops accepting and closes every connection, ending the sessions
+// still running.
+func (srv *sshServer) closeAll() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	srv.closed = true
 	srv.ln.Close()
 	for c := range srv.conns {
 		c.Close()
 	}
-	srv.mu.Unlock()
-	srv.wg.Wait()
+}
+
+// wait waits for the goroutines of the listener and the connections to
+// return, after stop or closeAll.
+func (srv *sshServer) wait() { srv.wg.Wait() }
+
+// begin records a session of conn that runs a git service as work the server's
+// Close waits for, and returns the function that ends it; ok is false when the
+// server is closing. After stop, the connection is closed when its last such
+// session ends.
+func (srv *sshServer) begin(conn net.Conn, what string) (end func(), ok bool) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	endWork, ok := srv.s.work.begin(what)
+	if !ok {
+		return nil, false
+	}
+	srv.conns[conn]++
+	return func() {
+		srv.mu.Lock()
+		srv.conns[conn]--
+		if srv.closed && srv.conns[conn] == 0 {
+			conn.Close()
+		}
+		srv.mu.Unlock()
+		endWork()
+	}, true
 }
 
 func (srv *sshServer) serveConn(conn net.Conn) {
@@ -176,15 +217,17 @@ func (srv *sshServer) serveConn(conn net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv.serveSession(ch, chReqs)
+			srv.serveSession(conn, ch, chReqs)
 		}()
 	}
 	wg.Wait()
 }
 
 // serveSession answers env requests for GIT_PROTOCOL and one exec request of
-// a git service, refusing everything else.
-func (srv *sshServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
+// a git service, refusing everything else. The exec is work the server's Close
+// waits for until the client has closed the session too, so that it got the
+// exit status before Close closes the connection.
+func (srv *sshServer) serveSession(conn net.Conn, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	var gitProtocol string
 	for req := range reqs {
@@ -203,9 +246,21 @@ func (srv *sshServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				_ = req.Reply(false, nil)
 				continue
 			}
+			end, ok := srv.begin(conn, "SSH "+cmd.Command)
+			if !ok {
+				_ = req.Reply(false, nil)
+				return
+			}
+			defer end()
 			_ = req.Reply(true, nil)
-			go ssh.DiscardRequests(reqs)
+			discarded := make(chan struct{})
+			go func() {
+				ssh.DiscardRequests(reqs)
+				close(discarded)
+			}()
 			srv.exec(ch, cmd.Command, gitProtocol)
+			_ = ch.Close()
+			<-discarded // the client closed the session too, or the connection ended
 			return
 		default:
 			_ = req.Reply(false, nil)
@@ -259,7 +314,7 @@ func (srv *sshServer) exec(ch ssh.Channel, command, gitProtocol string) {
 	if gitProtocol != "" {
 		env = append(env, "GIT_PROTOCOL="+gitProtocol)
 	}
-	cmd := exec.Command(srv.s.gitPath, strings.TrimPrefix(service, "git-"), dir)
+	cmd := exec.CommandContext(srv.s.forced, srv.s.gitPath, strings.TrimPrefix(service, "git-"), dir)
 	cmd.Env = env
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

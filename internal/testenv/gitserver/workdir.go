@@ -34,7 +34,7 @@ func (s *Server) Clone(ctx context.Context, name string) (*Workdir, error) {
 		return nil, err
 	}
 	dir := filepath.Join(s.workDir, strconv.FormatInt(s.workdirs.Add(1), 10))
-	if _, err := runGit(ctx, s.gitPath, name, s.workDir, s.GitEnv(), "clone", "--quiet", "--", s.URL(name), dir); err != nil {
+	if _, err := s.runGit(ctx, name, s.workDir, s.GitEnv(), "clone", "--quiet", "--", s.URL(name), dir); err != nil {
 		return nil, err
 	}
 	return &Workdir{s: s, repo: name, dir: dir}, nil
@@ -240,7 +240,7 @@ func (w *Workdir) Git(ctx context.Context, args ...string) (string, error) {
 }
 
 func (w *Workdir) run(ctx context.Context, env []string, args ...string) (string, error) {
-	return runGit(ctx, w.s.gitPath, w.repo, w.dir, env, args...)
+	return w.s.runGit(ctx, w.repo, w.dir, env, args...)
 }
 
 // datedEnv returns the environment for a commit or tag made now: its date is

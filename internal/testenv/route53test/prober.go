@@ -28,11 +28,13 @@ func (s *Server) startProbe(hc *healthCheck) {
 	interval := time.Duration(float64(time.Duration(*cfg.RequestInterval)*time.Second) * s.opts.ProbeScale)
 	interval = max(interval, 10*time.Millisecond)
 	timeout := min(max(interval, 200*time.Millisecond), 4*time.Second)
+	s.probing.Add(1)
 	go func() {
+		defer s.probing.Done()
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			ok, report := probe(cfg, timeout)
+			ok, report := probe(s.probeCtx, cfg, timeout)
 			s.mu.Lock()
 			if hc.stop != stop { // stopped, or restarted with a new configuration
 				s.mu.Unlock()
@@ -70,13 +72,13 @@ func (hc *healthCheck) record(ok bool, report string, threshold int, now time.Ti
 // does: HTTP(S) must answer 2xx or 3xx (and contain SearchString in the
 // first 5,120 bytes for the _STR_MATCH types); TCP must accept a
 // connection. Certificates are not verified, like Route53.
-func probe(cfg healthCheckConfig, timeout time.Duration) (bool, string) {
+func probe(ctx context.Context, cfg healthCheckConfig, timeout time.Duration) (bool, string) {
 	host := cfg.IPAddress
 	if host == "" {
 		host = cfg.FullyQualifiedDomainName
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(int(*cfg.Port)))
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if cfg.Type == "TCP" {
 		var d net.Dialer

@@ -1,6 +1,7 @@
 package route53test
 
 import (
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -62,6 +63,10 @@ type Server struct {
 	clientRegion string
 	subnets      []subnetRegion
 	closed       bool
+
+	probing    sync.WaitGroup     // the probe goroutines; Add only with mu held and !closed
+	probeCtx   context.Context    // done when Close stops the probes in flight
+	stopProbes context.CancelFunc // ends probeCtx
 }
 
 type fault struct{ code string }
@@ -97,6 +102,7 @@ func NewServer(opts Options) *Server {
 	if s.clientRegion == "" {
 		s.clientRegion = "us-east-1"
 	}
+	s.probeCtx, s.stopProbes = context.WithCancel(context.Background())
 	s.hs = httptest.NewUnstartedServer(s.routes())
 	if opts.TLS {
 		s.hs.StartTLS()
@@ -122,7 +128,9 @@ func NewServer(opts Options) *Server {
 // it serves TLS.
 func (s *Server) Client() *http.Client { return s.hs.Client() }
 
-// Close stops the prober, the DNS server and the API server.
+// Close stops the prober, the DNS server and the API server, and returns once
+// the probes in flight (cut short), the DNS queries and the API requests in
+// flight are done.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -130,6 +138,8 @@ func (s *Server) Close() {
 		hc.stopProbe()
 	}
 	s.mu.Unlock()
+	s.stopProbes()
+	s.probing.Wait()
 	_ = s.dnsS.Shutdown()
 	s.hs.Close()
 }

@@ -238,7 +238,7 @@ func cacheRoot() (string, error) {
 
 // findComponentsModule locates internal/testenv/testbed/components: named by
 // EnvComponentsDir, next to this source file when the binary was built without
-// -trimpath, or by walking up from the working directory (so `meridian dev up`
+// -trimpath, or by walking up from the working directory (so `meridian-dev up`
 // works anywhere inside a checkout).
 func findComponentsModule() (*componentsModule, error) {
 	var candidates []string

@@ -16,7 +16,7 @@
 //	tb := testbed.New(t, testbed.Options{Regions: 3, Workloads: true})
 //	cs := kubernetes.NewForConfigOrDie(tb.Regions[0].Config)
 //
-// People use `meridian dev up` and `meridian dev down`, which call Start with
+// People use `meridian-dev up` and `meridian-dev down`, which call Start with
 // Options.Detached and Down. Every component runs on 127.0.0.1 only, on ports
 // chosen free at start, and logs to a file in the region's state directory.
 package testbed

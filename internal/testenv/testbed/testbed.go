@@ -50,7 +50,7 @@ type Options struct {
 	// becoming ready); nil discards them.
 	Progress io.Writer
 	// Detached lets the components outlive this process, for
-	// `meridian dev up`: they start in their own sessions without a
+	// `meridian-dev up`: they start in their own sessions without a
 	// parent-death signal, and Down stops them. Tests leave it false, so the
 	// components die with the test process however it ends.
 	Detached bool
@@ -246,7 +246,7 @@ func (tb *Testbed) prepareDir(names []string) error {
 		for _, r := range st.Regions {
 			for _, p := range r.Processes {
 				if p.running() {
-					return fmt.Errorf("testbed: %s: a testbed is already running there (region %s, %s pid %d); stop it first (meridian dev down)", dir, r.Name, p.Component, p.PID)
+					return fmt.Errorf("testbed: %s: a testbed is already running there (region %s, %s pid %d); stop it first (go run ./cmd/meridian-dev down --dir %s)", dir, r.Name, p.Component, p.PID, dir)
 				}
 			}
 		}
@@ -309,6 +309,12 @@ func (tb *Testbed) writeKubeconfig() error {
 	return nil
 }
 
+// exitWait bounds how long Stop and Down wait for the killed components to
+// exit. A process killed with SIGKILL exits as soon as the kernel has torn it
+// down, which for an apiserver or etcd with a large heap can take seconds on a
+// loaded machine; only a process stuck in the kernel takes minutes.
+const exitWait = 2 * time.Minute
+
 // Stop kills every component (each with its process group), waits for them
 // to exit and removes the state directory if Start created it. It reports
 // components that had exited on their own before Stop, with their log tails,
@@ -334,11 +340,12 @@ func (tb *Testbed) stop() error {
 			errs = append(errs, fmt.Errorf("region %s: %s: kill: %w", p.region, p.comp, err))
 		}
 	}
+	deadline := time.Now().Add(exitWait)
 	for _, p := range procs {
 		select {
 		case <-p.done:
-		case <-time.After(15 * time.Second):
-			errs = append(errs, fmt.Errorf("region %s: %s (pid %d) did not exit after SIGKILL", p.region, p.comp, p.pid()))
+		case <-time.After(time.Until(deadline)):
+			errs = append(errs, fmt.Errorf("region %s: %s (pid %d) still running %s after SIGKILL; left as it is", p.region, p.comp, p.pid(), exitWait))
 		}
 	}
 	if tb.spawner != nil {
@@ -451,7 +458,7 @@ func ReadState(dir string) (*State, error) {
 	return &st, nil
 }
 
-// Down stops the testbed whose state is in dir, as `meridian dev down` does:
+// Down stops the testbed whose state is in dir, as `meridian-dev down` does:
 // it kills each component's process group (after checking that the pid still
 // runs that component's binary), waits for them to go, and removes what the
 // testbed wrote, then dir itself if nothing else is left in it.
@@ -474,13 +481,13 @@ func Down(dir string) error {
 			killed = append(killed, p)
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(exitWait)
 	for _, p := range killed {
 		for alive(p.PID) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if alive(p.PID) {
-			errs = append(errs, fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Component, p.PID))
+			errs = append(errs, fmt.Errorf("%s (pid %d) still running %s after SIGKILL; left as it is", p.Component, p.PID, exitWait))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -524,7 +531,7 @@ func (p ProcessState) running() bool {
 	return strings.TrimSuffix(exe, " (deleted)") == p.Binary
 }
 
-// DefaultDevDir is where `meridian dev up` keeps its state unless told
+// DefaultDevDir is where `meridian-dev up` keeps its state unless told
 // otherwise: meridian/dev in the user's cache directory.
 func DefaultDevDir() (string, error) {
 	dir, err := os.UserCacheDir()

@@ -198,8 +198,8 @@ func deployAndWait(ctx context.Context, r *Region) error {
 	return nil
 }
 
-// TestDetachedUpAndDown starts a detached region as `meridian dev up` does and
-// stops it from its state file alone, as `meridian dev down` does.
+// TestDetachedUpAndDown starts a detached region as `meridian-dev up` does and
+// stops it from its state file alone, as `meridian-dev down` does.
 func TestDetachedUpAndDown(t *testing.T) {
 	if os.Getenv(EnvSkip) == "1" {
 		t.Skipf("%s=1", EnvSkip)

@@ -41,7 +41,7 @@ func New(t testing.TB, opts Options) *Testbed {
 			}
 			if left := time.Until(deadline); need > 0 && left < need+2*time.Minute {
 				t.Fatalf("testbed: the components are not built yet (about %s on two cores) and the test deadline is in %s: "+
-					"build them once with `go run ./cmd/meridian dev build` or run go test with -timeout 60m",
+					"build them once with `make testbed` (`go run ./cmd/meridian-dev build`) or run go test with -timeout 60m",
 					need, left.Round(time.Second))
 			}
 			var cancel context.CancelFunc

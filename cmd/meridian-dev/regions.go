@@ -13,23 +13,7 @@ import (
 	"meridian.dev/meridian/internal/testenv/testbed"
 )
 
-// newDevCommand groups the commands that run local regions for people trying
-// Meridian or working on it; the logic is in internal/testenv/testbed.
-func newDevCommand() *cobra.Command {
-	dev := &cobra.Command{
-		Use:   "dev",
-		Short: "Run local Kubernetes regions made of real components",
-		Long: `Run local Kubernetes "regions" on this machine: each its own etcd and
-kube-apiserver (plus controller-manager, scheduler and kwok fake nodes with
---workloads), on 127.0.0.1 only. The components are built from Go modules the
-first time (about 12 minutes on two cores) and cached; run this inside a
-Meridian checkout.`,
-	}
-	dev.AddCommand(newDevUpCommand(), newDevDownCommand(), newDevBuildCommand(), newDevScaleCommand(), newDevResolveCommand())
-	return dev
-}
-
-type devUpFlags struct {
+type upFlags struct {
 	regions   int
 	names     []string
 	workloads bool
@@ -37,8 +21,8 @@ type devUpFlags struct {
 	dir       string
 }
 
-func newDevUpCommand() *cobra.Command {
-	var f devUpFlags
+func newUpCommand(self string) *cobra.Command {
+	var f upFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start local regions that keep running after this command exits",
@@ -46,7 +30,7 @@ func newDevUpCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDevUp(ctx, cmd, f)
+			return runUp(ctx, cmd, self, f)
 		},
 	}
 	cmd.Flags().IntVar(&f.regions, "regions", 3, "number of regions")
@@ -57,8 +41,8 @@ func newDevUpCommand() *cobra.Command {
 	return cmd
 }
 
-func runDevUp(ctx context.Context, cmd *cobra.Command, f devUpFlags) error {
-	dir, err := devDir(f.dir)
+func runUp(ctx context.Context, cmd *cobra.Command, self string, f upFlags) error {
+	dir, err := regionsDir(f.dir)
 	if err != nil {
 		return err
 	}
@@ -79,7 +63,7 @@ func runDevUp(ctx context.Context, cmd *cobra.Command, f devUpFlags) error {
 		fmt.Fprintf(out, "%-16s %s\n  kubeconfig: %s\n  try:        kubectl --kubeconfig %s get nodes\n", r.Name, r.Server, r.Kubeconfig, r.Kubeconfig)
 	}
 	fmt.Fprintf(out, "all regions (one context each): %s\n", tb.Kubeconfig)
-	down := "meridian dev down"
+	down := self + " down"
 	if f.dir != "" {
 		down += " --dir " + f.dir
 	}
@@ -87,14 +71,14 @@ func runDevUp(ctx context.Context, cmd *cobra.Command, f devUpFlags) error {
 	return nil
 }
 
-func newDevDownCommand() *cobra.Command {
+func newDownCommand() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Stop the regions that dev up started and remove their state",
+		Short: "Stop the regions that up started and remove their state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := devDir(dir)
+			d, err := regionsDir(dir)
 			if err != nil {
 				return err
 			}
@@ -110,14 +94,14 @@ func newDevDownCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "state directory given to dev up")
+	cmd.Flags().StringVar(&dir, "dir", "", "state directory given to up")
 	return cmd
 }
 
-func newDevBuildCommand() *cobra.Command {
+func newBuildCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "build",
-		Short: "Build and cache every testbed component now (tests and dev up then start in seconds)",
+		Short: "Build and cache every testbed component now (tests, up and demo then start in seconds)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -132,7 +116,8 @@ func newDevBuildCommand() *cobra.Command {
 	}
 }
 
-func devDir(flag string) (string, error) {
+// regionsDir is the state directory of up and down: flag, or the default.
+func regionsDir(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}

@@ -12,10 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/cmd/internal/daemon"
 	"meridian.dev/meridian/internal/testenv/demo"
 )
 
-func newDemoCommand() *cobra.Command {
+func newDemoCommand(self string) *cobra.Command {
 	var o demo.Options
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -31,22 +32,16 @@ Ctrl-C stops everything it started. Run it inside a Meridian checkout.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if o.Dir == "" {
-				dir, err := devDir("")
+				dir, err := regionsDir("")
 				if err != nil {
 					return err
 				}
 				o.Dir = filepath.Join(filepath.Dir(dir), "demo")
 			}
 			o.Progress, o.Out = cmd.ErrOrStderr(), cmd.OutOrStdout()
-			o.Self = "meridian"
-			if self, err := os.Executable(); err == nil {
-				o.Self = self
-				if strings.Contains(self, "go-build") { // go run
-					o.Self = "go run ./cmd/meridian"
-				}
-			}
+			o.Self = self
 			o.Daemon = func(ctx context.Context, configFile string, log io.Writer) error {
-				return runRun(ctx, log, runOptions{configFile: configFile})
+				return daemon.Run(ctx, log, daemon.Options{ConfigFile: configFile})
 			}
 			return demo.Run(ctx, o)
 		},
@@ -57,13 +52,13 @@ Ctrl-C stops everything it started. Run it inside a Meridian checkout.`,
 	return cmd
 }
 
-func newDevScaleCommand() *cobra.Command {
+func newScaleCommand() *cobra.Command {
 	var kubeconfig, kubeContext, namespace string
 	var replicas int32
 	cmd := &cobra.Command{
 		Use:     "scale DEPLOYMENT --context REGION --namespace TENANT --replicas N",
 		Short:   "Set a Deployment's replicas in a local region (what kubectl scale does)",
-		Example: "  meridian dev scale portal --kubeconfig ~/.cache/meridian/demo/regions/kubeconfig --context us-east-1 --namespace trucking --replicas 0",
+		Example: "  meridian-dev scale portal --kubeconfig ~/.cache/meridian/demo/regions/kubeconfig --context us-east-1 --namespace trucking --replicas 0",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := demo.Scale(cmd.Context(), kubeconfig, kubeContext, namespace, args[0], replicas); err != nil {
@@ -84,7 +79,7 @@ func newDevScaleCommand() *cobra.Command {
 	return cmd
 }
 
-func newDevResolveCommand() *cobra.Command {
+func newResolveCommand() *cobra.Command {
 	var server string
 	cmd := &cobra.Command{
 		Use:   "resolve NAME --server HOST:PORT",
