@@ -109,24 +109,26 @@ func (r *Reconciler) gatePrune(rr *RegionReport, withdrawn func() error) bool {
 	return true
 }
 
-// prune carries out the plan's deletions: placements before namespaces, in the
-// reverse of the plan's order.
+// prune carries out the plan's deletions: placements before namespaces, each in
+// the reverse of the plan's order. A placement that failed to prune keeps every
+// namespace of the region: deleting a namespace would delete what was refused.
 func (r *Reconciler) prune(ctx context.Context, rp *regionPlan, rr *RegionReport, in *rendered) {
 	changes := rp.changes.Changes
-	order := make([]plan.Change, 0, len(changes))
 	for _, namespaces := range []bool{false, true} {
+		if namespaces && rr.Failed() {
+			return
+		}
 		for i := len(changes) - 1; i >= 0; i-- {
-			if ch := changes[i]; len(ch.Delete) > 0 && ch.Unit.IsNamespace() == namespaces {
-				order = append(order, ch)
+			ch := changes[i]
+			if len(ch.Delete) == 0 || ch.Unit.IsNamespace() != namespaces {
+				continue
 			}
+			if err := rp.cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
+				rr.Units[ch.Unit].Err = &UnitError{Unit: ch.Unit, Step: StepPrune, Err: in.redact.Error(err)}
+				continue
+			}
+			rr.Units[ch.Unit].Pruned = true
 		}
-	}
-	for _, ch := range order {
-		if err := rp.cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
-			rr.Units[ch.Unit].Err = &UnitError{Unit: ch.Unit, Step: StepPrune, Err: in.redact.Error(err)}
-			continue
-		}
-		rr.Units[ch.Unit].Pruned = true
 	}
 }
 
