@@ -391,11 +391,14 @@ func TestRun(t *testing.T) {
 		for region, list := range exampleUnits {
 			var want, got []string
 			for _, u := range list {
-				parts := strings.Split(u, "/")
-				if len(parts) != 3 {
+				id, err := fleet.ParseUnitID(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if id.IsNamespace() {
 					continue
 				}
-				d := f.deployment(t, region, parts[0], parts[2])
+				d := f.deployment(t, region, id.Tenant, id.App)
 				got = append(got, available(d))
 				want = append(want, d.Namespace+"/"+d.Name+": replicas="+itoa(*d.Spec.Replicas)+" ready="+itoa(*d.Spec.Replicas)+" available=True")
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"meridian.dev/meridian/fleet"
 )
 
 // TestRenderExampleTwice is issue #3's acceptance: `meridian render --fleet
@@ -48,7 +50,10 @@ func TestRenderExampleTwice(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(strings.TrimPrefix(doc, "---\n")), &o); err != nil {
 			t.Fatalf("not YAML: %v\n%s", err, doc)
 		}
-		tenant, _, _ := strings.Cut(o.Metadata.Annotations["meridian.dev/placement"], "/")
+		var tenant string
+		if id, err := fleet.ParseUnitID(o.Metadata.Annotations["meridian.dev/placement"]); err == nil {
+			tenant = id.Tenant
+		}
 		switch {
 		case tenant == "":
 			t.Errorf("%s/%s has no placement annotation", o.Kind, o.Metadata.Name)
