@@ -104,7 +104,8 @@ func (s *Store) ObserveDNS(endpoints []DNSEndpoint) {
 }
 
 // ObservePass records a reconcile pass's report and how long it took: the state of
-// every unit (see DeriveStates), the waves, each region's outcome and the errors.
+// every unit (see DeriveStates), the waves, each region's outcome and the errors;
+// then it counts the pass and sends the notifications it calls for.
 func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	if r == nil {
 		return
@@ -114,6 +115,39 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 
 	s.mu.Lock()
 	now := s.now()
+	waveOf := s.observeWaves(r)
+	s.observeUnits(r, outcome, now)
+	s.observeRegions(r, outcome, waveOf)
+	pass := &Pass{Revision: r.Revision, At: now, DurationSeconds: d.Seconds(), Converged: true}
+	if err := r.Err(); err != nil {
+		pass.Converged = false
+		pass.Problems = s.clean(err.Error())
+	}
+	s.lastPass = pass
+	s.forgetCommits()
+	events := s.passEvents(r)
+	subject := ""
+	if c, ok := s.commits[r.Revision]; ok {
+		subject = c.Subject
+	}
+	s.mu.Unlock()
+
+	result := "converged"
+	if !pass.Converged {
+		result = "problems"
+	}
+	s.metrics.passes.WithLabelValues(result).Inc()
+	if s.opts.Notifier != nil {
+		for _, e := range events {
+			e.Subject = subject
+			s.opts.Notifier.Notify(e)
+		}
+	}
+}
+
+// observeWaves records the pass's waves and returns each region's wave; the
+// caller holds s.mu for writing.
+func (s *Store) observeWaves(r *reconciler.Report) map[string]string {
 	waveOf := map[string]string{}
 	s.waves = nil
 	for _, w := range r.Waves {
@@ -129,7 +163,13 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 			waveOf[region] = w.Name
 		}
 	}
+	return waveOf
+}
 
+// observeUnits applies a pass's outcome to the units: those no longer Meridian's
+// leave, the others take their new state, and the units of unreached and waiting
+// regions say why. The caller holds s.mu for writing.
+func (s *Store) observeUnits(r *reconciler.Report, outcome PassOutcome, now time.Time) {
 	// Units of a region planned in full that the pass does not name are no longer
 	// Meridian's; so are units it pruned.
 	for unit, p := range s.placements {
@@ -139,30 +179,8 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		}
 	}
 	for _, unit := range slices.SortedFunc(maps.Keys(outcome.Units), fleet.UnitID.Compare) {
-		o := outcome.Units[unit]
-		if o.Gone {
-			continue
-		}
-		p := s.placementOf(unit)
-		p.state = o.State
-		p.reason = s.clean(o.Reason)
-		if o.Revision != "" {
-			p.revision = o.Revision
-		}
-		if o.State == Ready {
-			p.lastSync = now
-		}
-		if o.State == Failed || o.State == RenderFailed || (o.State == Progressing && o.Reason != "") {
-			p.lastError = p.reason
-			p.lastErrorAt = now
-			kind := "apply"
-			switch {
-			case o.State == RenderFailed:
-				kind = "render"
-			case o.Applied:
-				kind = "health"
-			}
-			s.record(kind, unit.String(), r.Revision, o.Reason)
+		if o := outcome.Units[unit]; !o.Gone {
+			s.observeUnit(unit, o, r.Revision, now)
 		}
 	}
 	for region, reason := range outcome.Unreached {
@@ -186,7 +204,37 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	if r.Stopped != "" {
 		s.record("rollout", shortRevision(r.Revision), r.Revision, r.Stopped)
 	}
+}
 
+// observeUnit records one unit's outcome of the pass of revision; the caller
+// holds s.mu for writing.
+func (s *Store) observeUnit(unit fleet.UnitID, o Outcome, revision string, now time.Time) {
+	p := s.placementOf(unit)
+	p.state = o.State
+	p.reason = s.clean(o.Reason)
+	if o.Revision != "" {
+		p.revision = o.Revision
+	}
+	if o.State == Ready {
+		p.lastSync = now
+	}
+	if o.State == Failed || o.State == RenderFailed || (o.State == Progressing && o.Reason != "") {
+		p.lastError = p.reason
+		p.lastErrorAt = now
+		kind := "apply"
+		switch {
+		case o.State == RenderFailed:
+			kind = "render"
+		case o.Applied:
+			kind = "health"
+		}
+		s.record(kind, unit.String(), revision, o.Reason)
+	}
+}
+
+// observeRegions records each region's outcome and wave; the caller holds s.mu
+// for writing.
+func (s *Store) observeRegions(r *reconciler.Report, outcome PassOutcome, waveOf map[string]string) {
 	for region, wave := range waveOf {
 		reg := s.regionOf(region)
 		reg.Wave = wave
@@ -226,32 +274,6 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	for _, p := range s.placements {
 		if w, ok := waveOf[p.region]; ok {
 			p.wave = w
-		}
-	}
-
-	pass := &Pass{Revision: r.Revision, At: now, DurationSeconds: d.Seconds(), Converged: true}
-	if err := r.Err(); err != nil {
-		pass.Converged = false
-		pass.Problems = s.clean(err.Error())
-	}
-	s.lastPass = pass
-	s.forgetCommits()
-	events := s.passEvents(r)
-	subject := ""
-	if c, ok := s.commits[r.Revision]; ok {
-		subject = c.Subject
-	}
-	s.mu.Unlock()
-
-	result := "converged"
-	if !pass.Converged {
-		result = "problems"
-	}
-	s.metrics.passes.WithLabelValues(result).Inc()
-	if s.opts.Notifier != nil {
-		for _, e := range events {
-			e.Subject = subject
-			s.opts.Notifier.Notify(e)
 		}
 	}
 }
