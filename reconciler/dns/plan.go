@@ -199,106 +199,140 @@ type owner struct {
 
 // Plan computes what Route53 must change so that it holds exactly the records and
 // health checks of desired, touching only what current shows Meridian owns. With
-// nothing to change it returns an empty plan.
+// nothing to change it returns an empty plan. Its steps: index what the zone
+// holds, plan each desired endpoint (its health check, then its latency and
+// regional records), withdraw the owned record sets no endpoint wants, and delete
+// the checks nothing uses.
 func Plan(desired []Endpoint, current State) Changes {
-	var ch Changes
-	owners := map[string]owner{}
-	used := map[string]bool{}
+	p := newPlanner(current)
+	for _, e := range desired {
+		p.endpoint(e)
+	}
+	p.withdrawUnwanted()
+	p.deleteUnusedChecks()
+	return p.ch
+}
+
+// planner is the state of one Plan: the zone indexed, and the plan so far.
+type planner struct {
+	current State
+	// owners are the zone's registry records of this fleet, by record set slot.
+	owners map[string]owner
+	// used are the health checks some record uses, by ID.
+	used map[string]bool
+	// atName are the zone's record sets other than registry records, by name.
+	atName map[string][]Record
+	// checks are the fleet's health checks, by placement.
+	checks map[fleet.UnitID][]HealthCheck
+	// keptChecks are the checks a desired endpoint keeps, by ID; wanted the record
+	// set slots a desired endpoint writes.
+	keptChecks, wanted map[string]bool
+	ch                 Changes
+}
+
+// newPlanner indexes what the zone holds.
+func newPlanner(current State) *planner {
+	p := &planner{
+		current: current, owners: map[string]owner{}, used: map[string]bool{}, atName: map[string][]Record{},
+		checks: map[fleet.UnitID][]HealthCheck{}, keptChecks: map[string]bool{}, wanted: map[string]bool{},
+	}
 	for _, r := range current.Records {
 		if r.HealthCheckID != "" {
-			used[r.HealthCheckID] = true
+			p.used[r.HealthCheckID] = true
 		}
-		if r.Type != "TXT" || !strings.HasPrefix(r.Name, RegistryPrefix) {
+		if !isRegistry(r) {
+			p.atName[canonical(r.Name)] = append(p.atName[canonical(r.Name)], r)
 			continue
 		}
 		if f, key, ok := parseRegistry(r.Values); ok && f == current.Fleet {
-			owners[setKey(strings.TrimPrefix(r.Name, RegistryPrefix), r.SetIdentifier)] = owner{key: key, txt: r}
+			p.owners[setKey(strings.TrimPrefix(r.Name, RegistryPrefix), r.SetIdentifier)] = owner{key: key, txt: r}
 		}
 	}
-	isRegistry := func(r Record) bool { return r.Type == "TXT" && strings.HasPrefix(r.Name, RegistryPrefix) }
-	atName := map[string][]Record{}
-	for _, r := range current.Records {
-		if !isRegistry(r) {
-			atName[canonical(r.Name)] = append(atName[canonical(r.Name)], r)
-		}
-	}
-	checks := map[fleet.UnitID][]HealthCheck{}
 	for _, h := range current.HealthChecks {
-		checks[h.Unit()] = append(checks[h.Unit()], h)
+		p.checks[h.Unit()] = append(p.checks[h.Unit()], h)
 	}
-	keptChecks := map[string]bool{} // by check ID
-	wanted := map[string]bool{}
+	return p
+}
 
-	// clash returns the unowned record sets at name.
-	clash := func(name string) []string {
-		var out []string
-		for _, r := range atName[canonical(name)] {
-			if _, ok := owners[setKey(r.Name, r.SetIdentifier)]; !ok {
-				out = append(out, r.ID())
-			}
-		}
-		return out
-	}
-	// write plans one desired record set of placement key.
-	write := func(key fleet.UnitID, d Record, checkKey fleet.UnitID) {
-		wanted[setKey(d.Name, d.SetIdentifier)] = true
-		if existing := clash(d.Name); len(existing) > 0 {
-			ch.Clashes = append(ch.Clashes, Clash{Unit: key, Name: d.Name, Existing: existing})
-			return
-		}
-		g := RecordGroup{Unit: key}
-		var same *Record
-		for _, r := range atName[canonical(d.Name)] {
-			if r.SetIdentifier != d.SetIdentifier {
-				continue
-			}
-			if r.Type == d.Type {
-				same = &r
-				continue
-			}
-			g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: r})
-		}
-		switch {
-		case same == nil:
-			g.Changes = append(g.Changes, RecordChange{Action: Create, Record: d, HealthCheck: checkKey})
-		case !checkKey.IsZero() || !same.equal(d):
-			g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: d, HealthCheck: checkKey})
-		}
-		reg := registryFor(d, current.Fleet, key)
-		o, owned := owners[setKey(d.Name, d.SetIdentifier)]
-		switch {
-		case !owned:
-			g.Changes = append(g.Changes, RecordChange{Action: Create, Record: reg})
-		case !o.txt.equal(reg):
-			g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: reg})
-		}
-		if len(g.Changes) > 0 {
-			ch.Records = append(ch.Records, g)
-		}
-	}
+// isRegistry reports whether r is a registry record.
+func isRegistry(r Record) bool { return r.Type == "TXT" && strings.HasPrefix(r.Name, RegistryPrefix) }
 
-	for _, e := range desired {
-		key := e.Unit()
-		global, regional := records(e)
-		var checkKey fleet.UnitID
-		if len(clash(global.Name)) == 0 {
-			hc, change := planCheck(e, checks[key], currentCheckID(atName[canonical(global.Name)], e.Region))
-			if hc != nil {
-				keptChecks[hc.ID] = true
-				global.HealthCheckID = hc.ID
-			}
-			if change != nil {
-				ch.HealthChecks = append(ch.HealthChecks, *change)
-				if change.Action == CreateCheck {
-					checkKey = key
-				}
+// clash returns the unowned record sets at name.
+func (p *planner) clash(name string) []string {
+	var out []string
+	for _, r := range p.atName[canonical(name)] {
+		if _, ok := p.owners[setKey(r.Name, r.SetIdentifier)]; !ok {
+			out = append(out, r.ID())
+		}
+	}
+	return out
+}
+
+// endpoint plans one desired endpoint: its health check (unless its name is held
+// by records Meridian does not own), its latency record and its regional record.
+func (p *planner) endpoint(e Endpoint) {
+	key := e.Unit()
+	global, regional := records(e)
+	var checkKey fleet.UnitID
+	if len(p.clash(global.Name)) == 0 {
+		hc, change := planCheck(e, p.checks[key], currentCheckID(p.atName[canonical(global.Name)], e.Region))
+		if hc != nil {
+			p.keptChecks[hc.ID] = true
+			global.HealthCheckID = hc.ID
+		}
+		if change != nil {
+			p.ch.HealthChecks = append(p.ch.HealthChecks, *change)
+			if change.Action == CreateCheck {
+				checkKey = key
 			}
 		}
-		write(key, global, checkKey)
-		write(key, regional, fleet.UnitID{})
 	}
+	p.write(key, global, checkKey)
+	p.write(key, regional, fleet.UnitID{})
+}
 
-	// Withdraw owned record sets no endpoint wants, with their registry records.
+// write plans one desired record set of placement key, with its registry record;
+// checkKey names the placement whose new check the record uses, if any.
+func (p *planner) write(key fleet.UnitID, d Record, checkKey fleet.UnitID) {
+	p.wanted[setKey(d.Name, d.SetIdentifier)] = true
+	if existing := p.clash(d.Name); len(existing) > 0 {
+		p.ch.Clashes = append(p.ch.Clashes, Clash{Unit: key, Name: d.Name, Existing: existing})
+		return
+	}
+	g := RecordGroup{Unit: key}
+	var same *Record
+	for _, r := range p.atName[canonical(d.Name)] {
+		if r.SetIdentifier != d.SetIdentifier {
+			continue
+		}
+		if r.Type == d.Type {
+			same = &r
+			continue
+		}
+		g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: r})
+	}
+	switch {
+	case same == nil:
+		g.Changes = append(g.Changes, RecordChange{Action: Create, Record: d, HealthCheck: checkKey})
+	case !checkKey.IsZero() || !same.equal(d):
+		g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: d, HealthCheck: checkKey})
+	}
+	reg := registryFor(d, p.current.Fleet, key)
+	o, owned := p.owners[setKey(d.Name, d.SetIdentifier)]
+	switch {
+	case !owned:
+		g.Changes = append(g.Changes, RecordChange{Action: Create, Record: reg})
+	case !o.txt.equal(reg):
+		g.Changes = append(g.Changes, RecordChange{Action: Upsert, Record: reg})
+	}
+	if len(g.Changes) > 0 {
+		p.ch.Records = append(p.ch.Records, g)
+	}
+}
+
+// withdrawUnwanted deletes the owned record sets no endpoint wants, with their
+// registry records, grouped by placement.
+func (p *planner) withdrawUnwanted() {
 	withdrawn := map[fleet.UnitID]*RecordGroup{}
 	var order []fleet.UnitID
 	group := func(key fleet.UnitID) *RecordGroup {
@@ -309,20 +343,20 @@ func Plan(desired []Endpoint, current State) Changes {
 		order = append(order, key)
 		return withdrawn[key]
 	}
-	for _, r := range current.Records {
+	for _, r := range p.current.Records {
 		if isRegistry(r) {
 			continue
 		}
 		sk := setKey(r.Name, r.SetIdentifier)
-		o, owned := owners[sk]
-		if !owned || wanted[sk] {
+		o, owned := p.owners[sk]
+		if !owned || p.wanted[sk] {
 			continue
 		}
 		g := group(o.key)
 		g.Changes = append(g.Changes, RecordChange{Action: Delete, Record: r})
 	}
-	for sk, o := range sortedOwners(owners) {
-		if wanted[sk] {
+	for sk, o := range sortedOwners(p.owners) {
+		if p.wanted[sk] {
 			continue
 		}
 		g := group(o.key)
@@ -330,21 +364,25 @@ func Plan(desired []Endpoint, current State) Changes {
 	}
 	slices.SortFunc(order, fleet.UnitID.Compare)
 	for _, k := range order {
-		ch.Records = append(ch.Records, *withdrawn[k])
+		p.ch.Records = append(p.ch.Records, *withdrawn[k])
 	}
+}
 
-	// Delete checks that no desired endpoint keeps and no record uses any more.
-	for _, h := range current.HealthChecks {
-		if keptChecks[h.ID] || used[h.ID] {
+// deleteUnusedChecks deletes the checks that no desired endpoint keeps and no
+// record uses any more.
+func (p *planner) deleteUnusedChecks() {
+	for _, h := range p.current.HealthChecks {
+		if p.keptChecks[h.ID] || p.used[h.ID] {
 			continue
 		}
-		ch.DeleteHealthChecks = append(ch.DeleteHealthChecks, HealthCheckChange{
-			Action: DeleteCheck, Fleet: current.Fleet, Tenant: h.Tenant, App: h.App, Region: h.Region, ID: h.ID,
+		p.ch.DeleteHealthChecks = append(p.ch.DeleteHealthChecks, HealthCheckChange{
+			Action: DeleteCheck, Fleet: p.current.Fleet, Tenant: h.Tenant, App: h.App, Region: h.Region, ID: h.ID,
 			Reason: "no record uses it",
 		})
 	}
-	slices.SortFunc(ch.DeleteHealthChecks, func(a, b HealthCheckChange) int { return cmp.Or(a.Unit().Compare(b.Unit()), cmp.Compare(a.ID, b.ID)) })
-	return ch
+	slices.SortFunc(p.ch.DeleteHealthChecks, func(a, b HealthCheckChange) int {
+		return cmp.Or(a.Unit().Compare(b.Unit()), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // sortedOwners iterates the registry in name order, so plans are deterministic.
