@@ -12,6 +12,7 @@ import (
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/sources"
 )
 
 // DriftReport is what one drift check found and did.
@@ -56,7 +57,7 @@ func (r *DriftReport) Err() error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("drift check of revision %s: %s", shortRevision(r.Revision), strings.Join(problems, "; "))
+	return fmt.Errorf("drift check of revision %s: %s", sources.ShortRevision(r.Revision), strings.Join(problems, "; "))
 }
 
 // CheckDrift looks for drift in every unit that is applied and unchanged — whose

@@ -12,6 +12,7 @@ import (
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/sources"
 )
 
 // Cluster is the write side of one region, as a pass uses it.
@@ -158,7 +159,7 @@ func (r *Reconciler) wave(ctx context.Context, wave Wave, in *rendered, report *
 		healthy = healthy && report.Regions[region].converged()
 	}
 	if !healthy {
-		report.Stopped = fmt.Sprintf("wave %s is not healthy, so revision %s does not go on to later waves", wave.Name, shortRevision(in.snap.Revision))
+		report.Stopped = fmt.Sprintf("wave %s is not healthy, so revision %s does not go on to later waves", wave.Name, sources.ShortRevision(in.snap.Revision))
 		r.opts.Log.Warn("rollout stopped", "wave", wave.Name, "revision", in.snap.Revision)
 	}
 	return WaveReport{Name: wave.Name, Regions: wave.Regions, Healthy: healthy}

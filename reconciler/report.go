@@ -11,6 +11,7 @@ import (
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/sources"
 )
 
 // Report is what one pass did.
@@ -217,7 +218,7 @@ func (r *Report) Err() error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("revision %s: %s", shortRevision(r.Revision), strings.Join(problems, "; "))
+	return fmt.Errorf("revision %s: %s", sources.ShortRevision(r.Revision), strings.Join(problems, "; "))
 }
 
 // needsRetry reports whether running the same revision again may get further: a
@@ -246,11 +247,4 @@ func oneLine(err error) string {
 		return strings.Join(parts, "; ")
 	}
 	return err.Error()
-}
-
-func shortRevision(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

@@ -341,9 +341,9 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 				log.Error("invalid fleet file", "error", e.Error())
 				errs = append(errs, e)
 			}
-			err = fmt.Errorf("revision %s: the fleet is not valid (%d errors); nothing applied", shortRevision(snap.Revision), len(list))
+			err = fmt.Errorf("revision %s: the fleet is not valid (%d errors); nothing applied", sources.ShortRevision(snap.Revision), len(list))
 		} else {
-			err = fmt.Errorf("revision %s: %w", shortRevision(snap.Revision), err)
+			err = fmt.Errorf("revision %s: %w", sources.ShortRevision(snap.Revision), err)
 		}
 		log.Error("revision refused; keeping the last good revision", "error", err, "serving", kept)
 		if d.opts.Refused != nil {

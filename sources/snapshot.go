@@ -82,3 +82,12 @@ type Signer struct {
 type Fetcher interface {
 	Fetch(ctx context.Context) (*Snapshot, error)
 }
+
+// ShortRevision is the first 12 characters of a revision, the form logs, errors and
+// headings show.
+func ShortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}

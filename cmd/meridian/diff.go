@@ -114,7 +114,7 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 			var list fleet.ErrorList
 			if errors.As(err, &list) {
 				for _, e := range list {
-					fmt.Fprintf(stderr, "%s %s: %s\n", side.name, shortRevision(s.Revision), e)
+					fmt.Fprintf(stderr, "%s %s: %s\n", side.name, sources.ShortRevision(s.Revision), e)
 				}
 				return fmt.Errorf("the fleet at %s %s is not valid (%d errors); nothing compared", side.name, side.rev, len(list))
 			}
@@ -152,7 +152,7 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 	for i, s := range sides {
 		for _, e := range s.Result.Errors {
 			msg := strings.ReplaceAll(e.Error(), snaps[i].Dir+string(filepath.Separator), "")
-			fmt.Fprintf(stderr, "Error: %s %s: %s\n", []string{"base", "head"}[i], shortRevision(s.Name), redact.RedactString(msg))
+			fmt.Fprintf(stderr, "Error: %s %s: %s\n", []string{"base", "head"}[i], sources.ShortRevision(s.Name), redact.RedactString(msg))
 			failed = true
 		}
 	}
@@ -174,11 +174,4 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 		return exitError{code: 2}
 	}
 	return nil
-}
-
-func shortRevision(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

@@ -129,7 +129,7 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 				for i, e := range list {
 					lines[i] = e.Error()
 				}
-				return render.Snapshot{}, fmt.Errorf("the fleet at %s is not valid:\n%s", shortRevision(rev), strings.Join(lines, "\n"))
+				return render.Snapshot{}, fmt.Errorf("the fleet at %s is not valid:\n%s", sources.ShortRevision(rev), strings.Join(lines, "\n"))
 			}
 			return render.Snapshot{}, err
 		}

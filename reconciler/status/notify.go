@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/sources"
 )
 
 // The kinds of Event.
@@ -51,7 +52,7 @@ func (e Event) Text() string {
 	if e.Subject != "" {
 		subject = " (" + e.Subject + ")"
 	}
-	return fmt.Sprintf("%s Meridian: revision %s%s %s in %s: %s", icon, shortRevision(e.Revision), subject, e.Kind, e.Region, e.Message)
+	return fmt.Sprintf("%s Meridian: revision %s%s %s in %s: %s", icon, sources.ShortRevision(e.Revision), subject, e.Kind, e.Region, e.Message)
 }
 
 // NotifierOptions configure a Notifier. The URLs are secrets of their own (a Slack

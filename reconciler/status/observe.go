@@ -8,6 +8,7 @@ import (
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/sources"
 )
 
 // ObserveRevision records that a fetched revision was accepted: its fleet is
@@ -37,7 +38,7 @@ func (s *Store) ObserveRefused(c Commit, errs []error) {
 		}
 		msg := s.clean(err.Error())
 		r.Errors = append(r.Errors, msg)
-		s.record("refused", shortRevision(c.Revision), c.Revision, msg)
+		s.record("refused", sources.ShortRevision(c.Revision), c.Revision, msg)
 	}
 	s.refused = r
 	s.metrics.refused.Inc()
@@ -202,7 +203,7 @@ func (s *Store) observeUnits(r *reconciler.Report, outcome PassOutcome, now time
 		}
 	}
 	if r.Stopped != "" {
-		s.record("rollout", shortRevision(r.Revision), r.Revision, r.Stopped)
+		s.record("rollout", sources.ShortRevision(r.Revision), r.Revision, r.Stopped)
 	}
 }
 
@@ -353,12 +354,4 @@ func unhealthySummary(units []fleet.UnitID) string {
 		names[i] = u.String()
 	}
 	return "not healthy: " + strings.Join(names, ", ")
-}
-
-// shortRevision is the first 12 characters of a revision, as the logs show it.
-func shortRevision(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"meridian.dev/meridian/sources"
 )
 
 // MarkdownLimit is the size Markdown keeps a comment under by default: GitHub
@@ -44,7 +46,7 @@ func Markdown(w io.Writer, r *Report, limit int) error {
 
 func markdown(r *Report, limit int) string {
 	var head strings.Builder
-	fmt.Fprintf(&head, "### Meridian diff `%s` → `%s`\n\n%s\n", shortRevision(r.Base), shortRevision(r.Head), headline(r))
+	fmt.Fprintf(&head, "### Meridian diff `%s` → `%s`\n\n%s\n", sources.ShortRevision(r.Base), sources.ShortRevision(r.Head), headline(r))
 	if len(r.Summary.HeldRegions) > 0 {
 		fmt.Fprintf(&head, "\n> [!WARNING]\n> Deletions would be held in %s; see the mass-deletion guard below.\n", strings.Join(r.Summary.HeldRegions, ", "))
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"meridian.dev/meridian/sources"
 )
 
 // marker is the sign a change is listed with: + added, ~ changed, - removed.
@@ -18,14 +20,6 @@ func marker(c Change) string {
 		return "-"
 	}
 	return "~"
-}
-
-// shortRevision shortens a commit hash for headings.
-func shortRevision(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
 
 // headline says in one sentence what the report holds.
@@ -107,7 +101,7 @@ const objectNote = "only redacted values changed"
 // object's diff, DNS, the mass-deletion guard and notes.
 func Text(w io.Writer, r *Report) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "meridian diff %s..%s\n%s\n", shortRevision(r.Base), shortRevision(r.Head), headline(r))
+	fmt.Fprintf(&b, "meridian diff %s..%s\n%s\n", sources.ShortRevision(r.Base), sources.ShortRevision(r.Head), headline(r))
 	if len(r.Summary.HeldRegions) > 0 {
 		fmt.Fprintf(&b, "Deletions held in %s.\n", strings.Join(r.Summary.HeldRegions, ", "))
 	}

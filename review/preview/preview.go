@@ -19,6 +19,7 @@ import (
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/secrets"
+	"meridian.dev/meridian/sources"
 )
 
 // Preview is what applying a snapshot would do to the live regions, found without
@@ -79,7 +80,7 @@ func (p *Preview) Err() error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("plan of revision %s: %s", shortRevision(p.Revision), strings.Join(problems, "; "))
+	return fmt.Errorf("plan of revision %s: %s", sources.ShortRevision(p.Revision), strings.Join(problems, "; "))
 }
 
 // Run plans snap with r (reconciler.Reconciler.Plan) and dry-runs, region by
@@ -136,7 +137,7 @@ func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Reda
 // leaves unchanged. Values never appear, only field paths.
 func (p *Preview) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Plan of revision %s against %d regions\n", shortRevision(p.Revision), len(p.Regions))
+	fmt.Fprintf(&b, "Plan of revision %s against %d regions\n", sources.ShortRevision(p.Revision), len(p.Regions))
 	for _, e := range p.RenderErrors {
 		fmt.Fprintf(&b, "render error: %s\n", e.Error())
 	}
@@ -169,11 +170,4 @@ func (p *Preview) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func shortRevision(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
