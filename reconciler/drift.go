@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"meridian.dev/meridian/fleet"
@@ -48,12 +46,7 @@ func (r *DriftReport) Objects() int {
 
 // Err summarises the regions that could not be checked or corrected, or returns nil.
 func (r *DriftReport) Err() error {
-	var problems []string
-	for _, name := range slices.Sorted(maps.Keys(r.Regions)) {
-		if err := r.Regions[name].Err; err != nil {
-			problems = append(problems, name+": "+oneLine(err))
-		}
-	}
+	problems := RegionProblems(r.Regions, func(rd *RegionDrift) error { return rd.Err })
 	if len(problems) == 0 {
 		return nil
 	}

@@ -152,6 +152,18 @@ func unitErrors(units map[fleet.UnitID]*UnitResult) []error {
 	return out
 }
 
+// RegionProblems lists "region: error" on one line for every region whose err is
+// not nil, in the order of region names: the summaries of a drift check and a plan.
+func RegionProblems[R any](regions map[string]R, err func(R) error) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(regions)) {
+		if e := err(regions[name]); e != nil {
+			out = append(out, name+": "+OneLine(e))
+		}
+	}
+	return out
+}
+
 // Failed reports whether applying or pruning some unit failed.
 func (rr *RegionReport) Failed() bool {
 	for _, u := range rr.Units {
@@ -202,7 +214,7 @@ func (r *Report) Err() error {
 		rr := r.Regions[name]
 		switch {
 		case rr.Problem() != nil:
-			problems = append(problems, name+": "+oneLine(rr.Problem()))
+			problems = append(problems, name+": "+OneLine(rr.Problem()))
 		case len(rr.Unhealthy()) > 0:
 			problems = append(problems, fmt.Sprintf("%s: %d units not healthy", name, len(rr.Unhealthy())))
 		case rr.Changes.Held != "":
@@ -237,8 +249,9 @@ func (r *Report) needsRetry() bool {
 	return false
 }
 
-// oneLine joins the errors of a joined error with "; ", for one-line summaries.
-func oneLine(err error) string {
+// OneLine is err's message on one line, for summaries: the errors of a joined
+// error (errors.Join) separated by "; ".
+func OneLine(err error) string {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		parts := make([]string, 0, len(j.Unwrap()))
 		for _, e := range j.Unwrap() {

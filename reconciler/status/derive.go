@@ -1,8 +1,6 @@
 package status
 
 import (
-	"strings"
-
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/plan"
@@ -163,9 +161,4 @@ func DeriveStates(r *reconciler.Report) PassOutcome {
 		}
 	}
 	return out
-}
-
-// oneLine joins the parts of a joined error with "; ".
-func oneLine(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }

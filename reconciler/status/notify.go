@@ -225,7 +225,7 @@ func (s *Store) passEvents(r *reconciler.Report) []Event {
 		e := Event{Region: region, Revision: r.Revision, At: now}
 		switch {
 		case rr.Problem() != nil:
-			e.Kind, e.Message = EventFailed, s.clean(oneLine(rr.Problem()))
+			e.Kind, e.Message = EventFailed, s.clean(reconciler.OneLine(rr.Problem()))
 		case len(rr.Unhealthy()) > 0:
 			var parts []string
 			for _, u := range rr.Unhealthy() {

@@ -257,7 +257,7 @@ func (s *Store) observeRegions(r *reconciler.Report, outcome PassOutcome, waveOf
 		switch {
 		case rr.Problem() != nil:
 			reg.State = "failed"
-			reg.Error = s.clean(oneLine(rr.Problem()))
+			reg.Error = s.clean(reconciler.OneLine(rr.Problem()))
 		case len(rr.Unhealthy()) > 0:
 			reg.State = "failed"
 			reg.Error = s.clean(unhealthySummary(rr.Unhealthy()))

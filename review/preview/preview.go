@@ -72,11 +72,7 @@ func (p *Preview) Err() error {
 	if len(p.RenderErrors) > 0 {
 		problems = append(problems, fmt.Sprintf("%d units failed to render", len(p.RenderErrors)))
 	}
-	for _, name := range slices.Sorted(maps.Keys(p.Regions)) {
-		if err := p.Regions[name].Err; err != nil {
-			problems = append(problems, name+": "+strings.ReplaceAll(err.Error(), "\n", "; "))
-		}
-	}
+	problems = append(problems, reconciler.RegionProblems(p.Regions, func(rp *RegionPreview) error { return rp.Err })...)
 	if len(problems) == 0 {
 		return nil
 	}
