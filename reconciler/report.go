@@ -200,7 +200,15 @@ func (rr *RegionReport) Unhealthy() []fleet.UnitID {
 // converged reports that the region applied its plan and every unit it waited
 // for became healthy.
 func (rr *RegionReport) converged() bool {
-	return rr.Problem() == nil && len(rr.Unhealthy()) == 0
+	if rr.Err != nil {
+		return false
+	}
+	for _, u := range rr.Units {
+		if u.Err != nil || u.HealthErr != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Err summarises a report's failures, or returns nil when the revision reached every
@@ -212,11 +220,12 @@ func (r *Report) Err() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Regions)) {
 		rr := r.Regions[name]
+		problem, unhealthy := rr.Problem(), rr.Unhealthy()
 		switch {
-		case rr.Problem() != nil:
-			problems = append(problems, name+": "+OneLine(rr.Problem()))
-		case len(rr.Unhealthy()) > 0:
-			problems = append(problems, fmt.Sprintf("%s: %d units not healthy", name, len(rr.Unhealthy())))
+		case problem != nil:
+			problems = append(problems, name+": "+OneLine(problem))
+		case len(unhealthy) > 0:
+			problems = append(problems, fmt.Sprintf("%s: %d units not healthy", name, len(unhealthy)))
 		case rr.Changes.Held != "":
 			problems = append(problems, name+": deletions held: "+rr.Changes.Held)
 		}
