@@ -223,12 +223,13 @@ func (s *Store) passEvents(r *reconciler.Report) []Event {
 			continue
 		}
 		e := Event{Region: region, Revision: r.Revision, At: now}
+		problem, unhealthy := rr.Problem(), rr.Unhealthy()
 		switch {
-		case rr.Problem() != nil:
-			e.Kind, e.Message = EventFailed, s.clean(reconciler.OneLine(rr.Problem()))
-		case len(rr.Unhealthy()) > 0:
+		case problem != nil:
+			e.Kind, e.Message = EventFailed, s.clean(reconciler.OneLine(problem))
+		case len(unhealthy) > 0:
 			var parts []string
-			for _, u := range rr.Unhealthy() {
+			for _, u := range unhealthy {
 				parts = append(parts, s.clean(rr.Units[u].HealthErr.Error()))
 			}
 			e.Kind, e.Message = EventFailed, "not healthy: "+strings.Join(parts, "; ")

@@ -254,13 +254,14 @@ func (s *Store) observeRegions(r *reconciler.Report, outcome PassOutcome, waveOf
 			reg.Changes = ""
 		}
 		reg.Error, reg.Held, reg.HeldDeletions = "", "", 0
+		problem, unhealthy := rr.Problem(), rr.Unhealthy()
 		switch {
-		case rr.Problem() != nil:
+		case problem != nil:
 			reg.State = "failed"
-			reg.Error = s.clean(reconciler.OneLine(rr.Problem()))
-		case len(rr.Unhealthy()) > 0:
+			reg.Error = s.clean(reconciler.OneLine(problem))
+		case len(unhealthy) > 0:
 			reg.State = "failed"
-			reg.Error = s.clean(unhealthySummary(rr.Unhealthy()))
+			reg.Error = s.clean(unhealthySummary(unhealthy))
 		case rr.Changes.Held != "":
 			reg.State = "held"
 		default:
