@@ -4,17 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 	testingclock "k8s.io/utils/clock/testing"
 
-	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
-	"meridian.dev/meridian/reconciler/apply"
-	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/sources"
@@ -24,7 +20,7 @@ import (
 // converge (fleet-example's secrets cannot be decrypted without keys, so units
 // fail to render) is retried with backoff: the n-th wait is between half and all
 // of RetryMin doubled n-1 times (equal jitter), never sooner and never later. No
-// region is started: the regions are empty in-memory write sides.
+// region is started: the regions are in-memory clusters (fakes_test.go).
 func TestRunRetriesOnItsClock(t *testing.T) {
 	dir, err := filepath.Abs("../fleet-example")
 	if err != nil {
@@ -40,15 +36,17 @@ func TestRunRetriesOnItsClock(t *testing.T) {
 	}
 	clock := testingclock.NewFakeClock(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
 	passes := make(chan *reconciler.Report, 10)
-	var reads atomic.Int32
+	events := &eventLog{}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- reconciler.Run(ctx, reconciler.RunOptions{
-			Poller:        &sources.Poller{Source: snapshotOf{dir}, Interval: time.Hour},
-			Renderer:      render.New(render.Options{Helm: charts}),
-			Kubeconfig:    kubeconfig,
-			NewCluster:    func(string, *rest.Config) (reconciler.Cluster, error) { return emptyRegion{&reads}, nil },
+			Poller:     &sources.Poller{Source: snapshotOf{dir}, Interval: time.Hour},
+			Renderer:   render.New(render.Options{Helm: charts}),
+			Kubeconfig: kubeconfig,
+			NewCluster: func(region string, _ *rest.Config) (reconciler.Cluster, error) {
+				return newFakeCluster(region, events), nil
+			},
 			RetryMin:      10 * time.Second,
 			RetryMax:      time.Minute,
 			DriftInterval: -1,
@@ -102,7 +100,7 @@ func TestRunRetriesOnItsClock(t *testing.T) {
 		clock.Step(wait/2 + time.Millisecond)
 		next()
 	}
-	if reads.Load() == 0 {
+	if len(events.lines(func(e event) bool { return e.verb == "inventories" })) == 0 {
 		t.Error("the passes never read the regions")
 	}
 }
@@ -113,22 +111,6 @@ type snapshotOf struct{ dir string }
 func (s snapshotOf) Fetch(context.Context) (*sources.Snapshot, error) {
 	return &sources.Snapshot{Dir: s.dir, Revision: "0123456789abcdef0123456789abcdef01234567", Commit: sources.Commit{Subject: "fleet-example"}}, nil
 }
-
-// emptyRegion is a region that holds nothing and takes every write.
-type emptyRegion struct{ reads *atomic.Int32 }
-
-func (e emptyRegion) Inventories(context.Context) ([]plan.Inventory, error) {
-	e.reads.Add(1)
-	return nil, nil
-}
-func (emptyRegion) Apply(context.Context, *render.Unit, *plan.Inventory) error { return nil }
-func (emptyRegion) Prune(context.Context, fleet.UnitID, []plan.ObjectRef, bool) error {
-	return nil
-}
-func (emptyRegion) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
-	return apply.Ready, nil
-}
-func (emptyRegion) Drift(context.Context, *render.Unit) ([]apply.Drift, error) { return nil, nil }
 
 // threeContexts is a kubeconfig with a context for each region of fleet-example;
 // the server is never contacted.

@@ -262,11 +262,7 @@ func every(units map[string][]string, action string, except map[string]string) m
 		}
 	}
 	for u, a := range except {
-		id, err := fleet.ParseUnitID(u)
-		if err != nil {
-			panic(err)
-		}
-		region := id.Region
+		region := mustUnit(u).Region
 		if _, ok := out[region][u]; !ok {
 			out[region][u] = a
 		}
@@ -391,10 +387,7 @@ func TestRun(t *testing.T) {
 		for region, list := range exampleUnits {
 			var want, got []string
 			for _, u := range list {
-				id, err := fleet.ParseUnitID(u)
-				if err != nil {
-					t.Fatal(err)
-				}
+				id := mustUnit(u)
 				if id.IsNamespace() {
 					continue
 				}
