@@ -64,7 +64,7 @@ func (r *Reconciler) CheckDrift(ctx context.Context, snap render.Snapshot) (*Dri
 	if err != nil {
 		return nil, err
 	}
-	regions := eachRegion(snap.Model, func(region string) *RegionDrift {
+	regions := eachRegion(regionNames(snap.Model), func(region string) *RegionDrift {
 		return r.drift(ctx, region, in)
 	})
 	return &DriftReport{Revision: snap.Revision, Regions: regions}, nil

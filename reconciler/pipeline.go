@@ -96,14 +96,13 @@ func (r *Reconciler) planRegion(ctx context.Context, region string, in *rendered
 	}, nil
 }
 
-// eachRegion runs fn for every region of the fleet side by side and collects what
-// it returns by region name.
-func eachRegion[T any](m *fleet.Model, fn func(region string) T) map[string]T {
-	out := make(map[string]T, len(m.Regions))
+// eachRegion runs fn for every region named side by side and collects what it
+// returns by region name.
+func eachRegion[T any](regions []string, fn func(region string) T) map[string]T {
+	out := make(map[string]T, len(regions))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, region := range m.Regions {
-		name := region.Metadata.Name
+	for _, name := range regions {
 		wg.Go(func() {
 			v := fn(name)
 			mu.Lock()
@@ -153,7 +152,7 @@ func (r *Reconciler) Plan(ctx context.Context, snap render.Snapshot, allowMassDe
 	if err != nil {
 		return nil, err
 	}
-	regions := eachRegion(snap.Model, func(region string) *RegionPlan {
+	regions := eachRegion(regionNames(snap.Model), func(region string) *RegionPlan {
 		rp, err := r.planRegion(ctx, region, in)
 		if err != nil {
 			return &RegionPlan{Err: err}

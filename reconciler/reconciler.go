@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -143,17 +144,9 @@ func (r *Reconciler) wave(ctx context.Context, wave Wave, in *rendered, report *
 	if report.Stopped != "" {
 		return WaveReport{Name: wave.Name, Regions: wave.Regions, Skipped: true}
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, region := range wave.Regions {
-		wg.Go(func() {
-			rr := r.region(ctx, region, in, withdrawn)
-			mu.Lock()
-			report.Regions[region] = rr
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	maps.Copy(report.Regions, eachRegion(wave.Regions, func(region string) *RegionReport {
+		return r.region(ctx, region, in, withdrawn)
+	}))
 	healthy := true
 	for _, region := range wave.Regions {
 		healthy = healthy && report.Regions[region].converged()
@@ -174,15 +167,20 @@ type Wave struct {
 // waves returns the fleet's rollout waves, or one wave of every region.
 func waves(m *fleet.Model) []Wave {
 	if len(m.Fleet.Spec.Waves) == 0 {
-		all := Wave{Name: "all"}
-		for _, r := range m.Regions {
-			all.Regions = append(all.Regions, r.Metadata.Name)
-		}
-		return []Wave{all}
+		return []Wave{{Name: "all", Regions: regionNames(m)}}
 	}
 	out := make([]Wave, len(m.Fleet.Spec.Waves))
 	for i, w := range m.Fleet.Spec.Waves {
 		out[i] = Wave{Name: w.Name, Regions: w.Regions}
 	}
 	return out
+}
+
+// regionNames lists the fleet's regions by name, in the model's order.
+func regionNames(m *fleet.Model) []string {
+	names := make([]string, len(m.Regions))
+	for i, r := range m.Regions {
+		names[i] = r.Metadata.Name
+	}
+	return names
 }
