@@ -3,6 +3,11 @@ package fleet
 // APIVersion is the only version of the fleet file format Meridian reads today.
 const APIVersion = "meridian.dev/v1alpha1"
 
+// SystemNamespace is the namespace Meridian keeps its own records in, in every region:
+// the inventories of what it applied. No tenant may be named after it, since a
+// tenant's name is its namespace in every region.
+const SystemNamespace = "meridian-system"
+
 // The kinds of fleet files, as written in their kind field.
 const (
 	KindFleet  = "Fleet"
