@@ -263,6 +263,12 @@ type TenantSpec struct {
 	// the fields Meridian applied: correct (the default) applies it again, report
 	// only counts and logs it. An app's own DriftPolicy overrides it.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// AdoptExisting lets Meridian take over objects of the tenant's namespace unit (the
+	// Namespace itself and its isolation objects) that already exist in a region but
+	// that Meridian did not create; without it such an object is refused. Adopted
+	// objects are released when the tenant leaves (Meridian's labels and fields
+	// removed), never deleted.
+	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
 }
 
 // Drift policies of TenantSpec.DriftPolicy and TenantApp.DriftPolicy.
@@ -285,6 +291,23 @@ func (t *Tenant) DriftPolicyOf(app string) string {
 		return t.Spec.DriftPolicy
 	}
 	return DriftCorrect
+}
+
+// AdoptsExisting reports whether a unit of the tenant may take over objects that exist
+// in a region but that Meridian did not create: an empty app is the tenant's namespace
+// unit (Spec.AdoptExisting), any other the tenant's app of that name (false when the
+// tenant runs no such app). An app does not inherit the tenant's setting: taking over
+// objects is decided for each set of objects on its own.
+func (t *Tenant) AdoptsExisting(app string) bool {
+	if app == "" {
+		return t.Spec.AdoptExisting
+	}
+	for _, a := range t.Spec.Apps {
+		if a.Name == app {
+			return a.AdoptExisting
+		}
+	}
+	return false
 }
 
 // Quota caps what a tenant's namespace may consume.
@@ -315,4 +338,9 @@ type TenantApp struct {
 	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
 	// DriftPolicy overrides the tenant's DriftPolicy for this app: correct or report.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// AdoptExisting lets Meridian take over objects of this app in the tenant's
+	// namespace that already exist in a region but that Meridian did not create;
+	// without it such an object is refused. Adopted objects are released when the app
+	// stops running there (Meridian's labels and fields removed), never deleted.
+	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
 }
