@@ -270,6 +270,8 @@ func FuzzHostnames(f *testing.F) {
 	f.Add("fleet..example.com", "trucking", "us-east-1", "web")
 	f.Add("fleet.example.com", "trucking", "us-east-1", "w\u0130b")
 	f.Add(strings.Repeat("a", 60)+"."+strings.Repeat("b", 60)+".com", strings.Repeat("t", 63), strings.Repeat("r", 56), "web")
+	f.Add("fleet.example.com", "kube-system", "us-east-1", "web")
+	f.Add("fleet.example.com", "ingress-nginx", "us-east-1", "web")
 	f.Fuzz(func(t *testing.T, zone, tenant, region, subdomain string) {
 		// The names as the fleet files hold them: JSON strings make invalid UTF-8 valid.
 		for _, s := range []*string{&zone, &tenant, &region, &subdomain} {
@@ -288,6 +290,11 @@ func FuzzHostnames(f *testing.F) {
 			want["fleet.yaml: spec.dns.zone"] = true
 		}
 		if !dnsLabel.MatchString(tenant) {
+			want["tenants/t.yaml: metadata.name"] = true
+		}
+		// A namespace Kubernetes, Meridian or the region's ingress controller (by
+		// default) owns is no tenant's name.
+		if tenant == "default" || strings.HasPrefix(tenant, "kube-") || tenant == "meridian-system" || tenant == "ingress-nginx" {
 			want["tenants/t.yaml: metadata.name"] = true
 		}
 		if !dnsLabel.MatchString(region) {

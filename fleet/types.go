@@ -58,6 +58,10 @@ type FleetSpec struct {
 	Safety Safety `yaml:"safety,omitempty"`
 	// Values are given to every placement of the fleet.
 	Values Values `yaml:"values,omitempty"`
+	// ReservedNamespaces are namespaces the platform owns, such as a service mesh's,
+	// that no tenant may be named after: a tenant's name is its namespace in every
+	// region. Each is a namespace name, or a prefix ending in * such as istio-*.
+	ReservedNamespaces []string `yaml:"reservedNamespaces,omitempty"`
 }
 
 // DNS names the public zone of the fleet.

@@ -166,6 +166,27 @@ func (l *loader) validateFleet(f *Fleet) {
 			}
 		}
 	}
+
+	for i, n := range spec.ReservedNamespaces {
+		if !validReservedNamespace(n) {
+			l.add(src.errorAt(fmt.Sprintf("spec.reservedNamespaces[%d]", i), "%q is neither a namespace name (a DNS-1123 label such as istio-system) nor a prefix of one ending in * (such as istio-*); write one of those", n))
+		}
+	}
+	l.noDuplicates(src, spec.ReservedNamespaces, listItem("spec.reservedNamespaces"))
+}
+
+// reservedPrefixPattern is the start of a DNS-1123 label, which may end in '-'.
+var reservedPrefixPattern = regexp.MustCompile(`^[a-z0-9][-a-z0-9]*$`)
+
+// validReservedNamespace reports whether an entry of spec.reservedNamespaces is a
+// namespace name or a prefix of one ending in *. The prefix is not empty: "*" alone
+// would reserve every name.
+func validReservedNamespace(entry string) bool {
+	prefix, isPrefix := strings.CutSuffix(entry, "*")
+	if !isPrefix {
+		return len(validation.IsDNS1123Label(entry)) == 0
+	}
+	return prefix != "" && len(prefix) <= validation.DNS1123LabelMaxLength && reservedPrefixPattern.MatchString(prefix)
 }
 
 // zoneProblem says why zone (with or without its trailing dot) cannot be the fleet's
@@ -283,6 +304,9 @@ func (l *loader) hasAnyFile(dir string, names []string) bool {
 
 func (l *loader) validateTenant(t *Tenant) {
 	src, spec := t.Source, t.Spec
+	if why := l.reservedName(t.Metadata.Name); why != "" {
+		l.add(src.errorAt("metadata.name", "tenant name %q is reserved: %s, and a tenant's name is its namespace in every region; choose another name (rename the file's metadata.name)", t.Metadata.Name, why))
+	}
 	if len(spec.Regions) == 0 {
 		l.add(src.errorAt("spec.regions", "tenant runs in no region; list at least one"))
 	}
@@ -324,6 +348,58 @@ func (l *loader) validateTenant(t *Tenant) {
 	}
 	if t.SecretsFile != "" {
 		l.validateSecrets(t, names)
+	}
+}
+
+// reservedName says why no tenant may be called name, or returns "": a tenant's name is
+// its namespace in every region, so it may not be a namespace that Kubernetes, Meridian,
+// a region's ingress controller or the platform (fleet.yaml's reservedNamespaces) owns.
+// A region's ingress namespace is refused for tenants that do not run in the region
+// too: that is the simplest rule and the safest, since the tenant may be added to the
+// region at any time.
+func (l *loader) reservedName(name string) string {
+	switch {
+	case name == "default" || strings.HasPrefix(name, "kube-"):
+		return "the namespace is owned by Kubernetes"
+	case name == SystemNamespace:
+		return "it is Meridian's own namespace, where it keeps its inventories"
+	}
+	var ingress []string // the files of the regions whose ingress controller runs in it
+	for _, r := range l.model.Regions {
+		switch r.Spec.IngressNamespace {
+		case name:
+			ingress = append(ingress, r.Source.Position("spec.ingressNamespace"))
+		case "":
+			if name == DefaultIngressNamespace {
+				ingress = append(ingress, r.Source.File+" (by default)")
+			}
+		}
+	}
+	if len(ingress) > 0 {
+		return "it is the ingress controller's namespace in " + joinPositions(ingress)
+	}
+	if f := l.model.Fleet; f != nil {
+		for i, entry := range f.Spec.ReservedNamespaces {
+			prefix, isPrefix := strings.CutSuffix(entry, "*")
+			if validReservedNamespace(entry) && (entry == name || (isPrefix && strings.HasPrefix(name, prefix))) {
+				return fmt.Sprintf("the platform owns the namespace (%s reserves %q)", f.Source.Position(fmt.Sprintf("spec.reservedNamespaces[%d]", i)), entry)
+			}
+		}
+	}
+	return ""
+}
+
+// joinPositions lists the positions of regions' files in a sentence, naming at most
+// three.
+func joinPositions(positions []string) string {
+	const named = 3
+	switch n := len(positions); {
+	case n == 1:
+		return positions[0]
+	case n > named:
+		return fmt.Sprintf("%s and %d other regions", strings.Join(positions[:named], ", "), n-named)
+	default:
+		return strings.Join(positions[:n-1], ", ") + " and " + positions[n-1]
 	}
 }
 
