@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/rest"
 
-	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/route53test"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler"
@@ -410,7 +409,7 @@ type recordingCluster struct {
 	events *events
 }
 
-func (r recordingCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
-	r.events.add("prune " + unit.String())
-	return r.Cluster.Prune(ctx, unit, objects, gone)
+func (r recordingCluster) Prune(ctx context.Context, ch plan.Change) error {
+	r.events.add("prune " + ch.Unit.String())
+	return r.Cluster.Prune(ctx, ch)
 }

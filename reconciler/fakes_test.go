@@ -231,7 +231,8 @@ func (c *fakeCluster) Apply(ctx context.Context, unit *render.Unit, prev *plan.I
 	return nil
 }
 
-func (c *fakeCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
+func (c *fakeCluster) Prune(ctx context.Context, ch plan.Change) error {
+	unit, objects, gone := ch.Unit, slices.Concat(ch.Delete, ch.Release), ch.Action == plan.Prune
 	refs := make([]string, len(objects))
 	for i, r := range objects {
 		refs[i] = r.String()

@@ -308,6 +308,16 @@ func TestRunOnceWaves(t *testing.T) {
 		stopped: stopped("canary"),
 		verbs:   map[string][]string{"eu-west-2": {"inventories", "apply"}},
 	}, {
+		// An object the API server refuses to delete, for good, must not wedge the
+		// fleet: its unit fails and is retried, the revision goes on.
+		name: "a prune refused in the first wave does not stop the revision",
+		fault: func(w *world) {
+			w.clusters["eu-west-2"].leave("trucking/eu-west-2/portal", "ConfigMap/portal-old")
+			w.clusters["eu-west-2"].failPrune("trucking/eu-west-2/portal", errProtected("ConfigMap/trucking/portal-old"))
+		},
+		waves: waves(true, true, true),
+		verbs: map[string][]string{"eu-west-2": {"inventories", "apply", "prune", "wait"}, "us-east-1": full, "ap-northeast-2": full},
+	}, {
 		name: "a unit of the first wave still progressing at the health timeout stops the revision",
 		fault: func(w *world) {
 			w.clusters["eu-west-2"].reportHealth("charging/eu-west-2/portal", apply.Progressing, errNotReady)
@@ -489,7 +499,9 @@ func TestRunOncePruneGating(t *testing.T) {
 		after:  standard.failing("trucking/us-east-1/worker"),
 		held:   map[string]string{"eu-west-2": "an earlier step failed, and nothing is deleted because something failed"},
 	}, {
-		name:   "a namespace stays while a placement in it failed to prune",
+		// The failed prune does not stop the revision at the canary wave: the
+		// next wave's deletions go ahead.
+		name:   "a namespace stays while a placement in it failed to prune, and later waves go on",
 		before: standard,
 		after:  withoutCharging,
 		allow:  true,
@@ -500,6 +512,9 @@ func TestRunOncePruneGating(t *testing.T) {
 		prunes: []string{
 			"eu-west-2 prune charging/eu-west-2/worker (gone): ConfigMap/charging/worker Deployment/charging/worker",
 			"eu-west-2 prune charging/eu-west-2/portal (gone): ConfigMap/charging/portal Deployment/charging/portal",
+			"us-east-1 prune charging/us-east-1/worker (gone): ConfigMap/charging/worker Deployment/charging/worker",
+			"us-east-1 prune charging/us-east-1/portal (gone): ConfigMap/charging/portal Deployment/charging/portal",
+			"us-east-1 prune charging/us-east-1 (gone): Namespace/charging",
 		},
 	}}
 	for _, tt := range tests {
@@ -884,18 +899,38 @@ func TestRunOnceUnitResults(t *testing.T) {
 		step:    reconciler.StepApply,
 		cause:   errDenied,
 	}, {
-		name:   "a prune failure is that unit's error, and the region's other deletions are carried out",
+		// A prune takes nothing away from what runs: the region still waits for
+		// health, so the revision can go on to the next wave.
+		name:   "a prune failure is that unit's error, and the region's other deletions and health wait are carried out",
 		before: withLeftover.set("charging/eu-west-2/worker", "ConfigMap/worker ConfigMap/worker-old Deployment/worker"),
 		after:  standard,
 		fault:  func(w *world) { w.clusters["eu-west-2"].failPrune("trucking/eu-west-2/portal", refused) },
-		outcomes: failedInEU(map[string]outcome{
-			"charging/eu-west-2/worker": {Action: "update", Pruned: true, Health: "unknown"},
-			"trucking/eu-west-2/portal": {Action: "update", Health: "unknown", Err: "trucking/eu-west-2/portal: prune: " + refused.Error()},
-		}),
+		outcomes: map[string]outcome{
+			"charging/eu-west-2":        {Action: "unchanged", Health: "healthy"},
+			"charging/eu-west-2/portal": {Action: "unchanged", Health: "healthy"},
+			"charging/eu-west-2/worker": {Action: "update", Pruned: true, Health: "healthy"},
+			"trucking/eu-west-2":        {Action: "unchanged", Health: "healthy"},
+			"trucking/eu-west-2/portal": {Action: "update", Health: "healthy", Err: "trucking/eu-west-2/portal: prune: " + refused.Error()},
+			"trucking/eu-west-2/worker": {Action: "unchanged", Health: "healthy"},
+		},
 		applied: []string{"charging/eu-west-2/worker", "trucking/eu-west-2/portal"},
 		failed:  "trucking/eu-west-2/portal",
 		step:    reconciler.StepPrune,
 		cause:   refused,
+	}, {
+		name:   "a placement whose namespace unit failed is not applied",
+		before: standard,
+		after:  portalV2.set("trucking/eu-west-2", "Namespace/trucking=v2"),
+		fault:  func(w *world) { w.clusters["eu-west-2"].failApply("trucking/eu-west-2", errDenied) },
+		outcomes: failedInEU(map[string]outcome{
+			"charging/eu-west-2/portal": {Action: "update", Health: "unknown"},
+			"trucking/eu-west-2":        {Action: "update", Health: "unknown", Err: "trucking/eu-west-2: " + errDenied.Error()},
+			"trucking/eu-west-2/portal": {Action: "update", Health: "unknown", Err: "trucking/eu-west-2/portal: not applied: its namespace unit trucking/eu-west-2 failed; it is applied once that unit is"},
+		}),
+		applied: []string{"charging/eu-west-2/portal", "trucking/eu-west-2"},
+		failed:  "trucking/eu-west-2",
+		step:    reconciler.StepApply,
+		cause:   errDenied,
 	}, {
 		name:   "each unit waited for says how healthy it is and why",
 		before: standard,

@@ -24,9 +24,11 @@ type Cluster interface {
 	// Apply applies a unit's objects and records them in the unit's inventory, next
 	// to the objects prev recorded: nothing is deleted here.
 	Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) error
-	// Prune deletes objects of a unit and takes them out of its inventory; gone says
-	// the unit itself left the fleet, so its inventory goes too.
-	Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error
+	// Prune carries out a change's deletions: it deletes the objects of ch.Delete,
+	// releases the adopted objects of ch.Release, and takes them out of the unit's
+	// inventory; when the unit itself left the fleet (plan.Prune), its inventory
+	// goes too.
+	Prune(ctx context.Context, ch plan.Change) error
 	// Wait waits until the unit's objects are healthy, and says why they are not
 	// when it gives up, with the state it last read (meaningless when
 	// apply.HealthUnknown says the objects could not be read).

@@ -39,10 +39,11 @@ func (r *Reconciler) region(ctx context.Context, region string, in *rendered, wi
 		return rr
 	}
 	if r.gatePrune(rr, withdrawn) {
+		// A prune that fails (the API server refuses a deletion, for good or for
+		// now) fails its unit, which is retried with backoff; it takes nothing
+		// away from what runs, so the region still waits for health, and the
+		// revision still goes on to later waves.
 		r.prune(ctx, rp, rr, in)
-		if rr.Failed() {
-			return rr
-		}
 	}
 	r.waitHealthy(ctx, rp, rr, applied, in)
 	return rr
@@ -52,8 +53,9 @@ func (r *Reconciler) region(ctx context.Context, region string, in *rendered, wi
 // units (a placement is applied as the service account its namespace unit
 // creates), then the placements, applyConcurrency at a time — a unit's apply is a
 // dozen requests one after another, and one unit at a time left the region idle.
-// It records each failure in rr and returns the units to wait for: those applied
-// and those unchanged.
+// A placement whose namespace unit failed is not applied: its namespace may not be
+// the tenant's. It records each failure in rr and returns the units to wait for:
+// those applied and those unchanged.
 func (r *Reconciler) applyUnits(ctx context.Context, rp *regionPlan, rr *RegionReport, in *rendered) []*render.Unit {
 	var namespaces, placements []plan.Change
 	for _, ch := range rp.changes.Changes {
@@ -72,6 +74,11 @@ func (r *Reconciler) applyUnits(ctx context.Context, rp *regionPlan, rr *RegionR
 			u := rp.units[ch.Unit]
 			switch ch.Action {
 			case plan.Create, plan.Update:
+				ns := fleet.NamespaceUnit(ch.Unit.Tenant, ch.Unit.Region)
+				if nsResult := rr.Units[ns]; !ch.Unit.IsNamespace() && nsResult != nil && nsResult.Err != nil {
+					rr.Units[ch.Unit].Err = &UnitError{Unit: ch.Unit, Step: StepApply, Err: &NamespaceFailedError{Namespace: ns}}
+					continue
+				}
 				sem <- struct{}{}
 				wg.Go(func() {
 					defer func() { <-sem }()
@@ -120,10 +127,10 @@ func (r *Reconciler) prune(ctx context.Context, rp *regionPlan, rr *RegionReport
 		}
 		for i := len(changes) - 1; i >= 0; i-- {
 			ch := changes[i]
-			if len(ch.Delete) == 0 || ch.Unit.IsNamespace() != namespaces {
+			if len(ch.Delete)+len(ch.Release) == 0 || ch.Unit.IsNamespace() != namespaces {
 				continue
 			}
-			if err := rp.cluster.Prune(ctx, ch.Unit, ch.Delete, ch.Action == plan.Prune); err != nil {
+			if err := rp.cluster.Prune(ctx, ch); err != nil {
 				rr.Units[ch.Unit].Err = &UnitError{Unit: ch.Unit, Step: StepPrune, Err: in.redact.Error(err)}
 				continue
 			}

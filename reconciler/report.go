@@ -198,17 +198,44 @@ func (rr *RegionReport) Unhealthy() []fleet.UnitID {
 }
 
 // converged reports that the region applied its plan and every unit it waited
-// for became healthy.
+// for became healthy: the revision may go on to the next wave. A failed prune does
+// not count against it: what runs is what the revision says, and an object the API
+// server refuses to delete must not hold the rest of the fleet (see settled).
 func (rr *RegionReport) converged() bool {
 	if rr.Err != nil {
 		return false
 	}
 	for _, u := range rr.Units {
-		if u.Err != nil || u.HealthErr != nil {
+		if (u.Err != nil && !isPruneError(u.Err)) || u.HealthErr != nil {
 			return false
 		}
 	}
 	return true
+}
+
+// settled reports that the region converged and nothing failed, prunes included:
+// a pass that did not settle is retried with backoff.
+func (rr *RegionReport) settled() bool {
+	return rr.converged() && !rr.Failed()
+}
+
+// isPruneError reports whether a unit's error is that of its prune step.
+func isPruneError(err error) bool {
+	var ue *UnitError
+	return errors.As(err, &ue) && ue.Step == StepPrune
+}
+
+// NamespaceFailedError is why a placement was not applied: its tenant's namespace
+// unit failed in the same pass, so the namespace may be missing, or not the
+// tenant's.
+type NamespaceFailedError struct {
+	// Namespace is the namespace unit that failed.
+	Namespace fleet.UnitID
+}
+
+// Error says what the placement waits for.
+func (e *NamespaceFailedError) Error() string {
+	return "not applied: its namespace unit " + e.Namespace.String() + " failed; it is applied once that unit is"
 }
 
 // Err summarises a report's failures, or returns nil when the revision reached every
@@ -251,7 +278,7 @@ func (r *Report) needsRetry() bool {
 		return true
 	}
 	for _, rr := range r.Regions {
-		if !rr.converged() {
+		if !rr.settled() {
 			return true
 		}
 	}

@@ -485,11 +485,11 @@ func (c ownedCluster) Apply(ctx context.Context, u *render.Unit, prev *plan.Inve
 	return c.Cluster.Apply(ctx, u, prev)
 }
 
-func (c ownedCluster) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
-	if err := c.unit(unit); err != nil {
+func (c ownedCluster) Prune(ctx context.Context, ch plan.Change) error {
+	if err := c.unit(ch.Unit); err != nil {
 		return err
 	}
-	return c.Cluster.Prune(ctx, unit, objects, gone)
+	return c.Cluster.Prune(ctx, ch)
 }
 
 // passContext returns the context of one pass: not canceled with ctx, but given
@@ -648,7 +648,7 @@ func (u unreachable) Inventories(context.Context) ([]plan.Inventory, error) { re
 func (u unreachable) Apply(context.Context, *render.Unit, *plan.Inventory) error {
 	return u.err
 }
-func (u unreachable) Prune(context.Context, fleet.UnitID, []plan.ObjectRef, bool) error {
+func (u unreachable) Prune(context.Context, plan.Change) error {
 	return u.err
 }
 func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {

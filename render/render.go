@@ -93,6 +93,10 @@ type Unit struct {
 	Digest string
 	// Cached reports that the objects came from the render cache.
 	Cached bool
+	// AdoptExisting says the fleet lets the unit take over objects that exist in
+	// the region but that Meridian did not create (fleet's adoptExisting); without
+	// it applying such an object is refused.
+	AdoptExisting bool
 }
 
 // ID names the unit.
@@ -212,7 +216,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 			// placements: a new commit that does not change the namespace leaves it alone.
 			digest := digestObjects(objects)
 			label(objects, fleet.NamespaceUnit(t.Metadata.Name, regionName), snap.Revision)
-			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest})
+			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest, AdoptExisting: t.AdoptsExisting("")})
 		}
 	}
 
@@ -466,7 +470,8 @@ func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructur
 		out[i] = withOwnMetadata(o)
 	}
 	label(out, p.ID(), run.snap.Revision)
-	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached}
+	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached,
+		AdoptExisting: p.Tenant.AdoptsExisting(p.App.Metadata.Name)}
 }
 
 // withOwnMetadata returns a copy of o whose top level and metadata are its own, for

@@ -30,6 +30,9 @@ const (
 	Configured Action = "configured"
 	// Unchanged means the object already was as rendered: nothing was written.
 	Unchanged Action = "unchanged"
+	// Adopted means the object existed, Meridian had not created it, and the fleet
+	// asked to take it over (adoptExisting): it was written and recorded as adopted.
+	Adopted Action = "adopted"
 )
 
 // ObjectResult is what an apply did to one object.
@@ -68,14 +71,14 @@ func (r Result) Count(a Action) int {
 
 // Changed reports that the apply wrote any object.
 func (r Result) Changed() bool {
-	return r.Count(Created)+r.Count(Configured) > 0
+	return r.Count(Created)+r.Count(Adopted)+r.Count(Configured) > 0
 }
 
 // String summarises the result in one line for logs:
 // "trucking/us-east-1/web: 1 created, 2 unchanged; 1 left over".
 func (r Result) String() string {
 	var parts []string
-	for _, a := range []Action{Created, Configured, Unchanged} {
+	for _, a := range []Action{Created, Adopted, Configured, Unchanged} {
 		if n := r.Count(a); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}
@@ -111,7 +114,7 @@ func (r Result) String() string {
 //
 // A failure is an *Error naming the object (or the unit), transient or permanent.
 // Objects applied before the failure stay, and stay recorded.
-func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (Result, error) {
+func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (result Result, err error) {
 	id := unit.ID()
 	if prev != nil && prev.Unit != id {
 		return Result{}, fmt.Errorf("%s: the previous inventory given is that of %s", id, prev.Unit)
@@ -127,27 +130,37 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	if err := normalize.UnstructuredList(objects); err != nil {
 		return Result{}, &Error{Object: id.String(), Op: "apply failed", Err: err}
 	}
-	result := Result{
-		Unit:      id,
-		Inventory: plan.Inventory{Unit: id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs},
+	self, tenant, tw, err := a.split(id, objects)
+	if err != nil {
+		return Result{}, &Error{Object: id.String(), Op: "apply failed", Err: err}
+	}
+	// Nothing is written before every object the unit would take over is known
+	// to be its own, or one the fleet asked it to adopt.
+	adopting, err := a.claim(ctx, unit, prev)
+	if err != nil {
+		return Result{}, err
 	}
 
 	var old plan.Inventory
 	if prev != nil {
 		old = *prev
 	}
+	adopted, _ := unionRefs(old.Adopted, adopting)
+	result = Result{
+		Unit:      id,
+		Inventory: plan.Inventory{Unit: id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs, Adopted: within(adopted, refs)},
+	}
 	union, added := unionRefs(old.Objects, refs)
 	if prev == nil || added {
-		intent := plan.Inventory{Unit: id, Digest: old.Digest, Revision: old.Revision, Objects: union}
+		// Adoptions are recorded before the objects are written: killed in
+		// between, the next daemon still knows them as adopted, not created.
+		intent := plan.Inventory{Unit: id, Digest: old.Digest, Revision: old.Revision, Objects: union, Adopted: adopted}
 		if err := a.opts.Inventory.Put(ctx, intent); err != nil {
 			return result, &Error{Object: id.String(), Op: "record inventory before applying", Err: err, Transient: transient(err)}
 		}
 	}
+	defer markAdopted(&result, adopting)
 
-	self, tenant, tw, err := a.split(id, objects)
-	if err != nil {
-		return result, &Error{Object: id.String(), Op: "apply failed", Err: err}
-	}
 	// A unit applied for the first time has nothing to compare with.
 	if prev == nil && a.create(ctx, self, tenant, tw, &result) {
 		return a.record(ctx, old, prev, union, refs, result)
@@ -179,6 +192,8 @@ func (a *Applier) record(ctx context.Context, old plan.Inventory, prev *plan.Inv
 	recorded := result.Inventory
 	if len(result.Leftover) > 0 {
 		recorded.Objects = union
+		recorded.Adopted = within(old.Adopted, union)
+		recorded.Adopted, _ = unionRefs(recorded.Adopted, result.Inventory.Adopted)
 	}
 	if prev == nil || !sameInventory(*prev, recorded) {
 		if err := a.opts.Inventory.Put(ctx, recorded); err != nil {
@@ -301,5 +316,25 @@ func leftover(old, cur []plan.ObjectRef) []plan.ObjectRef {
 
 // sameInventory reports whether recording b over a would change nothing.
 func sameInventory(a, b plan.Inventory) bool {
-	return a.Unit == b.Unit && a.Digest == b.Digest && a.Revision == b.Revision && slices.Equal(a.Objects, b.Objects)
+	return a.Unit == b.Unit && a.Digest == b.Digest && a.Revision == b.Revision && slices.Equal(a.Objects, b.Objects) && slices.Equal(a.Adopted, b.Adopted)
+}
+
+// within returns the refs of some that are among all.
+func within(some, all []plan.ObjectRef) []plan.ObjectRef {
+	var out []plan.ObjectRef
+	for _, r := range some {
+		if slices.ContainsFunc(all, func(a plan.ObjectRef) bool { return plan.SameObject(a, r) }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// markAdopted reports the objects this apply adopted as Adopted.
+func markAdopted(result *Result, adopting []plan.ObjectRef) {
+	for i, o := range result.Objects {
+		if slices.ContainsFunc(adopting, func(a plan.ObjectRef) bool { return plan.SameObject(a, o.Object) }) {
+			result.Objects[i].Action = Adopted
+		}
+	}
 }

@@ -110,15 +110,23 @@ func TestRegion(t *testing.T) {
 			}
 			objects += len(u.Objects)
 		}
-		// A unit's first apply writes each object once, with nothing to compare:
-		// no dry run, no read of the object.
+		// A unit's first apply reads each object once, to refuse any that someone
+		// else made, and writes it once, with nothing to compare: no dry run.
 		if n := w.takeDryRuns(); n != 0 {
 			t.Errorf("the first applies of %d objects made %d dry runs, want 0", objects, n)
 		}
+		reads := 0
 		for path, n := range w.takeReads() {
-			if strings.Contains(path, "/namespaces/") && !strings.Contains(path, "/namespaces/meridian-system/") { // not the inventories
-				t.Errorf("the first applies read %s %d times, want no object read", path, n)
+			if strings.Contains(path, "/namespaces/meridian-system/") { // the inventories
+				continue
 			}
+			reads += n
+			if n != 1 {
+				t.Errorf("the first applies read %s %d times, want once", path, n)
+			}
+		}
+		if reads != objects {
+			t.Errorf("the first applies of %d objects read %d objects, want each once", objects, reads)
 		}
 		// Namespaces and cluster roles come first in a unit, whatever their place.
 		trucking := fleet.NamespaceUnit("trucking", "us-east-1")
@@ -263,7 +271,7 @@ func TestRegion(t *testing.T) {
 			}
 		}
 		logs.take()
-		if err := applier.Region().Prune(ctx, after.ID(), res.Leftover, false); err != nil {
+		if err := applier.Region().Prune(ctx, plan.Change{Unit: after.ID(), Action: plan.Update, Delete: res.Leftover}); err != nil {
 			t.Fatal(err)
 		}
 		got := map[string]bool{}
@@ -287,7 +295,7 @@ func TestRegion(t *testing.T) {
 			t.Errorf("pruning a deleted object: %v", err)
 		}
 		// A unit that leaves the fleet: its objects, then its inventory.
-		if err := applier.Region().Prune(ctx, after.ID(), refs[:1], true); err != nil {
+		if err := applier.Region().Prune(ctx, plan.Change{Unit: after.ID(), Action: plan.Prune, Delete: refs[:1]}); err != nil {
 			t.Fatal(err)
 		}
 		if exists(t, refs[0]) || recorded(t, after.ID()) != nil {

@@ -2,9 +2,10 @@ package apply
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"time"
 
-	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -37,24 +38,28 @@ func (r *Region) Apply(ctx context.Context, unit *render.Unit, prev *plan.Invent
 	return nil
 }
 
-// Prune deletes objects of a unit that are still Meridian's (see Applier.Prune) and,
-// once every one is gone or left to its new owner, takes them out of the unit's
-// inventory — or, when gone says the unit left the fleet, deletes its inventory.
-// After a failure the inventory is left as it was, so the next pass tries again.
-func (r *Region) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
-	if err := r.applier.Prune(ctx, unit, objects); err != nil {
+// Prune carries out a change's deletions: it deletes the objects of ch.Delete that
+// are still Meridian's (see Applier.Prune), releases the adopted ones of
+// ch.Release (see Applier.Release) and, once every one is gone, released or left
+// to its new owner, takes them out of the unit's inventory — or, when the unit left
+// the fleet (plan.Prune), deletes its inventory. After a failure the inventory is
+// left as it was, so the next pass tries again.
+func (r *Region) Prune(ctx context.Context, ch plan.Change) error {
+	if err := errors.Join(r.applier.Prune(ctx, ch.Unit, ch.Delete), r.applier.Release(ctx, ch.Unit, ch.Release)); err != nil {
 		return err
 	}
 	inv := r.applier.opts.Inventory
-	if gone {
-		return inv.Delete(ctx, unit)
+	if ch.Action == plan.Prune {
+		return inv.Delete(ctx, ch.Unit)
 	}
-	cur, err := inv.Get(ctx, unit)
+	cur, err := inv.Get(ctx, ch.Unit)
 	if err != nil || cur == nil {
 		return err
 	}
+	done := slices.Concat(ch.Delete, ch.Release)
 	next := *cur
-	next.Objects = leftover(cur.Objects, objects)
+	next.Objects = leftover(cur.Objects, done)
+	next.Adopted = leftover(cur.Adopted, done)
 	if len(next.Objects) == len(cur.Objects) {
 		return nil
 	}

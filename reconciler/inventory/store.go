@@ -27,7 +27,7 @@ import (
 // Where and how inventories are kept in a region's cluster.
 const (
 	// Namespace is the namespace that holds the inventory ConfigMaps.
-	Namespace = "meridian-system"
+	Namespace = fleet.SystemNamespace
 	// LabelInventory marks an inventory ConfigMap; its value is the format version.
 	LabelInventory = "meridian.dev/inventory"
 	// FormatV1 is the only format this Meridian reads and writes.

@@ -55,7 +55,23 @@ type Inventory struct {
 	Revision string `json:"revision"`
 	// Objects are every object applied for the unit.
 	Objects []ObjectRef `json:"objects"`
+	// Adopted are the objects of Objects that existed before Meridian first applied
+	// them, taken over because the fleet asked for it (adoptExisting). When they
+	// leave the unit they are released, never deleted.
+	Adopted []ObjectRef `json:"adopted,omitempty"`
 }
+
+// IsAdopted reports whether the inventory records ref as adopted.
+func (inv *Inventory) IsAdopted(ref ObjectRef) bool {
+	if inv == nil {
+		return false
+	}
+	return slices.ContainsFunc(inv.Adopted, func(a ObjectRef) bool { return a.key() == ref.key() })
+}
+
+// SameObject reports whether a and b name the same object, whatever their API
+// versions.
+func SameObject(a, b ObjectRef) bool { return a.key() == b.key() }
 
 // Desired is one rendered unit this region should have.
 type Desired struct {
@@ -111,9 +127,13 @@ type Change struct {
 	Desired *Desired
 	// Applied is the unit's inventory, when the region has one.
 	Applied *Inventory
-	// Delete lists the objects that leave the cluster: all of an inventory for Prune,
-	// the objects no longer rendered for Update.
+	// Delete lists the objects Meridian created that leave the cluster: all of an
+	// inventory for Prune, the objects no longer rendered for Update and Unchanged.
 	Delete []ObjectRef
+	// Release lists the objects that leave the unit but that Meridian adopted
+	// (Inventory.Adopted): they stay in the cluster, without Meridian's labels and
+	// fields.
+	Release []ObjectRef
 }
 
 // Limits are the safety limits of a region's pass.
@@ -149,6 +169,15 @@ func (c ChangeSet) Deletions() int {
 	return n
 }
 
+// Releases counts the adopted objects the change set releases.
+func (c ChangeSet) Releases() int {
+	n := 0
+	for _, ch := range c.Changes {
+		n += len(ch.Release)
+	}
+	return n
+}
+
 // Count returns how many units get action a.
 func (c ChangeSet) Count(a Action) int {
 	n := 0
@@ -166,7 +195,7 @@ func (c ChangeSet) Empty() bool {
 		if ch.Action != Unchanged && ch.Action != Keep {
 			return false
 		}
-		if len(ch.Delete) > 0 {
+		if len(ch.Delete)+len(ch.Release) > 0 {
 			return false
 		}
 	}
@@ -184,6 +213,9 @@ func (c ChangeSet) String() string {
 	s := c.Region + ": " + strings.Join(parts, ", ")
 	if d := c.Deletions(); d > 0 {
 		s += fmt.Sprintf("; %d objects to delete", d)
+	}
+	if n := c.Releases(); n > 0 {
+		s += fmt.Sprintf("; %d adopted objects to release", n)
 	}
 	if c.Held != "" {
 		s += "; deletions held: " + c.Held
@@ -214,10 +246,10 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 			// Objects of an earlier revision whose pruning was held or interrupted
 			// are still in the inventory: they leave now.
 			ch.Action = Unchanged
-			ch.Delete = leftBehind(a.Objects, d.Objects)
+			ch.Delete, ch.Release = a.split(leftBehind(a.Objects, d.Objects))
 		default:
 			ch.Action = Update
-			ch.Delete = leftBehind(a.Objects, d.Objects)
+			ch.Delete, ch.Release = a.split(leftBehind(a.Objects, d.Objects))
 		}
 		cs.Changes = append(cs.Changes, ch)
 	}
@@ -233,8 +265,10 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		if wanted[a.Unit] {
 			continue
 		}
-		cs.Changes = append(cs.Changes, Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit], Delete: slices.Clone(a.Objects)})
-		if a.Unit.IsNamespace() {
+		ch := Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit]}
+		ch.Delete, ch.Release = a.split(a.Objects)
+		cs.Changes = append(cs.Changes, ch)
+		if a.Unit.IsNamespace() && slices.ContainsFunc(ch.Delete, isNamespace) {
 			namespaceDeleted = a.Unit
 		}
 	}
@@ -254,6 +288,22 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 	}
 	return cs
 }
+
+// split sorts objects leaving the unit into those Meridian created, which are
+// deleted, and those it adopted, which are released.
+func (inv *Inventory) split(refs []ObjectRef) (del, release []ObjectRef) {
+	for _, r := range refs {
+		if inv.IsAdopted(r) {
+			release = append(release, r)
+		} else {
+			del = append(del, r)
+		}
+	}
+	return del, release
+}
+
+// isNamespace reports whether ref names a Namespace.
+func isNamespace(ref ObjectRef) bool { return ref.Group == "" && ref.Kind == "Namespace" }
 
 // leftBehind returns the applied objects that are no longer rendered.
 func leftBehind(applied []ObjectRef, rendered []*unstructured.Unstructured) []ObjectRef {

@@ -156,13 +156,13 @@ func (r recorder) Apply(ctx context.Context, u *render.Unit, prev *plan.Inventor
 	return r.Cluster.Apply(ctx, u, prev)
 }
 
-func (r recorder) Prune(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef, gone bool) error {
+func (r recorder) Prune(ctx context.Context, ch plan.Change) error {
 	if r.dead.Load() {
 		return errKilled
 	}
-	e := r.writes.begin(r.replica, unit)
+	e := r.writes.begin(r.replica, ch.Unit)
 	defer r.writes.end(e)
-	return r.Cluster.Prune(ctx, unit, objects, gone)
+	return r.Cluster.Prune(ctx, ch)
 }
 
 func (r recorder) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
