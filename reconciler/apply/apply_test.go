@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func TestRegion(t *testing.T) {
 		}
 		reads := 0
 		for path, n := range w.takeReads() {
-			if strings.Contains(path, "/namespaces/meridian-system/") { // the inventories
+			if !strings.Contains(path, "/namespaces/") || strings.Contains(path, "/namespaces/meridian-system/") { // not the inventories
 				continue
 			}
 			reads += n
@@ -538,6 +539,142 @@ func TestRegion(t *testing.T) {
 		}
 		if got, want := h.String(), "Failed: ConfigMap/logistics-eu/never-applied: NotFound: the object does not exist"; got != want {
 			t.Errorf("health = %q, want %q", got, want)
+		}
+	})
+
+	// payments is a namespace another team made before the fleet named a tenant
+	// after it: a ConfigMap and a Deployment of theirs, and a label.
+	payments := func(t *testing.T, name string) (foreign []plan.ObjectRef) {
+		t.Helper()
+		ns := object("v1", "Namespace", "", name, nil)
+		ns.SetLabels(map[string]string{"team": "payments"})
+		for _, u := range []*unstructured.Unstructured{ns, configMap(name, "ledger", map[string]any{"k": "v"}), deployment(name, "ledger", 1, nil)} {
+			if err := admin.Create(ctx, u, client.FieldOwner("payments-team")); err != nil {
+				t.Fatal(err)
+			}
+			foreign = append(foreign, plan.RefOf(u))
+		}
+		return foreign
+	}
+	// namespaceUnit is a tenant's namespace unit as render makes it, in short: the
+	// Namespace with a Pod Security label, and the tenant's ServiceAccount.
+	namespaceUnit := func(tenant string, adopt bool) *render.Unit {
+		ns := object("v1", "Namespace", "", tenant, nil)
+		ns.SetLabels(map[string]string{"pod-security.kubernetes.io/enforce": "baseline"})
+		u := unit(tenant, "", ns, object("v1", "ServiceAccount", tenant, render.TenantServiceAccount, nil))
+		u.AdoptExisting = adopt
+		return u
+	}
+
+	t.Run("an object someone else made is refused, and nothing of the unit is written", func(t *testing.T) {
+		foreign := payments(t, "payments")
+		before := map[string]*unstructured.Unstructured{}
+		for _, r := range foreign {
+			before[r.String()] = live(t, r)
+		}
+		u := namespaceUnit("payments", false)
+		w.take()
+		_, err := applier.Apply(ctx, u, nil)
+		want := "payments/us-east-1: refused: Namespace/payments (field managers: payments-team): it exists and Meridian did not create it, " +
+			"so nothing of the unit was written; delete or rename it in the cluster, or set adoptExisting: true in the spec of tenant payments to take it over"
+		if diff := cmp.Diff(want, errString(err)); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+		var refused *apply.RefusedError
+		if !errors.As(err, &refused) || apply.IsTransient(err) {
+			t.Errorf("error %#v: want a permanent *apply.RefusedError", err)
+		}
+		if got := w.take(); len(got) != 0 {
+			t.Errorf("a refused unit wrote:\n%s", strings.Join(got, "\n"))
+		}
+		for _, r := range foreign {
+			got := live(t, r)
+			if !cmp.Equal(got.GetLabels(), before[r.String()].GetLabels()) {
+				t.Errorf("%s labels changed: %v, were %v", r, got.GetLabels(), before[r.String()].GetLabels())
+			}
+			for _, m := range got.GetManagedFields() {
+				if m.Manager == apply.FieldManager {
+					t.Errorf("%s has fields of Meridian's: %+v", r, m)
+				}
+			}
+		}
+		if exists(t, refsOf(u)[1]) || recorded(t, u.ID()) != nil {
+			t.Errorf("the refused unit left its ServiceAccount (%t) or an inventory (%v)", exists(t, refsOf(u)[1]), recorded(t, u.ID()))
+		}
+	})
+
+	t.Run("adoptExisting takes a namespace over; leaving the fleet releases it, with what Meridian did not create", func(t *testing.T) {
+		foreign := payments(t, "payments-adopted")
+		u := namespaceUnit("payments-adopted", true)
+		res := applyOK(t, u, nil)
+		wantActions := map[string]apply.Action{"Namespace/payments-adopted": apply.Adopted, "ServiceAccount/payments-adopted/meridian-tenant": apply.Created}
+		if diff := cmp.Diff(wantActions, actions(res)); diff != "" {
+			t.Errorf("actions (-want +got):\n%s", diff)
+		}
+		inv := recorded(t, u.ID())
+		if inv == nil || !cmp.Equal(inv.Adopted, refsOf(u)[:1]) {
+			t.Fatalf("inventory %+v: want the Namespace recorded as adopted", inv)
+		}
+		if got := live(t, foreign[0]).GetLabels(); got[render.LabelTenant] != "payments-adopted" || got["team"] != "payments" {
+			t.Errorf("adopted namespace labels %v: want Meridian's beside the team's", got)
+		}
+		// Re-applying keeps the adoption on record.
+		applyOK(t, u, inv)
+		if inv := recorded(t, u.ID()); inv == nil || len(inv.Adopted) != 1 {
+			t.Errorf("inventory after re-applying %+v: want the Namespace still adopted", inv)
+		}
+
+		// The tenant leaves the fleet.
+		cs := plan.Calculate(region, nil, []plan.Inventory{*recorded(t, u.ID())}, nil, plan.Limits{AllowMassDeletion: true})
+		ch := cs.Changes[0]
+		if got := fmt.Sprint(ch.Action, ch.Delete, ch.Release); got != "prune [ServiceAccount/payments-adopted/meridian-tenant] [Namespace/payments-adopted]" {
+			t.Errorf("change %s: want the ServiceAccount deleted and the Namespace released", got)
+		}
+		logs.take()
+		if err := applier.Region().Prune(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		ns := live(t, foreign[0])
+		if ns.GetDeletionTimestamp() != nil {
+			t.Fatalf("the adopted namespace is being deleted")
+		}
+		if diff := cmp.Diff(map[string]string{"team": "payments", "kubernetes.io/metadata.name": "payments-adopted"}, ns.GetLabels()); diff != "" {
+			t.Errorf("released namespace labels (-want +got):\n%s", diff)
+		}
+		if a := ns.GetAnnotations(); len(a) != 0 {
+			t.Errorf("released namespace annotations %v, want none", a)
+		}
+		for _, m := range ns.GetManagedFields() {
+			if m.Manager == apply.FieldManager {
+				t.Errorf("released namespace still has Meridian's managed fields: %+v", m)
+			}
+		}
+		for _, r := range foreign[1:] {
+			if got := live(t, r); got.GetDeletionTimestamp() != nil {
+				t.Errorf("%s is being deleted", r)
+			}
+		}
+		if exists(t, refsOf(u)[1]) || recorded(t, u.ID()) != nil {
+			t.Errorf("after the release: ServiceAccount exists=%t, inventory %v; want neither", exists(t, refsOf(u)[1]), recorded(t, u.ID()))
+		}
+		if got := logs.take(); !strings.Contains(got, `msg="released: adopted, so left in place without Meridian's labels" unit=payments-adopted/us-east-1 object=Namespace/payments-adopted`) {
+			t.Errorf("log:\n%s\nwant the release", got)
+		}
+	})
+
+	t.Run("an object of another unit is never adopted", func(t *testing.T) {
+		first := unit("logistics-eu", "claim-a", configMap("logistics-eu", "shared", map[string]any{"k": "a"}))
+		applyOK(t, first, nil)
+		second := unit("logistics-eu", "claim-b", configMap("logistics-eu", "shared", map[string]any{"k": "b"}))
+		second.AdoptExisting = true
+		_, err := applier.Apply(ctx, second, nil)
+		want := "logistics-eu/us-east-1/claim-b: refused: ConfigMap/logistics-eu/shared (Meridian's, for unit logistics-eu/us-east-1/claim-a; field managers: meridian): " +
+			"it exists and Meridian did not create it, so nothing of the unit was written; one object cannot belong to two units: rename it in one of them"
+		if diff := cmp.Diff(want, errString(err)); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+		if got, _, _ := unstructured.NestedString(live(t, refsOf(first)[0]).Object, "data", "k"); got != "a" {
+			t.Errorf("the first unit's ConfigMap holds %q, want a", got)
 		}
 	})
 

@@ -95,7 +95,8 @@ func (e *RefusedError) adoptField() string {
 // unit's inventory (nil for none), does not record them: objects Meridian would
 // take over by applying. It reads each object prev lacks, as the user that would
 // write it; an object whose kind the region does not know yet (its CRD comes with
-// the unit) does not exist.
+// the unit) does not exist, and one the tenant may not read is left to the API
+// server to refuse when it is written.
 func (a *Applier) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]Existing, error) {
 	id := unit.ID()
 	var out []Existing
@@ -112,6 +113,10 @@ func (a *Applier) Existing(ctx context.Context, unit *render.Unit, prev *plan.In
 		err = w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
 		switch {
 		case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+			continue
+		case w.tenant && apierrors.IsForbidden(err):
+			// The tenant may not read it, so it may not write it either: the
+			// API server refuses the apply, and says why.
 			continue
 		case err != nil:
 			return nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err, Transient: transient(err)}
