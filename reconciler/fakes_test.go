@@ -284,6 +284,12 @@ func (c *fakeCluster) Drift(ctx context.Context, unit *render.Unit) ([]apply.Dri
 	return nil, nil
 }
 
+// Existing finds nothing: in this world, only Meridian makes objects.
+func (c *fakeCluster) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]apply.Existing, error) {
+	c.log.add(c.region, "existing", unit.ID().String())
+	return nil, nil
+}
+
 // fakeRenderer returns a fixed result.
 type fakeRenderer struct {
 	res *render.Result

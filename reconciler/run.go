@@ -654,6 +654,9 @@ func (u unreachable) Prune(context.Context, plan.Change) error {
 func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
 	return "", u.err
 }
+func (u unreachable) Existing(context.Context, *render.Unit, *plan.Inventory) ([]apply.Existing, error) {
+	return nil, u.err
+}
 func (u unreachable) Drift(context.Context, *render.Unit) ([]apply.Drift, error) {
 	return nil, u.err
 }

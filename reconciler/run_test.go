@@ -3,6 +3,7 @@ package reconciler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -888,6 +889,197 @@ func TestRun(t *testing.T) {
 			if diff := cmp.Diff("trucking/portal: replicas=2 ready=2 available=True", available(f.deployment(t, region, "trucking", "portal"))); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", region, diff)
 			}
+		}
+	})
+
+	t.Run("a tenant named like a namespace another team made is refused, adopted only when asked, and released on removal", func(t *testing.T) {
+		ctx := t.Context()
+		admin, err := client.New(f.tb.Region("eu-west-2").Config, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The other team's namespace, with a ConfigMap and a Deployment of theirs.
+		ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "payments", "labels": map[string]any{"team": "payments"}}}}
+		ledger := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "ledger", "namespace": "payments"}, "data": map[string]any{"k": "v"}}}
+		dep := f.deployment(t, "eu-west-2", "trucking", "portal").DeepCopy()
+		worker := &appsv1.Deployment{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			ObjectMeta: metav1.ObjectMeta{Name: "settlement", Namespace: "payments", Labels: map[string]string{"app": "settlement"}},
+			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "settlement"}}, Template: dep.Spec.Template},
+		}
+		worker.Spec.Template.Labels = map[string]string{"app": "settlement"}
+		for _, o := range []client.Object{ns, ledger, worker} {
+			if err := admin.Create(ctx, o, client.FieldOwner("payments-team")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		foreign := []plan.ObjectRef{
+			{Version: "v1", Kind: "Namespace", Name: "payments"},
+			{Version: "v1", Kind: "ConfigMap", Namespace: "payments", Name: "ledger"},
+			{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "payments", Name: "settlement"},
+		}
+		labels := map[string]map[string]string{}
+		for _, r := range foreign {
+			labels[r.String()] = live(t, f.tb.Region("eu-west-2").Config, r).GetLabels()
+		}
+		// untouched checks that the other team's objects are as they made them.
+		untouched := func(t *testing.T) {
+			t.Helper()
+			for _, r := range foreign {
+				u := live(t, f.tb.Region("eu-west-2").Config, r)
+				if u == nil || u.GetDeletionTimestamp() != nil {
+					t.Errorf("%s is gone or going", r)
+					continue
+				}
+				if diff := cmp.Diff(labels[r.String()], u.GetLabels()); diff != "" {
+					t.Errorf("%s labels (-want +got):\n%s", r, diff)
+				}
+				for _, m := range u.GetManagedFields() {
+					if m.Manager == apply.FieldManager {
+						t.Errorf("%s holds fields of Meridian's", r)
+					}
+				}
+			}
+		}
+
+		tenant := "apiVersion: meridian.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: payments\nspec:\n  regions: [eu-west-2]\n  apps:\n    - name: api\n"
+		f.push(t, "payments", map[string]string{"tenants/payments.yaml": tenant})
+		report, err := f.once(t)
+		if err == nil || report == nil {
+			t.Fatalf("pass: %v; want the payments tenant refused", err)
+		}
+		rr := report.Regions["eu-west-2"]
+		var refused *apply.RefusedError
+		if err := rr.Units[mustUnit("payments/eu-west-2")].Err; !errors.As(err, &refused) || refused.Objects[0].Object.String() != "Namespace/payments" {
+			t.Errorf("payments/eu-west-2: %v; want the Namespace refused", err)
+		}
+		var nsFailed *reconciler.NamespaceFailedError
+		if err := rr.Units[mustUnit("payments/eu-west-2/api")].Err; !errors.As(err, &nsFailed) {
+			t.Errorf("payments/eu-west-2/api: %v; want it not applied for its namespace", err)
+		}
+		untouched(t)
+		if _, ok := f.inventories(t)["eu-west-2"]["payments/eu-west-2"]; ok {
+			t.Errorf("the refused unit has an inventory")
+		}
+
+		f.push(t, "payments adopts its namespace", map[string]string{"tenants/payments.yaml": replace(t, tenant, "  regions: [eu-west-2]\n", "  regions: [eu-west-2]\n  adoptExisting: true\n")})
+		if _, err := f.once(t); err != nil {
+			t.Fatal(err)
+		}
+		inv := f.inventories(t)["eu-west-2"]["payments/eu-west-2"]
+		if diff := cmp.Diff(foreign[:1], inv.Adopted); diff != "" {
+			t.Errorf("adopted (-want +got):\n%s", diff)
+		}
+		if got := live(t, f.tb.Region("eu-west-2").Config, foreign[0]).GetLabels()[render.LabelTenant]; got != "payments" {
+			t.Errorf("the adopted namespace's tenant label is %q", got)
+		}
+
+		f.push(t, "remove payments\n\n"+reconciler.AllowMassDeletionTrailer+": true", map[string]string{"tenants/payments.yaml": ""})
+		if _, err := f.once(t); err != nil {
+			t.Fatal(err)
+		}
+		untouched(t)
+		for unit := range f.inventories(t)["eu-west-2"] {
+			if strings.HasPrefix(unit, "payments/") {
+				t.Errorf("%s still has an inventory", unit)
+			}
+		}
+		if api := live(t, f.tb.Region("eu-west-2").Config, plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "payments", Name: "api"}); api != nil && api.GetDeletionTimestamp() == nil {
+			t.Errorf("Deployment/payments/api, which Meridian created, is still there")
+		}
+	})
+
+	t.Run("a prune the API server refuses for good leaves later revisions rolling out", func(t *testing.T) {
+		ctx := t.Context()
+		admin, err := client.New(f.tb.Region("eu-west-2").Config, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The platform protects logistics-eu's Deployments from deletion in the
+		// canary region.
+		policy := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+			"metadata": map[string]any{"name": "protect-logistics"},
+			"spec": map[string]any{
+				"failurePolicy": "Fail",
+				"matchConstraints": map[string]any{"resourceRules": []any{map[string]any{
+					"apiGroups": []any{"apps"}, "apiVersions": []any{"v1"}, "operations": []any{"DELETE"}, "resources": []any{"deployments"},
+				}}},
+				"validations": []any{map[string]any{"expression": "oldObject.metadata.namespace != 'logistics-eu'", "message": "logistics-eu's Deployments are protected", "reason": "Forbidden"}},
+			},
+		}}
+		binding := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+			"metadata": map[string]any{"name": "protect-logistics"},
+			"spec":     map[string]any{"policyName": "protect-logistics", "validationActions": []any{"Deny"}},
+		}}
+		for _, o := range []client.Object{policy, binding} {
+			if err := admin.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Policies take effect once the API server has loaded them; a dry-run
+		// deletion of a Deployment that exists goes through admission.
+		probe := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "logistics-eu"}}
+		for {
+			err := admin.Delete(ctx, probe, client.DryRunAll)
+			if apierrors.IsForbidden(err) {
+				break
+			}
+			if err != nil || ctx.Err() != nil {
+				t.Fatalf("waiting for the policy to take effect: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+
+		logistics := file(t, "tenants/logistics-eu.yaml")
+		withoutAPI := replace(t, logistics, "    - name: api\n      regions: [eu-west-2]           # the API serves EU customers and stays in the EU\n", "")
+		f.push(t, "logistics-eu: no API", map[string]string{"tenants/logistics-eu.yaml": withoutAPI})
+		report, err := f.once(t)
+		if err == nil || report == nil {
+			t.Fatalf("pass: %v; want the refused prune reported", err)
+		}
+		if report.Stopped != "" {
+			t.Errorf("the revision stopped: %s", report.Stopped)
+		}
+		apiUnit := mustUnit("logistics-eu/eu-west-2/api")
+		var ue *reconciler.UnitError
+		if err := report.Regions["eu-west-2"].Units[apiUnit].Err; !errors.As(err, &ue) || ue.Step != reconciler.StepPrune || !strings.Contains(err.Error(), "logistics-eu's Deployments are protected") {
+			t.Errorf("%s: %v; want its prune refused with the policy's reason", apiUnit, err)
+		}
+
+		// A later revision still reaches the later waves.
+		trucking := replace(t, file(t, "tenants/trucking.yaml"), "          replicas: 1\n", "          replicas: 3\n")
+		f.push(t, "trucking: three portal replicas", map[string]string{"tenants/trucking.yaml": replace(t, trucking, "      values:\n        replicas: 3\n", "      values:\n        replicas: 4\n")})
+		report, err = f.once(t)
+		if err == nil || report == nil || report.Stopped != "" {
+			t.Fatalf("pass: %v; want only the refused prune reported", err)
+		}
+		for _, region := range []string{"us-east-1", "eu-west-2"} {
+			if got := *f.deployment(t, region, "trucking", "portal").Spec.Replicas; got != 4 {
+				t.Errorf("%s: trucking/portal has %d replicas, want the later revision's 4", region, got)
+			}
+		}
+
+		// Lifted, the prune goes through on the next pass.
+		if err := admin.Delete(ctx, binding); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := admin.Delete(ctx, probe, client.DryRunAll)
+			if err == nil {
+				break
+			}
+			if !apierrors.IsForbidden(err) || ctx.Err() != nil {
+				t.Fatalf("the policy's binding is deleted, yet: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if _, err := f.once(t); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.inventories(t)["eu-west-2"][apiUnit.String()]; ok {
+			t.Errorf("%s still has an inventory", apiUnit)
 		}
 	})
 }

@@ -188,7 +188,9 @@ func planJSON(p *preview.Preview) any {
 		Unit    string   `json:"unit"`
 		Action  string   `json:"action"`
 		Objects []string `json:"objects,omitempty"`
+		Adopt   []string `json:"adopt,omitempty"`
 		Delete  []string `json:"delete,omitempty"`
+		Release []string `json:"release,omitempty"`
 	}
 	type region struct {
 		Name    string `json:"name"`
@@ -217,8 +219,14 @@ func planJSON(p *preview.Preview) any {
 			for _, d := range rp.Live[ch.Unit] {
 				u.Objects = append(u.Objects, d.String())
 			}
+			for _, ref := range rp.Adopt[ch.Unit] {
+				u.Adopt = append(u.Adopt, ref.String())
+			}
 			for _, ref := range ch.Delete {
 				u.Delete = append(u.Delete, ref.String())
+			}
+			for _, ref := range ch.Release {
+				u.Release = append(u.Release, ref.String())
 			}
 			r.Units = append(r.Units, u)
 		}

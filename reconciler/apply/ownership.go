@@ -142,14 +142,24 @@ func existing(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
 	return e
 }
 
-// claim decides what a unit may take over before anything of it is written: it
-// returns the objects it adopts (the fleet asked for it) or a *RefusedError when it
-// would take over an object Meridian did not create for it without being asked,
-// or one that another unit owns.
+// claim decides what a unit may take over before anything of it is written (see
+// Claim).
 func (a *Applier) claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
 	found, err := a.Existing(ctx, unit, prev)
-	if err != nil || len(found) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	return Claim(unit, found)
+}
+
+// Claim decides what a unit may do with the objects Existing found: it returns
+// those it adopts, because the fleet asks for it (adoptExisting), or an *Error
+// wrapping a *RefusedError when it would take over any object without being asked,
+// or one that another unit owns. Apply refuses such a unit before writing anything
+// of it; meridian plan shows the same refusal.
+func Claim(unit *render.Unit, found []Existing) ([]plan.ObjectRef, error) {
+	if len(found) == 0 {
+		return nil, nil
 	}
 	id := unit.ID()
 	var refused []Existing

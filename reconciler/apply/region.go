@@ -78,6 +78,12 @@ func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Durat
 	return h.State, err
 }
 
+// Existing lists the objects of unit that exist in the region but that prev does
+// not record (see Applier.Existing).
+func (r *Region) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]Existing, error) {
+	return r.applier.Existing(ctx, unit, prev)
+}
+
 // Drift lists the unit's objects whose live state differs from what Meridian
 // applied (see Applier.Drift).
 func (r *Region) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {

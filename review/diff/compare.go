@@ -107,13 +107,13 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 	out := []Unit{}
 	for _, id := range ids {
 		s := byID[id.ID()]
-		u := Unit{ID: id.ID(), Tenant: id.Tenant, Region: id.Region, App: id.App, Change: Changed}
+		u := Unit{ID: id.ID(), Tenant: id.Tenant, Region: id.Region, App: id.App, Change: Changed, Adopt: adoptChange(s.base.raw, s.head.raw)}
 		switch {
 		case s.base.raw == nil:
 			u.Change = Added
 		case s.head.raw == nil:
 			u.Change = Removed
-		case s.base.raw.Digest == s.head.raw.Digest:
+		case s.base.raw.Digest == s.head.raw.Digest && u.Adopt == "":
 			continue // equal digests mean equal objects
 		}
 		var objects sides[[]*unstructured.Unstructured]
@@ -127,11 +127,24 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 		if u.Objects, err = r.compareObjects(objects, shown); err != nil {
 			return nil, fmt.Errorf("%s: %w", u.ID, err)
 		}
-		if len(u.Objects) > 0 {
+		if len(u.Objects) > 0 || u.Adopt != "" {
 			out = append(out, u)
 		}
 	}
 	return out, nil
+}
+
+// adoptChange says whether the head starts (Added) or stops (Removed) letting a
+// unit adopt what exists, or neither; a nil side has no such unit.
+func adoptChange(base, head *render.Unit) Change {
+	before, after := base != nil && base.AdoptExisting, head != nil && head.AdoptExisting
+	switch {
+	case after && !before:
+		return Added
+	case before && !after && head != nil:
+		return Removed
+	}
+	return ""
 }
 
 // compareObjects compares the objects of one unit: raw to decide what changed,

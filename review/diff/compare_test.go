@@ -176,3 +176,63 @@ func assertNoValue(t *testing.T, r *Report, values ...string) {
 		}
 	}
 }
+
+// TestCompareAdoption: a revision that lets a unit adopt what exists, or stops it,
+// shows, even when the unit renders the same objects.
+func TestCompareAdoption(t *testing.T) {
+	cm := object("ConfigMap", "portal", map[string]any{"data": map[string]any{"mode": "fast"}})
+	adopting := func(u *render.Unit) *render.Unit { u.AdoptExisting = true; return u }
+	tests := []struct {
+		name       string
+		base, head Revision
+		want       map[string]Change // unit → Adopt
+		line       string            // in the text form
+	}{{
+		name: "a new unit that adopts",
+		base: side("r1"),
+		head: side("r2", adopting(unit("portal", "d1", cm))),
+		want: map[string]Change{"trucking/eu-west-2/portal": Added},
+		line: "  + adoptExisting: objects of the unit that exist in a region and that Meridian did not create are taken over, and released (never deleted) when the unit leaves\n",
+	}, {
+		name: "adoption asked for on an unchanged unit",
+		base: side("r1", unit("portal", "d1", cm)),
+		head: side("r2", adopting(unit("portal", "d1", cm))),
+		want: map[string]Change{"trucking/eu-west-2/portal": Added},
+	}, {
+		name: "adoption no longer asked for",
+		base: side("r1", adopting(unit("portal", "d1", cm))),
+		head: side("r2", unit("portal", "d1", cm)),
+		want: map[string]Change{"trucking/eu-west-2/portal": Removed},
+		line: "  - adoptExisting removed: an object of the unit that exists and that Meridian did not create is refused\n",
+	}, {
+		name: "a unit that keeps adopting and does not change is not shown",
+		base: side("r1", adopting(unit("portal", "d1", cm))),
+		head: side("r2", adopting(unit("portal", "d1", cm))),
+		want: map[string]Change{},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Compare(tt.base, tt.head, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]Change{}
+			for _, u := range r.Units {
+				got[u.ID.String()] = u.Adopt
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("adoption (-want +got):\n%s", diff)
+			}
+			if r.Changed != (len(tt.want) > 0) {
+				t.Errorf("Changed = %v", r.Changed)
+			}
+			var b strings.Builder
+			if err := Text(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tt.line) {
+				t.Errorf("text:\n%s\nwant the line %q", b.String(), tt.line)
+			}
+		})
+	}
+}

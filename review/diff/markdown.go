@@ -118,6 +118,9 @@ func markdown(r *Report, limit int) string {
 		for _, u := range t.units {
 			var unit strings.Builder
 			fmt.Fprintf(&unit, "\n#### `%s`: %s\n\n", unitName(u), u.Change)
+			if u.Adopt != "" {
+				fmt.Fprintf(&unit, "- %s\n", adoptLine(u.Adopt))
+			}
 			for _, o := range u.Objects {
 				fmt.Fprintf(&unit, "- `%s`: %s\n", o.Ref, o.Change)
 				for _, k := range o.SecretKeys {

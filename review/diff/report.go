@@ -81,6 +81,10 @@ type Unit struct {
 	// Objects are the objects that differ, ordered by API group, kind, namespace
 	// and name.
 	Objects []Object `json:"objects"`
+	// Adopt is Added when the head lets the unit take over objects that exist in
+	// a region but that Meridian did not create (adoptExisting) and the base did
+	// not (or had no such unit), Removed when the head stops it, empty otherwise.
+	Adopt Change `json:"adoptExisting,omitempty"`
 }
 
 // Object is one object that differs.

@@ -93,6 +93,14 @@ func orNone(s string) string {
 	return s
 }
 
+// adoptLine says what a change of adoptExisting does.
+func adoptLine(c Change) string {
+	if c == Added {
+		return "adoptExisting: objects of the unit that exist in a region and that Meridian did not create are taken over, and released (never deleted) when the unit leaves"
+	}
+	return "adoptExisting removed: an object of the unit that exists and that Meridian did not create is refused"
+}
+
 // objectNote is what a changed object shows instead of a diff when only redacted
 // values changed.
 const objectNote = "only redacted values changed"
@@ -119,6 +127,9 @@ func Text(w io.Writer, r *Report) error {
 	}
 	for _, u := range r.Units {
 		fmt.Fprintf(&b, "\n%s %s: %s\n", marker(u.Change), unitName(u), u.Change)
+		if u.Adopt != "" {
+			fmt.Fprintf(&b, "  %s %s\n", marker(u.Adopt), adoptLine(u.Adopt))
+		}
 		for _, o := range u.Objects {
 			fmt.Fprintf(&b, "  %s %s\n", marker(o.Change), o.Ref)
 			for _, k := range o.SecretKeys {

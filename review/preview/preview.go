@@ -43,8 +43,13 @@ type RegionPreview struct {
 	// (fields by path, never values) or create. For a unit the revision leaves
 	// unchanged, that is drift.
 	Live map[fleet.UnitID][]apply.Drift
+	// Adopt maps each unit the revision creates or updates to the objects it would
+	// take over because the fleet asks for it (adoptExisting): they exist in the
+	// region, and Meridian did not create them.
+	Adopt map[fleet.UnitID][]plan.ObjectRef
 	// Err is why the region could not be read, or every unit that could not be
-	// dry-run joined (each a *reconciler.UnitError), or nil.
+	// dry-run or that applying would refuse (an object it would take over exists
+	// and Meridian did not create it) joined, each a *reconciler.UnitError; or nil.
 	Err error
 }
 
@@ -53,7 +58,7 @@ type RegionPreview struct {
 func (p *Preview) Changed() bool {
 	for _, rp := range p.Regions {
 		for _, ch := range rp.Changes.Changes {
-			if ch.Action != plan.Unchanged || len(ch.Delete) > 0 {
+			if ch.Action != plan.Unchanged || len(ch.Delete)+len(ch.Release) > 0 {
 				return true
 			}
 		}
@@ -102,15 +107,25 @@ func Run(ctx context.Context, r *reconciler.Reconciler, snap render.Snapshot, al
 	return p, nil
 }
 
-// dryRun dry-runs every unit of a region's plan that the region already holds.
+// dryRun dry-runs every unit of a region's plan that the region already holds,
+// and finds what the units it creates or updates would adopt or be refused.
 func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Redactor) *RegionPreview {
-	out := &RegionPreview{Changes: rp.Changes, Live: map[fleet.UnitID][]apply.Drift{}, Err: rp.Err}
+	out := &RegionPreview{Changes: rp.Changes, Live: map[fleet.UnitID][]apply.Drift{}, Adopt: map[fleet.UnitID][]plan.ObjectRef{}, Err: rp.Err}
 	if rp.Err != nil {
 		return out
 	}
 	var errs []error
 	for _, ch := range rp.Changes.Changes {
 		u := rp.Unit(ch.Unit)
+		if u != nil && (ch.Action == plan.Create || ch.Action == plan.Update) {
+			adopt, err := claim(ctx, rp, u, ch.Applied)
+			if err != nil {
+				errs = append(errs, &reconciler.UnitError{Unit: ch.Unit, Step: reconciler.StepApply, Err: redact.Error(err)})
+			}
+			if len(adopt) > 0 {
+				out.Adopt[ch.Unit] = adopt
+			}
+		}
 		if u == nil || ch.Action == plan.Create {
 			// A new unit's objects are all created, and its tenant's service
 			// account may not exist yet to dry-run them as.
@@ -126,6 +141,16 @@ func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Reda
 	}
 	out.Err = errors.Join(errs...)
 	return out
+}
+
+// claim finds what applying u would take over: the objects it adopts, or the
+// refusal the pass would meet.
+func claim(ctx context.Context, rp *reconciler.RegionPlan, u *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
+	found, err := rp.Cluster().Existing(ctx, u, prev)
+	if err != nil {
+		return nil, err
+	}
+	return apply.Claim(u, found)
 }
 
 // WriteText writes the preview for people: per region its plan, each unit that
@@ -145,7 +170,7 @@ func (p *Preview) WriteText(w io.Writer) error {
 		}
 		for _, ch := range rp.Changes.Changes {
 			live := rp.Live[ch.Unit]
-			if ch.Action == plan.Unchanged && len(live) == 0 && len(ch.Delete) == 0 {
+			if ch.Action == plan.Unchanged && len(live) == 0 && len(ch.Delete)+len(ch.Release) == 0 {
 				continue
 			}
 			action := ch.Action.String()
@@ -156,8 +181,14 @@ func (p *Preview) WriteText(w io.Writer) error {
 			for _, d := range live {
 				fmt.Fprintf(&b, "      %s\n", d.String())
 			}
+			for _, ref := range rp.Adopt[ch.Unit] {
+				fmt.Fprintf(&b, "      %s: adopt (it exists and Meridian did not create it)\n", ref.String())
+			}
 			for _, ref := range ch.Delete {
 				fmt.Fprintf(&b, "      %s: delete\n", ref.String())
+			}
+			for _, ref := range ch.Release {
+				fmt.Fprintf(&b, "      %s: release (adopted: left in place, without Meridian's labels)\n", ref.String())
 			}
 		}
 		if rp.Changes.Held != "" {
