@@ -995,23 +995,23 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The platform protects logistics-eu's Deployments from deletion in the
+		// The platform protects trucking's worker Deployment from deletion in the
 		// canary region.
 		policy := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-			"metadata": map[string]any{"name": "protect-logistics"},
+			"metadata": map[string]any{"name": "protect-worker"},
 			"spec": map[string]any{
 				"failurePolicy": "Fail",
 				"matchConstraints": map[string]any{"resourceRules": []any{map[string]any{
 					"apiGroups": []any{"apps"}, "apiVersions": []any{"v1"}, "operations": []any{"DELETE"}, "resources": []any{"deployments"},
 				}}},
-				"validations": []any{map[string]any{"expression": "oldObject.metadata.namespace != 'logistics-eu'", "message": "logistics-eu's Deployments are protected", "reason": "Forbidden"}},
+				"validations": []any{map[string]any{"expression": "!(oldObject.metadata.namespace == 'trucking' && oldObject.metadata.name == 'worker')", "message": "trucking's worker is protected", "reason": "Forbidden"}},
 			},
 		}}
 		binding := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-			"metadata": map[string]any{"name": "protect-logistics"},
-			"spec":     map[string]any{"policyName": "protect-logistics", "validationActions": []any{"Deny"}},
+			"metadata": map[string]any{"name": "protect-worker"},
+			"spec":     map[string]any{"policyName": "protect-worker", "validationActions": []any{"Deny"}},
 		}}
 		for _, o := range []client.Object{policy, binding} {
 			if err := admin.Create(ctx, o); err != nil {
@@ -1020,7 +1020,7 @@ func TestRun(t *testing.T) {
 		}
 		// Policies take effect once the API server has loaded them; a dry-run
 		// deletion of a Deployment that exists goes through admission.
-		probe := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "logistics-eu"}}
+		probe := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: "trucking"}}
 		for {
 			err := admin.Delete(ctx, probe, client.DryRunAll)
 			if apierrors.IsForbidden(err) {
@@ -1032,9 +1032,9 @@ func TestRun(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 
-		logistics := file(t, "tenants/logistics-eu.yaml")
-		withoutAPI := replace(t, logistics, "    - name: api\n      regions: [eu-west-2]           # the API serves EU customers and stays in the EU\n", "")
-		f.push(t, "logistics-eu: no API", map[string]string{"tenants/logistics-eu.yaml": withoutAPI})
+		trucking := file(t, "tenants/trucking.yaml")
+		withoutWorker := trucking[:strings.Index(trucking, "    - name: worker\n")]
+		f.push(t, "trucking: no worker\n\n"+reconciler.AllowMassDeletionTrailer+": true", map[string]string{"tenants/trucking.yaml": withoutWorker})
 		report, err := f.once(t)
 		if err == nil || report == nil {
 			t.Fatalf("pass: %v; want the refused prune reported", err)
@@ -1042,15 +1042,20 @@ func TestRun(t *testing.T) {
 		if report.Stopped != "" {
 			t.Errorf("the revision stopped: %s", report.Stopped)
 		}
-		apiUnit := mustUnit("logistics-eu/eu-west-2/api")
+		workerUnit := mustUnit("trucking/eu-west-2/worker")
 		var ue *reconciler.UnitError
-		if err := report.Regions["eu-west-2"].Units[apiUnit].Err; !errors.As(err, &ue) || ue.Step != reconciler.StepPrune || !strings.Contains(err.Error(), "logistics-eu's Deployments are protected") {
-			t.Errorf("%s: %v; want its prune refused with the policy's reason", apiUnit, err)
+		if err := report.Regions["eu-west-2"].Units[workerUnit].Err; !errors.As(err, &ue) || ue.Step != reconciler.StepPrune || !strings.Contains(err.Error(), "trucking's worker is protected") {
+			t.Errorf("%s: %v; want its prune refused with the policy's reason", workerUnit, err)
+		}
+		// The later wave removed the worker.
+		for _, region := range []string{"us-east-1", "ap-northeast-2"} {
+			if _, ok := f.inventories(t)[region]["trucking/"+region+"/worker"]; ok {
+				t.Errorf("%s: the worker was not pruned", region)
+			}
 		}
 
 		// A later revision still reaches the later waves.
-		trucking := replace(t, file(t, "tenants/trucking.yaml"), "          replicas: 1\n", "          replicas: 3\n")
-		f.push(t, "trucking: three portal replicas", map[string]string{"tenants/trucking.yaml": replace(t, trucking, "      values:\n        replicas: 3\n", "      values:\n        replicas: 4\n")})
+		f.push(t, "trucking: four portal replicas", map[string]string{"tenants/trucking.yaml": replace(t, withoutWorker, "      values:\n        replicas: 3\n", "      values:\n        replicas: 4\n")})
 		report, err = f.once(t)
 		if err == nil || report == nil || report.Stopped != "" {
 			t.Fatalf("pass: %v; want only the refused prune reported", err)
@@ -1078,8 +1083,8 @@ func TestRun(t *testing.T) {
 		if _, err := f.once(t); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := f.inventories(t)["eu-west-2"][apiUnit.String()]; ok {
-			t.Errorf("%s still has an inventory", apiUnit)
+		if _, ok := f.inventories(t)["eu-west-2"][workerUnit.String()]; ok {
+			t.Errorf("%s still has an inventory", workerUnit)
 		}
 	})
 }
