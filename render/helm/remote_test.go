@@ -310,7 +310,10 @@ func TestRemoteHTTPRefusals(t *testing.T) {
 
 func TestRemoteHTTPCredentialsGoOnlyToTheRepositoryHost(t *testing.T) {
 	elsewhere := newChartRepo(t, repoChart{name: "podinfo", version: "6.7.0"})
-	cr := newChartRepo(t, repoChart{name: "podinfo", version: "6.7.0", url: elsewhere.srv.URL + "/charts/podinfo-6.7.0.tgz"})
+	// The index lists the digest of the archive elsewhere serves: packaging the
+	// chart again, a second later, makes other bytes.
+	sum := sha256.Sum256(elsewhere.archives["/charts/podinfo-6.7.0.tgz"])
+	cr := newChartRepo(t, repoChart{name: "podinfo", version: "6.7.0", url: elsewhere.srv.URL + "/charts/podinfo-6.7.0.tgz", indexDigest: hex.EncodeToString(sum[:])})
 	cr.auth = "reader:s3cret"
 	host := strings.TrimPrefix(cr.srv.URL, "http://")
 	r := newRenderer(t, Options{Credentials: map[string]Credential{host: {Username: "reader", Password: "s3cret"}}})
