@@ -252,3 +252,18 @@ func TestLastPassRendered(t *testing.T) {
 		t.Errorf("LastPassRendered() = %d, %v; want 3, true", n, ok)
 	}
 }
+
+// TestToolModules: every module the baseline's CLIs are built from is where the
+// bench looks for it.
+func TestToolModules(t *testing.T) {
+	for name, dir := range toolModules("..") {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+			t.Errorf("module %s: %v", name, err)
+		}
+	}
+	for _, tool := range cliTools {
+		if _, ok := toolModules("..")[tool.module]; !ok {
+			t.Errorf("%s is built from module %q, which toolModules does not know", tool.name, tool.module)
+		}
+	}
+}

@@ -38,13 +38,20 @@ var cliTools = []cliTool{
 	{"kubectl", "k8s.io/kubernetes/cmd/kubectl", "components"},
 }
 
+// toolModules returns the directories of the modules whose go.mod pins the
+// baseline CLIs, by cliTool.module: the repository's own and the testbed's
+// components module.
+func toolModules(repo string) map[string]string {
+	return map[string]string{
+		"main":       repo,
+		"components": filepath.Join(repo, "internal", "testenv", "testbed", "components"),
+	}
+}
+
 // buildTools builds what is missing: the baseline CLIs into cacheDir (once per
 // version set), the Meridian binary into workDir. repo is the Meridian checkout.
 func buildTools(ctx context.Context, repo, cacheDir, workDir string, progress io.Writer) (*Tools, error) {
-	mods := map[string]string{
-		"main":       repo,
-		"components": filepath.Join(repo, "internal", "testbed", "components"),
-	}
+	mods := toolModules(repo)
 	key, err := toolsKey(ctx, mods)
 	if err != nil {
 		return nil, err
