@@ -261,8 +261,47 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		result.Units = append(result.Units, u)
 	}
 	slices.SortStableFunc(result.Units, func(a, b *Unit) int { return strings.Compare(a.sortKey(), b.sortKey()) })
+	result.Units, result.Errors = shared(result.Units, result.Errors)
 	result.secretValues = run.secretValues()
 	return result, nil
+}
+
+// shared fails every unit that renders an object another unit of its region
+// renders too: one object cannot belong to two units, and applying both would
+// have each take it over from the other. The error names the object and the
+// other unit.
+func shared(units []*Unit, errs []*UnitError) ([]*Unit, []*UnitError) {
+	first := map[string]*Unit{} // region and object → the first unit to render it
+	failed := map[fleet.UnitID]*UnitError{}
+	for _, u := range units {
+		for _, o := range u.Objects {
+			gvk := o.GroupVersionKind()
+			key := strings.Join([]string{u.Region, gvk.Group, gvk.Kind, o.GetNamespace(), o.GetName()}, "\x00")
+			other, ok := first[key]
+			if !ok {
+				first[key] = u
+				continue
+			}
+			for _, pair := range [][2]*Unit{{u, other}, {other, u}} {
+				if failed[pair[0].ID()] == nil {
+					failed[pair[0].ID()] = &UnitError{Unit: pair[0].ID(), Err: &ObjectError{Object: ObjectRef(o),
+						Err: fmt.Errorf("unit %s renders it too; one object cannot belong to two units: rename it in one of them", pair[1].ID())}}
+				}
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return units, errs
+	}
+	var kept []*Unit
+	for _, u := range units {
+		if e := failed[u.ID()]; e != nil {
+			errs = append(errs, e)
+			continue
+		}
+		kept = append(kept, u)
+	}
+	return kept, errs
 }
 
 func (u *Unit) sortKey() string { return u.Tenant + "\x00" + u.Region + "\x00" + u.App }

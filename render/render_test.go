@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/golden"
@@ -318,5 +319,44 @@ func edit(t *testing.T, file, old, new string) {
 	}
 	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShared: units of one region that render the same object both fail, naming
+// it and each other; the same object in another region, or another object, is
+// fine.
+func TestShared(t *testing.T) {
+	cm := func(name string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("ConfigMap")
+		u.SetNamespace("trucking")
+		u.SetName(name)
+		return u
+	}
+	units := []*Unit{
+		{Tenant: "trucking", Region: "eu-west-2", App: "api", Objects: []*unstructured.Unstructured{cm("api"), cm("shared")}},
+		{Tenant: "trucking", Region: "eu-west-2", App: "portal", Objects: []*unstructured.Unstructured{cm("portal"), cm("shared")}},
+		{Tenant: "trucking", Region: "eu-west-2", App: "worker", Objects: []*unstructured.Unstructured{cm("worker")}},
+		{Tenant: "trucking", Region: "us-east-1", App: "api", Objects: []*unstructured.Unstructured{cm("shared")}},
+	}
+	kept, errs := shared(units, nil)
+	var keptIDs []string
+	for _, u := range kept {
+		keptIDs = append(keptIDs, u.ID().String())
+	}
+	if diff := cmp.Diff([]string{"trucking/eu-west-2/worker", "trucking/us-east-1/api"}, keptIDs); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"trucking/eu-west-2/api: ConfigMap/trucking/shared: unit trucking/eu-west-2/portal renders it too; one object cannot belong to two units: rename it in one of them",
+		"trucking/eu-west-2/portal: ConfigMap/trucking/shared: unit trucking/eu-west-2/api renders it too; one object cannot belong to two units: rename it in one of them",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }

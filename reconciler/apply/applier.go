@@ -75,6 +75,10 @@ type Applier struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenantClient
+	// created are the namespaces this pass created: they did not exist when it
+	// began, so nothing in them is older than the pass (see Existing). Region's
+	// Inventories, which starts a pass, forgets them.
+	created map[string]bool
 }
 
 // healthReads is how many units' Health reads one region runs at once.
@@ -136,6 +140,7 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		admin:   admin,
 		poller:  polling.NewStatusPoller(admin, mapper, polling.Options{}),
 		tenants: map[string]*tenantClient{},
+		created: map[string]bool{},
 		reads:   make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)

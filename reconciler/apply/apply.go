@@ -136,7 +136,7 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	}
 	// Nothing is written before every object the unit would take over is known
 	// to be its own, or one the fleet asked it to adopt.
-	adopting, err := a.claim(ctx, unit, prev)
+	adopting, absent, err := a.claim(ctx, unit, prev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -163,6 +163,7 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 
 	// A unit applied for the first time has nothing to compare with.
 	if prev == nil && a.create(ctx, self, tenant, tw, &result) {
+		a.createdNamespaces(absent)
 		return a.record(ctx, old, prev, union, refs, result)
 	}
 	stageOpts := ssa.DefaultApplyOptions()
@@ -182,6 +183,7 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 			return result, objectError(id.String(), "apply failed", err)
 		}
 	}
+	a.createdNamespaces(absent)
 	return a.record(ctx, old, prev, union, refs, result)
 }
 

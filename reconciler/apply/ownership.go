@@ -1,10 +1,12 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -98,20 +100,44 @@ func (e *RefusedError) adoptField() string {
 // the unit) does not exist, and one the tenant may not read is left to the API
 // server to refuse when it is written.
 func (a *Applier) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]Existing, error) {
+	found, _, err := a.existing(ctx, unit, prev)
+	return found, err
+}
+
+// existing is Existing, and returns the unit's Namespaces that did not exist.
+//
+// Nothing is read in a namespace that did not exist: found absent here, or
+// created by this pass (Applier.created). Everything in it is younger than
+// Meridian's own check, as an object made between a check and a write would be;
+// and a region's first pass reads one Namespace per tenant, not every object.
+func (a *Applier) existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (found []Existing, absent []string, err error) {
 	id := unit.ID()
-	var out []Existing
-	for _, u := range unit.Objects {
+	a.mu.Lock()
+	fresh := maps.Clone(a.created)
+	a.mu.Unlock()
+	objects := slices.Clone(unit.Objects)
+	slices.SortStableFunc(objects, func(x, y *unstructured.Unstructured) int { // Namespaces first
+		return cmp.Compare(namespaceRank(x), namespaceRank(y))
+	})
+	for _, u := range objects {
 		ref := plan.RefOf(u)
 		if prev != nil && slices.ContainsFunc(prev.Objects, func(r plan.ObjectRef) bool { return plan.SameObject(r, ref) }) {
 			continue
 		}
+		if ref.Namespace != "" && fresh[ref.Namespace] {
+			continue
+		}
 		w, err := a.writerFor(id, ref)
 		if err != nil {
-			return nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err}
+			return nil, nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err}
 		}
 		live := stub(ref)
 		err = w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
 		switch {
+		case apierrors.IsNotFound(err) && namespaceRank(u) == 0:
+			fresh[ref.Name] = true
+			absent = append(absent, ref.Name)
+			continue
 		case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
 			continue
 		case w.tenant && apierrors.IsForbidden(err):
@@ -119,15 +145,33 @@ func (a *Applier) Existing(ctx context.Context, unit *render.Unit, prev *plan.In
 			// API server refuses the apply, and says why.
 			continue
 		case err != nil:
-			return nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err, Transient: transient(err)}
+			return nil, nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err, Transient: transient(err)}
 		}
-		out = append(out, existing(ref, live))
+		found = append(found, describe(ref, live))
 	}
-	return out, nil
+	return found, absent, nil
 }
 
-// existing describes a live object that a unit would take over.
-func existing(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
+// namespaceRank sorts Namespaces (0) before everything else (1).
+func namespaceRank(u *unstructured.Unstructured) int {
+	if u.GroupVersionKind().Group == "" && u.GetKind() == "Namespace" {
+		return 0
+	}
+	return 1
+}
+
+// createdNamespaces records namespaces that a unit found absent and then applied:
+// this pass created them.
+func (a *Applier) createdNamespaces(names []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range names {
+		a.created[n] = true
+	}
+}
+
+// describe describes a live object that a unit would take over.
+func describe(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
 	e := Existing{Object: ref, ManagedBy: live.GetLabels()[render.LabelManagedBy]}
 	for _, m := range live.GetManagedFields() {
 		if !slices.Contains(e.Managers, m.Manager) {
@@ -143,13 +187,14 @@ func existing(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
 }
 
 // claim decides what a unit may take over before anything of it is written (see
-// Claim).
-func (a *Applier) claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
-	found, err := a.Existing(ctx, unit, prev)
+// Claim); it also returns the unit's Namespaces that did not exist.
+func (a *Applier) claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (adopt []plan.ObjectRef, absent []string, err error) {
+	found, absent, err := a.existing(ctx, unit, prev)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return Claim(unit, found)
+	adopt, err = Claim(unit, found)
+	return adopt, absent, err
 }
 
 // Claim decides what a unit may do with the objects Existing found: it returns

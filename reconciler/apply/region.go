@@ -20,8 +20,13 @@ type Region struct {
 // Region returns the Applier's region view.
 func (a *Applier) Region() *Region { return &Region{applier: a} }
 
-// Inventories lists every unit's inventory in the region.
+// Inventories lists every unit's inventory in the region. A pass starts with it:
+// the namespaces the previous pass created are no longer new (see
+// Applier.Existing).
 func (r *Region) Inventories(ctx context.Context) ([]plan.Inventory, error) {
+	r.applier.mu.Lock()
+	clear(r.applier.created)
+	r.applier.mu.Unlock()
 	return r.applier.opts.Inventory.List(ctx)
 }
 
