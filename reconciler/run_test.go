@@ -942,8 +942,28 @@ func TestRun(t *testing.T) {
 			}
 		}
 
+		// plan shows, before merge, what applying would refuse or adopt.
+		planText := func(t *testing.T) (string, error) {
+			t.Helper()
+			snap := f.head(t)
+			r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
+			p, err := preview.Run(ctx, r, snap, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			if err := p.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			return text.String(), p.Err()
+		}
+
 		tenant := "apiVersion: meridian.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: payments\nspec:\n  regions: [eu-west-2]\n  apps:\n    - name: api\n"
 		f.push(t, "payments", map[string]string{"tenants/payments.yaml": tenant})
+		text, err := planText(t)
+		if want := "payments/eu-west-2: refused: Namespace/payments (field managers: payments-team): it exists and Meridian did not create it"; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(text, want) {
+			t.Errorf("plan's error %v and text:\n%s\nwant the refusal %q", err, text, want)
+		}
 		report, err := f.once(t)
 		if err == nil || report == nil {
 			t.Fatalf("pass: %v; want the payments tenant refused", err)
@@ -963,6 +983,10 @@ func TestRun(t *testing.T) {
 		}
 
 		f.push(t, "payments adopts its namespace", map[string]string{"tenants/payments.yaml": replace(t, tenant, "  regions: [eu-west-2]\n", "  regions: [eu-west-2]\n  adoptExisting: true\n")})
+		text, err = planText(t)
+		if want := "  create    payments/eu-west-2\n      Namespace/payments: adopt (it exists and Meridian did not create it)\n"; err != nil || !strings.Contains(text, want) {
+			t.Errorf("plan's error %v and text:\n%s\nwant the adoption %q", err, text, want)
+		}
 		if _, err := f.once(t); err != nil {
 			t.Fatal(err)
 		}

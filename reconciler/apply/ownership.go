@@ -243,45 +243,17 @@ func (a *Applier) Release(ctx context.Context, id fleet.UnitID, refs []plan.Obje
 
 // release releases one object.
 func (a *Applier) release(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef) error {
-	w, err := a.writerFor(id, ref)
-	if err != nil {
-		return &Error{Object: ref.String(), Op: "release failed", Err: err}
-	}
-	for range pruneAttempts {
-		live := stub(ref)
-		err := w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
-		switch {
-		case apierrors.IsNotFound(err):
-			return nil
-		case w.tenant && apierrors.IsForbidden(err):
-			a.opts.Logger.Info("not released: the tenant may not read it, so it is not the tenant's", "unit", id, "object", ref.String())
-			return nil
-		case err != nil:
-			return &Error{Object: ref.String(), Op: "read before release failed", Err: err, Transient: transient(err)}
-		}
-		if why := notOwned(live, id); why != "" {
-			a.opts.Logger.Info("not released: no longer Meridian's for this unit", "unit", id, "object", ref.String(), "reason", why)
-			return nil
-		}
+	return a.ifOwned(ctx, id, ref, release, func(c client.Client, live *unstructured.Unstructured) error {
 		patch, err := releasePatch(live)
 		if err != nil {
-			return &Error{Object: ref.String(), Op: "release failed", Err: err}
+			return err
 		}
-		err = w.client.Patch(ctx, live, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager))
-		switch {
-		case err == nil:
-			a.opts.Logger.Info("released: adopted, so left in place without Meridian's labels", "unit", id, "object", ref.String())
-			return nil
-		case apierrors.IsNotFound(err):
-			return nil
-		case apierrors.IsConflict(err):
-			continue // changed since the check: check again
-		default:
-			return &Error{Object: ref.String(), Op: "release failed", Err: err, Transient: transient(err)}
+		if err := c.Patch(ctx, live, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager)); err != nil {
+			return err
 		}
-	}
-	return &Error{Object: ref.String(), Op: "release failed",
-		Err: fmt.Errorf("the object kept changing between its ownership check and its release (%d attempts)", pruneAttempts), Transient: true}
+		a.opts.Logger.Info("released: adopted, so left in place without Meridian's labels", "unit", id, "object", ref.String())
+		return nil
+	})
 }
 
 // releasePatch is the JSON merge patch that releases live: it removes the labels

@@ -53,9 +53,31 @@ func (a *Applier) Prune(ctx context.Context, id fleet.UnitID, refs []plan.Object
 
 // prune deletes one object if the unit still owns it.
 func (a *Applier) prune(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef) error {
+	return a.ifOwned(ctx, id, ref, deletion, func(c client.Client, live *unstructured.Unstructured) error {
+		uid, rv := live.GetUID(), live.GetResourceVersion()
+		return c.Delete(ctx, live,
+			client.Preconditions(metav1.Preconditions{UID: &uid, ResourceVersion: &rv}),
+			client.PropagationPolicy(metav1.DeletePropagationBackground))
+	})
+}
+
+// ownedOp names what ifOwned does, for its errors and log lines.
+type ownedOp struct{ verb, noun, done string }
+
+var (
+	deletion = ownedOp{verb: "delete", noun: "deletion", done: "pruned"}
+	release  = ownedOp{verb: "release", noun: "release", done: "released"}
+)
+
+// ifOwned reads ref as the user that writes it for the unit and, while the unit
+// still owns it, does act to it: a deletion or a release, conditional on what was
+// read. An object changed in between is read and checked again; one already gone
+// counts as done; one no longer the unit's, or that the tenant may not read, is
+// left in place and logged.
+func (a *Applier) ifOwned(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef, op ownedOp, act func(client.Client, *unstructured.Unstructured) error) error {
 	w, err := a.writerFor(id, ref)
 	if err != nil {
-		return &Error{Object: ref.String(), Op: "delete failed", Err: err}
+		return &Error{Object: ref.String(), Op: op.verb + " failed", Err: err}
 	}
 	for range pruneAttempts {
 		live := stub(ref)
@@ -64,30 +86,27 @@ func (a *Applier) prune(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef
 		case apierrors.IsNotFound(err):
 			return nil
 		case w.tenant && apierrors.IsForbidden(err):
-			a.opts.Logger.Info("not pruned: the tenant may not read it, so it is not the tenant's", "unit", id, "object", ref.String())
+			a.opts.Logger.Info("not "+op.done+": the tenant may not read it, so it is not the tenant's", "unit", id, "object", ref.String())
 			return nil
 		case err != nil:
-			return &Error{Object: ref.String(), Op: "read before delete failed", Err: err, Transient: transient(err)}
+			return &Error{Object: ref.String(), Op: "read before " + op.verb + " failed", Err: err, Transient: transient(err)}
 		}
 		if why := notOwned(live, id); why != "" {
-			a.opts.Logger.Info("not pruned: no longer Meridian's for this unit", "unit", id, "object", ref.String(), "reason", why)
+			a.opts.Logger.Info("not "+op.done+": no longer Meridian's for this unit", "unit", id, "object", ref.String(), "reason", why)
 			return nil
 		}
-		uid, rv := live.GetUID(), live.GetResourceVersion()
-		err = w.client.Delete(ctx, live,
-			client.Preconditions(metav1.Preconditions{UID: &uid, ResourceVersion: &rv}),
-			client.PropagationPolicy(metav1.DeletePropagationBackground))
+		err = act(w.client, live)
 		switch {
 		case err == nil, apierrors.IsNotFound(err):
 			return nil
 		case apierrors.IsConflict(err):
 			continue // changed since the check: check again
 		default:
-			return &Error{Object: ref.String(), Op: "delete failed", Err: err, Transient: transient(err)}
+			return &Error{Object: ref.String(), Op: op.verb + " failed", Err: err, Transient: transient(err)}
 		}
 	}
-	return &Error{Object: ref.String(), Op: "delete failed",
-		Err: fmt.Errorf("the object kept changing between its ownership check and its deletion (%d attempts)", pruneAttempts), Transient: true}
+	return &Error{Object: ref.String(), Op: op.verb + " failed",
+		Err: fmt.Errorf("the object kept changing between its ownership check and its %s (%d attempts)", op.noun, pruneAttempts), Transient: true}
 }
 
 // notOwned says why an object is not the unit's to delete, or returns "".
