@@ -145,7 +145,7 @@ func writeValues(f *Fleet, dir, zone string) error {
 		if p.App.Spec.Helm == nil {
 			continue
 		}
-		values := fleet.Merge(p.Values, fleet.Values{render.FactsKey: render.Facts(p, zone)})
+		values := render.PlacementValues(p, zone)
 		data, err := yaml.Marshal(values)
 		if err != nil {
 			return err

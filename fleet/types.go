@@ -200,12 +200,26 @@ type HelmSource struct {
 	Name string `yaml:"name,omitempty"`
 	// Version pins the chart from Repository to one version.
 	Version string `yaml:"version,omitempty"`
+	// FactsKey is the top-level values key under which the chart receives its
+	// placement's facts (tenant, region, awsRegion, app, namespace, zone, and host
+	// and regionalHost when exposed), e.g. meridian. Empty, the default, gives the
+	// chart exactly the values the fleet sets, so a values schema that allows no
+	// other key still validates.
+	FactsKey string `yaml:"factsKey,omitempty" json:"factsKey,omitempty"`
 }
 
 // KustomizeSource is a Kustomize directory in the repository.
 type KustomizeSource struct {
 	// Path is the directory holding kustomization.yaml, relative to app.yaml.
 	Path string `yaml:"path" schema:"required"`
+	// Substitute replaces ${var} references in the built objects, as Flux's
+	// post-build substitution does: the placement's facts as meridian_tenant,
+	// meridian_host, ..., and every scalar value by its path (image.tag is
+	// image_tag). An unset variable without a default is an error naming it; an
+	// object labelled or annotated kustomize.toolkit.fluxcd.io/substitute:
+	// disabled is left as it is. Off by default: the objects are exactly what
+	// kustomize builds, ${...} included.
+	Substitute bool `yaml:"substitute,omitempty" json:"substitute,omitempty"`
 }
 
 // The protocols a health check can use.

@@ -21,6 +21,7 @@ var (
 	hostedZonePattern   = regexp.MustCompile(`^[A-Z0-9]{1,32}$`)
 	kubeVersionPattern  = regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?$`)
 	kindPattern         = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
+	valuesKeyPattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	kustomizationFiles  = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 	supportedChartRepos = []string{"http", "https", "oci"}
 )
@@ -266,6 +267,9 @@ func (l *loader) validateApp(a *App) {
 }
 
 func (l *loader) validateHelm(src Source, h *HelmSource) {
+	if h.FactsKey != "" && !valuesKeyPattern.MatchString(h.FactsKey) {
+		l.add(src.errorAt("spec.helm.factsKey", "%q is not a values key a template can read as .Values.<key>; use letters, digits and underscores, not starting with a digit, such as meridian", h.FactsKey))
+	}
 	switch {
 	case h.Chart == "" && h.Repository == "":
 		l.add(src.errorAt("spec.helm", "names no chart; set chart (a directory next to app.yaml) or repository, name and version"))

@@ -9,13 +9,13 @@ import (
 	"meridian.dev/meridian/fleet"
 )
 
-// FactsKey is the values key under which every chart receives the facts of its
-// placement (tenant, region, app, namespace, DNS names), so charts never need a
-// second template language to know where they run.
+// FactsKey is the values key of a placement's facts among the variables of a
+// Kustomize app that substitutes (meridian_tenant, ...). A chart gets them only
+// under the key its App names (fleet.HelmSource.FactsKey).
 const FactsKey = "meridian"
 
 // Facts are the fleet facts of a placement in the DNS zone, as the values a chart
-// sees under FactsKey.
+// sees under its App's facts key.
 func Facts(p fleet.Placement, zone string) map[string]any {
 	f := map[string]any{
 		"tenant":    p.Tenant.Metadata.Name,
@@ -32,9 +32,10 @@ func Facts(p fleet.Placement, zone string) map[string]any {
 	return f
 }
 
-// substitutionVars flattens values into the variables a Kustomize app can use with
-// ${name}: facts as meridian_tenant, meridian_host, ..., and every scalar value by its
-// path joined with underscores (image.tag → image_tag). Lists are not flattened.
+// substitutionVars flattens values into the variables a Kustomize app that
+// substitutes can use with ${name}: facts as meridian_tenant, meridian_host, ...,
+// and every scalar value by its path joined with underscores (image.tag →
+// image_tag). Lists are not flattened.
 func substitutionVars(values map[string]any) map[string]string {
 	out := map[string]string{}
 	var walk func(prefix string, m map[string]any)

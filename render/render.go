@@ -397,10 +397,23 @@ func (run *renderRun) secretValues() []string {
 	return slices.Compact(all)
 }
 
+// PlacementValues are the values a placement's chart or substitution sees,
+// without its secrets: the fleet's, and the placement's facts only where the App
+// asks for them — under its chart's facts key, or as substitution variables.
+func PlacementValues(p fleet.Placement, zone string) fleet.Values {
+	switch {
+	case p.App.Spec.Helm != nil && p.App.Spec.Helm.FactsKey != "":
+		return fleet.Merge(p.Values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
+	case p.App.Spec.Kustomize != nil && p.App.Spec.Kustomize.Substitute:
+		return fleet.Merge(p.Values, fleet.Values{FactsKey: Facts(p, zone)})
+	}
+	return p.Values
+}
+
 // placement renders one placement, from the cache when its inputs are unchanged.
 func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, error) {
 	app := p.App.Metadata.Name
-	values := fleet.Merge(p.Values, fleet.Values{FactsKey: Facts(p, run.zone)})
+	values := PlacementValues(p, run.zone)
 	sec := run.secretsOf(p.Tenant)
 	if sec.readErr != nil {
 		return nil, sec.readErr
@@ -456,9 +469,11 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 		if err != nil {
 			return nil, err
 		}
-		res, err := kustomize.Build(ctx, kustomize.Request{
-			Root: run.snap.Dir, Dir: path.Join(appDir, p.App.Spec.Kustomize.Path), Vars: substitutionVars(withSecrets),
-		})
+		req := kustomize.Request{Root: run.snap.Dir, Dir: path.Join(appDir, p.App.Spec.Kustomize.Path)}
+		if p.App.Spec.Kustomize.Substitute {
+			req.Vars = substitutionVars(withSecrets)
+		}
+		res, err := kustomize.Build(ctx, req)
 		if err != nil {
 			return nil, err
 		}

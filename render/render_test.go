@@ -360,3 +360,62 @@ func TestShared(t *testing.T) {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
+
+// TestFactsReachAChartOnlyUnderItsFactsKey: a chart whose values schema allows no
+// other key renders as Helm renders it, since Meridian adds nothing to its values
+// unless its App names a facts key; then the facts arrive under that key.
+func TestFactsReachAChartOnlyUnderItsFactsKey(t *testing.T) {
+	const schema = `{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": false,
+  "properties": {"global": {}, "region": {}, "replicas": {}, "image": {}, "queue": {}, "resources": {}, "db": {}, "placement": {}}}`
+	const template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: facts\ndata:\n  where: {{ printf \"%v\" .Values.placement | quote }}\n"
+	tests := []struct {
+		name     string
+		factsKey string
+		want     string // the ConfigMap's where, or the render error
+	}{{
+		name: "no facts key: the values are the fleet's, and the schema holds",
+		want: "<nil>",
+	}, {
+		name:     "a facts key: the facts are there, and the schema must allow the key",
+		factsKey: "placement",
+		want:     "map[app:worker awsRegion:eu-west-2 namespace:trucking region:eu-west-2 tenant:trucking zone:fleet.example.com]",
+	}, {
+		name:     "a facts key the schema does not allow is refused as Helm refuses it",
+		factsKey: "meridian",
+		want:     "additional properties 'meridian' not allowed",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyExample(t)
+			for name, content := range map[string]string{
+				"apps/worker/chart/values.schema.json":   schema,
+				"apps/worker/chart/templates/facts.yaml": template,
+			} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.factsKey != "" {
+				edit(t, filepath.Join(dir, "apps", "worker", "app.yaml"), "    chart: chart\n", "    chart: chart\n    factsKey: "+tt.factsKey+"\n")
+			}
+			res, err := newTestRenderer(t, true).Render(context.Background(), loadSnapshot(t, dir, ""), Filter{Tenant: "trucking", Region: "eu-west-2", App: "worker"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			for _, e := range res.Errors {
+				got = e.Error()
+			}
+			for _, u := range res.Units {
+				for _, o := range u.Objects {
+					if o.GetKind() == "ConfigMap" && o.GetName() == "facts" {
+						got, _, _ = unstructured.NestedString(o.Object, "data", "where")
+					}
+				}
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -17,10 +17,11 @@ type Request struct {
 	// Dir is the directory holding the kustomization file, relative to Root,
 	// slash-separated; "" or "." is Root itself.
 	Dir string
-	// Vars are substituted into ${var} references of the built objects after the
-	// build, as Flux's post-build substitution does: ${var:=default} and the other
-	// shell forms give defaults, a reference to an unset variable without one is
-	// an error. Values may be secrets; they never appear in errors.
+	// Vars, when not nil, are substituted into ${var} references of the built
+	// objects after the build, as Flux's post-build substitution does:
+	// ${var:=default} and the other shell forms give defaults, a reference to an
+	// unset variable without one is an error. Values may be secrets; they never
+	// appear in errors. Nil leaves the objects exactly as kustomize built them.
 	Vars map[string]string
 }
 
@@ -101,9 +102,10 @@ func Build(ctx context.Context, req Request) (Result, error) {
 		if err := obj.UnmarshalJSON(js); err != nil {
 			return Result{}, failf(kfile, err, "%s: %v", res.CurId(), err)
 		}
-		obj, err = substitute(kfile, obj, req.Vars)
-		if err != nil {
-			return Result{}, err
+		if req.Vars != nil {
+			if obj, err = substitute(kfile, obj, req.Vars); err != nil {
+				return Result{}, err
+			}
 		}
 		objects = append(objects, obj)
 	}

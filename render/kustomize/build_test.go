@@ -203,11 +203,14 @@ spec:
 		wantImage string
 		wantNS    string
 		wantRepl  int64
-		wantErr   string
+		// wantScript is the run.sh of a ConfigMap built instead of a Deployment.
+		wantScript string
+		wantErr    string
 	}{
 		{
 			name:      "defaults fill unset variables",
 			tree:      deployment("nginx:${TAG:=1.27}"),
+			vars:      map[string]string{},
 			wantImage: "nginx:1.27", wantNS: "default", wantRepl: 2,
 		},
 		{
@@ -223,9 +226,17 @@ spec:
 			wantErr: "app/kustomization.yaml: Deployment/${NAMESPACE:=default}/web: variable TAG is not set; set it, or give a default with ${TAG:=value}",
 		},
 		{
-			name:      "substitution disabled by annotation leaves references alone",
-			tree:      tree{"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run.sh: echo ${HOME}\n"},
-			wantImage: "",
+			name:       "substitution disabled by annotation leaves references alone",
+			tree:       tree{"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run.sh: echo ${HOME}\n"},
+			vars:       map[string]string{},
+			wantScript: "echo ${HOME}",
+		},
+		{
+			// An app that does not substitute gets what kustomize builds: a shell
+			// variable is neither an error nor replaced by its default.
+			name:       "without substitution a script's ${...} stay as written",
+			tree:       tree{"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\ndata:\n  run.sh: echo ${FRONTEND} ${STEPS:-6}\n"},
+			wantScript: "echo ${FRONTEND} ${STEPS:-6}",
 		},
 		{
 			name:    "an invalid variable name is refused",
@@ -263,8 +274,8 @@ spec:
 			}
 			obj := res.Objects[0]
 			if obj.GetKind() == "ConfigMap" {
-				if got := obj.Object["data"].(map[string]any)["run.sh"]; got != "echo ${HOME}" {
-					t.Errorf("run.sh = %q, want it untouched", got)
+				if got := obj.Object["data"].(map[string]any)["run.sh"]; got != tt.wantScript {
+					t.Errorf("run.sh = %q, want it untouched: %q", got, tt.wantScript)
 				}
 				return
 			}
