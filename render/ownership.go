@@ -78,8 +78,9 @@ func ObjectRef(u *unstructured.Unstructured) string {
 	return u.GetKind() + "/" + u.GetName()
 }
 
-// confine puts every namespaced object of a placement into the tenant's namespace and
-// refuses cluster-scoped objects that the app does not explicitly allow, as well as
+// confine puts every namespaced object of a placement that names no namespace into
+// the tenant's namespace, and refuses one that names another namespace (it is never
+// moved), cluster-scoped objects that the app does not explicitly allow, and
 // objects that would replace the namespace's isolation objects.
 func confine(objects []*unstructured.Unstructured, namespace string, allowClusterScoped []string) error {
 	crdScoped := map[schema.GroupKind]bool{}
@@ -99,6 +100,13 @@ func confine(objects []*unstructured.Unstructured, namespace string, allowCluste
 			}
 			u.SetNamespace("")
 			continue
+		}
+		if asked := u.GetNamespace(); asked != "" && asked != namespace {
+			// Moving it would leave whatever refers to that namespace (a
+			// RoleBinding's subjects, an APIService's service, a flag) pointing
+			// at the old one: the object would apply and the app would not work.
+			return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("the object asks for namespace %q, but a tenant's app writes only into the tenant's namespace %q; "+
+				"leave the namespace out (or set it to the release namespace) so that Meridian puts it in %q, or run the component as a platform addon rather than a tenant app", asked, namespace, namespace)}
 		}
 		u.SetNamespace(namespace)
 		if name, ok := reservedNames[gk]; ok && u.GetName() == name {

@@ -241,6 +241,17 @@ func TestRenderRefusals(t *testing.T) {
 		keys: true,
 		want: `charging-stations-ca/us-east-1/worker: apps/worker/app.yaml: ResourceQuota/charging-stations-ca/meridian-quota: the name is reserved for the tenant namespace's isolation object; rename it`,
 	}, {
+		// Moving it would leave the binding's subject in kube-system: it would
+		// apply, and grant nothing.
+		name: "an object in another namespace is refused, never moved",
+		files: map[string]string{
+			"apps/worker/chart/templates/rolebinding.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: worker-auth-reader\n  namespace: kube-system\n" +
+				"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}\nsubjects: [{kind: ServiceAccount, name: worker, namespace: \"{{ .Release.Namespace }}\"}]\n",
+		},
+		keys: true,
+		want: `charging-stations-ca/us-east-1/worker: apps/worker/app.yaml: RoleBinding/kube-system/worker-auth-reader: the object asks for namespace "kube-system", but a tenant's app writes only into the tenant's namespace "charging-stations-ca"; ` +
+			`leave the namespace out (or set it to the release namespace) so that Meridian puts it in "charging-stations-ca", or run the component as a platform addon rather than a tenant app`,
+	}, {
 		name: "no keys for a tenant with secrets",
 		want: `charging-stations-ca/us-east-1/portal: tenants/charging-stations-ca.secrets.sops.yaml: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)`,
 	}}
@@ -263,7 +274,7 @@ func TestRenderRefusals(t *testing.T) {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 			for _, u := range res.Units {
-				if u.App == "worker" && strings.Contains(tt.name, "kind") {
+				if u.App == "worker" && (strings.Contains(tt.name, "kind") || strings.Contains(tt.name, "namespace")) {
 					t.Errorf("%s rendered despite the refusal", u.ID())
 				}
 			}
