@@ -284,9 +284,9 @@ func (c *fakeCluster) Drift(ctx context.Context, unit *render.Unit) ([]apply.Dri
 	return nil, nil
 }
 
-// Existing finds nothing: in this world, only Meridian makes objects.
-func (c *fakeCluster) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]apply.Existing, error) {
-	c.log.add(c.region, "existing", unit.ID().String())
+// Claim finds nothing to take over: in this world, only Meridian makes objects.
+func (c *fakeCluster) Claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
+	c.log.add(c.region, "claim", unit.ID().String())
 	return nil, nil
 }
 

@@ -33,10 +33,10 @@ type Cluster interface {
 	// when it gives up, with the state it last read (meaningless when
 	// apply.HealthUnknown says the objects could not be read).
 	Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) (apply.State, error)
-	// Existing lists the objects of a unit that exist in the region although prev,
-	// its inventory, does not record them: what applying would adopt or refuse. It
-	// changes nothing.
-	Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]apply.Existing, error)
+	// Claim says what applying a unit would take over of what exists in the region
+	// and prev, its inventory, does not record: the objects it would adopt, or the
+	// refusal applying would meet. It changes nothing.
+	Claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error)
 	// Drift lists the unit's objects whose live state differs, in the fields Meridian
 	// applies, from what applying the unit would write; it changes nothing.
 	Drift(ctx context.Context, unit *render.Unit) ([]apply.Drift, error)

@@ -654,7 +654,7 @@ func (u unreachable) Prune(context.Context, plan.Change) error {
 func (u unreachable) Wait(context.Context, *render.Unit, time.Duration) (apply.State, error) {
 	return "", u.err
 }
-func (u unreachable) Existing(context.Context, *render.Unit, *plan.Inventory) ([]apply.Existing, error) {
+func (u unreachable) Claim(context.Context, *render.Unit, *plan.Inventory) ([]plan.ObjectRef, error) {
 	return nil, u.err
 }
 func (u unreachable) Drift(context.Context, *render.Unit) ([]apply.Drift, error) {

@@ -184,6 +184,22 @@ func (f *fixture) push(t *testing.T, message string, files map[string]string) st
 	return rev
 }
 
+// plan runs `meridian plan` on the repository's head: the preview and its text.
+func (f *fixture) plan(t *testing.T) (*preview.Preview, string) {
+	t.Helper()
+	snap := f.head(t)
+	r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
+	p, err := preview.Run(t.Context(), r, snap, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := p.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	return p, text.String()
+}
+
 // options are the daemon's options on the fixture.
 func (f *fixture) options() reconciler.RunOptions {
 	return reconciler.RunOptions{
@@ -409,28 +425,19 @@ func TestRun(t *testing.T) {
 		before := f.inventories(t)
 		f.scale(t, "eu-west-2", "trucking", "portal", 1)
 		defer f.scale(t, "eu-west-2", "trucking", "portal", 3)
-		snap := f.head(t)
-		r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
-		p, err := preview.Run(t.Context(), r, snap, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, text := f.plan(t)
 		if err := p.Err(); err != nil {
 			t.Fatal(err)
 		}
 		if !p.Changed() {
 			t.Error("Changed() is false with a drifted Deployment")
 		}
-		var text strings.Builder
-		if err := p.WriteText(&text); err != nil {
-			t.Fatal(err)
-		}
 		want := "eu-west-2: 7 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("plan does not show the drift %q:\n%s", want, text.String())
+		if !strings.Contains(text, want) {
+			t.Errorf("plan does not show the drift %q:\n%s", want, text)
 		}
-		if strings.Count(text.String(), "drift ") != 1 {
-			t.Errorf("plan shows more than the one drifted unit:\n%s", text.String())
+		if strings.Count(text, "drift ") != 1 {
+			t.Errorf("plan shows more than the one drifted unit:\n%s", text)
 		}
 		if diff := cmp.Diff(before, f.inventories(t)); diff != "" {
 			t.Errorf("inventories (-want +got):\n%s", diff)
@@ -945,17 +952,8 @@ func TestRun(t *testing.T) {
 		// plan shows, before merge, what applying would refuse or adopt.
 		planText := func(t *testing.T) (string, error) {
 			t.Helper()
-			snap := f.head(t)
-			r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
-			p, err := preview.Run(ctx, r, snap, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var text strings.Builder
-			if err := p.WriteText(&text); err != nil {
-				t.Fatal(err)
-			}
-			return text.String(), p.Err()
+			p, text := f.plan(t)
+			return text, p.Err()
 		}
 
 		tenant := "apiVersion: meridian.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: payments\nspec:\n  regions: [eu-west-2]\n  apps:\n    - name: api\n"

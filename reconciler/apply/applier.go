@@ -268,11 +268,6 @@ func stub(r plan.ObjectRef) *unstructured.Unstructured {
 	return u
 }
 
-// refKey identifies an object whatever its API version.
-func refKey(r plan.ObjectRef) string {
-	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
-}
-
 // warnings logs the API server's Warning headers.
 type warnings struct{ log *slog.Logger }
 

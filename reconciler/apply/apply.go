@@ -268,7 +268,7 @@ func revision(objects []*unstructured.Unstructured) string {
 func objectResults(cs *ssa.ChangeSet, refs []plan.ObjectRef) []ObjectResult {
 	byKey := map[string]plan.ObjectRef{}
 	for _, r := range refs {
-		byKey[refKey(r)] = r
+		byKey[r.Key()] = r
 	}
 	out := make([]ObjectResult, 0, len(cs.Entries))
 	for _, e := range cs.Entries {
@@ -288,12 +288,12 @@ func unionRefs(old, cur []plan.ObjectRef) ([]plan.ObjectRef, bool) {
 	seen := map[string]bool{}
 	out := slices.Clone(old)
 	for _, r := range old {
-		seen[refKey(r)] = true
+		seen[r.Key()] = true
 	}
 	added := false
 	for _, r := range cur {
-		if !seen[refKey(r)] {
-			seen[refKey(r)] = true
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
 			out = append(out, r)
 			added = true
 		}
@@ -303,13 +303,10 @@ func unionRefs(old, cur []plan.ObjectRef) ([]plan.ObjectRef, bool) {
 
 // leftover returns the refs of old that cur does not have.
 func leftover(old, cur []plan.ObjectRef) []plan.ObjectRef {
-	keep := map[string]bool{}
-	for _, r := range cur {
-		keep[refKey(r)] = true
-	}
+	keep := keys(cur)
 	var out []plan.ObjectRef
 	for _, r := range old {
-		if !keep[refKey(r)] {
+		if !keep[r.Key()] {
 			out = append(out, r)
 		}
 	}
@@ -323,19 +320,30 @@ func sameInventory(a, b plan.Inventory) bool {
 
 // within returns the refs of some that are among all.
 func within(some, all []plan.ObjectRef) []plan.ObjectRef {
+	in := keys(all)
 	var out []plan.ObjectRef
 	for _, r := range some {
-		if slices.ContainsFunc(all, func(a plan.ObjectRef) bool { return plan.SameObject(a, r) }) {
+		if in[r.Key()] {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
+// keys is the set of refs' keys.
+func keys(refs []plan.ObjectRef) map[string]bool {
+	out := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		out[r.Key()] = true
+	}
+	return out
+}
+
 // markAdopted reports the objects this apply adopted as Adopted.
 func markAdopted(result *Result, adopting []plan.ObjectRef) {
+	adopted := keys(adopting)
 	for i, o := range result.Objects {
-		if slices.ContainsFunc(adopting, func(a plan.ObjectRef) bool { return plan.SameObject(a, o.Object) }) {
+		if adopted[o.Object.Key()] {
 			result.Objects[i].Action = Adopted
 		}
 	}

@@ -93,18 +93,13 @@ func (e *RefusedError) adoptField() string {
 	return fmt.Sprintf("on app %s in the spec.apps of tenant %s", e.Unit.App, e.Unit.Tenant)
 }
 
-// Existing returns the objects of unit that exist in the region although prev, the
-// unit's inventory (nil for none), does not record them: objects Meridian would
-// take over by applying. It reads each object prev lacks, as the user that would
-// write it; an object whose kind the region does not know yet (its CRD comes with
-// the unit) does not exist, and one the tenant may not read is left to the API
-// server to refuse when it is written.
-func (a *Applier) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]Existing, error) {
-	found, _, err := a.existing(ctx, unit, prev)
-	return found, err
-}
-
-// existing is Existing, and returns the unit's Namespaces that did not exist.
+// existing returns the objects of unit that exist in the region although prev,
+// the unit's inventory (nil for none), does not record them: objects Meridian
+// would take over by applying; and the unit's Namespaces that did not exist. It
+// reads each object prev lacks, as the user that would write it; an object whose
+// kind the region does not know yet (its CRD comes with the unit) does not exist,
+// and one the tenant may not read is left to the API server to refuse when it is
+// written.
 //
 // Nothing is read in a namespace that did not exist: found absent here, or
 // created by this pass (Applier.created). Everything in it is younger than
@@ -115,13 +110,17 @@ func (a *Applier) existing(ctx context.Context, unit *render.Unit, prev *plan.In
 	a.mu.Lock()
 	fresh := maps.Clone(a.created)
 	a.mu.Unlock()
+	var recorded map[string]bool
+	if prev != nil {
+		recorded = keys(prev.Objects)
+	}
 	objects := slices.Clone(unit.Objects)
 	slices.SortStableFunc(objects, func(x, y *unstructured.Unstructured) int { // Namespaces first
 		return cmp.Compare(namespaceRank(x), namespaceRank(y))
 	})
 	for _, u := range objects {
 		ref := plan.RefOf(u)
-		if prev != nil && slices.ContainsFunc(prev.Objects, func(r plan.ObjectRef) bool { return plan.SameObject(r, ref) }) {
+		if recorded[ref.Key()] {
 			continue
 		}
 		if ref.Namespace != "" && fresh[ref.Namespace] {
@@ -186,23 +185,24 @@ func describe(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
 	return e
 }
 
-// claim decides what a unit may take over before anything of it is written (see
-// Claim); it also returns the unit's Namespaces that did not exist.
+// claim decides what a unit may take over before anything of it is written: it
+// returns the objects that exist and that it adopts, because the fleet asks for
+// it (adoptExisting), or an *Error wrapping a *RefusedError when it would take
+// over any object without being asked, or one that another unit owns. It also
+// returns the unit's Namespaces that did not exist. Apply refuses such a unit
+// before writing anything of it; meridian plan shows the same refusal (Region's
+// Claim).
 func (a *Applier) claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) (adopt []plan.ObjectRef, absent []string, err error) {
 	found, absent, err := a.existing(ctx, unit, prev)
 	if err != nil {
 		return nil, nil, err
 	}
-	adopt, err = Claim(unit, found)
+	adopt, err = decide(unit, found)
 	return adopt, absent, err
 }
 
-// Claim decides what a unit may do with the objects Existing found: it returns
-// those it adopts, because the fleet asks for it (adoptExisting), or an *Error
-// wrapping a *RefusedError when it would take over any object without being asked,
-// or one that another unit owns. Apply refuses such a unit before writing anything
-// of it; meridian plan shows the same refusal.
-func Claim(unit *render.Unit, found []Existing) ([]plan.ObjectRef, error) {
+// decide is claim's decision on the objects existing found.
+func decide(unit *render.Unit, found []Existing) ([]plan.ObjectRef, error) {
 	if len(found) == 0 {
 		return nil, nil
 	}

@@ -83,10 +83,11 @@ func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Durat
 	return h.State, err
 }
 
-// Existing lists the objects of unit that exist in the region but that prev does
-// not record (see Applier.Existing).
-func (r *Region) Existing(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]Existing, error) {
-	return r.applier.Existing(ctx, unit, prev)
+// Claim says what applying unit would take over, writing nothing: the objects it
+// would adopt, or the refusal Apply would meet (see Applier.Apply).
+func (r *Region) Claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
+	adopt, _, err := r.applier.claim(ctx, unit, prev)
+	return adopt, err
 }
 
 // Drift lists the unit's objects whose live state differs from what Meridian

@@ -39,8 +39,9 @@ func (r ObjectRef) String() string {
 	return r.Kind + "/" + r.Name
 }
 
-// key identifies the object whatever its API version.
-func (r ObjectRef) key() string {
+// Key identifies the object whatever its API version: group, kind, namespace
+// and name.
+func (r ObjectRef) Key() string {
 	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
 }
 
@@ -66,12 +67,8 @@ func (inv *Inventory) IsAdopted(ref ObjectRef) bool {
 	if inv == nil {
 		return false
 	}
-	return slices.ContainsFunc(inv.Adopted, func(a ObjectRef) bool { return a.key() == ref.key() })
+	return slices.ContainsFunc(inv.Adopted, func(a ObjectRef) bool { return a.Key() == ref.Key() })
 }
-
-// SameObject reports whether a and b name the same object, whatever their API
-// versions.
-func SameObject(a, b ObjectRef) bool { return a.key() == b.key() }
 
 // Desired is one rendered unit this region should have.
 type Desired struct {
@@ -309,11 +306,11 @@ func isNamespace(ref ObjectRef) bool { return ref.Group == "" && ref.Kind == "Na
 func leftBehind(applied []ObjectRef, rendered []*unstructured.Unstructured) []ObjectRef {
 	keep := map[string]bool{}
 	for _, u := range rendered {
-		keep[RefOf(u).key()] = true
+		keep[RefOf(u).Key()] = true
 	}
 	var out []ObjectRef
 	for _, r := range applied {
-		if !keep[r.key()] {
+		if !keep[r.Key()] {
 			out = append(out, r)
 		}
 	}

@@ -118,7 +118,7 @@ func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Reda
 	for _, ch := range rp.Changes.Changes {
 		u := rp.Unit(ch.Unit)
 		if u != nil && (ch.Action == plan.Create || ch.Action == plan.Update) {
-			adopt, err := claim(ctx, rp, u, ch.Applied)
+			adopt, err := rp.Cluster().Claim(ctx, u, ch.Applied)
 			if err != nil {
 				errs = append(errs, &reconciler.UnitError{Unit: ch.Unit, Step: reconciler.StepApply, Err: redact.Error(err)})
 			}
@@ -141,16 +141,6 @@ func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Reda
 	}
 	out.Err = errors.Join(errs...)
 	return out
-}
-
-// claim finds what applying u would take over: the objects it adopts, or the
-// refusal the pass would meet.
-func claim(ctx context.Context, rp *reconciler.RegionPlan, u *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
-	found, err := rp.Cluster().Existing(ctx, u, prev)
-	if err != nil {
-		return nil, err
-	}
-	return apply.Claim(u, found)
 }
 
 // WriteText writes the preview for people: per region its plan, each unit that
