@@ -2,9 +2,7 @@ package reconciler
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"slices"
 	"sync"
 
 	"meridian.dev/meridian/fleet"
@@ -44,7 +42,7 @@ func (r *Reconciler) render(ctx context.Context, snap render.Snapshot, allowMass
 		res:      res,
 		byRegion: map[string][]*render.Unit{},
 		failed:   map[string][]fleet.UnitID{},
-		redact:   secrets.NewRedactor(secretValues(res)),
+		redact:   secrets.NewRedactor(res.Shown()),
 		limits: plan.Limits{
 			MaxDeletePercent:  maxDeletePercent(snap.Model.Fleet),
 			AllowMassDeletion: allowMassDeletion,
@@ -85,7 +83,7 @@ func (r *Reconciler) planRegion(ctx context.Context, region string, in *rendered
 	desired := make([]plan.Desired, len(units))
 	byID := make(map[fleet.UnitID]*render.Unit, len(units))
 	for i, u := range units {
-		desired[i] = plan.Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects}
+		desired[i] = plan.DesiredOf(u)
 		byID[u.ID()] = u
 	}
 	return &regionPlan{
@@ -160,31 +158,6 @@ func (r *Reconciler) Plan(ctx context.Context, snap render.Snapshot, allowMassDe
 		return &RegionPlan{Changes: rp.changes, cluster: rp.cluster, units: rp.units}
 	})
 	return &Plan{Revision: snap.Revision, RenderErrors: in.res.Errors, Regions: regions, Redactor: in.redact}, nil
-}
-
-// secretValues are the values a pass must never show: those decrypted in this pass,
-// and every value of the Secrets it applies (cached units were decrypted earlier).
-func secretValues(res *render.Result) []string {
-	values := slices.Clone(res.SecretValues())
-	for _, u := range res.Units {
-		for _, o := range u.Objects {
-			if o.GetKind() != "Secret" || o.GroupVersionKind().Group != "" {
-				continue
-			}
-			if m, ok := o.Object["stringData"].(map[string]any); ok {
-				values = append(values, secrets.Leaves(m)...)
-			}
-			data, _ := o.Object["data"].(map[string]any)
-			for _, v := range data {
-				if enc, ok := v.(string); ok {
-					if plain, err := base64.StdEncoding.DecodeString(enc); err == nil && len(plain) >= secrets.MinSecretLen {
-						values = append(values, string(plain))
-					}
-				}
-			}
-		}
-	}
-	return values
 }
 
 func maxDeletePercent(f *fleet.Fleet) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -20,8 +21,9 @@ func (r *Result) Redact(units []*Unit) ([]*Unit, error) {
 	out := make([]*Unit, len(units))
 	for i, u := range units {
 		c := *u
-		c.Objects = make([]*unstructured.Unstructured, len(u.Objects))
-		for j, o := range u.Objects {
+		all := u.All()
+		redactedAll := make([]*unstructured.Unstructured, len(all))
+		for j, o := range all {
 			o = o.DeepCopy()
 			if o.GetKind() == "Secret" && o.GroupVersionKind().Group == "" {
 				for _, field := range []string{"data", "stringData"} {
@@ -40,7 +42,12 @@ func (r *Result) Redact(units []*Unit) ([]*Unit, error) {
 			if err := redacted.UnmarshalJSON(redactor.Redact(data)); err != nil {
 				return nil, fmt.Errorf("%s: redact: %w", ObjectRef(o), err)
 			}
-			c.Objects[j] = redacted
+			redactedAll[j] = redacted
+		}
+		c.Objects = redactedAll[:len(u.Objects)]
+		c.Hooks = slices.Clone(u.Hooks)
+		for j := range c.Hooks {
+			c.Hooks[j].Object = redactedAll[len(u.Objects)+j]
 		}
 		out[i] = &c
 	}
@@ -52,7 +59,7 @@ func (r *Result) Redact(units []*Unit) ([]*Unit, error) {
 func EncodeYAML(w io.Writer, units []*Unit) error {
 	var buf bytes.Buffer
 	for _, u := range units {
-		for _, o := range u.Objects {
+		for _, o := range u.All() {
 			data, err := yaml.Marshal(o.Object)
 			if err != nil {
 				return fmt.Errorf("%s: %s: %w", u.ID(), ObjectRef(o), err)

@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,11 @@ type Unit struct {
 	// They share all but their metadata with the Renderer's cache: read them, or
 	// deep-copy one before changing it.
 	Objects []*unstructured.Unstructured
+	// Hooks are the Helm chart's hooks (helm.sh/hook) that run at install or
+	// upgrade, labelled like Objects and in the order rendered; the hooks of other
+	// events are not rendered. They are applied at those events only, never to
+	// correct drift, and are not part of the unit's health.
+	Hooks []Hook
 	// Digest identifies every input of the unit; equal digests mean equal objects.
 	Digest string
 	// Cached reports that the objects came from the render cache.
@@ -98,6 +104,23 @@ type Unit struct {
 	// it applying such an object is refused.
 	AdoptExisting bool
 }
+
+// All returns the unit's objects followed by its hooks' objects: everything it
+// renders, for whoever shows, checks or redacts rendered output.
+func (u *Unit) All() []*unstructured.Unstructured {
+	if len(u.Hooks) == 0 {
+		return u.Objects
+	}
+	out := slices.Clip(slices.Clone(u.Objects))
+	for _, h := range u.Hooks {
+		out = append(out, h.Object)
+	}
+	return out
+}
+
+// Hook is one of a Helm chart's hooks: an object applied at an event of the
+// release's life rather than with the release.
+type Hook = helm.Hook
 
 // ID names the unit.
 func (u *Unit) ID() fleet.UnitID {
@@ -188,6 +211,33 @@ func (r *Result) Err() error {
 // fresh Renderer or redact Secret objects as a whole too.
 func (r *Result) SecretValues() []string { return r.secretValues }
 
+// Shown returns the values that showing the result must hide: those decrypted
+// for it (SecretValues), and every value of the Secrets its units render,
+// hooks' included, since units served from the render cache were decrypted
+// earlier.
+func (r *Result) Shown() []string {
+	values := slices.Clone(r.secretValues)
+	for _, u := range r.Units {
+		for _, o := range u.All() {
+			if o.GetKind() != "Secret" || o.GroupVersionKind().Group != "" {
+				continue
+			}
+			if m, ok := o.Object["stringData"].(map[string]any); ok {
+				values = append(values, secrets.Leaves(m)...)
+			}
+			data, _ := o.Object["data"].(map[string]any)
+			for _, v := range data {
+				if enc, ok := v.(string); ok {
+					if plain, err := base64.StdEncoding.DecodeString(enc); err == nil {
+						values = append(values, string(plain))
+					}
+				}
+			}
+		}
+	}
+	return values
+}
+
 // Render renders every placement of snap that filter selects, in parallel, and the
 // namespace unit of every selected tenant × region. A placement that fails does not
 // stop the others.
@@ -274,7 +324,7 @@ func shared(units []*Unit, errs []*UnitError) ([]*Unit, []*UnitError) {
 	first := map[string]*Unit{} // region and object → the first unit to render it
 	failed := map[fleet.UnitID]*UnitError{}
 	for _, u := range units {
-		for _, o := range u.Objects {
+		for _, o := range u.All() {
 			gvk := o.GroupVersionKind()
 			key := strings.Join([]string{u.Region, gvk.Group, gvk.Kind, o.GetNamespace(), o.GetName()}, "\x00")
 			other, ok := first[key]
@@ -524,8 +574,12 @@ func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructur
 		out[i] = withOwnMetadata(o)
 	}
 	label(out, p.ID(), run.snap.Revision)
-	return &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached,
+	u := &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached,
 		AdoptExisting: p.Tenant.AdoptsExisting(p.App.Metadata.Name)}
+	if p.App.Spec.Helm != nil {
+		u.Objects, u.Hooks = helm.Hooks(out)
+	}
+	return u
 }
 
 // withOwnMetadata returns a copy of o whose top level and metadata are its own, for

@@ -53,6 +53,11 @@ type Options struct {
 	// StageTimeout bounds the wait for Namespaces, CRDs and cluster roles to become
 	// ready before the objects that need them are applied; 0 means one minute.
 	StageTimeout time.Duration
+	// HookTimeout bounds each Helm hook: the deletion of its previous object, and
+	// the run of a Job or Pod; and the wait for a unit to become Ready before its
+	// post-install or post-upgrade hooks run. 0 means five minutes, as Helm's
+	// default.
+	HookTimeout time.Duration
 	// PollInterval is the longest time between Wait's reads of the objects' status
 	// (the first come sooner, see Wait); 0 means two seconds.
 	PollInterval time.Duration
@@ -106,6 +111,9 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 	}
 	if opts.StageTimeout <= 0 {
 		opts.StageTimeout = time.Minute
+	}
+	if opts.HookTimeout <= 0 {
+		opts.HookTimeout = defaultHookTimeout
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 2 * time.Second

@@ -56,6 +56,8 @@ type Result struct {
 	// Leftover are objects of the previous inventory that the unit no longer renders.
 	// They stay recorded until pruned: Prune them, then record Inventory.
 	Leftover []plan.ObjectRef
+	// Hooks are the Helm hooks the apply ran, in the order they ran.
+	Hooks []HookResult
 }
 
 // Count returns how many objects got action a.
@@ -71,7 +73,7 @@ func (r Result) Count(a Action) int {
 
 // Changed reports that the apply wrote any object.
 func (r Result) Changed() bool {
-	return r.Count(Created)+r.Count(Adopted)+r.Count(Configured) > 0
+	return r.Count(Created)+r.Count(Adopted)+r.Count(Configured)+len(r.Hooks) > 0
 }
 
 // String summarises the result in one line for logs:
@@ -85,6 +87,9 @@ func (r Result) String() string {
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "no objects")
+	}
+	if n := len(r.Hooks); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d hooks run", n))
 	}
 	s := r.Unit.String() + ": " + strings.Join(parts, ", ")
 	if len(r.Leftover) > 0 {
@@ -111,6 +116,17 @@ func (r Result) String() string {
 // unit's digest with exactly its objects — plus, until they are pruned, the objects
 // of prev the unit no longer renders (Result.Leftover), which plan then lists for
 // deletion. Nothing is written when the inventory already says all that.
+//
+// A Helm unit's hooks run around the objects at its install (its first apply
+// in the region) and at each upgrade (an apply of another digest), never when
+// the same objects are applied again: the pre-install or pre-upgrade hooks
+// before any object is written, the post-install or post-upgrade hooks once the
+// objects are Ready (see runHooks). Their objects are recorded in the inventory
+// (Hooks) before they are created, and taken out once their delete policy
+// removed them. A hook object that exists but that the inventory does not
+// record is refused, like any object, before anything is written; it is never
+// adopted. Until the last hook succeeded, the unit's new digest is not
+// recorded: the next apply runs its hooks again.
 //
 // A failure is an *Error naming the object (or the unit), transient or permanent.
 // Objects applied before the failure stay, and stay recorded.
@@ -140,6 +156,10 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 	if err != nil {
 		return Result{}, err
 	}
+	hooks := hooksFor(unit, prev)
+	if err := a.claimHooks(ctx, id, hooks, prev); err != nil {
+		return Result{}, err
+	}
 
 	var old plan.Inventory
 	if prev != nil {
@@ -151,20 +171,45 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 		Inventory: plan.Inventory{Unit: id, Digest: unit.Digest, Revision: revision(unit.Objects), Objects: refs, Adopted: within(adopted, refs)},
 	}
 	union, added := unionRefs(old.Objects, refs)
-	if prev == nil || added {
+	hookRefs, hooksAdded := unionRefs(old.Hooks, hooks.recordedNow)
+	if prev == nil || added || hooksAdded {
 		// Adoptions are recorded before the objects are written: killed in
 		// between, the next daemon still knows them as adopted, not created.
-		intent := plan.Inventory{Unit: id, Digest: old.Digest, Revision: old.Revision, Objects: union, Adopted: adopted}
+		intent := plan.Inventory{Unit: id, Digest: old.Digest, Revision: old.Revision, Objects: union, Adopted: adopted, Hooks: hookRefs}
 		if err := a.opts.Inventory.Put(ctx, intent); err != nil {
 			return result, &Error{Object: id.String(), Op: "record inventory before applying", Err: err, Transient: transient(err)}
 		}
 	}
 	defer markAdopted(&result, adopting)
+	defer func() { result.Hooks = hooks.ran }()
 
+	if err := a.runHooks(ctx, id, hooks.pre, hooks.before, &hooks); err != nil {
+		return result, err
+	}
+	if err := a.applyObjects(ctx, id, prev, self, tenant, tw, refs, &result); err != nil {
+		return result, err
+	}
+	a.createdNamespaces(absent)
+	if len(hooks.after) > 0 {
+		// As Helm waits (and Flux has it wait) before its post-install and
+		// post-upgrade hooks: they run against the release as it will serve.
+		if _, err := a.Wait(ctx, refs, a.opts.HookTimeout); err != nil {
+			return result, &Error{Object: id.String(), Op: fmt.Sprintf("%s hooks not run: the unit did not become Ready", hooks.post), Err: err, Transient: IsTransient(err)}
+		}
+		if err := a.runHooks(ctx, id, hooks.post, hooks.after, &hooks); err != nil {
+			return result, err
+		}
+	}
+	result.Inventory.Hooks = hooks.kept(old.Hooks)
+	return a.record(ctx, old, prev, union, refs, result)
+}
+
+// applyObjects writes a unit's objects: created one by one when the unit has no
+// inventory yet, else in stages after a dry run shows what changed.
+func (a *Applier) applyObjects(ctx context.Context, id fleet.UnitID, prev *plan.Inventory, self, tenant []*unstructured.Unstructured, tw writer, refs []plan.ObjectRef, result *Result) error {
 	// A unit applied for the first time has nothing to compare with.
-	if prev == nil && a.create(ctx, self, tenant, tw, &result) {
-		a.createdNamespaces(absent)
-		return a.record(ctx, old, prev, union, refs, result)
+	if prev == nil && a.create(ctx, self, tenant, tw, result) {
+		return nil
 	}
 	stageOpts := ssa.DefaultApplyOptions()
 	stageOpts.WaitTimeout = a.opts.StageTimeout
@@ -180,11 +225,10 @@ func (a *Applier) Apply(ctx context.Context, unit *render.Unit, prev *plan.Inven
 			result.Objects = append(result.Objects, objectResults(cs, refs)...)
 		}
 		if err != nil {
-			return result, objectError(id.String(), "apply failed", err)
+			return objectError(id.String(), "apply failed", err)
 		}
 	}
-	a.createdNamespaces(absent)
-	return a.record(ctx, old, prev, union, refs, result)
+	return nil
 }
 
 // record writes the inventory a unit has once applied: its objects under its new
@@ -315,7 +359,8 @@ func leftover(old, cur []plan.ObjectRef) []plan.ObjectRef {
 
 // sameInventory reports whether recording b over a would change nothing.
 func sameInventory(a, b plan.Inventory) bool {
-	return a.Unit == b.Unit && a.Digest == b.Digest && a.Revision == b.Revision && slices.Equal(a.Objects, b.Objects) && slices.Equal(a.Adopted, b.Adopted)
+	return a.Unit == b.Unit && a.Digest == b.Digest && a.Revision == b.Revision && slices.Equal(a.Objects, b.Objects) &&
+		slices.Equal(a.Adopted, b.Adopted) && slices.Equal(a.Hooks, b.Hooks)
 }
 
 // within returns the refs of some that are among all.

@@ -64,6 +64,8 @@ type RefusedError struct {
 	Unit fleet.UnitID
 	// Objects are the objects that exist.
 	Objects []Existing
+	// Hooks says the objects are Helm hooks' objects, which are never adopted.
+	Hooks bool
 }
 
 // Error names every object, who made it, and what to do.
@@ -79,8 +81,11 @@ func (e *RefusedError) Error() string {
 		what = "they exist and Meridian did not create them"
 	}
 	fix := "delete or rename it in the cluster, or set adoptExisting: true " + e.adoptField() + " to take it over"
-	if other {
+	switch {
+	case other:
 		fix = "one object cannot belong to two units: rename it in one of them"
+	case e.Hooks:
+		fix = "a hook replaces its object each time it runs, so it never takes one over: delete or rename it in the cluster, or rename the hook in the chart"
 	}
 	return fmt.Sprintf("%s: %s, so nothing of the unit was written; %s", strings.Join(parts, ", "), what, fix)
 }

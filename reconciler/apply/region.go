@@ -65,7 +65,8 @@ func (r *Region) Prune(ctx context.Context, ch plan.Change) error {
 	next := *cur
 	next.Objects = leftover(cur.Objects, done)
 	next.Adopted = leftover(cur.Adopted, done)
-	if len(next.Objects) == len(cur.Objects) {
+	next.Hooks = leftover(cur.Hooks, done)
+	if len(next.Objects) == len(cur.Objects) && len(next.Hooks) == len(cur.Hooks) {
 		return nil
 	}
 	return inv.Put(ctx, next)
@@ -87,7 +88,10 @@ func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Durat
 // would adopt, or the refusal Apply would meet (see Applier.Apply).
 func (r *Region) Claim(ctx context.Context, unit *render.Unit, prev *plan.Inventory) ([]plan.ObjectRef, error) {
 	adopt, _, err := r.applier.claim(ctx, unit, prev)
-	return adopt, err
+	if err != nil {
+		return nil, err
+	}
+	return adopt, r.applier.claimHooks(ctx, unit.ID(), hooksFor(unit, prev), prev)
 }
 
 // Drift lists the unit's objects whose live state differs from what Meridian

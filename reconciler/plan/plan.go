@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/render"
 )
 
 // ObjectRef identifies an object in a region's cluster.
@@ -60,6 +61,11 @@ type Inventory struct {
 	// them, taken over because the fleet asked for it (adoptExisting). When they
 	// leave the unit they are released, never deleted.
 	Adopted []ObjectRef `json:"adopted,omitempty"`
+	// Hooks are the Helm hooks' objects Meridian created for the unit and has not
+	// deleted since: recorded before each is created, and taken out once its
+	// delete policy removed it. They are deleted with the unit, or when the unit no
+	// longer renders them.
+	Hooks []ObjectRef `json:"hooks,omitempty"`
 }
 
 // IsAdopted reports whether the inventory records ref as adopted.
@@ -78,6 +84,17 @@ type Desired struct {
 	Digest string
 	// Objects are the rendered objects.
 	Objects []*unstructured.Unstructured
+	// Hooks are the objects of the unit's Helm hooks.
+	Hooks []ObjectRef
+}
+
+// DesiredOf is what a rendered unit asks of its region.
+func DesiredOf(u *render.Unit) Desired {
+	d := Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects}
+	for _, h := range u.Hooks {
+		d.Hooks = append(d.Hooks, RefOf(h.Object))
+	}
+	return d
 }
 
 // Action is what a pass does to one unit.
@@ -229,7 +246,7 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 	total := 0
 	for i := range applied {
 		inv[applied[i].Unit] = &applied[i]
-		total += len(applied[i].Objects)
+		total += len(applied[i].Objects) + len(applied[i].Hooks)
 	}
 	wanted := map[fleet.UnitID]bool{}
 	for i := range desired {
@@ -243,10 +260,10 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 			// Objects of an earlier revision whose pruning was held or interrupted
 			// are still in the inventory: they leave now.
 			ch.Action = Unchanged
-			ch.Delete, ch.Release = a.split(leftBehind(a.Objects, d.Objects))
+			ch.Delete, ch.Release = a.split(leftBehind(a, d))
 		default:
 			ch.Action = Update
-			ch.Delete, ch.Release = a.split(leftBehind(a.Objects, d.Objects))
+			ch.Delete, ch.Release = a.split(leftBehind(a, d))
 		}
 		cs.Changes = append(cs.Changes, ch)
 	}
@@ -263,7 +280,7 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 			continue
 		}
 		ch := Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit]}
-		ch.Delete, ch.Release = a.split(a.Objects)
+		ch.Delete, ch.Release = a.split(slices.Concat(a.Objects, a.Hooks))
 		cs.Changes = append(cs.Changes, ch)
 		if a.Unit.IsNamespace() && slices.ContainsFunc(ch.Delete, isNamespace) {
 			namespaceDeleted = a.Unit
@@ -302,14 +319,17 @@ func (inv *Inventory) split(refs []ObjectRef) (del, release []ObjectRef) {
 // isNamespace reports whether ref names a Namespace.
 func isNamespace(ref ObjectRef) bool { return ref.Group == "" && ref.Kind == "Namespace" }
 
-// leftBehind returns the applied objects that are no longer rendered.
-func leftBehind(applied []ObjectRef, rendered []*unstructured.Unstructured) []ObjectRef {
+// leftBehind returns the applied objects and hooks that are no longer rendered.
+func leftBehind(applied *Inventory, d *Desired) []ObjectRef {
 	keep := map[string]bool{}
-	for _, u := range rendered {
+	for _, u := range d.Objects {
 		keep[RefOf(u).Key()] = true
 	}
+	for _, h := range d.Hooks {
+		keep[h.Key()] = true
+	}
 	var out []ObjectRef
-	for _, r := range applied {
+	for _, r := range slices.Concat(applied.Objects, applied.Hooks) {
 		if !keep[r.Key()] {
 			out = append(out, r)
 		}

@@ -14,17 +14,16 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// hookEvents are the hook events Helm knows, by their annotation spelling, and whether
-// each is a test.
+// hookEvents are the hook events Helm knows, by their annotation spelling.
 var hookEvents = map[string]bool{
-	string(release.HookPreInstall):   false,
-	string(release.HookPostInstall):  false,
-	string(release.HookPreDelete):    false,
-	string(release.HookPostDelete):   false,
-	string(release.HookPreUpgrade):   false,
-	string(release.HookPostUpgrade):  false,
-	string(release.HookPreRollback):  false,
-	string(release.HookPostRollback): false,
+	string(release.HookPreInstall):   true,
+	string(release.HookPostInstall):  true,
+	string(release.HookPreDelete):    true,
+	string(release.HookPostDelete):   true,
+	string(release.HookPreUpgrade):   true,
+	string(release.HookPostUpgrade):  true,
+	string(release.HookPreRollback):  true,
+	string(release.HookPostRollback): true,
 	string(release.HookTest):         true,
 	"test-success":                   true, // Helm 2's spelling, still honoured by Helm 3
 }
@@ -121,23 +120,17 @@ func checkObject(obj *unstructured.Unstructured) error {
 	return nil
 }
 
-// keep adds obj unless it is a test hook or a hook for an event Helm does not know
-// (which Helm drops too).
+// keep adds obj unless it is a hook Meridian never applies: a hook for an event
+// Helm does not know (which Helm drops too), or one that runs at none of the
+// install and upgrade events (a test, or a delete or rollback hook).
 func (o *objects) keep(obj *unstructured.Unstructured, source string) {
-	if hooks, ok := obj.GetAnnotations()[release.HookAnnotation]; ok {
-		tests, others := 0, 0
-		for _, h := range strings.Split(hooks, ",") {
-			isTest, known := hookEvents[strings.ToLower(strings.TrimSpace(h))]
-			switch {
-			case !known:
+	if events, ok := obj.GetAnnotations()[release.HookAnnotation]; ok {
+		for _, e := range annotationValues(events) {
+			if !hookEvents[e] {
 				return
-			case isTest:
-				tests++
-			default:
-				others++
 			}
 		}
-		if tests > 0 && others == 0 {
+		if _, runs := hookOf(obj); !runs {
 			return
 		}
 	}

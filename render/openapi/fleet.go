@@ -104,7 +104,7 @@ func CheckRendered(m *fleet.Model, res *render.Result, secretValues []string) (*
 		if isApp {
 			file = p.App.Source.File
 		}
-		for _, obj := range u.Objects {
+		for _, obj := range u.All() {
 			c.report.Objects++
 			at := &Finding{File: file, Placement: u.ID().String(), Object: render.ObjectRef(obj)}
 			for _, problem := range v.Validate(obj) {

@@ -58,7 +58,7 @@ func Compare(base, head Revision, opts Options) (*Report, error) {
 	r := &Report{
 		Base: base.Name, Head: head.Name,
 		Units: []Unit{}, DNS: []DNSChange{}, Guard: []RegionGuard{}, Notes: []string{},
-		redactor: secrets.NewRedactor(append(secretValues(base.Result), secretValues(head.Result)...)),
+		redactor: secrets.NewRedactor(append(base.Result.Shown(), head.Result.Shown()...)),
 	}
 	units, err := r.compareUnits(base.Result, head.Result)
 	if err != nil {
@@ -119,10 +119,10 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 		var objects sides[[]*unstructured.Unstructured]
 		var shown sides[[]*unstructured.Unstructured]
 		if s.base.raw != nil {
-			objects.base, shown.base = s.base.raw.Objects, s.base.shown.Objects
+			objects.base, shown.base = s.base.raw.All(), s.base.shown.All()
 		}
 		if s.head.raw != nil {
-			objects.head, shown.head = s.head.raw.Objects, s.head.shown.Objects
+			objects.head, shown.head = s.head.raw.All(), s.head.shown.All()
 		}
 		if u.Objects, err = r.compareObjects(objects, shown); err != nil {
 			return nil, fmt.Errorf("%s: %w", u.ID, err)
@@ -322,32 +322,6 @@ func secretKeys(base, head *unstructured.Unstructured) []SecretKey {
 	}
 	slices.SortFunc(out, func(a, b SecretKey) int { return cmp.Compare(a.Key, b.Key) })
 	return out
-}
-
-// secretValues are the values a diff must never show: those decrypted for the
-// result, and every value of its Secrets (placements served from the render cache
-// contribute no decrypted values).
-func secretValues(res *render.Result) []string {
-	values := slices.Clone(res.SecretValues())
-	for _, u := range res.Units {
-		for _, o := range u.Objects {
-			if !isSecret(o) {
-				continue
-			}
-			if m, ok := o.Object["stringData"].(map[string]any); ok {
-				values = append(values, secrets.Leaves(m)...)
-			}
-			data, _ := o.Object["data"].(map[string]any)
-			for _, v := range data {
-				if enc, ok := v.(string); ok {
-					if plain, err := base64.StdEncoding.DecodeString(enc); err == nil {
-						values = append(values, string(plain))
-					}
-				}
-			}
-		}
-	}
-	return values
 }
 
 // redactReport runs every string of the report that did not come from a redacted

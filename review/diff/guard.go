@@ -27,11 +27,12 @@ func guard(base, head Revision, opts Options) ([]RegionGuard, []string) {
 		for _, o := range u.Objects {
 			inv.Objects = append(inv.Objects, plan.RefOf(o))
 		}
+		inv.Hooks = plan.DesiredOf(u).Hooks
 		applied[u.Region] = append(applied[u.Region], inv)
 	}
 	desired := map[string][]plan.Desired{}
 	for _, u := range head.Result.Units {
-		desired[u.Region] = append(desired[u.Region], plan.Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects})
+		desired[u.Region] = append(desired[u.Region], plan.DesiredOf(u))
 	}
 
 	inHead := map[string]bool{}
