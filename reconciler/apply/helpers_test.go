@@ -40,15 +40,21 @@ const (
 // renderExample renders fleet-example's units of one region with the demo age key.
 func renderExample(t *testing.T) []*render.Unit {
 	t.Helper()
-	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys, err := secrets.KeysFromFiles(filepath.Join(exampleDir, "demo-age-key.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := filepath.Abs(exampleDir)
+	return renderFleet(t, exampleDir, secrets.NewDecryptor(keys))
+}
+
+// renderFleet renders the units of one region of the fleet in dir.
+func renderFleet(t *testing.T, dir string, decryptor *secrets.Decryptor) []*render.Unit {
+	t.Helper()
+	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func renderExample(t *testing.T) []*render.Unit {
 	}
 	// One placement at a time: render's decryption memo races when placements of one
 	// tenant render in parallel (reported to render's owner).
-	r := render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys), Parallelism: 1})
+	r := render.New(render.Options{Helm: charts, Decryptor: decryptor, Parallelism: 1})
 	res, err := r.Render(t.Context(), render.Snapshot{Dir: dir, Revision: revision, Model: model}, render.Filter{Region: region})
 	if err != nil {
 		t.Fatal(err)

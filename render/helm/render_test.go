@@ -272,6 +272,24 @@ kind: Job
 metadata:
   name: crd-install
   annotations: {helm.sh/hook: crd-install}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pre-delete
+  annotations: {helm.sh/hook: "pre-delete,post-delete"}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: rollback
+  annotations: {helm.sh/hook: " Pre-Rollback "}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: delete-and-upgrade
+  annotations: {helm.sh/hook: "pre-delete, Post-Upgrade"}
 `,
 		"apps/x/chart/templates/empty.yaml":   "# nothing here\n---\n---\n{{- if false }}\nkind: Nothing\n{{- end }}\n",
 		"apps/x/chart/templates/NOTES.txt":    "Thanks for installing {{ .Release.Name }}: this is not YAML: [\n",
@@ -284,7 +302,7 @@ metadata:
 
 	wantIDs := []string{
 		"ConfigMap/trucking/release", "Secret//pre-install",
-		"CustomResourceDefinition//widgets.example.com", "Job//test-and-post-install",
+		"CustomResourceDefinition//widgets.example.com", "Job//delete-and-upgrade", "Job//test-and-post-install",
 	}
 	if diff := cmp.Diff(wantIDs, ids(objs)); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
