@@ -189,6 +189,7 @@ func planJSON(p *preview.Preview) any {
 		Action  string   `json:"action"`
 		Objects []string `json:"objects,omitempty"`
 		Adopt   []string `json:"adopt,omitempty"`
+		Hooks   []string `json:"hooks,omitempty"`
 		Delete  []string `json:"delete,omitempty"`
 		Release []string `json:"release,omitempty"`
 	}
@@ -221,6 +222,9 @@ func planJSON(p *preview.Preview) any {
 			}
 			for _, ref := range rp.Adopt[ch.Unit] {
 				u.Adopt = append(u.Adopt, ref.String())
+			}
+			for _, h := range rp.Hooks[ch.Unit] {
+				u.Hooks = append(u.Hooks, h.String())
 			}
 			for _, ref := range ch.Delete {
 				u.Delete = append(u.Delete, ref.String())

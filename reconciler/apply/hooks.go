@@ -19,14 +19,38 @@ import (
 	"meridian.dev/meridian/render/helm"
 )
 
-// HookResult is one hook an apply ran.
-type HookResult struct {
+// HookStep is one hook an apply runs: its object at one event.
+type HookStep struct {
 	// Object is the hook's object.
 	Object plan.ObjectRef
-	// Event is the event it ran at.
+	// Event is the event it runs at.
 	Event helm.HookEvent
+}
+
+// String is "Job/trucking/migrate: pre-upgrade hook".
+func (s HookStep) String() string { return s.Object.String() + ": " + string(s.Event) + " hook" }
+
+// HookResult is one hook an apply ran.
+type HookResult struct {
+	HookStep
 	// Deleted says its delete policy removed it once it had run.
 	Deleted bool
+}
+
+// Hooks returns the hooks applying unit over prev, its inventory (nil for none),
+// would run, in the order it would run them (see Applier.Apply).
+func Hooks(unit *render.Unit, prev *plan.Inventory) []HookStep {
+	run := hooksFor(unit, prev)
+	var out []HookStep
+	for _, phase := range []struct {
+		event helm.HookEvent
+		hooks []render.Hook
+	}{{run.pre, run.before}, {run.post, run.after}} {
+		for _, h := range phase.hooks {
+			out = append(out, HookStep{Object: plan.RefOf(h.Object), Event: phase.event})
+		}
+	}
+	return out
 }
 
 // hookRun is what one apply does with its unit's hooks: the hooks of the event
@@ -141,7 +165,7 @@ func (a *Applier) runHooks(ctx context.Context, id fleet.UnitID, event helm.Hook
 			return &Error{Object: ref.String(), Op: op + ": apply failed", Err: err, Transient: transient(err)}
 		}
 		delete(run.deleted, ref.Key())
-		result := HookResult{Object: ref, Event: event}
+		result := HookResult{HookStep: HookStep{Object: ref, Event: event}}
 		if err, retry := a.waitHook(ctx, w, ref); err != nil {
 			if h.Deletes(helm.HookFailed) {
 				if derr := a.deleteHook(ctx, id, ref); derr == nil {

@@ -92,6 +92,31 @@ func TestHooks(t *testing.T) {
 		if _, err := applier.Apply(ctx, units[0], nil); err != nil {
 			t.Fatal(err)
 		}
+		steps := func(prev *plan.Inventory) string {
+			var out []string
+			for _, s := range apply.Hooks(units[1], prev) {
+				out = append(out, s.String())
+			}
+			return strings.Join(out, "\n")
+		}
+		wantSteps := `ServiceAccount/gatekeepers/admission-certgen: pre-install hook
+Role/gatekeepers/admission-certgen: pre-install hook
+RoleBinding/gatekeepers/admission-certgen: pre-install hook
+Job/gatekeepers/admission-create: pre-install hook
+ServiceAccount/gatekeepers/admission-certgen: post-install hook
+Role/gatekeepers/admission-certgen: post-install hook
+RoleBinding/gatekeepers/admission-certgen: post-install hook
+Job/gatekeepers/admission-patch: post-install hook
+ConfigMap/gatekeepers/admission-last-run: post-install hook`
+		if diff := cmp.Diff(wantSteps, steps(nil)); diff != "" {
+			t.Errorf("hooks meridian plan shows (-want +got):\n%s", diff)
+		}
+		if got := steps(&plan.Inventory{Unit: app, Digest: units[1].Digest}); got != "" {
+			t.Errorf("hooks planned for the same digest:\n%s\nwant none", got)
+		}
+		if got := steps(&plan.Inventory{Unit: app, Digest: "sha256:before"}); !strings.HasPrefix(got, "ServiceAccount/gatekeepers/admission-certgen: pre-upgrade hook\n") {
+			t.Errorf("hooks planned for another digest:\n%s\nwant the upgrade hooks", got)
+		}
 		events.take(t)
 		res, err := applier.Apply(ctx, units[1], nil)
 		if err != nil {

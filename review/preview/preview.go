@@ -47,6 +47,9 @@ type RegionPreview struct {
 	// take over because the fleet asks for it (adoptExisting): they exist in the
 	// region, and Meridian did not create them.
 	Adopt map[fleet.UnitID][]plan.ObjectRef
+	// Hooks maps each unit the revision creates or updates to the Helm hooks
+	// applying it would run, in order: its install or upgrade hooks.
+	Hooks map[fleet.UnitID][]apply.HookStep
 	// Err is why the region could not be read, or every unit that could not be
 	// dry-run or that applying would refuse (an object it would take over exists
 	// and Meridian did not create it) joined, each a *reconciler.UnitError; or nil.
@@ -110,7 +113,7 @@ func Run(ctx context.Context, r *reconciler.Reconciler, snap render.Snapshot, al
 // dryRun dry-runs every unit of a region's plan that the region already holds,
 // and finds what the units it creates or updates would adopt or be refused.
 func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Redactor) *RegionPreview {
-	out := &RegionPreview{Changes: rp.Changes, Live: map[fleet.UnitID][]apply.Drift{}, Adopt: map[fleet.UnitID][]plan.ObjectRef{}, Err: rp.Err}
+	out := &RegionPreview{Changes: rp.Changes, Live: map[fleet.UnitID][]apply.Drift{}, Adopt: map[fleet.UnitID][]plan.ObjectRef{}, Hooks: map[fleet.UnitID][]apply.HookStep{}, Err: rp.Err}
 	if rp.Err != nil {
 		return out
 	}
@@ -124,6 +127,9 @@ func dryRun(ctx context.Context, rp *reconciler.RegionPlan, redact *secrets.Reda
 			}
 			if len(adopt) > 0 {
 				out.Adopt[ch.Unit] = adopt
+			}
+			if hooks := apply.Hooks(u, ch.Applied); len(hooks) > 0 {
+				out.Hooks[ch.Unit] = hooks
 			}
 		}
 		if u == nil || ch.Action == plan.Create {
@@ -173,6 +179,9 @@ func (p *Preview) WriteText(w io.Writer) error {
 			}
 			for _, ref := range rp.Adopt[ch.Unit] {
 				fmt.Fprintf(&b, "      %s: adopt (it exists and Meridian did not create it)\n", ref.String())
+			}
+			for _, h := range rp.Hooks[ch.Unit] {
+				fmt.Fprintf(&b, "      %s\n", h.String())
 			}
 			for _, ref := range ch.Delete {
 				fmt.Fprintf(&b, "      %s: delete\n", ref.String())
