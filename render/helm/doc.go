@@ -18,14 +18,15 @@
 //     into unstructured objects and sorted by API group, kind, namespace and name, so that
 //     the same inputs give byte-identical output. Empty documents are skipped; a document
 //     that is not valid YAML or not a Kubernetes object is an error naming its template.
-//   - Hooks (objects annotated helm.sh/hook) are kept as plain objects, annotations and
-//     all: Meridian has no install or upgrade phases to run them in, and dropping them
-//     would silently lose objects such as a pre-install Secret that a Deployment needs.
-//     Whoever applies them sees the annotations and may treat them specially.
-//   - Test hooks (helm.sh/hook: test, or the Helm 2 spelling test-success) are dropped:
-//     they are run by `helm test`, never installed. A hook that names test together
-//     with another event is kept. A hook naming an event Helm does not know is dropped,
-//     as Helm drops it.
+//   - Hooks (objects annotated helm.sh/hook) that run at install or upgrade are returned
+//     with the rest, annotations and all; Hooks separates them and reads their events,
+//     weights and delete policies as Helm does, for whoever applies them at those events.
+//   - Hooks that run at none of pre-install, post-install, pre-upgrade and post-upgrade
+//     are dropped: tests (helm.sh/hook: test, or the Helm 2 spelling test-success),
+//     which `helm test` runs, and delete and rollback hooks, which have no event in
+//     Meridian. A hook that names one of them together with an install or upgrade
+//     event is kept. A hook naming an event Helm does not know is dropped, as Helm drops
+//     it.
 //   - NOTES.txt is ignored. Objects are returned as rendered: a namespaced object the chart
 //     left without metadata.namespace is not defaulted here, because only the cluster's
 //     discovery knows which kinds are namespaced.
