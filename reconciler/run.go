@@ -173,7 +173,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DriftInterval = DefaultDriftInterval
 	}
 	if opts.NewCluster == nil {
-		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst)
+		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst, opts.HealthTimeout)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -542,7 +542,7 @@ func Clusters(m *fleet.Model, kubeconfig string, log *slog.Logger) map[string]Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
+	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log, 0, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
 	return d.regions(m)
 }
 
@@ -613,8 +613,9 @@ func (d *daemon) restConfig(context string) (*rest.Config, error) {
 
 // regionCluster builds a region's write side: an Applier with the region's
 // inventory store, both drawing on one rate limit of qps requests a second (burst
-// burst; zero means the defaults).
-func regionCluster(log *slog.Logger, qps float32, burst int) func(region string, cfg *rest.Config) (Cluster, error) {
+// burst; zero means the defaults), whose Helm hooks have as long as a wave's
+// health (hookTimeout; zero means the Applier's default).
+func regionCluster(log *slog.Logger, qps float32, burst int, hookTimeout time.Duration) func(region string, cfg *rest.Config) (Cluster, error) {
 	if qps <= 0 {
 		qps = DefaultKubeAPIQPS
 	}
@@ -632,7 +633,7 @@ func regionCluster(log *slog.Logger, qps float32, burst int) func(region string,
 		if err != nil {
 			return nil, err
 		}
-		a, err := apply.New(cfg, apply.Options{Inventory: store, Logger: log.With("region", region)})
+		a, err := apply.New(cfg, apply.Options{Inventory: store, Logger: log.With("region", region), HookTimeout: hookTimeout})
 		if err != nil {
 			return nil, err
 		}
