@@ -22,9 +22,10 @@ import (
 	"meridian.dev/meridian/render"
 )
 
-// meridianObjects is everything Meridian renders for a unit: what it applies.
+// meridianObjects is everything Meridian renders for a unit, its Helm hooks
+// included: what it applies.
 func meridianObjects(u *render.Unit) []*unstructured.Unstructured {
-	return u.Objects
+	return u.All()
 }
 
 // parseManifests reads the YAML stream helm template or kustomize build prints
@@ -58,6 +59,40 @@ func parseManifests(data []byte) ([]*unstructured.Unstructured, error) {
 	}
 }
 
+// builtinClusterScoped are Kubernetes' built-in kinds that have no namespace, as
+// the API server's discovery says; kept here rather than taken from Meridian,
+// whose own list is what the suite checks.
+var builtinClusterScoped = []schema.GroupKind{
+	{Kind: "Namespace"}, {Kind: "Node"}, {Kind: "PersistentVolume"},
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"},
+	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, {Group: "apiregistration.k8s.io", Kind: "APIService"},
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}, {Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"},
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicy"}, {Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicyBinding"},
+	{Group: "flowcontrol.apiserver.k8s.io", Kind: "FlowSchema"}, {Group: "flowcontrol.apiserver.k8s.io", Kind: "PriorityLevelConfiguration"},
+	{Group: "scheduling.k8s.io", Kind: "PriorityClass"}, {Group: "storage.k8s.io", Kind: "StorageClass"}, {Group: "storage.k8s.io", Kind: "CSIDriver"},
+	{Group: "node.k8s.io", Kind: "RuntimeClass"}, {Group: "networking.k8s.io", Kind: "IngressClass"},
+}
+
+// clusterScopedKinds are the built-in cluster-scoped kinds and those of the
+// CustomResourceDefinitions among objs whose scope is Cluster.
+func clusterScopedKinds(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, gk := range builtinClusterScoped {
+		out[gk] = true
+	}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		if scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope"); scope == "Cluster" {
+			out[schema.GroupKind{Group: group, Kind: kind}] = true
+		}
+	}
+	return out
+}
+
 // objectKey is what identifies an object in a cluster.
 type objectKey struct {
 	group, kind, namespace, name string
@@ -80,11 +115,9 @@ func (k objectKey) String() string {
 	return s + "/" + k.name
 }
 
-// Helm hook events, as the helm.sh/hook annotation spells them.
-var (
-	testEvents           = []string{"test", "test-success"}
-	deleteRollbackEvents = []string{"pre-delete", "post-delete", "pre-rollback", "post-rollback"}
-)
+// notInstallEvents are the Helm hook events, as the helm.sh/hook annotation
+// spells them, at which Meridian never runs a hook: tests, deletion, rollback.
+var notInstallEvents = []string{"test", "test-success", "pre-delete", "post-delete", "pre-rollback", "post-rollback"}
 
 // hookOnly reports whether o is a Helm hook for the given events only.
 func hookOnly(o *unstructured.Unstructured, events []string) bool {
@@ -126,11 +159,9 @@ func (d difference) String() string { return d.object + ": " + d.text }
 // (helm or kustomize) rendered, object for object, and returns every
 // difference but those Meridian documents:
 //   - its labels and annotations (replacing a chart's app.kubernetes.io/managed-by);
-//   - the tenant's namespace on a namespaced object that names none;
-//   - no Helm test hooks;
-//   - no hooks whose events are only pre/post-delete or pre/post-rollback (until
-//     the change that drops them lands, Meridian may still render them, and they
-//     are then compared like any object).
+//   - the tenant's namespace on a namespaced object that names none, and no
+//     namespace on an object of a cluster-scoped kind;
+//   - no Helm hooks whose events are all tests, deletion or rollback.
 //
 // A cluster-scoped object is one that Meridian renders without a namespace.
 func compare(tool string, upstream, meridian []*unstructured.Unstructured, unit fleet.UnitID, revision string) []difference {
@@ -138,6 +169,7 @@ func compare(tool string, upstream, meridian []*unstructured.Unstructured, unit 
 	add := func(k objectKey, field, format string, args ...any) {
 		diffs = append(diffs, difference{object: k.String(), field: field, text: fmt.Sprintf(format, args...)})
 	}
+	clusterScoped := clusterScopedKinds(upstream)
 	got := map[objectKey]*unstructured.Unstructured{}
 	for _, o := range meridian {
 		k := keyOf(o)
@@ -158,7 +190,6 @@ func compare(tool string, upstream, meridian []*unstructured.Unstructured, unit 
 	}
 
 	want := map[objectKey]*unstructured.Unstructured{}
-	mayLack := map[objectKey]bool{}
 	for _, o := range upstream {
 		o = o.DeepCopy()
 		k := keyOf(o)
@@ -169,23 +200,21 @@ func compare(tool string, upstream, meridian []*unstructured.Unstructured, unit 
 			// tenant's namespace; which objects are namespaced only it knows.
 			k = nk
 			o.SetNamespace(unit.Tenant)
-		case k.namespace != "" && got[k] == nil && got[clusterKey] != nil:
-			// Meridian renders it cluster-scoped: compared under that name, the
-			// namespace shows as a difference.
+		case k.namespace != "" && got[k] == nil && got[clusterKey] != nil && clusterScoped[schema.GroupKind{Group: k.group, Kind: k.kind}]:
+			// The kind is cluster-scoped: Meridian renders it without the
+			// namespace a tool gave it, as the API server stores it.
 			k = clusterKey
+			o.SetNamespace("")
 		}
 		if want[k] != nil {
 			add(k, "", "%s renders it twice", tool)
 		}
-		switch {
-		case hookOnly(o, testEvents):
+		if hookOnly(o, notInstallEvents) {
 			if got[k] != nil {
-				add(k, "", "a Helm test hook, which Meridian documents it does not render, is rendered")
+				add(k, "", "a Helm hook only for tests, deletion or rollback, which Meridian documents it does not render, is rendered")
 			}
 			delete(got, k)
 			continue
-		case hookOnly(o, deleteRollbackEvents):
-			mayLack[k] = true
 		}
 		// Meridian's own labels and annotations replace the chart's.
 		strip(o, "labels", nil)
@@ -196,7 +225,6 @@ func compare(tool string, upstream, meridian []*unstructured.Unstructured, unit 
 	for _, k := range sortedKeys(want) {
 		g, ok := got[k]
 		switch {
-		case !ok && mayLack[k]:
 		case !ok:
 			add(k, "", "%s renders it, Meridian does not", tool)
 		default:

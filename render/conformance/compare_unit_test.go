@@ -78,19 +78,24 @@ func TestCompare(t *testing.T) {
 		meridian: []*unstructured.Unstructured{meridian(role, true)},
 		want:     []string{"ConfigMap/web: helm renders it, Meridian does not", "ClusterRole.rbac.authorization.k8s.io/web: Meridian renders it, helm does not"},
 	}, {
-		name:     "test hooks are not rendered, delete and rollback hooks need not be",
+		name:     "test, delete and rollback hooks are not rendered",
 		upstream: []string{cm, testHook, deleteHook},
 		meridian: []*unstructured.Unstructured{meridian(cm, false)},
 	}, {
-		name:     "a delete hook Meridian renders is compared",
+		name:     "a delete hook Meridian renders",
 		upstream: []string{deleteHook},
-		meridian: []*unstructured.Unstructured{meridian(strings.Replace(deleteHook, "spec: {}", "spec: {parallelism: 2}", 1), false)},
-		want:     []string{"Job.batch/conformance/web-cleanup: spec.parallelism: only Meridian has it: 2"},
+		meridian: []*unstructured.Unstructured{meridian(deleteHook, false)},
+		want:     []string{"Job.batch/conformance/web-cleanup: a Helm hook only for tests, deletion or rollback, which Meridian documents it does not render, is rendered"},
 	}, {
 		name:     "a test hook Meridian renders",
 		upstream: []string{testHook},
 		meridian: []*unstructured.Unstructured{meridian(testHook, false)},
-		want:     []string{"Pod/conformance/web-test: a Helm test hook, which Meridian documents it does not render, is rendered"},
+		want:     []string{"Pod/conformance/web-test: a Helm hook only for tests, deletion or rollback, which Meridian documents it does not render, is rendered"},
+	}, {
+		name:     "an install hook is compared like any object",
+		upstream: []string{strings.Replace(deleteHook, "pre-delete,post-rollback", "pre-install", 1)},
+		meridian: []*unstructured.Unstructured{meridian(strings.Replace(strings.Replace(deleteHook, "pre-delete,post-rollback", "pre-install", 1), "spec: {}", "spec: {parallelism: 2}", 1), false)},
+		want:     []string{"Job.batch/conformance/web-cleanup: spec.parallelism: only Meridian has it: 2"},
 	}, {
 		name:     "Meridian's label with another value",
 		upstream: []string{cm},
@@ -101,10 +106,14 @@ func TestCompare(t *testing.T) {
 		}(),
 		want: []string{`ConfigMap/conformance/web: Meridian's label app.kubernetes.io/managed-by is "Helm", want "meridian"`},
 	}, {
-		name:     "a namespace on an object Meridian renders cluster-scoped",
+		name:     "no namespace on an object Meridian renders cluster-scoped",
 		upstream: []string{strings.Replace(role, "  name: web\n", "  name: web\n  namespace: conformance\n", 1)},
 		meridian: []*unstructured.Unstructured{meridian(role, true)},
-		want:     []string{`ClusterRole.rbac.authorization.k8s.io/web: metadata.namespace: only helm has it: "conformance"`},
+	}, {
+		name:     "a namespace that Meridian leaves out",
+		upstream: []string{strings.Replace(cm, "  name: web\n", "  name: web\n  namespace: conformance\n", 1)},
+		meridian: []*unstructured.Unstructured{meridian(cm, true)},
+		want:     []string{"ConfigMap/conformance/web: helm renders it, Meridian does not", "ConfigMap/web: Meridian renders it, helm does not"},
 	}, {
 		name:     "a text that differs in one line",
 		upstream: []string{"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\ndata:\n  run.sh: |\n    set -e\n    echo a\n"},

@@ -146,21 +146,7 @@ type knownDifference struct {
 // knownDifferences are logged, not failed on; one that is no longer seen fails
 // its case, so that the entry goes when the difference is fixed. Add one only
 // with what is wrong and where it is to be fixed.
-var knownDifferences = []knownDifference{{
-	app:    "kyverno",
-	object: "ConfigMap/" + tenant + "/kyverno-grafana-grafana",
-	field:  "data.kyverno-dashboard.json",
-	why: "a Meridian bug: render/helm parses each document of a template as releaseutil.SplitManifests returns it, trimmed, so a block scalar (|) " +
-		"that ends a document loses its final newline; helm prints every document followed by a newline and keeps it. " +
-		"Fix in render/helm (objects.go, addDoc): parse the document with a newline added",
-}, {
-	app:    "kwok-config",
-	object: "FlowSchema.flowcontrol.apiserver.k8s.io/kwok-controller",
-	field:  "metadata.namespace",
-	why: "kustomize's built-in schema does not know flowcontrol.apiserver.k8s.io/v1, so its namespace transformer gives the cluster-scoped FlowSchema " +
-		"the overlay's namespace; Meridian knows the kind is cluster-scoped and renders it without one, as the API server stores it. " +
-		"Not a bug, but docs/render.md does not say that Meridian drops the namespace of a cluster-scoped object",
-}}
+var knownDifferences = []knownDifference{}
 
 // report fails the test with every difference that is not a known one, and when
 // a known one of the app is no longer seen.
