@@ -89,3 +89,30 @@ func (p Placement) Hostnames(zone string) (global, regional string, ok bool) {
 	regional = e.Subdomain + "." + p.Tenant.Metadata.Name + "." + p.Region.Metadata.Name + "." + zone
 	return global, regional, true
 }
+
+// AddonPlacement is one addon in one region: a unit that belongs to no tenant.
+type AddonPlacement struct {
+	Addon  *Addon
+	Region *Region
+	// Values are the addon's values merged from its valuesFiles, values and
+	// regionValues of this region, in that order. An addon is not a tenant's
+	// placement: fleet and region values, meant for tenants' apps, are not merged.
+	Values Values
+}
+
+// ID names the addon's unit in the region.
+func (p AddonPlacement) ID() UnitID { return AddonUnit(p.Region.Metadata.Name, p.Addon.Metadata.Name) }
+
+// AddonPlacements expands the model's addons into the regions each selects,
+// ordered by region and addon.
+func (m *Model) AddonPlacements() []AddonPlacement {
+	var out []AddonPlacement
+	for _, r := range m.Regions {
+		for _, a := range m.AddonsOf(r) {
+			layers := m.files(a.Source, a.Spec.ValuesFiles)
+			layers = append(layers, a.Spec.Values, a.Spec.RegionValues[r.Metadata.Name])
+			out = append(out, AddonPlacement{Addon: a, Region: r, Values: Merge(layers...)})
+		}
+	}
+	return out
+}

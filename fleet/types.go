@@ -1,5 +1,7 @@
 package fleet
 
+import "slices"
+
 // APIVersion is the only version of the fleet file format Meridian reads today.
 const APIVersion = "meridian.dev/v1alpha1"
 
@@ -14,13 +16,14 @@ const (
 	KindRegion = "Region"
 	KindApp    = "App"
 	KindTenant = "Tenant"
+	KindAddon  = "Addon"
 )
 
 // TypeMeta identifies a file's format version and kind.
 type TypeMeta struct {
 	// APIVersion is the version of the file format; meridian.dev/v1alpha1.
 	APIVersion string `yaml:"apiVersion" schema:"required"`
-	// Kind is what the file describes: Fleet, Region, App or Tenant.
+	// Kind is what the file describes: Fleet, Region, App, Tenant or Addon.
 	Kind string `yaml:"kind" schema:"required"`
 }
 
@@ -29,6 +32,9 @@ type ObjectMeta struct {
 	// Name identifies the object within its kind; a DNS-1123 label, because it becomes
 	// namespaces, DNS labels and Kubernetes labels.
 	Name string `yaml:"name" schema:"required,dns1123"`
+	// Labels are Kubernetes-style labels of the object. A region's labels are what
+	// an addon's spec.regionSelector matches.
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
 
 // Values are free-form settings handed to an app's chart or kustomization, merged by
@@ -361,4 +367,79 @@ type TenantApp struct {
 	// without it such an object is refused. Adopted objects are released when the app
 	// stops running there (Meridian's labels and fields removed), never deleted.
 	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// Addon is addons/<name>/addon.yaml: a platform component (an ingress controller,
+// cert-manager, an operator and its CRDs) that belongs to no tenant. It is applied
+// as Meridian itself, may create cluster-scoped objects and write the namespaces
+// it names, and is applied in a region before every tenant unit there.
+type Addon struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the addon.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the addon.
+	Spec AddonSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the addon was read from.
+	Source Source `yaml:"-"`
+}
+
+// AddonSpec is the body of an Addon file. Exactly one of Helm and Kustomize is set.
+type AddonSpec struct {
+	// Helm renders the addon from a Helm chart.
+	Helm *HelmSource `yaml:"helm,omitempty"`
+	// Kustomize renders the addon from a Kustomize directory.
+	Kustomize *KustomizeSource `yaml:"kustomize,omitempty"`
+	// Namespace is where the addon's namespaced objects that name no namespace
+	// land (a chart's release namespace), e.g. ingress-nginx.
+	Namespace string `yaml:"namespace" schema:"required,dns1123"`
+	// CreateNamespace adds Namespace to the addon's objects, for charts that do not
+	// render it; leave it off when the addon renders its Namespace or the namespace
+	// already exists.
+	CreateNamespace bool `yaml:"createNamespace,omitempty"`
+	// Namespaces are the other namespaces the addon may write objects into, such as
+	// kube-system; an object in any namespace not listed (nor Namespace) is refused.
+	Namespaces []string `yaml:"namespaces,omitempty"`
+	// Regions selects the regions the addon runs in by name. With neither Regions
+	// nor RegionSelector it runs in every region.
+	Regions []string `yaml:"regions,omitempty"`
+	// RegionSelector selects the regions whose metadata.labels hold every one of
+	// these labels. Not set with Regions.
+	RegionSelector map[string]string `yaml:"regionSelector,omitempty"`
+	// ValuesFiles are values files, relative to addon.yaml, merged in order.
+	ValuesFiles []string `yaml:"valuesFiles,omitempty"`
+	// Values are the addon's values, merged over ValuesFiles.
+	Values Values `yaml:"values,omitempty"`
+	// RegionValues override Values in one region, keyed by region name.
+	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
+	// DriftPolicy says what the daemon does when a live object of the addon no
+	// longer matches what Meridian applied: correct (the default) or report.
+	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// AdoptExisting lets Meridian take over objects of the addon that already exist
+	// in a region but that Meridian did not create (an ingress controller installed
+	// by hand before Meridian); without it such an object is refused. Adopted
+	// objects are released when the addon leaves the region, never deleted.
+	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// Selects reports whether the addon runs in region r: r is listed in Regions, or
+// r's labels hold every label of RegionSelector, or the addon selects no region in
+// particular.
+func (a *Addon) Selects(r *Region) bool {
+	switch {
+	case len(a.Spec.Regions) > 0:
+		return slices.Contains(a.Spec.Regions, r.Metadata.Name)
+	case len(a.Spec.RegionSelector) > 0:
+		for k, v := range a.Spec.RegionSelector {
+			if got, ok := r.Metadata.Labels[k]; !ok || got != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// WritesNamespace reports whether the addon may write objects into namespace ns.
+func (a *Addon) WritesNamespace(ns string) bool {
+	return ns == a.Spec.Namespace || slices.Contains(a.Spec.Namespaces, ns)
 }

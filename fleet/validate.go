@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"net/url"
 	"path"
@@ -42,22 +43,32 @@ func (l *loader) validate() {
 	m.Regions = uniqueSorted(l, m.Regions, "region", func(r *Region) (string, Source) { return r.Metadata.Name, r.Source })
 	m.Apps = uniqueSorted(l, m.Apps, "app", func(a *App) (string, Source) { return a.Metadata.Name, a.Source })
 	m.Tenants = uniqueSorted(l, m.Tenants, "tenant", func(t *Tenant) (string, Source) { return t.Metadata.Name, t.Source })
+	m.Addons = uniqueSorted(l, m.Addons, "addon", func(a *Addon) (string, Source) { return a.Metadata.Name, a.Source })
 
 	if m.Fleet != nil {
 		l.checkAPIVersion(m.Fleet.TypeMeta, m.Fleet.Source)
+		l.labels(m.Fleet.Source, "metadata.labels", m.Fleet.Metadata.Labels)
 		l.validateFleet(m.Fleet)
 	}
 	for _, r := range m.Regions {
 		l.checkAPIVersion(r.TypeMeta, r.Source)
+		l.labels(r.Source, "metadata.labels", r.Metadata.Labels)
 		l.validateRegion(r)
 	}
 	for _, a := range m.Apps {
 		l.checkAPIVersion(a.TypeMeta, a.Source)
+		l.labels(a.Source, "metadata.labels", a.Metadata.Labels)
 		l.validateApp(a)
 	}
 	for _, t := range m.Tenants {
 		l.checkAPIVersion(t.TypeMeta, t.Source)
+		l.labels(t.Source, "metadata.labels", t.Metadata.Labels)
 		l.validateTenant(t)
+	}
+	for _, a := range m.Addons {
+		l.checkAPIVersion(a.TypeMeta, a.Source)
+		l.labels(a.Source, "metadata.labels", a.Metadata.Labels)
+		l.validateAddon(a)
 	}
 }
 
@@ -244,24 +255,91 @@ func (l *loader) validateRegion(r *Region) {
 
 func (l *loader) validateApp(a *App) {
 	src, spec := a.Source, a.Spec
-	switch {
-	case spec.Helm == nil && spec.Kustomize == nil:
-		l.add(src.errorAt("spec", "app has neither a Helm chart nor a Kustomize base; set spec.helm.chart (or spec.helm.repository) or spec.kustomize.path"))
-	case spec.Helm != nil && spec.Kustomize != nil:
-		l.add(src.errorAt("spec", "app sets both spec.helm and spec.kustomize; an app is rendered one way, keep one"))
-	case spec.Helm != nil:
-		l.validateHelm(src, spec.Helm)
-	case spec.Kustomize != nil:
-		if dir, ok := l.resolve(src, "spec.kustomize.path", spec.Kustomize.Path); ok && !l.hasAnyFile(dir, kustomizationFiles) {
-			l.add(src.errorAt("spec.kustomize.path", "%s has no kustomization.yaml; point at a Kustomize directory", dir))
-		}
-	}
+	l.validateRenderSource(src, "app", spec.Helm, spec.Kustomize)
 	if e := spec.Expose; e != nil && !strings.HasPrefix(e.HealthCheck.Path, "/") && e.HealthCheck.Path != "" {
 		l.add(src.errorAt("spec.expose.healthCheck.path", "%q must start with /", e.HealthCheck.Path))
 	}
 	for i, k := range spec.AllowClusterScoped {
 		if !kindPattern.MatchString(k) {
 			l.add(src.errorAt(fmt.Sprintf("spec.allowClusterScoped[%d]", i), "%q is not a Kubernetes kind such as ClusterRole", k))
+		}
+	}
+}
+
+// validateRenderSource checks that an app or addon (noun) renders one way, from a
+// chart or a Kustomize directory that exists.
+func (l *loader) validateRenderSource(src Source, noun string, h *HelmSource, k *KustomizeSource) {
+	switch {
+	case h == nil && k == nil:
+		l.add(src.errorAt("spec", "%s has neither a Helm chart nor a Kustomize base; set spec.helm.chart (or spec.helm.repository) or spec.kustomize.path", noun))
+	case h != nil && k != nil:
+		l.add(src.errorAt("spec", "%s sets both spec.helm and spec.kustomize; an %s is rendered one way, keep one", noun, noun))
+	case h != nil:
+		l.validateHelm(src, h)
+	case k != nil:
+		if dir, ok := l.resolve(src, "spec.kustomize.path", k.Path); ok && !l.hasAnyFile(dir, kustomizationFiles) {
+			l.add(src.errorAt("spec.kustomize.path", "%s has no kustomization.yaml; point at a Kustomize directory", dir))
+		}
+	}
+}
+
+// validateAddon checks an addon: how it renders, the regions it selects, and the
+// namespaces it writes, none of which may be a tenant's or Meridian's own.
+func (l *loader) validateAddon(a *Addon) {
+	src, spec := a.Source, a.Spec
+	l.validateRenderSource(src, "addon", spec.Helm, spec.Kustomize)
+	if len(spec.Regions) > 0 && len(spec.RegionSelector) > 0 {
+		l.add(src.errorAt("spec.regionSelector", "is set with spec.regions; select regions by name or by labels, not both"))
+	}
+	for i, r := range spec.Regions {
+		l.knownRegion(src, fmt.Sprintf("spec.regions[%d]", i), r)
+	}
+	l.noDuplicates(src, spec.Regions, listItem("spec.regions"))
+	l.labels(src, "spec.regionSelector", spec.RegionSelector)
+	if len(spec.RegionSelector) > 0 && len(l.model.Regions) > 0 && len(l.model.RegionsOf(a)) == 0 {
+		l.warnings = append(l.warnings, src.errorAt("spec.regionSelector", "selects no region: no region's metadata.labels hold all of these labels; label a region or correct the selector"))
+	}
+	for r := range spec.RegionValues {
+		region := l.model.Region(r)
+		if region == nil || !a.Selects(region) {
+			l.add(src.errorAt("spec.regionValues."+r, "addon %q does not run in region %q; remove these values or select the region", a.Metadata.Name, r))
+		}
+	}
+	l.addonNamespace(a, "spec.namespace", spec.Namespace)
+	for i, ns := range spec.Namespaces {
+		field := fmt.Sprintf("spec.namespaces[%d]", i)
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			l.add(src.errorAt(field, "%q is not a namespace name (a DNS-1123 label)", ns))
+			continue
+		}
+		if ns == spec.Namespace {
+			l.add(src.errorAt(field, "%q is spec.namespace already; remove it here", ns))
+			continue
+		}
+		l.addonNamespace(a, field, ns)
+	}
+	l.noDuplicates(src, spec.Namespaces, listItem("spec.namespaces"))
+}
+
+// addonNamespace refuses a namespace an addon would write that belongs to a tenant
+// or to Meridian.
+func (l *loader) addonNamespace(a *Addon, field, ns string) {
+	switch {
+	case ns == SystemNamespace:
+		l.add(a.Source.errorAt(field, "%q is Meridian's own namespace, where it keeps its inventories; an addon may not write into it", ns))
+	case l.model.Tenant(ns) != nil:
+		l.add(a.Source.errorAt(field, "%q is the namespace of tenant %q (%s); an addon may not write into a tenant's namespace, choose another namespace", ns, ns, l.model.Tenant(ns).Source.File))
+	}
+}
+
+// labels checks a map of Kubernetes labels at field.
+func (l *loader) labels(src Source, field string, m map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			l.add(src.errorAt(field+"."+k, "%q is not a label key: %s", k, errs[0]))
+		}
+		if errs := validation.IsValidLabelValue(m[k]); len(errs) > 0 {
+			l.add(src.errorAt(field+"."+k, "%q is not a label value: %s", m[k], errs[0]))
 		}
 	}
 }
