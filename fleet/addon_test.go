@@ -69,7 +69,7 @@ func TestAddonPlacements(t *testing.T) {
 
 func TestAddonValues(t *testing.T) {
 	m, err := Load(withAddons(map[string]string{
-		"addons/ingress/addon.yaml": addonHead + "  valuesFiles: [defaults.yaml]\n  values: {layer: addon, replicas: 2}\n  regionValues:\n    eu-west-2: {replicas: 1}\n",
+		"addons/ingress/addon.yaml":    addonHead + "  valuesFiles: [defaults.yaml]\n  values: {layer: addon, replicas: 2}\n  regionValues:\n    eu-west-2: {replicas: 1}\n",
 		"addons/ingress/defaults.yaml": "layer: file\nfromFile: true\n",
 	}))
 	if err != nil {

@@ -58,16 +58,16 @@ const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected 
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
 	"eu-west-2": {
-		"logistics-eu/eu-west-2", "logistics-eu/eu-west-2/api", "logistics-eu/eu-west-2/portal",
+		"addon:eu-west-2/platform", "logistics-eu/eu-west-2", "logistics-eu/eu-west-2/api", "logistics-eu/eu-west-2/portal",
 		"trucking/eu-west-2", "trucking/eu-west-2/api", "trucking/eu-west-2/portal", "trucking/eu-west-2/worker",
 	},
 	"us-east-1": {
-		"charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker",
+		"addon:us-east-1/platform", "charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker",
 		"logistics-eu/us-east-1", "logistics-eu/us-east-1/portal",
 		"trucking/us-east-1", "trucking/us-east-1/api", "trucking/us-east-1/portal", "trucking/us-east-1/worker",
 	},
 	"ap-northeast-2": {
-		"trucking/ap-northeast-2", "trucking/ap-northeast-2/api", "trucking/ap-northeast-2/portal", "trucking/ap-northeast-2/worker",
+		"addon:ap-northeast-2/platform", "trucking/ap-northeast-2", "trucking/ap-northeast-2/api", "trucking/ap-northeast-2/portal", "trucking/ap-northeast-2/worker",
 	},
 }
 
@@ -405,7 +405,7 @@ func TestRun(t *testing.T) {
 			var want, got []string
 			for _, u := range list {
 				id := mustUnit(u)
-				if id.IsNamespace() {
+				if id.IsNamespace() || id.IsAddon() {
 					continue
 				}
 				d := f.deployment(t, region, id.Tenant, id.App)

@@ -274,7 +274,7 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		wanted[u] = true
 		cs.Changes = append(cs.Changes, Change{Unit: u, Action: Keep, Applied: inv[u]})
 	}
-	var namespaceDeleted fleet.UnitID
+	var namespaceDeleted, crdDeleted fleet.UnitID
 	for _, a := range applied {
 		if wanted[a.Unit] {
 			continue
@@ -282,8 +282,11 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		ch := Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit]}
 		ch.Delete, ch.Release = a.split(slices.Concat(a.Objects, a.Hooks))
 		cs.Changes = append(cs.Changes, ch)
-		if a.Unit.IsNamespace() && slices.ContainsFunc(ch.Delete, isNamespace) {
+		if (a.Unit.IsNamespace() || a.Unit.IsAddon()) && slices.ContainsFunc(ch.Delete, isNamespace) {
 			namespaceDeleted = a.Unit
+		}
+		if a.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isCRD) {
+			crdDeleted = a.Unit
 		}
 	}
 	slices.SortFunc(cs.Changes, func(a, b Change) int { return a.Unit.Compare(b.Unit) })
@@ -294,8 +297,12 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 	case limits.NoPrune:
 		cs.Held = "an earlier step failed, and nothing is deleted because something failed"
 	case limits.AllowMassDeletion:
+	case !namespaceDeleted.IsZero() && namespaceDeleted.IsAddon():
+		cs.Held = fmt.Sprintf("the revision deletes a namespace of addon %s, and everything in it; allow it explicitly to proceed", namespaceDeleted)
 	case !namespaceDeleted.IsZero():
 		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s; allow it explicitly to proceed", namespaceDeleted)
+	case !crdDeleted.IsZero():
+		cs.Held = fmt.Sprintf("the revision deletes a CustomResourceDefinition of addon %s, and every custom resource of it in the region; allow it explicitly to proceed", crdDeleted)
 	case total > 0 && deletions*100 > limits.MaxDeletePercent*total:
 		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%; allow it explicitly to proceed",
 			deletions, total, deletions*100/total, limits.MaxDeletePercent)
@@ -317,6 +324,12 @@ func (inv *Inventory) split(refs []ObjectRef) (del, release []ObjectRef) {
 }
 
 // isNamespace reports whether ref names a Namespace.
+// isCRD reports whether ref is a CustomResourceDefinition: deleting one deletes
+// every custom resource of its kind.
+func isCRD(ref ObjectRef) bool {
+	return ref.Group == "apiextensions.k8s.io" && ref.Kind == "CustomResourceDefinition"
+}
+
 func isNamespace(ref ObjectRef) bool { return ref.Group == "" && ref.Kind == "Namespace" }
 
 // leftBehind returns the applied objects and hooks that are no longer rendered.
