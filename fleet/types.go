@@ -287,12 +287,28 @@ type TenantSpec struct {
 	// the fields Meridian applied: correct (the default) applies it again, report
 	// only counts and logs it. An app's own DriftPolicy overrides it.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// CustomResources are the custom resources (of CRDs an addon installs, such as
+	// a database operator's) that the tenant's apps may manage in the tenant's
+	// namespace: its Role is granted every verb on them there, and nothing else.
+	CustomResources []CustomResourceGrant `yaml:"customResources,omitempty"`
 	// AdoptExisting lets Meridian take over objects of the tenant's namespace unit (the
 	// Namespace itself and its isolation objects) that already exist in a region but
 	// that Meridian did not create; without it such an object is refused. Adopted
 	// objects are released when the tenant leaves (Meridian's labels and fields
 	// removed), never deleted.
 	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// CustomResourceGrant names custom resources of one API group that a tenant's
+// apps may manage in the tenant's namespace.
+type CustomResourceGrant struct {
+	// Group is the API group of a CustomResourceDefinition, such as
+	// databases.example.com; never a Kubernetes group (*.k8s.io, the core group,
+	// apps, ...), whose resources the tenant's Role already lists or leaves out on
+	// purpose.
+	Group string `yaml:"group" schema:"required"`
+	// Resources are the resources' plural names in Group, such as [databases].
+	Resources []string `yaml:"resources" schema:"required"`
 }
 
 // Drift policies of TenantSpec.DriftPolicy and TenantApp.DriftPolicy.

@@ -424,6 +424,7 @@ func (l *loader) validateTenant(t *Tenant) {
 	if q := spec.Quota; q != nil {
 		l.quantities(src, "spec.quota.hard", q.Hard)
 	}
+	l.customResources(src, spec.CustomResources)
 	if d := spec.ContainerDefaults; d != nil {
 		l.quantities(src, "spec.containerDefaults.requests", d.Requests)
 		l.quantities(src, "spec.containerDefaults.limits", d.Limits)
@@ -431,6 +432,38 @@ func (l *loader) validateTenant(t *Tenant) {
 	if t.SecretsFile != "" {
 		l.validateSecrets(t, names)
 	}
+}
+
+// builtinGroups are API groups Kubernetes serves without CRDs that contain no dot:
+// a tenant may not be granted resources of them through customResources.
+var builtinGroups = []string{"apps", "batch", "autoscaling", "policy", "extensions"}
+
+// customResources checks a tenant's grants of custom resources: each names the API
+// group of a CRD (not one of Kubernetes' own, whose resources the tenant's Role
+// lists or leaves out on purpose) and its resources' plural names, once each.
+func (l *loader) customResources(src Source, grants []CustomResourceGrant) {
+	groups := make([]string, len(grants))
+	for i, g := range grants {
+		at := fmt.Sprintf("spec.customResources[%d]", i)
+		groups[i] = g.Group
+		switch {
+		case g.Group == "":
+		case len(validation.IsDNS1123Subdomain(g.Group)) > 0 || !strings.Contains(g.Group, "."):
+			l.add(src.errorAt(at+".group", "%q is not the API group of a CustomResourceDefinition, a DNS name such as databases.example.com", g.Group))
+		case g.Group == "k8s.io" || strings.HasSuffix(g.Group, ".k8s.io") || slices.Contains(builtinGroups, g.Group):
+			l.add(src.errorAt(at+".group", "%q is a Kubernetes API group; customResources grants custom resources only, the tenant's Role already holds what it may do with Kubernetes' own", g.Group))
+		}
+		if len(g.Resources) == 0 {
+			l.add(src.errorAt(at+".resources", "lists no resource; name the plural names of the group's resources, such as [databases]"))
+		}
+		for j, r := range g.Resources {
+			if len(validation.IsDNS1123Label(r)) > 0 {
+				l.add(src.errorAt(fmt.Sprintf("%s.resources[%d]", at, j), "%q is not a resource's plural name (lowercase, such as databases); wildcards are not granted", r))
+			}
+		}
+		l.noDuplicates(src, g.Resources, listItem(at+".resources"))
+	}
+	l.noDuplicates(src, groups, func(i int) string { return fmt.Sprintf("spec.customResources[%d].group", i) })
 }
 
 // reservedName says why no tenant may be called name, or returns "": a tenant's name is
