@@ -1,0 +1,231 @@
+package reconciler_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/testbed"
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/helm"
+)
+
+// databasesFleet is a fleet of one region where the addon databases installs a
+// CRD (Database, db.example.com) and its operator's namespace, and the tenant shop
+// runs the app orders, which asks for a Database: a team asking for a cloud
+// resource in git. grant is the tenant's spec.customResources.
+func databasesFleet(grant string) map[string]string {
+	return map[string]string{
+		"fleet.yaml": `apiVersion: meridian.dev/v1alpha1
+kind: Fleet
+metadata:
+  name: acme
+spec:
+  dns:
+    zone: fleet.example.com
+    hostedZoneID: ZTEST
+`,
+		"regions/eu-west-2.yaml": `apiVersion: meridian.dev/v1alpha1
+kind: Region
+metadata:
+  name: eu-west-2
+  labels: {databases: "true"}
+spec:
+  awsRegion: eu-west-2
+  cluster:
+    kubeconfigContext: eu-west-2
+  endpoint:
+    type: CNAME
+    target: ingress.eu-west-2.example.net
+`,
+		"addons/databases/addon.yaml": `apiVersion: meridian.dev/v1alpha1
+kind: Addon
+metadata:
+  name: databases
+spec:
+  kustomize: {path: base}
+  namespace: databases-system
+  regionSelector: {databases: "true"}
+`,
+		"addons/databases/base/kustomization.yaml": "resources: [crd.yaml, namespace.yaml, settings.yaml]\n",
+		"addons/databases/base/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: databases-system\n",
+		"addons/databases/base/settings.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: operator-settings\ndata:\n  engine: postgres\n",
+		"addons/databases/base/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databases.db.example.com
+spec:
+  group: db.example.com
+  scope: Namespaced
+  names: {kind: Database, plural: databases, singular: database, listKind: DatabaseList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                engine: {type: string}
+                sizeGB: {type: integer}
+            status:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+`,
+		"apps/orders/app.yaml": "apiVersion: meridian.dev/v1alpha1\nkind: App\nmetadata:\n  name: orders\nspec:\n  kustomize: {path: base}\n",
+		"apps/orders/base/kustomization.yaml": "resources: [database.yaml]\n",
+		"apps/orders/base/database.yaml": "apiVersion: db.example.com/v1\nkind: Database\nmetadata:\n  name: orders\nspec:\n  engine: postgres\n  sizeGB: 20\n",
+		"tenants/shop.yaml": `apiVersion: meridian.dev/v1alpha1
+kind: Tenant
+metadata:
+  name: shop
+spec:
+  regions: [eu-west-2]
+` + grant + `  apps:
+    - name: orders
+`,
+	}
+}
+
+// writeFleet writes files into dir and loads the fleet as a snapshot at revision.
+func writeFleet(t *testing.T, dir, revision string, files map[string]string) render.Snapshot {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := fleet.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render.Snapshot{Dir: dir, Revision: revision, Model: m}
+}
+
+// TestAddonCRDAndCustomResource runs, on a real kube-apiserver, a revision in
+// which an addon installs a CRD and a tenant's app creates a custom resource of it:
+// the addon is applied and found healthy (the CRD Established) before the tenant's
+// units; the tenant's Role may write the custom resource only once git grants it;
+// and the custom resource's health is read from its status conditions, as an
+// operator sets them.
+func TestAddonCRDAndCustomResource(t *testing.T) {
+	start := time.Now()
+	tb := testbed.New(t, testbed.Options{Names: []string{"eu-west-2"}})
+	charts, err := helm.New(helm.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderer := render.New(render.Options{Helm: charts})
+	dir := t.TempDir()
+	pass := func(t *testing.T, snap render.Snapshot) *reconciler.RegionReport {
+		t.Helper()
+		r := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: reconciler.Clusters(snap.Model, tb.Kubeconfig, nil), HealthTimeout: 5 * time.Second})
+		report, err := r.RunOnce(t.Context(), snap, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return report.Regions["eu-west-2"]
+	}
+	c, err := client.New(tb.Region("eu-west-2").Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addon, orders := fleet.AddonUnit("eu-west-2", "databases"), fleet.UnitID{Tenant: "shop", Region: "eu-west-2", App: "orders"}
+
+	granted := "  customResources:\n    - group: db.example.com\n      resources: [databases]\n"
+	t.Run("in one revision, the addon's CRD is established before the tenant's custom resource is applied", func(t *testing.T) {
+		rr := pass(t, writeFleet(t, dir, "r1", databasesFleet(granted)))
+		if err := rr.Problem(); err != nil {
+			t.Fatalf("pass: %v", err)
+		}
+		for _, id := range []fleet.UnitID{addon, fleet.NamespaceUnit("shop", "eu-west-2"), orders} {
+			if res := rr.Units[id]; res.Action != plan.Create || res.Err != nil || res.Health != reconciler.Healthy {
+				t.Errorf("%s: %s, %v, health %s; want it created and healthy", id, res.Action, res.Err, res.Health)
+			}
+		}
+		db := database(t, c, "shop")
+		if got := db.GetLabels()[render.LabelApp]; got != "orders" {
+			t.Errorf("Database/shop/orders: label %s=%q, want orders", render.LabelApp, got)
+		}
+	})
+
+	t.Run("a tenant whose Role is not granted the custom resource may not write it", func(t *testing.T) {
+		files := databasesFleet(granted)
+		files["tenants/cafe.yaml"] = strings.ReplaceAll(databasesFleet("")["tenants/shop.yaml"], "shop", "cafe")
+		rr := pass(t, writeFleet(t, dir, "r2", files))
+		cafe := fleet.UnitID{Tenant: "cafe", Region: "eu-west-2", App: "orders"}
+		err := rr.Units[cafe].Err
+		if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "Database/cafe/orders") {
+			t.Fatalf("%s: %v; want the tenant's apply of Database/cafe/orders forbidden", cafe, err)
+		}
+		if res := rr.Units[orders]; res.Action != plan.Unchanged || res.Err != nil {
+			t.Errorf("%s: %s, %v; want it unchanged, another tenant's refusal is not its own", orders, res.Action, res.Err)
+		}
+		if err := os.Remove(filepath.Join(dir, "tenants", "cafe.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("the custom resource's health is read from its status conditions", func(t *testing.T) {
+		setReady(t, c, "False", "Provisioning", "the database is being created")
+		rr := pass(t, writeFleet(t, dir, "r3", nil))
+		res := rr.Units[orders]
+		if res.Health != reconciler.Progressing || res.HealthErr == nil || !strings.Contains(res.HealthErr.Error(), "Database/shop/orders") {
+			t.Errorf("orders: health %s (%v); want Progressing, naming Database/shop/orders", res.Health, res.HealthErr)
+		}
+
+		setReady(t, c, "True", "Available", "the database accepts connections")
+		rr = pass(t, writeFleet(t, dir, "r3", nil))
+		if res := rr.Units[orders]; res.Health != reconciler.Healthy {
+			t.Errorf("orders: health %s (%v); want Healthy once its Ready condition is True", res.Health, res.HealthErr)
+		}
+	})
+	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
+}
+
+var databaseGVK = schema.GroupVersionKind{Group: "db.example.com", Version: "v1", Kind: "Database"}
+
+// database reads the Database orders of a tenant.
+func database(t *testing.T, c client.Client, tenant string) *unstructured.Unstructured {
+	t.Helper()
+	db := &unstructured.Unstructured{}
+	db.SetGroupVersionKind(databaseGVK)
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: tenant, Name: "orders"}, db); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// setReady writes the Ready condition of Database/shop/orders as its operator
+// would, through the status subresource.
+func setReady(t *testing.T, c client.Client, status, reason, message string) {
+	t.Helper()
+	db := database(t, c, "shop")
+	conditions := []any{map[string]any{
+		"type": "Ready", "status": status, "reason": reason, "message": message,
+		"lastTransitionTime": time.Now().UTC().Format(time.RFC3339), "observedGeneration": db.GetGeneration(),
+	}}
+	if err := unstructured.SetNestedField(db.Object, map[string]any{"observedGeneration": db.GetGeneration(), "conditions": conditions}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Status().Update(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+}
