@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -72,9 +74,9 @@ func newCache(max int) *cache {
 	return &cache{max: max, entries: map[string]*list.Element{}, lru: list.New()}
 }
 
-// get returns the objects rendered for digest, if the files they were built from
-// still have the digests they had.
-func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, bool) {
+// get returns the objects rendered for digest and the digests of the files they
+// were built from, if those files still have them.
+func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, map[string]string, bool) {
 	c.mu.Lock()
 	el, ok := c.entries[digest]
 	if ok {
@@ -82,15 +84,31 @@ func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructu
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	e := el.Value.(*cacheEntry)
 	for file, want := range e.inputs {
 		if got, err := files.file(file); err != nil || got != want {
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return e.objects, true
+	return e.objects, e.inputs, true
+}
+
+// withInputs is the digest of a unit built from files (a Kustomize build): the
+// cache key's digest, which names no file's content, and the digest of each
+// input, so that a changed base file changes the unit's digest, and the plan
+// applies it.
+func withInputs(digest string, inputs map[string]string) string {
+	if len(inputs) == 0 {
+		return digest
+	}
+	var b strings.Builder
+	b.WriteString(digest)
+	for _, f := range slices.Sorted(maps.Keys(inputs)) {
+		b.WriteString("\x00" + f + "\x00" + inputs[f])
+	}
+	return digestBytes([]byte(b.String()))
 }
 
 func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) {

@@ -595,7 +595,7 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
+		if objs, _, ok := run.r.cache.get(digest, run.hashes); ok {
 			return run.unit(j, objs, digest, true), nil
 		}
 		if req.Values, err = run.withSecrets(ctx, j); err != nil {
@@ -608,8 +608,8 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(j, objs, digest, true), nil
+		if objs, inputs, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(j, objs, withInputs(digest, inputs), true), nil
 		}
 		withSecrets, err := run.withSecrets(ctx, j)
 		if err != nil {
@@ -651,7 +651,7 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 	}
 	sortObjects(objects)
 	run.r.cache.put(digest, objects, inputs)
-	return run.unit(j, objects, digest, false), nil
+	return run.unit(j, objects, withInputs(digest, inputs), false), nil
 }
 
 // withSecrets merges the unit's decrypted secrets over its values: the last layer

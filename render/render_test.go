@@ -290,12 +290,19 @@ func TestRenderRefusals(t *testing.T) {
 func TestCacheNoticesKustomizeFiles(t *testing.T) {
 	dir := copyExample(t)
 	r := newTestRenderer(t, true)
-	renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
+	before := map[fleet.UnitID]string{}
+	for _, u := range renderOK(t, r, loadSnapshot(t, dir, ""), Filter{}).Units {
+		before[u.ID()] = u.Digest
+	}
 
 	edit(t, filepath.Join(dir, "apps", "api", "base", "deployment.yaml"), "replicas: 2", "replicas: 4")
 	res := renderOK(t, r, loadSnapshot(t, dir, ""), Filter{})
 	var rendered []string
 	for _, u := range res.Units {
+		if changed := u.Digest != before[u.ID()]; changed != (u.App == "api") {
+			// The plan applies a unit only when its digest changed.
+			t.Errorf("%s: digest changed %t, want %t", u.ID(), changed, u.App == "api")
+		}
 		if u.App != "" && !u.Cached {
 			rendered = append(rendered, u.ID().String())
 			if !strings.Contains(encode(t, []*Unit{u}), "replicas: 4") {
