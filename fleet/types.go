@@ -378,6 +378,11 @@ type TenantApp struct {
 	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
 	// DriftPolicy overrides the tenant's DriftPolicy for this app: correct or report.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// DependsOn names other apps of the tenant that must be healthy in a region
+	// before this app is applied there, such as a database before the API that
+	// uses it. Each must run in every region this app runs in. While a dependency
+	// is not healthy, this app's changes wait (nothing is deleted).
+	DependsOn []string `yaml:"dependsOn,omitempty"`
 	// AdoptExisting lets Meridian take over objects of this app in the tenant's
 	// namespace that already exist in a region but that Meridian did not create;
 	// without it such an object is refused. Adopted objects are released when the app
@@ -428,6 +433,10 @@ type AddonSpec struct {
 	Values Values `yaml:"values,omitempty"`
 	// RegionValues override Values in one region, keyed by region name.
 	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
+	// DependsOn names other addons that must be healthy in a region before this
+	// one is applied there, such as cert-manager before an ingress controller that
+	// asks it for certificates. Each must run in every region this addon runs in.
+	DependsOn []string `yaml:"dependsOn,omitempty"`
 	// DriftPolicy says what the daemon does when a live object of the addon no
 	// longer matches what Meridian applied: correct (the default) or report.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
@@ -458,4 +467,24 @@ func (a *Addon) Selects(r *Region) bool {
 // WritesNamespace reports whether the addon may write objects into namespace ns.
 func (a *Addon) WritesNamespace(ns string) bool {
 	return ns == a.Spec.Namespace || slices.Contains(a.Spec.Namespaces, ns)
+}
+
+// DependenciesOf returns the names of the apps the tenant's app depends on
+// (TenantApp.DependsOn), or nil when the tenant runs no such app.
+func (t *Tenant) DependenciesOf(app string) []string {
+	for _, a := range t.Spec.Apps {
+		if a.Name == app {
+			return a.DependsOn
+		}
+	}
+	return nil
+}
+
+// RegionsOf returns the regions the tenant runs its app in: the app entry's
+// regions, or else all the tenant's.
+func (ta TenantApp) RegionsOf(t *Tenant) []string {
+	if len(ta.Regions) > 0 {
+		return ta.Regions
+	}
+	return t.Spec.Regions
 }

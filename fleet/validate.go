@@ -319,6 +319,7 @@ func (l *loader) validateAddon(a *Addon) {
 		l.addonNamespace(a, field, ns)
 	}
 	l.noDuplicates(src, spec.Namespaces, listItem("spec.namespaces"))
+	l.addonDependencies(a)
 }
 
 // addonNamespace refuses a namespace an addon would write that belongs to a tenant
@@ -420,6 +421,7 @@ func (l *loader) validateTenant(t *Tenant) {
 		}
 	}
 	l.noDuplicates(src, names, func(i int) string { return fmt.Sprintf("spec.apps[%d].name", i) })
+	l.tenantDependencies(t)
 
 	if q := spec.Quota; q != nil {
 		l.quantities(src, "spec.quota.hard", q.Hard)
@@ -588,4 +590,119 @@ func (l *loader) readChecked(file string) (*yaml.Node, bool) {
 		return nil, false
 	}
 	return node, true
+}
+
+// tenantDependencies checks the dependsOn of a tenant's apps: each names another
+// app of the tenant that runs in every region the app runs in, and no app waits,
+// through others, for itself.
+func (l *loader) tenantDependencies(t *Tenant) {
+	entries := map[string]TenantApp{}
+	for _, ta := range t.Spec.Apps {
+		entries[ta.Name] = ta
+	}
+	edges := map[string][]string{}
+	for i, ta := range t.Spec.Apps {
+		at := fmt.Sprintf("spec.apps[%d].dependsOn", i)
+		for j, dep := range ta.DependsOn {
+			field := fmt.Sprintf("%s[%d]", at, j)
+			other, ok := entries[dep]
+			switch {
+			case dep == ta.Name:
+				l.add(t.Source.errorAt(field, "app %q depends on itself; remove it", dep))
+			case !ok:
+				l.add(t.Source.errorAt(field, "tenant %q runs no app %q; name one of its spec.apps", t.Metadata.Name, dep))
+			default:
+				if missing := notIn(ta.RegionsOf(t), other.RegionsOf(t)); len(missing) > 0 {
+					l.add(t.Source.errorAt(field, "app %q runs in %s, where %q does not run; a dependency must run in every region of the app that waits for it", ta.Name, strings.Join(missing, ", "), dep))
+					continue
+				}
+				edges[ta.Name] = append(edges[ta.Name], dep)
+			}
+		}
+		l.noDuplicates(t.Source, ta.DependsOn, listItem(at))
+	}
+	for i, ta := range t.Spec.Apps {
+		if cycle := cycleFrom(ta.Name, edges); cycle != nil {
+			l.add(t.Source.errorAt(fmt.Sprintf("spec.apps[%d].dependsOn", i), "apps wait for each other in a cycle (%s), so none would ever be applied; remove one of these dependencies", strings.Join(cycle, " → ")))
+		}
+	}
+}
+
+// addonDependencies checks an addon's dependsOn as tenantDependencies checks an
+// app's, against the other addons.
+func (l *loader) addonDependencies(a *Addon) {
+	edges := map[string][]string{}
+	for _, other := range l.model.Addons {
+		for _, dep := range other.Spec.DependsOn {
+			if d := l.model.Addon(dep); d != nil && dep != other.Metadata.Name && len(notInRegions(l.model.RegionsOf(other), l.model.RegionsOf(d))) == 0 {
+				edges[other.Metadata.Name] = append(edges[other.Metadata.Name], dep)
+			}
+		}
+	}
+	for j, dep := range a.Spec.DependsOn {
+		field := fmt.Sprintf("spec.dependsOn[%d]", j)
+		d := l.model.Addon(dep)
+		switch {
+		case dep == a.Metadata.Name:
+			l.add(a.Source.errorAt(field, "addon %q depends on itself; remove it", dep))
+		case d == nil:
+			l.known(a.Source, field, dep, KindAddon, "addons/"+dep+"/addon.yaml", false)
+		default:
+			if missing := notInRegions(l.model.RegionsOf(a), l.model.RegionsOf(d)); len(missing) > 0 {
+				l.add(a.Source.errorAt(field, "addon %q runs in %s, where %q does not run; a dependency must run in every region of the addon that waits for it", a.Metadata.Name, strings.Join(missing, ", "), dep))
+			}
+		}
+	}
+	l.noDuplicates(a.Source, a.Spec.DependsOn, listItem("spec.dependsOn"))
+	if cycle := cycleFrom(a.Metadata.Name, edges); cycle != nil {
+		l.add(a.Source.errorAt("spec.dependsOn", "addons wait for each other in a cycle (%s), so none would ever be applied; remove one of these dependencies", strings.Join(cycle, " → ")))
+	}
+}
+
+// notIn returns the names of want that have lacks, in want's order.
+func notIn(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// notInRegions is notIn for regions.
+func notInRegions(want, have []*Region) []string {
+	names := func(rs []*Region) []string {
+		out := make([]string, len(rs))
+		for i, r := range rs {
+			out[i] = r.Metadata.Name
+		}
+		return out
+	}
+	return notIn(names(want), names(have))
+}
+
+// cycleFrom returns a cycle of edges through start, as the names along it from
+// start back to start, or nil when start is on none.
+func cycleFrom(start string, edges map[string][]string) []string {
+	seen := map[string]bool{}
+	var path []string
+	var walk func(n string) []string
+	walk = func(n string) []string {
+		path = append(path, n)
+		defer func() { path = path[:len(path)-1] }()
+		for _, next := range edges[n] {
+			if next == start {
+				return append(slices.Clone(path), start)
+			}
+			if !seen[next] {
+				seen[next] = true
+				if c := walk(next); c != nil {
+					return c
+				}
+			}
+		}
+		return nil
+	}
+	return walk(start)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -197,6 +198,39 @@ func TestAddonCRDAndCustomResource(t *testing.T) {
 			t.Errorf("orders: health %s (%v); want Healthy once its Ready condition is True", res.Health, res.HealthErr)
 		}
 	})
+	t.Run("an app that depends on another is applied only once that one is healthy, and waits meanwhile", func(t *testing.T) {
+		withAPI := func(version string) map[string]string {
+			files := databasesFleet(granted)
+			files["tenants/shop.yaml"] += "    - name: api\n      dependsOn: [orders]\n"
+			files["apps/api/app.yaml"] = "apiVersion: meridian.dev/v1alpha1\nkind: App\nmetadata:\n  name: api\nspec:\n  kustomize: {path: base}\n"
+			files["apps/api/base/kustomization.yaml"] = "resources: [config.yaml]\n"
+			files["apps/api/base/config.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  version: \"" + version + "\"\n"
+			return files
+		}
+		api := fleet.UnitID{Tenant: "shop", Region: "eu-west-2", App: "api"}
+		if rr := pass(t, writeFleet(t, dir, "r4", withAPI("1"))); rr.Problem() != nil {
+			t.Fatalf("pass: %v", rr.Problem())
+		}
+
+		setReady(t, c, "False", "Resizing", "the database is being resized")
+		rr := pass(t, writeFleet(t, dir, "r5", withAPI("2")))
+		const want = "shop/eu-west-2/api: not applied: it waits for shop/eu-west-2/orders, which is progressing; it is applied once that unit is healthy"
+		if err := rr.Units[api].Err; err == nil || err.Error() != want {
+			t.Errorf("api: %v, want %q", err, want)
+		}
+		if got := apiVersion(t, c); got != "1" {
+			t.Errorf("ConfigMap/shop/api: version %q while its dependency is not healthy, want 1 (left as it was)", got)
+		}
+
+		setReady(t, c, "True", "Available", "the database accepts connections")
+		rr = pass(t, writeFleet(t, dir, "r5", nil))
+		if res := rr.Units[api]; res.Err != nil || res.Health != reconciler.Healthy {
+			t.Errorf("api: %v, health %s; want it applied and healthy once orders is", res.Err, res.Health)
+		}
+		if got := apiVersion(t, c); got != "2" {
+			t.Errorf("ConfigMap/shop/api: version %q, want 2", got)
+		}
+	})
 	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -228,4 +262,14 @@ func setReady(t *testing.T, c client.Client, status, reason, message string) {
 	if err := c.Status().Update(t.Context(), db); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// apiVersion reads data.version of ConfigMap/shop/api.
+func apiVersion(t *testing.T, c client.Client) string {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "api"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data["version"]
 }

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -161,4 +162,53 @@ func sortedAfter(lines []string, n int) []string {
 		}
 	}
 	return append(out, rest...)
+}
+
+// TestRunOnceDependsOn checks that a tenant's app that depends on another is
+// applied only once that one is healthy in the region, and waits — not applied,
+// nothing deleted — while it is not.
+func TestRunOnceDependsOn(t *testing.T) {
+	m := standardFleet()
+	for _, tn := range m.Tenants {
+		tn.Spec.Apps[0].DependsOn = []string{"worker"} // portal waits for worker
+	}
+	first := revisionOf(m)
+	v2 := first.app("portal", "ConfigMap/portal=v2 Deployment/portal").app("worker", "ConfigMap/worker=v2 Deployment/worker")
+
+	t.Run("the dependency is applied and found healthy first", func(t *testing.T) {
+		w := lastPass(t, first)
+		if err := w.run(t, v2, false).Err(); err != nil {
+			t.Fatalf("pass: %v", err)
+		}
+		got := w.log.lines(func(e event) bool {
+			return e.who == "us-east-1" && strings.HasPrefix(e.what, "trucking/us-east-1/") && (e.verb == "apply" || e.verb == "wait")
+		})
+		want := []string{
+			"us-east-1 apply trucking/us-east-1/worker",
+			"us-east-1 wait trucking/us-east-1/worker",
+			"us-east-1 apply trucking/us-east-1/portal",
+			"us-east-1 wait trucking/us-east-1/portal",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("an unhealthy dependency holds its dependents, and nothing else", func(t *testing.T) {
+		w := lastPass(t, first)
+		w.clusters["eu-west-2"].reportHealth("trucking/eu-west-2/worker", apply.Progressing, errors.New("Deployment/trucking/worker: InProgress: Deployment does not have minimum availability."))
+		report := w.run(t, v2, false)
+		got := outcomes(report.Regions["eu-west-2"])
+		const want = "trucking/eu-west-2/portal: not applied: it waits for trucking/eu-west-2/worker, which is progressing; it is applied once that unit is healthy"
+		if o := got["trucking/eu-west-2/portal"]; o.Err != want {
+			t.Errorf("portal: error %q, want %q", o.Err, want)
+		}
+		applied := w.calls("eu-west-2", "apply")
+		if o := got["charging/eu-west-2/portal"]; o.Err != "" || !slices.Contains(applied, "charging/eu-west-2/portal") {
+			t.Errorf("another tenant's portal: %+v, applied %v; want it applied", o, applied)
+		}
+		if slices.Contains(applied, "trucking/eu-west-2/portal") {
+			t.Errorf("applied %v: the portal whose worker is not healthy was applied", applied)
+		}
+	})
 }

@@ -119,7 +119,9 @@ func (r *Reconciler) applyUnits(ctx context.Context, rp *regionPlan, rr *RegionR
 }
 
 // needs returns, for a unit of the region, the units that must be healthy before
-// it is applied: for every tenant unit, each addon the region runs.
+// it is applied: for every tenant unit, each addon the region runs; for an addon,
+// the addons it depends on; for a placement, also the tenant's apps it depends on
+// (fleet's dependsOn), in the same region.
 func (r *Reconciler) needs(rp *regionPlan, in *rendered) func(fleet.UnitID) []fleet.UnitID {
 	var addons []fleet.UnitID
 	for _, ch := range rp.changes.Changes {
@@ -127,11 +129,24 @@ func (r *Reconciler) needs(rp *regionPlan, in *rendered) func(fleet.UnitID) []fl
 			addons = append(addons, ch.Unit)
 		}
 	}
+	m := in.snap.Model
 	return func(id fleet.UnitID) []fleet.UnitID {
 		if id.IsAddon() {
-			return nil
+			var out []fleet.UnitID
+			if a := m.Addon(id.Addon); a != nil {
+				for _, dep := range a.Spec.DependsOn {
+					out = append(out, fleet.AddonUnit(id.Region, dep))
+				}
+			}
+			return out
 		}
-		return addons
+		out := slices.Clone(addons)
+		if t := m.Tenant(id.Tenant); t != nil && !id.IsNamespace() {
+			for _, dep := range t.DependenciesOf(id.App) {
+				out = append(out, fleet.UnitID{Tenant: id.Tenant, Region: id.Region, App: dep})
+			}
+		}
+		return out
 	}
 }
 
