@@ -23,6 +23,8 @@ const (
 	AddonsDir     = "addons"
 	AddonFile     = "addon.yaml"
 	SecretsSuffix = ".secrets.sops.yaml"
+	// FleetSecretsFile holds SOPS-encrypted values for every placement.
+	FleetSecretsFile = "fleet" + SecretsSuffix
 )
 
 // MaxFileBytes bounds every file the loader reads, so a huge file is refused with a
@@ -321,6 +323,9 @@ func (l *loader) loadFleet() {
 	var f Fleet
 	if src, ok := l.object(FleetFile, KindFleet, &f); ok {
 		f.Source = src
+		if _, err := fs.Stat(l.fsys, FleetSecretsFile); err == nil {
+			f.SecretsFile = FleetSecretsFile
+		}
 		l.model.Fleet = &f
 	}
 }
@@ -347,11 +352,31 @@ func (l *loader) yamlFiles(dir string) []string {
 }
 
 func (l *loader) loadRegions() {
+	secrets := map[string]string{} // region file base name → secrets file
 	for _, file := range l.yamlFiles(RegionsDir) {
+		if strings.HasSuffix(file, SecretsSuffix) {
+			secrets[strings.TrimSuffix(path.Base(file), SecretsSuffix)] = file
+			continue
+		}
+		if strings.HasSuffix(file, ".sops.yaml") || strings.HasSuffix(file, ".sops.yml") {
+			l.add(&Error{File: file, Message: "SOPS files in regions/ must be named <region>" + SecretsSuffix})
+			continue
+		}
 		var r Region
 		if src, ok := l.object(file, KindRegion, &r); ok {
 			r.Source = src
 			l.model.Regions = append(l.model.Regions, &r)
+		}
+	}
+	for _, r := range l.model.Regions {
+		if file, ok := secrets[r.Metadata.Name]; ok {
+			r.SecretsFile = file
+			delete(secrets, r.Metadata.Name)
+		}
+	}
+	for base, file := range secrets {
+		if !l.broken[KindRegion][base] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("no region is named %q; name the file after a region's metadata.name or remove it", base)})
 		}
 	}
 }
@@ -437,8 +462,19 @@ func (l *loader) loadTenants() {
 		}
 	}
 	for base, file := range secrets {
-		if !l.broken[KindTenant][base] {
-			l.add(&Error{File: file, Message: fmt.Sprintf("no tenant is named %q; name the file after a tenant's metadata.name or remove it", base)})
+		// tenants/<tenant>.<region>.secrets.sops.yaml: fleet names have no dots.
+		tenant, region, perRegion := strings.Cut(base, ".")
+		i := slices.IndexFunc(l.model.Tenants, func(t *Tenant) bool { return t.Metadata.Name == tenant })
+		if perRegion && i >= 0 {
+			t := l.model.Tenants[i]
+			if t.RegionSecretsFiles == nil {
+				t.RegionSecretsFiles = map[string]string{}
+			}
+			t.RegionSecretsFiles[region] = file
+			continue
+		}
+		if !l.broken[KindTenant][tenant] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("no tenant is named %q; name the file after a tenant's metadata.name (<tenant>%s, or <tenant>.<region>%s for one region) or remove it", tenant, SecretsSuffix, SecretsSuffix)})
 		}
 	}
 }

@@ -51,6 +51,9 @@ type Fleet struct {
 
 	// Source is where the fleet was read from.
 	Source Source `yaml:"-"`
+	// SecretsFile is the path of fleet.secrets.sops.yaml, SOPS-encrypted values
+	// given to every placement (merged just over spec.values), or empty.
+	SecretsFile string `yaml:"-"`
 }
 
 // FleetSpec is the body of fleet.yaml.
@@ -109,6 +112,10 @@ type Region struct {
 
 	// Source is where the region was read from.
 	Source Source `yaml:"-"`
+	// SecretsFile is the path of regions/<name>.secrets.sops.yaml, SOPS-encrypted
+	// values given to every placement in the region (merged just over
+	// spec.values), or empty.
+	SecretsFile string `yaml:"-"`
 }
 
 // RegionSpec is the body of a Region file.
@@ -270,6 +277,9 @@ type Tenant struct {
 	// SecretsFile is the path of tenants/<name>.secrets.sops.yaml, or empty when the
 	// tenant has no secrets.
 	SecretsFile string `yaml:"-"`
+	// RegionSecretsFiles are the paths of tenants/<name>.<region>.secrets.sops.yaml,
+	// the tenant's secrets for its apps in one region, by region.
+	RegionSecretsFiles map[string]string `yaml:"-"`
 }
 
 // TenantSpec is the body of a Tenant file.

@@ -65,6 +65,9 @@ func (l *loader) validate() {
 		l.labels(t.Source, "metadata.labels", t.Metadata.Labels)
 		l.validateTenant(t)
 	}
+	for _, file := range l.fleetAndRegionSecrets() {
+		l.validateSecretsFile(file, func(string) string { return "" })
+	}
 	for _, a := range m.Addons {
 		l.checkAPIVersion(a.TypeMeta, a.Source)
 		l.labels(a.Source, "metadata.labels", a.Metadata.Labels)
@@ -434,6 +437,25 @@ func (l *loader) validateTenant(t *Tenant) {
 	if t.SecretsFile != "" {
 		l.validateSecrets(t, names)
 	}
+	for _, region := range slices.Sorted(maps.Keys(t.RegionSecretsFiles)) {
+		file := t.RegionSecretsFiles[region]
+		if !regions[region] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("tenant %q does not run in region %q; name the file tenants/%s.<region>%s after one of its spec.regions or remove it", t.Metadata.Name, region, t.Metadata.Name, SecretsSuffix)})
+			continue
+		}
+		var here []string
+		for _, ta := range spec.Apps {
+			if slices.Contains(ta.RegionsOf(t), region) {
+				here = append(here, ta.Name)
+			}
+		}
+		l.validateSecretsFile(file, func(key string) string {
+			if slices.Contains(here, key) {
+				return ""
+			}
+			return fmt.Sprintf("tenant %q runs no app %q in region %q; top-level keys of this file are the names of the tenant's apps there", t.Metadata.Name, key, region)
+		})
+	}
 }
 
 // builtinGroups are API groups Kubernetes serves without CRDs that contain no dot:
@@ -547,7 +569,18 @@ func (l *loader) quantities(src Source, field string, m map[string]string) {
 // validateSecrets checks that a tenant's secrets file is SOPS-encrypted and only holds
 // values for the tenant's apps. It reads the file's structure, never its values.
 func (l *loader) validateSecrets(t *Tenant, apps []string) {
-	file := t.SecretsFile
+	l.validateSecretsFile(t.SecretsFile, func(key string) string {
+		if slices.Contains(apps, key) {
+			return ""
+		}
+		return fmt.Sprintf("tenant %q runs no app %q; top-level keys of a secrets file are the tenant's app names", t.Metadata.Name, key)
+	})
+}
+
+// validateSecretsFile checks that a secrets file is a SOPS-encrypted mapping whose
+// top-level keys keyProblem accepts (it returns why a key is refused, or ""). It
+// reads the file's structure, never its values.
+func (l *loader) validateSecretsFile(file string, keyProblem func(key string) string) {
 	node, ok := l.readChecked(file)
 	if !ok {
 		return
@@ -563,8 +596,8 @@ func (l *loader) validateSecrets(t *Tenant, apps []string) {
 			encrypted = true
 			continue
 		}
-		if !slices.Contains(apps, k.Value) {
-			l.add(&Error{File: file, Line: k.Line, Field: k.Value, Message: fmt.Sprintf("tenant %q runs no app %q; top-level keys of a secrets file are the tenant's app names", t.Metadata.Name, k.Value)})
+		if problem := keyProblem(k.Value); problem != "" {
+			l.add(&Error{File: file, Line: k.Line, Field: k.Value, Message: problem})
 		}
 	}
 	if !encrypted {
@@ -705,4 +738,19 @@ func cycleFrom(start string, edges map[string][]string) []string {
 		return nil
 	}
 	return walk(start)
+}
+
+// fleetAndRegionSecrets lists the fleet's and regions' secrets files, which hold
+// values for every placement (of the fleet, of a region): any key is theirs.
+func (l *loader) fleetAndRegionSecrets() []string {
+	var out []string
+	if f := l.model.Fleet; f != nil && f.SecretsFile != "" {
+		out = append(out, f.SecretsFile)
+	}
+	for _, r := range l.model.Regions {
+		if r.SecretsFile != "" {
+			out = append(out, r.SecretsFile)
+		}
+	}
+	return out
 }

@@ -257,7 +257,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		return nil, fmt.Errorf("snapshot directory %q is not an absolute path", snap.Dir)
 	}
 	m := snap.Model
-	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, tenants: tenantNames(m), hashes: newFileHashes(snap.Dir), tenantSecrets: map[string]*tenantSecrets{}, charts: map[string]*chartDigest{}}
+	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, tenants: tenantNames(m), hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}}
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
@@ -382,7 +382,7 @@ type renderRun struct {
 	tenants map[string]bool
 
 	mu            sync.Mutex
-	tenantSecrets map[string]*tenantSecrets
+	secretFiles map[string]*secretsFile // by file
 	charts        map[string]*chartDigest // by app directory
 }
 
@@ -406,7 +406,8 @@ func (run *renderRun) chartDigest(ctx context.Context, req helm.Request) (string
 	return d.digest, d.err
 }
 
-type tenantSecrets struct {
+// secretsFile is one SOPS file of the snapshot: read once, decrypted at most once.
+type secretsFile struct {
 	// Set under renderRun.mu when first asked for, then read-only.
 	ciphertext []byte
 	digest     string
@@ -417,43 +418,95 @@ type tenantSecrets struct {
 	err    error          // set by once
 }
 
-// secretsOf reads a tenant's secrets file (not decrypting it).
-func (run *renderRun) secretsOf(t *fleet.Tenant) *tenantSecrets {
+// secretsOf reads a secrets file of the snapshot (not decrypting it).
+func (run *renderRun) secretsOf(file string) *secretsFile {
 	run.mu.Lock()
-	s, ok := run.tenantSecrets[t.Metadata.Name]
+	s, ok := run.secretFiles[file]
 	if !ok {
-		s = &tenantSecrets{}
-		run.tenantSecrets[t.Metadata.Name] = s
-		if t.SecretsFile != "" {
-			s.ciphertext, s.readErr = readInSnapshot(run.snap.Dir, t.SecretsFile)
-			s.digest = digestBytes(s.ciphertext)
-		}
+		s = &secretsFile{}
+		run.secretFiles[file] = s
+		s.ciphertext, s.readErr = readInSnapshot(run.snap.Dir, file)
+		s.digest = digestBytes(s.ciphertext)
 	}
 	run.mu.Unlock()
 	return s
 }
 
-// decrypted returns a tenant's decrypted secrets, decrypting them once.
-func (run *renderRun) decrypted(ctx context.Context, t *fleet.Tenant) (map[string]any, error) {
-	s := run.secretsOf(t)
-	if s.readErr != nil || t.SecretsFile == "" {
+// decrypted returns a secrets file's decrypted values, decrypting it once; an
+// empty file name has none.
+func (run *renderRun) decrypted(ctx context.Context, file string) (map[string]any, error) {
+	if file == "" {
+		return nil, nil
+	}
+	s := run.secretsOf(file)
+	if s.readErr != nil {
 		return nil, s.readErr
 	}
 	s.once.Do(func() {
 		if run.r.opts.Decryptor == nil {
-			s.err = fmt.Errorf("%s: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)", t.SecretsFile)
+			s.err = fmt.Errorf("%s: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)", file)
 			return
 		}
-		s.values, s.err = run.r.opts.Decryptor.DecryptContext(ctx, t.SecretsFile, s.ciphertext)
+		s.values, s.err = run.r.opts.Decryptor.DecryptContext(ctx, file, s.ciphertext)
 	})
 	return s.values, s.err
+}
+
+// secretFilesOf lists the secrets files a placement's values come from, in the
+// order of the precedence: fleet, region, tenant, tenant × region (empty names
+// for those it has not).
+func secretFilesOf(p fleet.Placement, m *fleet.Model) [4]string {
+	return [4]string{m.Fleet.SecretsFile, p.Region.SecretsFile, p.Tenant.SecretsFile, p.Tenant.RegionSecretsFiles[p.Region.Metadata.Name]}
+}
+
+// secretsDigest identifies the ciphertext of a placement's secrets files (never
+// their values), for its cache key.
+func (run *renderRun) secretsDigest(files [4]string) (string, error) {
+	var parts []string
+	for _, f := range files {
+		if f == "" {
+			parts = append(parts, "")
+			continue
+		}
+		s := run.secretsOf(f)
+		if s.readErr != nil {
+			return "", s.readErr
+		}
+		parts = append(parts, s.digest)
+	}
+	if strings.Join(parts, "") == "" {
+		return "", nil
+	}
+	if parts[0]+parts[1]+parts[3] == "" {
+		return parts[2], nil // the tenant's file alone: the digest it always had
+	}
+	return digestBytes([]byte(strings.Join(parts, "\x00"))), nil
+}
+
+// placementSecrets decrypts a placement's secrets files and returns the values of
+// each layer: the fleet's and region's whole, the tenant's for the app.
+func (run *renderRun) placementSecrets(ctx context.Context, p fleet.Placement, files [4]string) (fleet.Secrets, bool, error) {
+	var out [4]map[string]any
+	some := false
+	for i, f := range files {
+		v, err := run.decrypted(ctx, f)
+		if err != nil {
+			return fleet.Secrets{}, false, err
+		}
+		if i >= 2 { // tenants' files are keyed by app
+			v, _ = v[p.App.Metadata.Name].(map[string]any)
+		}
+		out[i] = v
+		some = some || len(v) > 0
+	}
+	return fleet.Secrets{Fleet: out[0], Region: out[1], Tenant: out[2], TenantRegion: out[3]}, some, nil
 }
 
 func (run *renderRun) secretValues() []string {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	var all []string
-	for _, s := range run.tenantSecrets {
+	for _, s := range run.secretFiles {
 		s.once.Do(func() {}) // every decryption has finished; values is safe to read
 		if s.values != nil {
 			all = append(all, secrets.Leaves(s.values)...)
@@ -467,13 +520,18 @@ func (run *renderRun) secretValues() []string {
 // without its secrets: the fleet's, and the placement's facts only where the App
 // asks for them — under its chart's facts key, or as substitution variables.
 func PlacementValues(p fleet.Placement, zone string) fleet.Values {
+	return withFacts(p, zone, p.Values)
+}
+
+// withFacts adds the placement's facts to values where its App asks for them.
+func withFacts(p fleet.Placement, zone string, values fleet.Values) fleet.Values {
 	switch {
 	case p.App.Spec.Helm != nil && p.App.Spec.Helm.FactsKey != "":
-		return fleet.Merge(p.Values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
+		return fleet.Merge(values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
 	case p.App.Spec.Kustomize != nil && p.App.Spec.Kustomize.Substitute:
-		return fleet.Merge(p.Values, fleet.Values{FactsKey: Facts(p, zone)})
+		return fleet.Merge(values, fleet.Values{FactsKey: Facts(p, zone)})
 	}
-	return p.Values
+	return values
 }
 
 // job is one unit to render from a chart or a Kustomize directory: a tenant's
@@ -493,10 +551,11 @@ type job struct {
 	// scope is what the unit may write, part of its cache key: the placement's
 	// allowed cluster-scoped kinds, or the addon's namespaces.
 	scope []string
-	// secrets returns the digest of the secrets files the unit's values come
-	// from (never their values), and the decrypted values to merge over values.
+	// secretsDigest returns the digest of the secrets files the unit's values
+	// come from (never their values); withSecrets the unit's values with its
+	// decrypted secrets, each merged at its place in the precedence.
 	secretsDigest func() (string, error)
-	secrets       func(ctx context.Context) (map[string]any, error)
+	withSecrets   func(ctx context.Context) (fleet.Values, error)
 	// confine checks and completes the rendered objects' namespaces.
 	confine func(objects []*unstructured.Unstructured) error
 	// extra are objects Meridian adds to what the source renders (an addon's
@@ -507,21 +566,19 @@ type job struct {
 
 // placementJob is the job of a tenant's placement.
 func (run *renderRun) placementJob(p fleet.Placement) job {
+	files := secretFilesOf(p, run.snap.Model)
+	values := PlacementValues(p, run.zone)
 	return job{
 		id: p.ID(), appFile: p.App.Source.File, helm: p.App.Spec.Helm, kust: p.App.Spec.Kustomize,
 		namespace: p.Namespace, kubeVersion: p.Region.Spec.KubernetesVersion,
-		values: PlacementValues(p, run.zone), scope: p.App.Spec.AllowClusterScoped,
-		secretsDigest: func() (string, error) {
-			s := run.secretsOf(p.Tenant)
-			return s.digest, s.readErr
-		},
-		secrets: func(ctx context.Context) (map[string]any, error) {
-			decrypted, err := run.decrypted(ctx, p.Tenant)
-			if err != nil {
-				return nil, err
+		values: values, scope: p.App.Spec.AllowClusterScoped,
+		secretsDigest: func() (string, error) { return run.secretsDigest(files) },
+		withSecrets: func(ctx context.Context) (fleet.Values, error) {
+			sec, some, err := run.placementSecrets(ctx, p, files)
+			if err != nil || !some {
+				return values, err
 			}
-			appSecrets, _ := decrypted[p.App.Metadata.Name].(map[string]any)
-			return appSecrets, nil
+			return withFacts(p, run.zone, p.ValuesWith(sec)), nil
 		},
 		confine: func(objects []*unstructured.Unstructured) error {
 			return confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped)
@@ -545,7 +602,7 @@ func (run *renderRun) addonJob(p fleet.AddonPlacement) job {
 		namespace: a.Spec.Namespace, kubeVersion: p.Region.Spec.KubernetesVersion,
 		values: values, scope: append([]string{a.Spec.Namespace}, a.Spec.Namespaces...),
 		secretsDigest: func() (string, error) { return "", nil },
-		secrets:       func(context.Context) (map[string]any, error) { return nil, nil },
+		withSecrets:   func(context.Context) (fleet.Values, error) { return values, nil },
 		confine:       func(objects []*unstructured.Unstructured) error { return confineAddon(objects, a, run.tenants) },
 		adopt:         a.Spec.AdoptExisting,
 	}
@@ -654,17 +711,9 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 	return run.unit(j, objects, withInputs(digest, inputs), false), nil
 }
 
-// withSecrets merges the unit's decrypted secrets over its values: the last layer
-// of the precedence.
+// withSecrets returns the unit's values with its decrypted secrets.
 func (run *renderRun) withSecrets(ctx context.Context, j job) (fleet.Values, error) {
-	sec, err := j.secrets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(sec) == 0 {
-		return j.values, nil
-	}
-	return fleet.Merge(j.values, sec), nil
+	return j.withSecrets(ctx)
 }
 
 // unit labels copies of the cached objects with the snapshot's revision. The copies
