@@ -86,9 +86,9 @@ spec:
               type: object
               x-kubernetes-preserve-unknown-fields: true
 `,
-		"apps/orders/app.yaml": "apiVersion: meridian.dev/v1alpha1\nkind: App\nmetadata:\n  name: orders\nspec:\n  kustomize: {path: base}\n",
+		"apps/orders/app.yaml":                "apiVersion: meridian.dev/v1alpha1\nkind: App\nmetadata:\n  name: orders\nspec:\n  kustomize: {path: base}\n",
 		"apps/orders/base/kustomization.yaml": "resources: [database.yaml]\n",
-		"apps/orders/base/database.yaml": "apiVersion: db.example.com/v1\nkind: Database\nmetadata:\n  name: orders\nspec:\n  engine: postgres\n  sizeGB: 20\n",
+		"apps/orders/base/database.yaml":      "apiVersion: db.example.com/v1\nkind: Database\nmetadata:\n  name: orders\nspec:\n  engine: postgres\n  sizeGB: 20\n",
 		"tenants/shop.yaml": `apiVersion: meridian.dev/v1alpha1
 kind: Tenant
 metadata:

@@ -381,9 +381,9 @@ type renderRun struct {
 	// tenants are the fleet's tenant names: namespaces no addon may write.
 	tenants map[string]bool
 
-	mu            sync.Mutex
+	mu          sync.Mutex
 	secretFiles map[string]*secretsFile // by file
-	charts        map[string]*chartDigest // by app directory
+	charts      map[string]*chartDigest // by app directory
 }
 
 type chartDigest struct {
