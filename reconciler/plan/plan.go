@@ -282,14 +282,22 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		ch := Change{Unit: a.Unit, Action: Prune, Applied: inv[a.Unit]}
 		ch.Delete, ch.Release = a.split(slices.Concat(a.Objects, a.Hooks))
 		cs.Changes = append(cs.Changes, ch)
-		if (a.Unit.IsNamespace() || a.Unit.IsAddon()) && slices.ContainsFunc(ch.Delete, isNamespace) {
+		if a.Unit.IsNamespace() && slices.ContainsFunc(ch.Delete, isNamespace) {
 			namespaceDeleted = a.Unit
-		}
-		if a.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isCRD) {
-			crdDeleted = a.Unit
 		}
 	}
 	slices.SortFunc(cs.Changes, func(a, b Change) int { return a.Unit.Compare(b.Unit) })
+	for _, ch := range cs.Changes {
+		// An addon's Namespace or CRD takes everything in it, or every custom
+		// resource of its kind (tenants' included), with it: whether the addon
+		// leaves or only stops rendering the object.
+		if ch.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isNamespace) && namespaceDeleted.IsZero() {
+			namespaceDeleted = ch.Unit
+		}
+		if ch.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isCRD) && crdDeleted.IsZero() {
+			crdDeleted = ch.Unit
+		}
+	}
 
 	deletions := cs.Deletions()
 	switch {
