@@ -432,7 +432,7 @@ func TestRun(t *testing.T) {
 		if !p.Changed() {
 			t.Error("Changed() is false with a drifted Deployment")
 		}
-		want := "eu-west-2: 7 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
+		want := "eu-west-2: 8 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
 		if !strings.Contains(text, want) {
 			t.Errorf("plan does not show the drift %q:\n%s", want, text)
 		}
@@ -833,7 +833,8 @@ func TestRun(t *testing.T) {
 		for last = next(t); last.Err() != nil; last = next(t) {
 		}
 		want := map[string]string{
-			"trucking/ap-northeast-2": "unchanged", "trucking/ap-northeast-2/api": "unchanged",
+			"addon:ap-northeast-2/platform": "unchanged",
+			"trucking/ap-northeast-2":       "unchanged", "trucking/ap-northeast-2/api": "unchanged",
 			"trucking/ap-northeast-2/portal": "update", "trucking/ap-northeast-2/worker": "unchanged",
 		}
 		if diff := cmp.Diff(want, changes(last)["ap-northeast-2"]); diff != "" {
