@@ -8,6 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -135,10 +137,11 @@ func TestAddonCRDAndCustomResource(t *testing.T) {
 	}
 	renderer := render.New(render.Options{Helm: charts})
 	dir := t.TempDir()
-	pass := func(t *testing.T, snap render.Snapshot) *reconciler.RegionReport {
+	// pass runs one pass; allowMassDeletion, when given, is the commit's allowance.
+	pass := func(t *testing.T, snap render.Snapshot, allowMassDeletion ...bool) *reconciler.RegionReport {
 		t.Helper()
 		r := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: reconciler.Clusters(snap.Model, tb.Kubeconfig, nil), HealthTimeout: 5 * time.Second})
-		report, err := r.RunOnce(t.Context(), snap, false)
+		report, err := r.RunOnce(t.Context(), snap, len(allowMassDeletion) > 0 && allowMassDeletion[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,8 +182,12 @@ func TestAddonCRDAndCustomResource(t *testing.T) {
 		if res := rr.Units[orders]; res.Action != plan.Unchanged || res.Err != nil {
 			t.Errorf("%s: %s, %v; want it unchanged, another tenant's refusal is not its own", orders, res.Action, res.Err)
 		}
+		// cafe leaves; deleting its namespace is allowed explicitly.
 		if err := os.Remove(filepath.Join(dir, "tenants", "cafe.yaml")); err != nil {
 			t.Fatal(err)
+		}
+		if rr := pass(t, writeFleet(t, dir, "r2b", nil), true); rr.Problem() != nil {
+			t.Fatalf("cafe's removal: %v", rr.Problem())
 		}
 	})
 
@@ -231,6 +238,54 @@ func TestAddonCRDAndCustomResource(t *testing.T) {
 			t.Errorf("ConfigMap/shop/api: version %q, want 2", got)
 		}
 	})
+	t.Run("an addon's object someone else made is refused, adopted when git says so, and released rather than deleted", func(t *testing.T) {
+		// The platform team made ConfigMap/databases-system/legacy by hand.
+		legacy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "databases-system", Name: "legacy"}, Data: map[string]string{"owner": "platform-team"}}
+		if err := c.Create(t.Context(), legacy, client.FieldOwner("platform-team")); err != nil {
+			t.Fatal(err)
+		}
+		files := databasesFleet(granted)
+		files["addons/databases/base/kustomization.yaml"] = "resources: [crd.yaml, namespace.yaml, settings.yaml, legacy.yaml]\n"
+		files["addons/databases/base/legacy.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: legacy\ndata:\n  owner: platform\n"
+		rr := pass(t, writeFleet(t, dir, "r6", files))
+		err := rr.Units[addon].Err
+		if err == nil || !strings.Contains(err.Error(), "refused: ConfigMap/databases-system/legacy (field managers: platform-team)") || !strings.Contains(err.Error(), "set adoptExisting: true in the spec of addon databases") {
+			t.Fatalf("addon: %v; want ConfigMap/databases-system/legacy refused, naming its owner and the addon's adoptExisting", err)
+		}
+		if got := configMapData(t, c, "databases-system", "legacy")["owner"]; got != "platform-team" {
+			t.Errorf("the refused ConfigMap was written: owner %q", got)
+		}
+
+		files["addons/databases/addon.yaml"] += "  adoptExisting: true\n"
+		if rr := pass(t, writeFleet(t, dir, "r7", files)); rr.Problem() != nil {
+			t.Fatalf("pass: %v", rr.Problem())
+		}
+		if got := configMapData(t, c, "databases-system", "legacy")["owner"]; got != "platform" {
+			t.Errorf("the adopted ConfigMap: owner %q, want platform", got)
+		}
+
+		// The addon stops rendering both ConfigMaps: Meridian's is deleted, the
+		// adopted one released.
+		files["addons/databases/base/kustomization.yaml"] = "resources: [crd.yaml, namespace.yaml]\n"
+		rr = pass(t, writeFleet(t, dir, "r8", files))
+		if rr.Problem() != nil || rr.Changes.Held != "" {
+			t.Fatalf("pass: %v, held: %q", rr.Problem(), rr.Changes.Held)
+		}
+		if got := rr.Changes.String(); got != "eu-west-2: 1 update, 2 unchanged; 1 objects to delete; 1 adopted objects to release" {
+			t.Errorf("changes: %s", got)
+		}
+		released := &corev1.ConfigMap{}
+		if err := c.Get(t.Context(), client.ObjectKey{Namespace: "databases-system", Name: "legacy"}, released); err != nil {
+			t.Fatalf("the adopted ConfigMap was deleted: %v", err)
+		}
+		if _, ok := released.Labels[render.LabelManagedBy]; ok {
+			t.Errorf("the released ConfigMap keeps Meridian's labels: %v", released.Labels)
+		}
+		err = c.Get(t.Context(), client.ObjectKey{Namespace: "databases-system", Name: "operator-settings"}, &corev1.ConfigMap{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("ConfigMap/databases-system/operator-settings, which Meridian created and the addon no longer renders: %v, want it deleted", err)
+		}
+	})
 	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -272,4 +327,14 @@ func apiVersion(t *testing.T, c client.Client) string {
 		t.Fatal(err)
 	}
 	return cm.Data["version"]
+}
+
+// configMapData reads a ConfigMap's data.
+func configMapData(t *testing.T, c client.Client, namespace, name string) map[string]string {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: namespace, Name: name}, cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data
 }
