@@ -54,6 +54,10 @@ func markdown(r *Report, limit int) string {
 	tenants := byTenant(r.Units)
 	if r.Changed {
 		head.WriteString("\n| Tenant | Regions | Apps | Objects added | changed | removed | DNS changes |\n|---|---|---|--:|--:|--:|--:|\n")
+		if len(r.Summary.Addons) > 0 {
+			row := tenantRow(r, addonsRow)
+			fmt.Fprintf(&head, "| %s | %s | %s | %d | %d | %d | %d |\n", addonsRow, joinOr(row.regions, "—"), joinOr(row.apps, "—"), row.added, row.changed, row.removed, row.dns)
+		}
 		for i, name := range r.Summary.Tenants {
 			if i == maxTableRows {
 				fmt.Fprintf(&head, "| … and %d more tenants | | | | | | |\n", len(r.Summary.Tenants)-maxTableRows)
