@@ -472,10 +472,10 @@ func (l *loader) customResources(src Source, grants []CustomResourceGrant) {
 		groups[i] = g.Group
 		switch {
 		case g.Group == "":
-		case len(validation.IsDNS1123Subdomain(g.Group)) > 0 || !strings.Contains(g.Group, "."):
-			l.add(src.errorAt(at+".group", "%q is not the API group of a CustomResourceDefinition, a DNS name such as databases.example.com", g.Group))
 		case g.Group == "k8s.io" || strings.HasSuffix(g.Group, ".k8s.io") || slices.Contains(builtinGroups, g.Group):
 			l.add(src.errorAt(at+".group", "%q is a Kubernetes API group; customResources grants custom resources only, the tenant's Role already holds what it may do with Kubernetes' own", g.Group))
+		case len(validation.IsDNS1123Subdomain(g.Group)) > 0 || !strings.Contains(g.Group, "."):
+			l.add(src.errorAt(at+".group", "%q is not the API group of a CustomResourceDefinition, a DNS name such as databases.example.com", g.Group))
 		}
 		if len(g.Resources) == 0 {
 			l.add(src.errorAt(at+".resources", "lists no resource; name the plural names of the group's resources, such as [databases]"))

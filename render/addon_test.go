@@ -78,3 +78,19 @@ func TestConfineAddon(t *testing.T) {
 		})
 	}
 }
+
+func TestTenantRoleGrantsCustomResources(t *testing.T) {
+	tn := &fleet.Tenant{Metadata: fleet.ObjectMeta{Name: "shop"}}
+	if got := rulesOf(tn); len(got) != len(tenantRules) {
+		t.Fatalf("a tenant without grants has %d rules, want the %d of every tenant", len(got), len(tenantRules))
+	}
+	tn.Spec.CustomResources = []fleet.CustomResourceGrant{{Group: "db.example.com", Resources: []string{"databases"}}}
+	got := rulesOf(tn)
+	last := got[len(got)-1]
+	if len(got) != len(tenantRules)+1 || last.APIGroups[0] != "db.example.com" || last.Resources[0] != "databases" || last.Verbs[0] != "*" {
+		t.Errorf("rules %+v: want the tenant's rules and every verb on db.example.com/databases", got)
+	}
+	if len(tenantRules[len(tenantRules)-1].APIGroups) > 0 && tenantRules[len(tenantRules)-1].APIGroups[0] == "db.example.com" {
+		t.Error("a tenant's grant leaked into the rules every tenant gets")
+	}
+}
