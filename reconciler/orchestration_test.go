@@ -659,6 +659,12 @@ func TestRunOnceDNS(t *testing.T) {
 	drained.model.Fleet.Spec.DNS.Drain = []string{"us-east-1"}
 	withFreight := standardFleet()
 	withFreight.Tenants = append(withFreight.Tenants, tenant("freight", []string{"ap-northeast-2"}, "portal"))
+	newPath := revisionOf(standardFleet())
+	for _, a := range newPath.model.Apps {
+		if a.Spec.Expose != nil {
+			a.Spec.Expose.HealthCheck.Path = "/ready"
+		}
+	}
 	all := []string{"charging/eu-west-2/portal", "charging/us-east-1/portal", "trucking/ap-northeast-2/portal", "trucking/eu-west-2/portal", "trucking/us-east-1/portal"}
 	except := func(units ...string) []string {
 		return slices.DeleteFunc(slices.Clone(all), func(u string) bool { return slices.Contains(units, u) })
@@ -749,6 +755,17 @@ func TestRunOnceDNS(t *testing.T) {
 		held:      map[string]string{},
 		dnsErr:    "publish: " + accessDenied.Error(),
 	}, {
+		name:   "a changed health path is published after the waves found each placement healthy, never before",
+		before: &standard,
+		after:  newPath,
+		fault: func(w *world) {
+			w.clusters["ap-northeast-2"].reportHealth("trucking/ap-northeast-2/portal", apply.Progressing, errNoHealth)
+		},
+		// trucking/ap-northeast-2/portal's health is not known: its check keeps the old path.
+		events:    []string{"dns apply ~check charging/eu-west-2/portal ~check charging/us-east-1/portal ~check trucking/eu-west-2/portal ~check trucking/us-east-1/portal"},
+		published: all,
+		held:      map[string]string{},
+	}, {
 		name:  "a first pass publishes the placements found healthy, after the last wave",
 		after: standard,
 		fault: func(w *world) {
@@ -832,6 +849,20 @@ func TestRunOnceDNS(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.dnsErr, errText(report.DNS.Err)); diff != "" {
 				t.Errorf("DNS error (-want +got):\n%s", diff)
+			}
+			// Before the waves (the withdrawal, after the zone's first reading) DNS
+			// only loses records: nothing is created, updated or upserted there.
+			reads := 0
+			for _, e := range w.log.all() {
+				if e.who != "dns" {
+					continue
+				}
+				if e.verb == "current" {
+					reads++
+				}
+				if e.verb == "apply" && reads < 2 && strings.ContainsAny(e.what, "+~") {
+					t.Errorf("published before the waves: %s", e)
+				}
 			}
 			if tt.dnsErr == "" {
 				// Publishing reads the zone again once every wave is done: no

@@ -27,15 +27,16 @@ type DNSReport struct {
 
 // withdraw is the first DNS step of a pass: every record of a placement that is
 // no longer in the fleet, or whose region is drained, leaves the zone, and Apply
-// waits for Route53 to be INSYNC. Nothing is published here: a placement keeps
-// exactly the records it has until the waves say whether it is healthy.
+// waits for Route53 to be INSYNC. Nothing is published, updated or created here,
+// not even a changed health check of a placement that stays: a placement keeps
+// exactly the records and checks it has until the waves say whether it is healthy.
 func (r *Reconciler) withdraw(ctx context.Context, model *fleet.Model, report *DNSReport) error {
 	cur, err := r.opts.DNS.Current(ctx)
 	if err != nil {
 		return err
 	}
-	published := cur.Published()
-	report.Withdrawn = dns.Plan(dns.Desired(model, func(id fleet.UnitID) bool { return published[id] }), cur)
+	staying := dns.Desired(model, func(fleet.UnitID) bool { return true })
+	report.Withdrawn = dns.Withdrawal(staying, cur)
 	return r.applyDNS(ctx, "withdraw", report.Withdrawn)
 }
 
@@ -48,17 +49,25 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 	if err != nil {
 		return err
 	}
-	published := cur.Published()
-	healthy := func(id fleet.UnitID) bool {
+	known := func(id fleet.UnitID) (Health, bool) {
 		if rr := regions[id.Region]; rr != nil {
 			if u := rr.Units[id]; u != nil && u.Health != HealthUnknown {
-				return u.Health == Healthy
+				return u.Health, true
 			}
 		}
-		return published[id]
+		return HealthUnknown, false
 	}
-	report.Endpoints = dns.Desired(model, healthy)
-	report.Published = dns.Plan(report.Endpoints, cur)
+	healthy := func(id fleet.UnitID) bool { h, _ := known(id); return h == Healthy }
+	unknown := func(id fleet.UnitID) bool { _, ok := known(id); return !ok }
+	// A placement whose health is unknown keeps what it has; Endpoints still lists
+	// it when it is published, as the zone goes on holding it.
+	published := cur.Published()
+	report.Endpoints = dns.Desired(model, func(id fleet.UnitID) bool { return healthy(id) || (unknown(id) && published[id]) })
+	stays := map[fleet.UnitID]bool{}
+	for _, e := range dns.Desired(model, unknown) {
+		stays[e.Unit()] = true
+	}
+	report.Published = dns.PlanKeeping(dns.Desired(model, healthy), func(id fleet.UnitID) bool { return stays[id] }, cur)
 	return r.applyDNS(ctx, "publish", report.Published)
 }
 

@@ -204,7 +204,45 @@ type owner struct {
 // regional records), withdraw the owned record sets no endpoint wants, and delete
 // the checks nothing uses.
 func Plan(desired []Endpoint, current State) Changes {
+	return PlanKeeping(desired, nil, current)
+}
+
+// Withdrawal is the part of a plan that may run before anything is rolled out:
+// the owned record sets of every placement that is not among staying (it left the
+// fleet, is no longer exposed, or its region is drained), with their registry
+// records, and the health checks of such placements that no record uses any more.
+// staying is Desired of every placement the fleet still publishes, whatever its
+// health. Nothing is created, updated or upserted here, not even for a placement
+// that stays: that waits until its wave found it healthy (Plan, after the waves).
+// A check whose record is withdrawn now is deleted by the next plan, once Route53
+// shows no record using it.
+func Withdrawal(staying []Endpoint, current State) Changes {
+	stays := map[fleet.UnitID]bool{}
+	for _, e := range staying {
+		stays[e.Unit()] = true
+	}
+	return PlanKeeping(nil, func(id fleet.UnitID) bool { return stays[id] }, current)
+}
+
+// PlanKeeping is Plan for desired, except that the placements keep reports (and
+// desired does not hold) keep exactly the records and health checks they have in
+// Route53: nothing of theirs is created, updated, upserted or deleted. It is how a
+// placement whose health a pass could not read stays as it was, even when its
+// configuration changed in git.
+func PlanKeeping(desired []Endpoint, keep func(fleet.UnitID) bool, current State) Changes {
 	p := newPlanner(current)
+	if keep != nil {
+		for sk, o := range p.owners {
+			if keep(o.key) {
+				p.wanted[sk] = true
+			}
+		}
+		for _, h := range current.HealthChecks {
+			if keep(h.Unit()) {
+				p.keptChecks[h.ID] = true
+			}
+		}
+	}
 	for _, e := range desired {
 		p.endpoint(e)
 	}

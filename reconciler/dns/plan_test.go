@@ -3,6 +3,7 @@ package dns
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -251,5 +252,111 @@ func TestDesired(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"trucking/eu-west-2/portal"}, asked); diff != "" {
 		t.Errorf("health asked for (-want +got); drained, unexposed placements are not asked:\n%s", diff)
+	}
+}
+
+func TestWithdrawal(t *testing.T) {
+	changedPath := testModel("trucking")
+	changedPath.Apps[0].Spec.Expose.HealthCheck.Path = "/ready"
+	changedProtocol := testModel("trucking")
+	changedProtocol.Apps[0].Spec.Expose.Protocol = "HTTP"
+	drained := testModel("trucking")
+	drained.Fleet.Spec.DNS.Drain = []string{"eu-west-2"}
+	movedTarget := testModel("trucking")
+	movedTarget.Regions[0].Spec.Endpoint.Target = "ingress2.eu-west-2.edge.example.net"
+	unexposed := testModel("trucking")
+	unexposed.Apps[0].Spec.Expose = nil
+	// A withdrawn record's check outlives it by one plan: here the records are gone
+	// and the check is left.
+	orphanCheck := applied(t, testModel("charging", "trucking"))
+	orphanCheck.Records = slices.DeleteFunc(orphanCheck.Records, func(r Record) bool { return strings.Contains(r.Name, "charging") })
+	withUnowned := applied(t, testModel("trucking"))
+	withUnowned.Records = append(withUnowned.Records, Record{Name: "portal.charging.fleet.example.com", Type: "CNAME", TTL: 300, Values: []string{"legacy.example.net"}})
+
+	tests := []struct {
+		name    string
+		model   *fleet.Model
+		current State
+		want    []string
+	}{{
+		name:    "a new endpoint is not published before its wave",
+		model:   testModel("trucking"),
+		current: State{Fleet: "acme"},
+	}, {
+		name:    "a changed health path of a placement that stays waits for its wave",
+		model:   changedPath,
+		current: applied(t, testModel("trucking")),
+	}, {
+		name:    "a changed protocol of a placement that stays creates no check and moves no record",
+		model:   changedProtocol,
+		current: applied(t, testModel("trucking")),
+	}, {
+		name:    "a changed region endpoint of a placement that stays upserts nothing",
+		model:   movedTarget,
+		current: applied(t, testModel("trucking")),
+	}, {
+		name:    "a placement that stays keeps its records and its check even when it is not published",
+		model:   testModel("trucking"),
+		current: applied(t, testModel("trucking")),
+	}, {
+		name:    "a drained region's records are withdrawn, its check kept while a record uses it",
+		model:   drained,
+		current: applied(t, testModel("trucking")),
+		want: []string{
+			"DELETE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 portal.trucking.eu-west-2.fleet.example.com health check hc-trucking-eu-west-2-portal-0",
+			"DELETE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+		},
+	}, {
+		name:    "an app no longer exposed is withdrawn everywhere",
+		model:   unexposed,
+		current: applied(t, testModel("trucking")),
+		want: []string{
+			"DELETE portal.trucking.fleet.example.com CNAME [eu-west-2] latency eu-west-2 ttl 60 portal.trucking.eu-west-2.fleet.example.com health check hc-trucking-eu-west-2-portal-0",
+			"DELETE portal.trucking.eu-west-2.fleet.example.com CNAME ttl 60 ingress.eu-west-2.edge.example.net",
+			`DELETE _meridian.portal.trucking.eu-west-2.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [eu-west-2] latency eu-west-2 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/eu-west-2/portal"`,
+			"DELETE portal.trucking.fleet.example.com CNAME [us-east-1] latency us-east-1 ttl 60 portal.trucking.us-east-1.fleet.example.com health check hc-trucking-us-east-1-portal-1",
+			"DELETE portal.trucking.us-east-1.fleet.example.com A alias lb-use1.elb.us-east-1.amazonaws.com (zone Z26RNL4JYFTOTI, evaluate target health true)",
+			`DELETE _meridian.portal.trucking.fleet.example.com TXT [us-east-1] latency us-east-1 ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/us-east-1/portal"`,
+			`DELETE _meridian.portal.trucking.us-east-1.fleet.example.com TXT ttl 300 "heritage=meridian,meridian.dev/fleet=acme,meridian.dev/placement=trucking/us-east-1/portal"`,
+		},
+	}, {
+		name:    "a removed tenant's checks that no record uses are deleted; the staying tenant's are not",
+		model:   testModel("trucking"),
+		current: orphanCheck,
+		want: []string{
+			"delete health check charging/eu-west-2/portal (hc-charging-eu-west-2-portal-0); no record uses it",
+			"delete health check charging/us-east-1/portal (hc-charging-us-east-1-portal-1); no record uses it",
+		},
+	}, {
+		name:    "a record Meridian does not own is never withdrawn and reports no clash here",
+		model:   testModel("trucking"),
+		current: withUnowned,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Withdrawal(Desired(tt.model, allHealthy), tt.current)
+			if diff := cmp.Diff(tt.want, got.Lines()); diff != "" {
+				t.Errorf("withdrawal (-want +got):\n%s", diff)
+			}
+			if len(got.HealthChecks) > 0 {
+				t.Errorf("the withdrawal creates or updates health checks: %v", got.HealthChecks)
+			}
+			for _, g := range got.Records {
+				for _, c := range g.Changes {
+					if c.Action != Delete {
+						t.Errorf("the withdrawal writes a record: %s", c)
+					}
+				}
+			}
+			// What the withdrawal deletes is what the full plan deletes for those
+			// placements: running it first changes nothing the publish step wants.
+			after := simulate(t, tt.current, got)
+			if next := Withdrawal(Desired(tt.model, allHealthy), after); len(next.Records) > 0 {
+				t.Errorf("the withdrawal does not converge; the next one is:\n%v", next.Lines())
+			}
+		})
 	}
 }
