@@ -50,12 +50,17 @@ type dnsFixture struct {
 
 var dnsRegions = []string{"us-east-1", "eu-west-2", "ap-northeast-2"}
 
+// dnsRateScale speeds up Route53's rates, in the test server and the daemon alike.
+const dnsRateScale = 100
+
 func newDNSFixture(t *testing.T) *dnsFixture {
 	t.Helper()
 	f := &dnsFixture{fixture: newFixture(t), ips: map[string]string{}, events: &events{}}
 	// Clients ask from us-east-1: nearest is us-east-1, then eu-west-2, then
 	// ap-northeast-2. A 10-second check is probed every 100ms.
-	f.r53 = route53test.NewServer(route53test.Options{ProbeScale: 0.01, ClientRegion: "us-east-1", SyncDelay: 50 * time.Millisecond})
+	// Route53's documented rates are enforced a hundred times faster, and the
+	// daemon keeps to them a hundred times faster.
+	f.r53 = route53test.NewServer(route53test.Options{ProbeScale: 0.01, RateScale: dnsRateScale, ClientRegion: "us-east-1", SyncDelay: 50 * time.Millisecond})
 	t.Cleanup(f.r53.Close)
 	f.zoneID = f.r53.CreateZone("fleet.example.com")
 	f.client = route53.NewFromConfig(aws.Config{
@@ -120,7 +125,7 @@ func (f *dnsFixture) once(t *testing.T) (*reconciler.Report, error) {
 	opts := f.options()
 	opts.Once = true
 	opts.Route53 = recordingAPI{Route53API: f.client, events: f.events, checkUpdated: f.checkUpdated}
-	opts.DNS = dns.Options{RequestsPerSecond: 1000, PollInterval: 20 * time.Millisecond}
+	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 20 * time.Millisecond}
 	opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
 		c, err := realCluster(cfg)
 		return recordingCluster{Cluster: c, events: f.events}, err
@@ -135,7 +140,7 @@ func (f *dnsFixture) once(t *testing.T) (*reconciler.Report, error) {
 // checks, as Route53 reports them through the SDK.
 func (f *dnsFixture) published(t *testing.T) (records, checks []string) {
 	t.Helper()
-	cur, err := dns.NewApplier(f.client, dns.Options{HostedZoneID: f.zoneID, Fleet: "acme", RequestsPerSecond: 1000}).Current(t.Context())
+	cur, err := dns.NewApplier(f.client, dns.Options{HostedZoneID: f.zoneID, Fleet: "acme", RateScale: dnsRateScale}).Current(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +393,7 @@ func TestDNS(t *testing.T) {
 			return out
 		}
 		before := count()
+		listed, checksListed := f.r53.Count("ListResourceRecordSets"), f.r53.Count("ListHealthChecks")
 		report, err := f.once(t)
 		if err != nil {
 			t.Fatal(err)
@@ -397,6 +403,16 @@ func TestDNS(t *testing.T) {
 		}
 		if diff := cmp.Diff(before, count()); diff != "" {
 			t.Errorf("Route53 change calls (-before +after):\n%s", diff)
+		}
+		// One listing of the zone and of the health checks; no throttling.
+		if n := f.r53.Count("ListResourceRecordSets") - listed; n != 1 {
+			t.Errorf("the pass made %d ListResourceRecordSets calls, want 1", n)
+		}
+		if n := f.r53.Count("ListHealthChecks") - checksListed; n != 1 {
+			t.Errorf("the pass made %d ListHealthChecks calls, want 1", n)
+		}
+		if n := f.r53.Throttled(); n != 0 {
+			t.Errorf("Route53 throttled %d requests of the daemon", n)
 		}
 	})
 }

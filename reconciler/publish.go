@@ -23,6 +23,8 @@ type DNSReport struct {
 	// Err is why Route53 could not be read or changed, or nil. When the withdrawal
 	// failed, the pass deleted nothing.
 	Err error
+	// state is what the zone holds after the withdrawal, read once per pass.
+	state *dns.State
 }
 
 // withdraw is the first DNS step of a pass: every record of a placement that is
@@ -37,7 +39,15 @@ func (r *Reconciler) withdraw(ctx context.Context, model *fleet.Model, report *D
 	}
 	staying := dns.Desired(model, func(fleet.UnitID) bool { return true })
 	report.Withdrawn = dns.Withdrawal(staying, cur)
-	return r.applyDNS(ctx, "withdraw", report.Withdrawn)
+	if err := r.applyDNS(ctx, "withdraw", report.Withdrawn); err != nil {
+		return err
+	}
+	// The publish step plans from what the zone holds now, without reading it
+	// again: only Meridian writes its records, one writer at a time.
+	if next, ok := cur.Withdrawn(report.Withdrawn); ok {
+		report.state = &next
+	}
+	return nil
 }
 
 // publish is the second DNS step of a pass: a placement the waves found healthy
@@ -45,9 +55,14 @@ func (r *Reconciler) withdraw(ctx context.Context, model *fleet.Model, report *D
 // known (its region was unreachable, its wave not reached, its unit not applied)
 // keeps what it has.
 func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions map[string]*RegionReport, report *DNSReport) error {
-	cur, err := r.opts.DNS.Current(ctx)
-	if err != nil {
-		return err
+	var cur dns.State
+	if report.state != nil {
+		cur = *report.state
+	} else {
+		var err error
+		if cur, err = r.opts.DNS.Current(ctx); err != nil {
+			return err
+		}
 	}
 	known := func(id fleet.UnitID) (Health, bool) {
 		if rr := regions[id.Region]; rr != nil {
