@@ -80,7 +80,7 @@ type Applier struct {
 	opts       Options
 	limiter    *rate.Limiter
 	opLimiters map[string]*rate.Limiter
-	requests atomic.Int64
+	requests   atomic.Int64
 
 	mu        sync.Mutex
 	fleetTags map[string]map[string]string // the tags of the fleet's health checks, by ID
