@@ -70,6 +70,14 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 				return u.Health, true
 			}
 		}
+		if r.opts.DNSHealth != nil {
+			if healthy, ok := r.opts.DNSHealth(id); ok {
+				if healthy {
+					return Healthy, true
+				}
+				return Unhealthy, true
+			}
+		}
 		return HealthUnknown, false
 	}
 	healthy := func(id fleet.UnitID) bool { h, _ := known(id); return h == Healthy }
@@ -99,4 +107,60 @@ func (r *Reconciler) applyDNS(ctx context.Context, step string, ch dns.Changes) 
 		return fmt.Errorf("%s: %w", step, err)
 	}
 	return nil
+}
+
+// awaitWithdrawal is the first DNS step of a replica that does not write Route53:
+// it reads the zone and fails, holding the pass's deletions, while a record of a
+// placement of this pass's tenants that is going away is still there. The writer
+// withdraws it (its pass plans over every tenant); this pass is retried with
+// backoff and deletes once the record is gone.
+func (r *Reconciler) awaitWithdrawal(ctx context.Context, model, applied *fleet.Model, report *DNSReport) error {
+	cur, err := r.opts.DNS.Current(ctx)
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	for _, t := range applied.Tenants {
+		mine[t.Metadata.Name] = true
+	}
+	staying := dns.Desired(model, func(fleet.UnitID) bool { return true })
+	var waiting []fleet.UnitID
+	for _, g := range dns.Withdrawal(staying, cur).Records {
+		if mine[g.Unit.Tenant] {
+			waiting = append(waiting, g.Unit)
+		}
+	}
+	if len(waiting) > 0 {
+		return &AwaitingWithdrawalError{Units: waiting}
+	}
+	return nil
+}
+
+// AwaitingWithdrawalError holds a replica's deletions while the Route53 writer
+// has not withdrawn the records of the placements they remove yet.
+type AwaitingWithdrawalError struct {
+	// Units are the placements whose records are still in the zone.
+	Units []fleet.UnitID
+}
+
+func (e *AwaitingWithdrawalError) Error() string {
+	return fmt.Sprintf("withdraw: %d placements going away (%s first) still have DNS records; the replica holding the Route53 writer's Lease withdraws them, and this replica deletes their workloads on a later pass",
+		len(e.Units), e.Units[0])
+}
+
+// PublishDNS is a publish step outside a pass, for the replica that writes
+// Route53 when other replicas reported new health: it reads the zone and
+// publishes model's placements as health says (known false: kept as they are),
+// withdrawing those found unhealthy and those that left the fleet.
+func (r *Reconciler) PublishDNS(ctx context.Context, model *fleet.Model, health func(fleet.UnitID) (healthy, known bool)) (*DNSReport, error) {
+	if r.opts.DNS == nil {
+		return nil, nil
+	}
+	report := &DNSReport{}
+	saved := r.opts.DNSHealth
+	r.opts.DNSHealth = health
+	defer func() { r.opts.DNSHealth = saved }()
+	err := r.publish(ctx, model, nil, report)
+	report.Err = err
+	return report, err
 }
