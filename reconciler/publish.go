@@ -20,6 +20,9 @@ type DNSReport struct {
 	Published dns.Changes
 	// Endpoints are the endpoints the zone should hold after the pass.
 	Endpoints []dns.Endpoint
+	// Quotas are what the fleet needs, every exposed placement published, of
+	// Route53's limits against what they allow; zero until the publish step.
+	Quotas dns.Quotas
 	// Err is why Route53 could not be read or changed, or nil. When the withdrawal
 	// failed, the pass deleted nothing.
 	Err error
@@ -91,6 +94,17 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 		stays[e.Unit()] = true
 	}
 	report.Published = dns.PlanKeeping(dns.Desired(model, healthy), func(id fleet.UnitID) bool { return stays[id] }, cur)
+	// What the whole fleet needs, every exposed placement published, against
+	// what the account and zone allow: known before anything is refused.
+	report.Quotas = dns.Needs(dns.Desired(model, func(fleet.UnitID) bool { return true }), cur)
+	for _, q := range []dns.Quota{report.Quotas.HealthChecks, report.Quotas.RecordSets} {
+		if !q.Fits() {
+			r.opts.Log.Warn("the fleet does not fit in a Route53 limit", "quota", q.String())
+		}
+	}
+	for _, o := range report.Published.OverQuota {
+		r.opts.Log.Warn("DNS endpoint not published", "placement", o.Unit, "reason", o.String())
+	}
 	return r.applyDNS(ctx, "publish", report.Published)
 }
 

@@ -84,6 +84,10 @@ type Applier struct {
 
 	mu        sync.Mutex
 	fleetTags map[string]map[string]string // the tags of the fleet's health checks, by ID
+	// checkLimit and recordLimit are the account's and the zone's limits, read
+	// at limitsAt.
+	checkLimit, recordLimit int64
+	limitsAt                time.Time
 }
 
 // NewApplier returns an Applier for one fleet's hosted zone.

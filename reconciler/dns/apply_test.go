@@ -503,3 +503,68 @@ func TestApplyPacesOperationsToRoute53sOwnRates(t *testing.T) {
 	}
 	t.Logf("%d health checks created in %v", created, elapsed)
 }
+
+func TestApplyStaysWithinTheHealthCheckQuota(t *testing.T) {
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks = 5
+	e := newEnv(t, route53test.Options{Limits: &limits}, Options{})
+	m := manyTenants(8, "127.0.0.1", 1, "us-east-1") // 8 endpoints
+	ch := e.cycle(t, m, allHealthy)
+	if got := ch.Quotas.HealthChecks; got != (Quota{Name: QuotaHealthChecks, Limit: 5, Needed: 8}) {
+		t.Errorf("health-check quota %+v", got)
+	}
+	if len(ch.OverQuota) != 3 {
+		t.Errorf("%d endpoints over quota, want 3: %v", len(ch.OverQuota), ch.Lines())
+	}
+	for _, c := range e.srv.Calls() {
+		if c.Error != "" {
+			t.Errorf("Route53 refused %s: %s", c.Operation, c.Error)
+		}
+	}
+	records, checks := e.owned(t)
+	if len(checks) != 5 || len(records) != 5*4 {
+		t.Errorf("%d checks and %d records published, want 5 and 20", len(checks), len(records))
+	}
+	// Once AWS raises the limit, a new applier (limits are read once an hour)
+	// publishes the rest.
+	e.srv.SetMaxHealthChecks(50)
+	e.applier = NewApplier(e.client, e.applier.opts)
+	if ch := e.cycle(t, m, allHealthy); len(ch.OverQuota) != 0 {
+		t.Errorf("still over quota: %v", ch.OverQuota)
+	}
+	if _, checks := e.owned(t); len(checks) != 8 {
+		t.Errorf("%d checks after the quota was raised, want 8", len(checks))
+	}
+}
+
+func TestQuotasReadsTheLimits(t *testing.T) {
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks, limits.MaxRecordSetsPerZone = 4, 30
+	e := newEnv(t, route53test.Options{Limits: &limits}, Options{})
+	q, err := e.applier.Quotas(context.Background(), manyTenants(8, "127.0.0.1", 1, "us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Quotas{
+		HealthChecks: Quota{Name: QuotaHealthChecks, Limit: 4, Needed: 8},
+		RecordSets:   Quota{Name: QuotaRecordSets, Limit: 30, Others: 2, Needed: 32}, // the zone's SOA and NS
+	}
+	if diff := cmp.Diff(want, q); diff != "" {
+		t.Errorf("quotas (-want +got):\n%s", diff)
+	}
+	if q.HealthChecks.Fits() || q.RecordSets.Fits() {
+		t.Errorf("the fleet fits: %v", q)
+	}
+	for _, op := range []string{"GetAccountLimit", "GetHostedZoneLimit"} {
+		if n := e.srv.Count(op); n != 1 {
+			t.Errorf("%d %s calls, want 1", n, op)
+		}
+	}
+	// The limits are read once an hour, not on every pass.
+	if _, err := e.applier.Current(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Count("GetAccountLimit"); n != 1 {
+		t.Errorf("%d GetAccountLimit calls after a second reading, want 1", n)
+	}
+}

@@ -81,6 +81,8 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 			tags[aws.ToString(set.ResourceId)] = m
 		}
 	}
+	s.AccountHealthChecks = len(all)
+	s.HealthCheckLimit, s.RecordSetLimit = a.readLimits(ctx)
 	ours := map[string]map[string]string{}
 	for _, h := range all {
 		id := aws.ToString(h.Id)

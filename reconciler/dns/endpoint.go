@@ -102,3 +102,6 @@ func Desired(model *fleet.Model, healthy func(fleet.UnitID) bool) []Endpoint {
 	slices.SortFunc(out, func(a, b Endpoint) int { return a.Unit().Compare(b.Unit()) })
 	return out
 }
+
+// checkKey identifies the health check an endpoint uses: its placement's.
+func (e Endpoint) checkKey() string { return e.Unit().String() }

@@ -152,6 +152,12 @@ type Changes struct {
 	DeleteHealthChecks []HealthCheckChange
 	// Clashes are reported, never acted on.
 	Clashes []Clash
+	// Quotas are what the fleet needs of Route53's limits against what they
+	// allow.
+	Quotas Quotas
+	// OverQuota are the endpoints left unpublished because they would go over a
+	// limit.
+	OverQuota []OverQuota
 }
 
 // Empty reports that the plan makes no Route53 change; clashes alone change nothing.
@@ -175,6 +181,9 @@ func (c Changes) Lines() []string {
 	}
 	for _, cl := range c.Clashes {
 		out = append(out, "clash "+cl.String())
+	}
+	for _, o := range c.OverQuota {
+		out = append(out, o.String())
 	}
 	return out
 }
@@ -248,6 +257,8 @@ func PlanKeeping(desired []Endpoint, keep func(fleet.UnitID) bool, current State
 	}
 	p.withdrawUnwanted()
 	p.deleteUnusedChecks()
+	p.ch.Quotas = Needs(desired, current)
+	p.withinQuotas(p.ch.Quotas)
 	return p.ch
 }
 

@@ -360,3 +360,78 @@ func TestWithdrawal(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanWithinQuotas(t *testing.T) {
+	model := testModel("charging", "trucking") // 4 endpoints: 4 checks, 16 record sets
+	tests := []struct {
+		name    string
+		current State
+		// published are the placements whose records the plan writes.
+		published []string
+		over      []string
+		quotas    Quotas
+	}{{
+		name:      "a fleet within its limits is published whole",
+		current:   State{Fleet: "acme", AccountHealthChecks: 1, HealthCheckLimit: 200, RecordSetLimit: 10000, Records: make([]Record, 2)},
+		published: []string{"charging/eu-west-2/portal", "charging/us-east-1/portal", "trucking/eu-west-2/portal", "trucking/us-east-1/portal"},
+		quotas: Quotas{HealthChecks: Quota{Name: QuotaHealthChecks, Limit: 200, Others: 1, Needed: 4},
+			RecordSets: Quota{Name: QuotaRecordSets, Limit: 10000, Others: 2, Needed: 16}},
+	}, {
+		name:      "health checks beyond the account's limit are not created, nor their records written",
+		current:   State{Fleet: "acme", AccountHealthChecks: 1, HealthCheckLimit: 3},
+		published: []string{"charging/eu-west-2/portal", "charging/us-east-1/portal"},
+		over:      []string{"trucking/eu-west-2/portal", "trucking/us-east-1/portal"},
+		quotas: Quotas{HealthChecks: Quota{Name: QuotaHealthChecks, Limit: 3, Others: 1, Needed: 4},
+			RecordSets: Quota{Name: QuotaRecordSets, Needed: 16}},
+	}, {
+		name:      "record sets beyond the zone's limit are not written",
+		current:   State{Fleet: "acme", RecordSetLimit: 2 + 12, Records: make([]Record, 2)},
+		published: []string{"charging/eu-west-2/portal", "charging/us-east-1/portal", "trucking/eu-west-2/portal"},
+		over:      []string{"trucking/us-east-1/portal"},
+		quotas: Quotas{HealthChecks: Quota{Name: QuotaHealthChecks, Needed: 4},
+			RecordSets: Quota{Name: QuotaRecordSets, Limit: 14, Others: 2, Needed: 16}},
+	}, {
+		name:      "unknown limits plan everything",
+		current:   State{Fleet: "acme"},
+		published: []string{"charging/eu-west-2/portal", "charging/us-east-1/portal", "trucking/eu-west-2/portal", "trucking/us-east-1/portal"},
+		quotas:    Quotas{HealthChecks: Quota{Name: QuotaHealthChecks, Needed: 4}, RecordSets: Quota{Name: QuotaRecordSets, Needed: 16}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range tt.current.Records {
+				tt.current.Records[i] = Record{Name: fmt.Sprintf("r%d.fleet.example.com", i), Type: "NS"}
+			}
+			ch := Plan(Desired(model, allHealthy), tt.current)
+			var published, over []string
+			for _, g := range ch.Records {
+				if !slices.Contains(published, g.Unit.String()) && g.Unit.App == "portal" {
+					published = append(published, g.Unit.String())
+				}
+			}
+			for _, o := range ch.OverQuota {
+				over = append(over, o.Unit.String())
+			}
+			if diff := cmp.Diff(tt.published, published); diff != "" {
+				t.Errorf("published (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.over, over); diff != "" {
+				t.Errorf("over quota (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.quotas, ch.Quotas); diff != "" {
+				t.Errorf("quotas (-want +got):\n%s", diff)
+			}
+			creates := 0
+			for _, h := range ch.HealthChecks {
+				if h.Action == CreateCheck {
+					creates++
+				}
+			}
+			if l := tt.current.HealthCheckLimit; l > 0 && int64(tt.current.AccountHealthChecks+creates) > l {
+				t.Errorf("the plan creates %d checks in an account with %d of %d", creates, tt.current.AccountHealthChecks, l)
+			}
+			if len(tt.over) > 0 && !strings.Contains(ch.OverQuota[0].String(), "over;") {
+				t.Errorf("over-quota line says nothing of what to do: %s", ch.OverQuota[0])
+			}
+		})
+	}
+}

@@ -123,6 +123,12 @@ type State struct {
 	Records []Record
 	// HealthChecks are the fleet's health checks.
 	HealthChecks []HealthCheck
+	// AccountHealthChecks counts every health check of the account, the fleet's
+	// and others'.
+	AccountHealthChecks int
+	// HealthCheckLimit is the account's MAX_HEALTH_CHECKS_BY_OWNER and
+	// RecordSetLimit the zone's MAX_RRSETS_BY_ZONE; zero when unknown.
+	HealthCheckLimit, RecordSetLimit int64
 }
 
 // The registry: a TXT record at RegistryPrefix+name, with the same SetIdentifier
@@ -209,7 +215,7 @@ func (s State) Withdrawn(ch Changes) (next State, ok bool) {
 	for _, h := range ch.DeleteHealthChecks {
 		deleted[h.ID] = true
 	}
-	next = State{Fleet: s.Fleet}
+	next = State{Fleet: s.Fleet, AccountHealthChecks: s.AccountHealthChecks - len(deleted), HealthCheckLimit: s.HealthCheckLimit, RecordSetLimit: s.RecordSetLimit}
 	for _, r := range s.Records {
 		if !gone[key(r)] {
 			next.Records = append(next.Records, r)
