@@ -162,16 +162,24 @@ func lastPass(t *testing.T, rev revision) *world {
 // run runs one pass of rev.
 func (w *world) run(t *testing.T, rev revision, allowMassDeletion bool) *reconciler.Report {
 	t.Helper()
+	return w.runWith(t, rev, allowMassDeletion, func(*reconciler.Options) {})
+}
+
+// runWith runs one pass of rev with options changed by opts.
+func (w *world) runWith(t *testing.T, rev revision, allowMassDeletion bool, opts func(*reconciler.Options)) *reconciler.Report {
+	t.Helper()
 	clusters := map[string]reconciler.Cluster{}
 	for name, c := range w.clusters {
 		clusters[name] = c
 	}
-	r := reconciler.New(reconciler.Options{
+	o := reconciler.Options{
 		Renderer:      &fakeRenderer{res: renderResult(testRevision, rev.units, rev.failed)},
 		Clusters:      clusters,
 		HealthTimeout: time.Second,
 		DNS:           w.dns,
-	})
+	}
+	opts(&o)
+	r := reconciler.New(o)
 	report, err := r.RunOnce(t.Context(), render.Snapshot{Dir: "/snapshots/" + testRevision, Revision: testRevision, Model: rev.model}, allowMassDeletion)
 	if err != nil {
 		t.Fatal(err)
@@ -1107,5 +1115,55 @@ func TestRunOnceRedactsSecretValues(t *testing.T) {
 				t.Errorf("the report's error shows the secret: %s", s)
 			}
 		})
+	}
+}
+
+// TestRunOnceDNSReadOnly is a replica that does not write Route53 (another holds
+// the writer's Lease): it writes nothing there, and holds its deletions until the
+// writer has withdrawn the records of what they remove.
+func TestRunOnceDNSReadOnly(t *testing.T) {
+	standard := revisionOf(standardFleet())
+	withoutCharging := revisionOf(testFleet(tenant("trucking", testRegions, "portal", "worker")))
+	w := lastPass(t, standard)
+	readOnly := func(o *reconciler.Options) { o.DNSReadOnly = true }
+
+	report := w.runWith(t, withoutCharging, true, readOnly)
+	if got := w.log.lines(func(e event) bool { return isPrune(e) || isDNSApply(e) }); len(got) > 0 {
+		t.Errorf("a replica that does not write Route53 pruned or wrote DNS while the records were there:\n%s", strings.Join(got, "\n"))
+	}
+	var waiting *reconciler.AwaitingWithdrawalError
+	if !errors.As(report.DNS.Err, &waiting) || len(waiting.Units) != 2 {
+		t.Fatalf("DNS error %v, want the two charging placements awaiting withdrawal", report.DNS.Err)
+	}
+	if diff := cmp.Diff(map[string]string{"eu-west-2": "DNS records could not be withdrawn, and nothing is deleted because something failed",
+		"us-east-1": "DNS records could not be withdrawn, and nothing is deleted because something failed"}, held(report)); diff != "" {
+		t.Errorf("held (-want +got):\n%s", diff)
+	}
+
+	// The writer withdraws them (its pass plans over every tenant); the next
+	// pass of this replica deletes.
+	w.runWith(t, withoutCharging, true, func(o *reconciler.Options) {
+		o.Clusters = map[string]reconciler.Cluster{} // the writer's own tenants are elsewhere
+		o.DNSFleet = withoutCharging.model
+	})
+	before := len(w.log.all())
+	report = w.runWith(t, withoutCharging, true, readOnly)
+	if report.DNS.Err != nil {
+		t.Fatalf("DNS error %v after the writer withdrew", report.DNS.Err)
+	}
+	var prunes, writes []string
+	for _, e := range w.log.all()[before:] {
+		switch {
+		case isPrune(e):
+			prunes = append(prunes, e.String())
+		case isDNSApply(e):
+			writes = append(writes, e.String())
+		}
+	}
+	if len(prunes) != 6 {
+		t.Errorf("%d prunes after the withdrawal, want charging's 6:\n%s", len(prunes), strings.Join(prunes, "\n"))
+	}
+	if len(writes) > 0 {
+		t.Errorf("a replica that does not write Route53 wrote: %v", writes)
 	}
 }

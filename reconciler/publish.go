@@ -125,22 +125,24 @@ func (r *Reconciler) applyDNS(ctx context.Context, step string, ch dns.Changes) 
 
 // awaitWithdrawal is the first DNS step of a replica that does not write Route53:
 // it reads the zone and fails, holding the pass's deletions, while a record of a
-// placement of this pass's tenants that is going away is still there. The writer
+// placement of this pass's tenants (DNSTenants) that is going away is still there. The writer
 // withdraws it (its pass plans over every tenant); this pass is retried with
 // backoff and deletes once the record is gone.
-func (r *Reconciler) awaitWithdrawal(ctx context.Context, model, applied *fleet.Model, report *DNSReport) error {
+func (r *Reconciler) awaitWithdrawal(ctx context.Context, model *fleet.Model, report *DNSReport) error {
 	cur, err := r.opts.DNS.Current(ctx)
 	if err != nil {
 		return err
 	}
-	mine := map[string]bool{}
-	for _, t := range applied.Tenants {
-		mine[t.Metadata.Name] = true
+	// A tenant removed from the fleet is in no model: which replica prunes it
+	// is the ownership's say.
+	mine := r.opts.DNSTenants
+	if mine == nil {
+		mine = func(string) bool { return true }
 	}
 	staying := dns.Desired(model, func(fleet.UnitID) bool { return true })
 	var waiting []fleet.UnitID
 	for _, g := range dns.Withdrawal(staying, cur).Records {
-		if mine[g.Unit.Tenant] {
+		if mine(g.Unit.Tenant) {
 			waiting = append(waiting, g.Unit)
 		}
 	}

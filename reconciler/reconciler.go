@@ -78,6 +78,10 @@ type Options struct {
 	// zone, and holds its deletions (the pass is retried) while a record of a
 	// placement it is about to remove is still there, for the writer to withdraw.
 	DNSReadOnly bool
+	// DNSTenants reports the tenants whose units this pass applies and prunes,
+	// those removed from the fleet included (a replica's owned shards), for the
+	// read-only withdrawal check; nil means every tenant.
+	DNSTenants func(tenant string) bool
 	// DNSHealth is the health of the placements this pass did not read, as the
 	// replicas that applied them reported it: known false means unknown, and the
 	// placement keeps what it has in Route53. Nil knows nothing.
@@ -125,7 +129,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	if r.opts.DNSFleet != nil {
 		dnsModel = r.opts.DNSFleet
 	}
-	withdrawn := r.startWithdraw(ctx, dnsModel, snap.Model, report)
+	withdrawn := r.startWithdraw(ctx, dnsModel, report)
 	defer withdrawn() // returns only once the withdrawal did
 	for _, wave := range waves(snap.Model) {
 		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, withdrawn))
@@ -144,7 +148,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 // takes seconds at Route53's request rate, so it runs while the regions apply;
 // only their deletions wait for it. The returned function waits for the
 // withdrawal and says whether it succeeded; without DNS it returns nil at once.
-func (r *Reconciler) startWithdraw(ctx context.Context, model, applied *fleet.Model, report *Report) func() error {
+func (r *Reconciler) startWithdraw(ctx context.Context, model *fleet.Model, report *Report) func() error {
 	if r.opts.DNS == nil {
 		return func() error { return nil }
 	}
@@ -152,7 +156,7 @@ func (r *Reconciler) startWithdraw(ctx context.Context, model, applied *fleet.Mo
 	done := make(chan error, 1)
 	go func() {
 		if r.opts.DNSReadOnly {
-			done <- r.awaitWithdrawal(ctx, model, applied, report.DNS)
+			done <- r.awaitWithdrawal(ctx, model, report.DNS)
 			return
 		}
 		done <- r.withdraw(ctx, model, report.DNS)

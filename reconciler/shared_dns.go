@@ -22,6 +22,7 @@ func (d *daemon) sharedDNS(ctx context.Context, opts *Options, owns func(string)
 	}
 	opts.DNSFleet = d.current.model
 	opts.DNSReadOnly = !owns(DNSWriter)
+	opts.DNSTenants = owns
 	if opts.DNSReadOnly {
 		return d.opts.Health
 	}
