@@ -91,7 +91,7 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 	report.Endpoints = dns.Desired(model, func(id fleet.UnitID) bool { return healthy(id) || (unknown(id) && published[id]) })
 	stays := map[fleet.UnitID]bool{}
 	for _, e := range dns.Desired(model, unknown) {
-		stays[e.Unit()] = true
+		stays[e.Unit()], stays[e.CheckUnit()] = true, true
 	}
 	report.Published = dns.PlanKeeping(dns.Desired(model, healthy), func(id fleet.UnitID) bool { return stays[id] }, cur)
 	// What the whole fleet needs, every exposed placement published, against

@@ -228,7 +228,7 @@ func Plan(desired []Endpoint, current State) Changes {
 func Withdrawal(staying []Endpoint, current State) Changes {
 	stays := map[fleet.UnitID]bool{}
 	for _, e := range staying {
-		stays[e.Unit()] = true
+		stays[e.Unit()], stays[e.CheckUnit()] = true, true
 	}
 	return PlanKeeping(nil, func(id fleet.UnitID) bool { return stays[id] }, current)
 }
@@ -276,7 +276,16 @@ type planner struct {
 	// keptChecks are the checks a desired endpoint keeps, by ID; wanted the record
 	// set slots a desired endpoint writes.
 	keptChecks, wanted map[string]bool
-	ch                 Changes
+	// shared are the shared health checks planned so far, by check unit.
+	shared map[fleet.UnitID]sharedCheck
+	ch     Changes
+}
+
+// sharedCheck is a shared health check as planned: the existing check the
+// records can use, or the unit of the check the plan creates.
+type sharedCheck struct {
+	id      string
+	created fleet.UnitID
 }
 
 // newPlanner indexes what the zone holds.
@@ -284,6 +293,7 @@ func newPlanner(current State) *planner {
 	p := &planner{
 		current: current, owners: map[string]owner{}, used: map[string]bool{}, atName: map[string][]Record{},
 		checks: map[fleet.UnitID][]HealthCheck{}, keptChecks: map[string]bool{}, wanted: map[string]bool{},
+		shared: map[fleet.UnitID]sharedCheck{},
 	}
 	for _, r := range current.Records {
 		if r.HealthCheckID != "" {
@@ -324,15 +334,23 @@ func (p *planner) endpoint(e Endpoint) {
 	global, regional := records(e)
 	var checkKey fleet.UnitID
 	if len(p.clash(global.Name)) == 0 {
-		hc, change := planCheck(e, p.checks[key], currentCheckID(p.atName[canonical(global.Name)], e.Region))
-		if hc != nil {
-			p.keptChecks[hc.ID] = true
-			global.HealthCheckID = hc.ID
-		}
-		if change != nil {
-			p.ch.HealthChecks = append(p.ch.HealthChecks, *change)
-			if change.Action == CreateCheck {
-				checkKey = key
+		ck := e.CheckUnit()
+		if sc, ok := p.shared[ck]; ok {
+			global.HealthCheckID, checkKey = sc.id, sc.created
+		} else {
+			hc, change := planCheck(e, p.checks[ck], currentCheckID(p.atName[canonical(global.Name)], e.Region))
+			if hc != nil {
+				p.keptChecks[hc.ID] = true
+				global.HealthCheckID = hc.ID
+			}
+			if change != nil {
+				p.ch.HealthChecks = append(p.ch.HealthChecks, *change)
+				if change.Action == CreateCheck {
+					checkKey = ck
+				}
+			}
+			if e.SharedCheck {
+				p.shared[ck] = sharedCheck{id: global.HealthCheckID, created: checkKey}
 			}
 		}
 	}
@@ -480,7 +498,8 @@ func planCheck(e Endpoint, owned []HealthCheck, inUse string) (*HealthCheck, *He
 			}
 		}
 	}
-	base := HealthCheckChange{Fleet: e.Fleet, Tenant: e.Tenant, App: e.App, Region: e.Region, Spec: want}
+	cu := e.CheckUnit()
+	base := HealthCheckChange{Fleet: e.Fleet, Tenant: cu.Tenant, App: cu.App, Region: cu.Region, Spec: want}
 	switch {
 	case cur == nil:
 		base.Action, base.CallerReference, base.Reason = CreateCheck, CallerReference(e), "new endpoint"
@@ -507,7 +526,7 @@ func immutable(s HealthCheckSpec) string {
 // check. Apply appends -1, -2... when Route53 refuses it because a check with it was
 // deleted before.
 func CallerReference(e Endpoint) string {
-	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.Unit().String() + "\n" + e.HealthCheck.String()))
+	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.CheckUnit().String() + "\n" + e.HealthCheck.String()))
 	return "meridian-" + hex.EncodeToString(sum[:20])
 }
 

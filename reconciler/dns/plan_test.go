@@ -435,3 +435,84 @@ func TestPlanWithinQuotas(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanSharedHealthChecks(t *testing.T) {
+	shared := testModel("charging", "trucking")
+	shared.Fleet.Spec.DNS.HealthChecks = fleet.HealthChecksPerAppRegion
+
+	t.Run("one check per app and region, probing the region's endpoint, used by every tenant there", func(t *testing.T) {
+		ch := Plan(Desired(shared, allHealthy), State{Fleet: "acme"})
+		var checks []string
+		for _, h := range ch.HealthChecks {
+			checks = append(checks, h.String())
+		}
+		want := []string{
+			"create health check _shared/eu-west-2/portal: HTTPS ingress.eu-west-2.edge.example.net:443/healthz every 30s, threshold 3; new endpoint",
+			"create health check _shared/us-east-1/portal: HTTPS lb-use1.elb.us-east-1.amazonaws.com:443/healthz every 30s, threshold 3; new endpoint",
+		}
+		if diff := cmp.Diff(want, checks); diff != "" {
+			t.Errorf("health checks (-want +got):\n%s", diff)
+		}
+		var latency []string
+		for _, g := range ch.Records {
+			for _, c := range g.Changes {
+				if c.Record.Type == "CNAME" && c.Record.SetIdentifier != "" {
+					latency = append(latency, g.Unit.String()+" "+c.HealthCheck.String())
+				}
+			}
+		}
+		wantLatency := []string{
+			"charging/eu-west-2/portal _shared/eu-west-2/portal", "charging/us-east-1/portal _shared/us-east-1/portal",
+			"trucking/eu-west-2/portal _shared/eu-west-2/portal", "trucking/us-east-1/portal _shared/us-east-1/portal",
+		}
+		if diff := cmp.Diff(wantLatency, latency); diff != "" {
+			t.Errorf("latency records and their checks (-want +got):\n%s", diff)
+		}
+		if got := ch.Quotas.HealthChecks.Needed; got != 2 {
+			t.Errorf("health checks needed: %d, want 2", got)
+		}
+		after := simulate(t, State{Fleet: "acme"}, ch)
+		if next := Plan(Desired(shared, allHealthy), after); !next.Empty() {
+			t.Errorf("does not converge:\n%s", strings.Join(next.Lines(), "\n"))
+		}
+		// A tenant removed keeps the check its app and region still use; the last
+		// one removed lets it go once no record uses it.
+		oneLeft := testModel("trucking")
+		oneLeft.Fleet.Spec.DNS.HealthChecks = fleet.HealthChecksPerAppRegion
+		if w := Withdrawal(Desired(oneLeft, allHealthy), after); len(w.DeleteHealthChecks) != 0 {
+			t.Errorf("withdrawing a tenant deletes a shared check: %v", w.Lines())
+		}
+		none := testModel()
+		none.Fleet.Spec.DNS.HealthChecks = fleet.HealthChecksPerAppRegion
+		gone := simulate(t, after, Withdrawal(Desired(none, allHealthy), after))
+		if w := Withdrawal(Desired(none, allHealthy), gone); len(w.DeleteHealthChecks) != 2 {
+			t.Errorf("the shared checks of an app no tenant uses are not deleted: %v", w.Lines())
+		}
+	})
+
+	t.Run("moving a fleet to shared checks moves the records, then deletes the per-placement checks", func(t *testing.T) {
+		cur := applied(t, testModel("charging", "trucking"))
+		ch := Plan(Desired(shared, allHealthy), cur)
+		creates, upserts := 0, 0
+		for _, h := range ch.HealthChecks {
+			if h.Action == CreateCheck {
+				creates++
+			}
+		}
+		for _, g := range ch.Records {
+			for _, c := range g.Changes {
+				if c.Action == Upsert && c.Record.Type == "CNAME" {
+					upserts++
+				}
+			}
+		}
+		if creates != 2 || upserts != 4 || len(ch.DeleteHealthChecks) != 0 {
+			t.Errorf("%d checks created, %d latency records moved, %d checks deleted; want 2, 4, 0 (deleted once unused):\n%s",
+				creates, upserts, len(ch.DeleteHealthChecks), strings.Join(ch.Lines(), "\n"))
+		}
+		next := Plan(Desired(shared, allHealthy), simulate(t, cur, ch))
+		if len(next.DeleteHealthChecks) != 4 || len(next.HealthChecks)+len(next.Records) != 0 {
+			t.Errorf("the next plan: %s", strings.Join(next.Lines(), "\n"))
+		}
+	})
+}
