@@ -125,10 +125,10 @@ func (r *Reconciler) applyDNS(ctx context.Context, step string, ch dns.Changes) 
 
 // awaitWithdrawal is the first DNS step of a replica that does not write Route53:
 // it reads the zone and fails, holding the pass's deletions, while a record of a
-// placement of this pass's tenants (DNSTenants) that is going away is still there. The writer
-// withdraws it (its pass plans over every tenant); this pass is retried with
-// backoff and deletes once the record is gone.
-func (r *Reconciler) awaitWithdrawal(ctx context.Context, model *fleet.Model, report *DNSReport) error {
+// placement of this pass's tenants (DNSTenants) that is going away is still
+// there. The writer withdraws it (its pass plans over every tenant); this pass is
+// retried with backoff and deletes once the record is gone.
+func (r *Reconciler) awaitWithdrawal(ctx context.Context, model *fleet.Model) error {
 	cur, err := r.opts.DNS.Current(ctx)
 	if err != nil {
 		return err

@@ -156,7 +156,7 @@ func (r *Reconciler) startWithdraw(ctx context.Context, model *fleet.Model, repo
 	done := make(chan error, 1)
 	go func() {
 		if r.opts.DNSReadOnly {
-			done <- r.awaitWithdrawal(ctx, model, report.DNS)
+			done <- r.awaitWithdrawal(ctx, model)
 			return
 		}
 		done <- r.withdraw(ctx, model, report.DNS)

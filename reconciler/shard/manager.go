@@ -211,8 +211,8 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 // Leader reports whether this replica is the elected leader.
 func (m *Manager) Leader() bool { return m.leader.Load() }
 
-// Owned returns the shards this replica holds, within their validity, and owns by
-// hashing, sorted.
+// Owned returns the tenant shards this replica holds, within their validity, and
+// owns by hashing, sorted; the Route53 writer's Lease is WritesDNS.
 func (m *Manager) Owned() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
