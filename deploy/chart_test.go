@@ -147,6 +147,12 @@ func TestTemplate(t *testing.T) {
 			want:        []string{"kind: ServiceMonitor", "path: /metrics"}},
 		{name: "single replica", set: func(v map[string]any) { v["replicaCount"] = 1; v["ha"] = map[string]any{"enabled": false} },
 			want: []string{"type: Recreate", "automountServiceAccountToken: false"}},
+		{name: "region Secrets", set: func(v map[string]any) {
+			v["replicaCount"] = 1
+			v["ha"] = map[string]any{"enabled": false}
+			v["regionSecrets"] = []any{"region-kubeconfigs"}
+		},
+			want: []string{"name: meridian-region-secrets", "resources: [secrets]", `resourceNames: ["region-kubeconfigs"]`, "verbs: [get]", "automountServiceAccountToken: true"}},
 		{name: "ha", set: func(map[string]any) {},
 			want: []string{"kind: Role\n", "resources: [leases]", "kind: PodDisruptionBudget", "maxUnavailable: 0", "readOnlyRootFilesystem: true", "runAsNonRoot: true"}},
 	}
