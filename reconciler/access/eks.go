@@ -74,6 +74,8 @@ type eksKey struct{ name, region, role string }
 
 // eksCluster is what EKS keeps for one cluster: its clients and token source.
 type eksCluster struct {
+	// role is the credentials of the role's session, nil without a role.
+	role   aws.CredentialsProvider
 	eks    *eks.Client
 	tokens *tokenSource
 }
@@ -93,8 +95,12 @@ func NewEKS(opts EKSOptions) *EKS {
 func (e *EKS) Config(ctx context.Context, c fleet.EKSCluster, awsRegion string) (*rest.Config, error) {
 	cl := e.cluster(c, awsRegion)
 	as := "Meridian's AWS identity"
-	if c.RoleARN != "" {
+	if cl.role != nil {
 		as = "role " + c.RoleARN
+		if _, err := cl.role.Retrieve(ctx); err != nil {
+			return nil, fmt.Errorf("EKS cluster %q in %s: assuming role %s: %w; allow Meridian's AWS identity sts:AssumeRole on the role, and name it in the role's trust policy (docs/regions.md)",
+				c.Name, awsRegion, c.RoleARN, err)
+		}
 	}
 	out, err := cl.eks.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(c.Name)})
 	var notFound *ekstypes.ResourceNotFoundException
@@ -157,6 +163,9 @@ func (e *EKS) cluster(c fleet.EKSCluster, awsRegion string) *eksCluster {
 		tokens: &tokenSource{now: e.opts.Now, mint: func(ctx context.Context) (string, error) {
 			return Token(ctx, presign, c.Name)
 		}, what: fmt.Sprintf("EKS cluster %q in %s", c.Name, awsRegion)},
+	}
+	if c.RoleARN != "" {
+		cl.role = cfg.Credentials
 	}
 	e.clusters[key] = cl
 	return cl

@@ -85,7 +85,10 @@ func TestEKSConfig(t *testing.T) {
 		name:    "a role Meridian may not assume",
 		cluster: fleet.EKSCluster{Name: "prod", RoleARN: otherRole},
 		region:  "eu-west-2",
-		want:    "AccessDenied: User: arn:aws:iam::111122223333:user/meridian is not authorized to perform: sts:AssumeRole on resource: " + otherRole,
+		want: `EKS cluster "prod" in eu-west-2: assuming role ` + otherRole + `: failed to refresh cached credentials, ` +
+			`operation error STS: AssumeRole, https response error StatusCode: 403, RequestID: 00000000-0000-4000-8000-000000000004, ` +
+			`api error AccessDenied: User: arn:aws:iam::111122223333:user/meridian is not authorized to perform: sts:AssumeRole on resource: ` + otherRole +
+			`; allow Meridian's AWS identity sts:AssumeRole on the role, and name it in the role's trust policy (docs/regions.md)`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -248,4 +251,3 @@ func TestTokenCache(t *testing.T) {
 		t.Errorf("tokens (-want +got):\n%s", diff)
 	}
 }
-
