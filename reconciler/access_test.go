@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"os"
 	"os/exec"
@@ -675,6 +676,43 @@ healthTimeout: 1m
 			t.Errorf("%s: greeting %q, want from-the-binary", r.Name, got)
 		}
 	}
+
+	// meridian plan reaches the regions the same way: nothing left to do.
+	plan := exec.CommandContext(ctx, bin, "plan", "--config", cfg, "--format", "json")
+	plan.Env = run.Env
+	planOut, err := plan.Output()
+	if err != nil {
+		t.Fatalf("meridian plan: %v\n%s", err, planOut)
+	}
+	var p struct {
+		Changed bool `json:"changed"`
+		Regions []struct {
+			Name  string `json:"name"`
+			Error string `json:"error"`
+			Units []struct {
+				Action string `json:"action"`
+			} `json:"units"`
+		} `json:"regions"`
+	}
+	if err := json.Unmarshal(planOut, &p); err != nil {
+		t.Fatalf("meridian plan --format json: %v\n%s", err, planOut)
+	}
+	planned := map[string]string{}
+	for _, r := range p.Regions {
+		var actions []string
+		for _, u := range r.Units {
+			actions = append(actions, u.Action)
+		}
+		planned[r.Name] = r.Error + strings.Join(actions, ",")
+	}
+	if p.Changed {
+		t.Errorf("meridian plan after the run says something would change:\n%s", planOut)
+	}
+	if diff := cmp.Diff(map[string]string{"eu-west-2": "unchanged,unchanged", "us-east-1": "unchanged,unchanged"}, planned); diff != "" {
+		t.Errorf("meridian plan after the run (-want +got):\n%s\n%s", diff, planOut)
+	}
+	out = append(out, planOut...)
+
 	for _, s := range []string{"k8s-aws-v1.", "daemon-secret-key", bySecret.Config.BearerToken} {
 		if strings.Contains(string(out), s) {
 			t.Errorf("the daemon's output holds a credential (%.12s…)", s)
