@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"meridian.dev/meridian/internal/testenv/sigv4test"
 )
 
 // Account is the AWS account id of every identity and cluster the server makes.
@@ -130,6 +132,55 @@ func (s *Server) Calls() []Call {
 	return slices.Clone(s.calls)
 }
 
+// signed is who signed a request, as its signature proved it.
+type signed struct {
+	*sigv4test.Signed
+	cred *credential
+}
+
+// The error codes and statuses STS and EKS answer a refused signature with.
+var (
+	stsCodes = map[sigv4test.Kind]apiError{
+		sigv4test.Missing:      {403, "MissingAuthenticationToken", ""},
+		sigv4test.Incomplete:   {400, "IncompleteSignature", ""},
+		sigv4test.Expired:      {403, "SignatureDoesNotMatch", ""},
+		sigv4test.UnknownKey:   {403, "InvalidClientTokenId", ""},
+		sigv4test.ExpiredToken: {403, "ExpiredToken", ""},
+		sigv4test.Mismatch:     {403, "SignatureDoesNotMatch", ""},
+	}
+	eksCodes = map[sigv4test.Kind]apiError{
+		sigv4test.Missing:      {403, "MissingAuthenticationTokenException", ""},
+		sigv4test.Incomplete:   {400, "IncompleteSignatureException", ""},
+		sigv4test.Expired:      {403, "InvalidSignatureException", ""},
+		sigv4test.UnknownKey:   {403, "UnrecognizedClientException", ""},
+		sigv4test.ExpiredToken: {403, "ExpiredTokenException", ""},
+		sigv4test.Mismatch:     {403, "InvalidSignatureException", ""},
+	}
+)
+
+// verify checks the request's Signature Version 4, in its header or its
+// presigned query string, against the server's credentials; codes are the
+// service's answers to a refused one.
+func (s *Server) verify(r *http.Request, body []byte, codes map[sigv4test.Kind]apiError) (*signed, *apiError) {
+	var cred *credential
+	sg, f := sigv4test.Verify(r, body, s.now(), func(akid string) (sigv4test.Credential, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		c, ok := s.creds[akid]
+		if !ok {
+			return sigv4test.Credential{}, false
+		}
+		cred = c
+		return sigv4test.Credential{Secret: c.secret, Token: c.token, Expires: c.expires}, true
+	})
+	if f != nil {
+		e := codes[f.Kind]
+		e.message = f.Message
+		return nil, &e
+	}
+	return &signed{Signed: sg, cred: cred}, nil
+}
+
 // apiError is an AWS error: its code, message and HTTP status.
 type apiError struct {
 	status  int
@@ -208,19 +259,16 @@ func (s *Server) describeCluster(r *http.Request, body []byte, call *Call) (any,
 	if r.Method != http.MethodGet || err != nil || name == "" || strings.Contains(name, "/") {
 		return nil, errorf(404, "UnknownOperationException", "Unknown operation %s %s", r.Method, r.URL.Path)
 	}
-	sg, aerr := s.verify(r, body)
+	sg, aerr := s.verify(r, body, eksCodes)
 	if aerr != nil {
-		if aerr.code == "InvalidClientTokenId" {
-			aerr.code = "UnrecognizedClientException"
-		}
 		return nil, aerr
 	}
-	call.AccessKeyID = sg.accessKeyID
-	if sg.service != "eks" {
+	call.AccessKeyID = sg.AccessKeyID
+	if sg.Service != "eks" {
 		return nil, errorf(403, "InvalidSignatureException", "Credential should be scoped to correct service: 'eks'.")
 	}
 	s.mu.Lock()
-	c, ok := s.clusters[sg.region+"/"+name]
+	c, ok := s.clusters[sg.Region+"/"+name]
 	s.mu.Unlock()
 	if !ok {
 		return nil, errorf(404, "ResourceNotFoundException", "No cluster found for name: %s.", name)
@@ -341,12 +389,12 @@ func (s *Server) sts(r *http.Request, body []byte, call *Call) (any, *apiError) 
 	}
 	call.Operation = form.Get("Action")
 	call.Presigned = r.URL.Query().Get("X-Amz-Signature") != ""
-	sg, aerr := s.verify(r, body)
+	sg, aerr := s.verify(r, body, stsCodes)
 	if aerr != nil {
 		return nil, aerr
 	}
-	call.AccessKeyID = sg.accessKeyID
-	if sg.service != "sts" {
+	call.AccessKeyID = sg.AccessKeyID
+	if sg.Service != "sts" {
 		return nil, errorf(403, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 'sts'.")
 	}
 	if form.Get("Version") != "2011-06-15" {
