@@ -646,7 +646,7 @@ func (d *daemon) regionConfig(ctx context.Context, region *fleet.Region) (*rest.
 		ref := *access.SecretRef
 		at := region.Source.Position("spec.cluster.secretRef")
 		if d.opts.Access.Secrets == nil {
-			return nil, nil, fmt.Errorf("%s: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret %s/%s from; run it with one (docs/run.md, management)",
+			return nil, nil, fmt.Errorf("%s: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret %s/%s from; give it one (management in the configuration file, docs/regions.md)",
 				at, ref.Namespace, ref.Name)
 		}
 		cfg, err := d.opts.Access.Secrets.Kubeconfig(ctx, ref)
@@ -658,7 +658,7 @@ func (d *daemon) regionConfig(ctx context.Context, region *fleet.Region) (*rest.
 		eks := *access.EKS
 		at := region.Source.Position("spec.cluster.eks")
 		if d.opts.Access.EKS == nil {
-			return nil, nil, fmt.Errorf("%s: spec.cluster.eks: Meridian was started without AWS access to EKS clusters", at)
+			return nil, nil, fmt.Errorf("%s: spec.cluster.eks: Meridian was started without AWS access to EKS clusters; give it one (eks in the configuration file, docs/regions.md)", at)
 		}
 		awsRegion := eks.AWSRegion(region.Spec)
 		cfg, err := d.opts.Access.EKS.Config(ctx, eks, awsRegion)

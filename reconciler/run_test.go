@@ -715,7 +715,7 @@ func TestRun(t *testing.T) {
 			"    secretRef: {namespace: meridian-system, name: kubeconfigs, key: ap-northeast-2}\n")
 		rev := f.push(t, "ap-northeast-2: kubeconfig from a Secret", map[string]string{"regions/ap-northeast-2.yaml": region})
 		report, err := f.once(t)
-		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret meridian-system/kubeconfigs from; run it with one (docs/run.md, management)"
+		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret meridian-system/kubeconfigs from; give it one (management in the configuration file, docs/regions.md)"
 		want := "revision " + rev[:12] + ": ap-northeast-2: " + reason + "; wave main is not healthy, so revision " + rev[:12] + " does not go on to later waves"
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
