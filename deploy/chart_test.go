@@ -140,6 +140,14 @@ func TestTemplate(t *testing.T) {
 			v["config"].(map[string]any)["route53"] = map[string]any{"region": "us-east-1"}
 		},
 			refused: "config.route53: not supported with ha.enabled"},
+		{name: "image digest", set: func(v map[string]any) {
+			v["image"] = map[string]any{"repository": "registry.example.com/platform/meridian", "tag": "v1.4.0", "digest": "sha256:" + strings.Repeat("0a", 32)}
+		},
+			want: []string{`image: "registry.example.com/platform/meridian:v1.4.0@sha256:0a0a`}},
+		{name: "not a digest", set: func(v map[string]any) {
+			v["image"] = map[string]any{"digest": "v1.4.0"}
+		},
+			refused: `image.digest: "v1.4.0" is not a digest`},
 		{name: "service monitor without its CRD", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
 			refused: "serviceMonitor.enabled: the ServiceMonitor CRD (monitoring.coreos.com/v1) is not installed"},
 		{name: "service monitor", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
