@@ -122,11 +122,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	cacheRoot, err := os.UserCacheDir()
-	if err != nil {
-		return err
-	}
-	tools, err := buildTools(ctx, repo, filepath.Join(cacheRoot, "meridian", "bench"), dir, progress)
+	tools, err := buildTools(ctx, repo, dir, progress)
 	if err != nil {
 		return err
 	}

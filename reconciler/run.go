@@ -27,11 +27,9 @@ import (
 	"meridian.dev/meridian/sources"
 )
 
-// AllowMassDeletionTrailer is the commit message trailer that lets one revision
-// through the mass-deletion guard: a line "Meridian-Allow-Mass-Deletion: true" in the
-// last paragraph of the head commit's message. It allows that revision only; the
-// next commit is guarded again.
-const AllowMassDeletionTrailer = "Meridian-Allow-Mass-Deletion"
+// AllowMassDeletionTrailer is plan.AllowMassDeletionTrailer, the commit message
+// trailer that lets one revision through the mass-deletion guard.
+const AllowMassDeletionTrailer = plan.AllowMassDeletionTrailer
 
 // Defaults of RunOptions.
 const (

@@ -738,7 +738,7 @@ func TestRun(t *testing.T) {
 			"tenants/charging-stations-ca.secrets.sops.yaml": "",
 		})
 		report, err := f.once(t)
-		want := "revision " + held[:12] + ": us-east-1: deletions held: the revision deletes tenant namespace charging-stations-ca/us-east-1; allow it explicitly to proceed"
+		want := "revision " + held[:12] + ": us-east-1: deletions held: the revision deletes tenant namespace charging-stations-ca/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
 		}

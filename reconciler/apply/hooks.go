@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -105,15 +106,19 @@ func (run *hookRun) kept(old []plan.ObjectRef) []plan.ObjectRef {
 // claimHooks refuses, before anything of the unit is written, hooks whose objects
 // exist and that the unit's inventory does not record: Meridian did not create
 // them, and running the hook would replace or take them over. A hook's object is
-// never adopted.
+// never adopted. As for the unit's objects (existing), nothing is read in a
+// namespace this pass created.
 func (a *Applier) claimHooks(ctx context.Context, id fleet.UnitID, run hookRun, prev *plan.Inventory) error {
 	var recorded map[string]bool
 	if prev != nil {
 		recorded = keys(slices.Concat(prev.Objects, prev.Hooks))
 	}
+	a.mu.Lock()
+	fresh := maps.Clone(a.created)
+	a.mu.Unlock()
 	var found []Existing
 	for _, ref := range run.recordedNow {
-		if recorded[ref.Key()] {
+		if recorded[ref.Key()] || ref.Namespace != "" && fresh[ref.Namespace] {
 			continue
 		}
 		w, err := a.writerFor(id, ref)

@@ -60,8 +60,12 @@ func (o *objects) add(source, content string) error {
 
 // addDoc parses the n-th YAML document of source. Its messages never quote the
 // document: it may hold decrypted values.
+//
+// SplitManifests trims each document; helm writes every one followed by a
+// newline, which a block scalar (|) ending the document keeps, so one is added
+// back here.
 func (o *objects) addDoc(source string, n int, doc string) error {
-	js, err := yaml.YAMLToJSON([]byte(doc))
+	js, err := yaml.YAMLToJSON([]byte(doc + "\n"))
 	if err != nil {
 		return fmt.Errorf("%s: rendered document %d is not valid YAML: %w; render the chart locally to see it", source, n, err)
 	}

@@ -465,3 +465,26 @@ func TestRenderVendoredArchiveDependency(t *testing.T) {
 		})
 	}
 }
+
+// A block scalar that ends a document keeps its final newline, as in what helm
+// template prints and helm install applies: each document followed by a newline.
+func TestRenderKeepsTheFinalNewlineOfABlockScalar(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"apps/x/chart/Chart.yaml": "apiVersion: v2\nname: scripts\nversion: 1.0.0\n",
+		"apps/x/chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: scripts}\ndata:\n" +
+			"  first.sh: |\n    echo first\n  last.sh: |\n    echo last\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: stripped}\ndata:\n  last.sh: |-\n    echo last\n",
+	}, nil)
+	objs := mustRender(t, newRenderer(t, Options{}), localRequest(root))
+	got := map[string]any{}
+	for _, o := range objs {
+		got[o.GetName()] = o.Object["data"]
+	}
+	want := map[string]any{
+		"scripts":  map[string]any{"first.sh": "echo first\n", "last.sh": "echo last\n"},
+		"stripped": map[string]any{"last.sh": "echo last"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+}
