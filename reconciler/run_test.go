@@ -53,7 +53,7 @@ const exampleDir = "../fleet-example"
 const healthTimeout = 3 * time.Minute
 
 // workerError is how Helm refuses the worker chart with a template error.
-const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected EOF"
+const workerError = "apps/worker/chart/templates/deployment.yaml:46: unexpected EOF"
 
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
