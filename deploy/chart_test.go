@@ -18,6 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -157,6 +158,12 @@ func TestTemplate(t *testing.T) {
 			want:        []string{"kind: ServiceMonitor", "path: /metrics"}},
 		{name: "single replica", set: func(v map[string]any) { v["replicaCount"] = 1; v["ha"] = map[string]any{"enabled": false} },
 			want: []string{"type: Recreate", "automountServiceAccountToken: false"}},
+		{name: "region Secrets", set: func(v map[string]any) {
+			v["replicaCount"] = 1
+			v["ha"] = map[string]any{"enabled": false}
+			v["regionSecrets"] = []any{"region-kubeconfigs"}
+		},
+			want: []string{"name: meridian-region-secrets", "resources: [secrets]", `resourceNames: ["region-kubeconfigs"]`, "verbs: [get]", "automountServiceAccountToken: true"}},
 		{name: "ha", set: func(map[string]any) {},
 			want: []string{"kind: Role\n", "resources: [leases]", "kind: PodDisruptionBudget", "maxUnavailable: 0", "readOnlyRootFilesystem: true", "runAsNonRoot: true"}},
 	}
@@ -220,8 +227,10 @@ func TestInstall(t *testing.T) {
 		}
 	}
 
+	vals := values()
+	vals["regionSecrets"] = []any{"region-kubeconfigs"}
 	start := time.Now()
-	rel := helmInstall(t, region, ns, values())
+	rel := helmInstall(t, region, ns, vals)
 	for _, data := range secretValues {
 		for key, v := range data {
 			if strings.Contains(rel.Manifest, v) {
@@ -270,6 +279,21 @@ func TestInstall(t *testing.T) {
 	}
 	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || allows(role.Rules, "", "secrets", "get") {
 		t.Errorf("role rules %+v: want Leases and nothing else", role.Rules)
+	}
+	// regionSecrets: the service account may get those Secrets, by name, and no other.
+	for secret, want := range map[string]bool{"region-kubeconfigs": true, "meridian-git": false} {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + ns + ":" + sa.Name,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: secret},
+		}}
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != want {
+			t.Errorf("service account may get Secret %s: %t, want %t", secret, got.Status.Allowed, want)
+		}
 	}
 	svc, err := cs.CoreV1().Services(ns).Get(ctx, "meridian", metav1.GetOptions{})
 	if err != nil {

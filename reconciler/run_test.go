@@ -53,7 +53,7 @@ const exampleDir = "../fleet-example"
 const healthTimeout = 3 * time.Minute
 
 // workerError is how Helm refuses the worker chart with a template error.
-const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected EOF"
+const workerError = "apps/worker/chart/templates/deployment.yaml:46: unexpected EOF"
 
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
@@ -188,7 +188,7 @@ func (f *fixture) push(t *testing.T, message string, files map[string]string) st
 func (f *fixture) plan(t *testing.T) (*preview.Preview, string) {
 	t.Helper()
 	snap := f.head(t)
-	r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
+	r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(t.Context(), snap.Model, f.tb.Kubeconfig, reconciler.Access{}, nil)})
 	p, err := preview.Run(t.Context(), r, snap, false)
 	if err != nil {
 		t.Fatal(err)
@@ -715,7 +715,7 @@ func TestRun(t *testing.T) {
 			"    secretRef: {namespace: meridian-system, name: kubeconfigs, key: ap-northeast-2}\n")
 		rev := f.push(t, "ap-northeast-2: kubeconfig from a Secret", map[string]string{"regions/ap-northeast-2.yaml": region})
 		report, err := f.once(t)
-		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: reaching a cluster through a kubeconfig in a Secret is not supported yet; set spec.cluster.kubeconfigContext to a context of Meridian's kubeconfig"
+		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret meridian-system/kubeconfigs from; give it one (management in the configuration file, docs/regions.md)"
 		want := "revision " + rev[:12] + ": ap-northeast-2: " + reason + "; wave main is not healthy, so revision " + rev[:12] + " does not go on to later waves"
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
