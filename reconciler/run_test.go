@@ -466,6 +466,23 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("a change to a file of a Kustomize base updates every placement of its app", func(t *testing.T) {
+		base := replace(t, file(t, "apps/api/base/deployment.yaml"), "  name: api\n", "  name: api\n  annotations:\n    example.com/edited: base\n")
+		f.push(t, "api: an annotation in the base", map[string]string{"apps/api/base/deployment.yaml": base})
+		report, err := f.once(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := every(exampleUnits, "unchanged", map[string]string{"logistics-eu/eu-west-2/api": "update",
+			"trucking/ap-northeast-2/api": "update", "trucking/eu-west-2/api": "update", "trucking/us-east-1/api": "update"})
+		if diff := cmp.Diff(want, changes(report)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+		if got := f.deployment(t, "eu-west-2", "logistics-eu", "api").Annotations["example.com/edited"]; got != "base" {
+			t.Errorf("Deployment/logistics-eu/api in eu-west-2 has annotation example.com/edited %q, want \"base\"", got)
+		}
+	})
+
 	units := maps.Clone(exampleUnits)
 	units["eu-west-2"] = slices.DeleteFunc(slices.Clone(units["eu-west-2"]), func(u string) bool { return u == "logistics-eu/eu-west-2/api" })
 	t.Run("removing an app from a tenant prunes exactly its objects", func(t *testing.T) {
