@@ -594,8 +594,8 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 		name:  "deleting a tenant's namespaces is held",
 		after: withoutCharging,
 		held: map[string]string{
-			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; allow it explicitly to proceed",
-			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; allow it explicitly to proceed",
+			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
+			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 		},
 	}, {
 		name:   "deleting a tenant's namespaces goes ahead when allowed",
@@ -606,7 +606,7 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 	}, {
 		name:  "deleting more than MaxDeletePercent of a region's objects is held",
 		after: revisionOf(noWorkersInEU),
-		held:  map[string]string{"eu-west-2": "the revision deletes 4 of 10 objects (40%), more than the limit of 30%; allow it explicitly to proceed"},
+		held:  map[string]string{"eu-west-2": "the revision deletes 4 of 10 objects (40%), more than the limit of 30%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""},
 	}, {
 		name:   "deleting more than MaxDeletePercent goes ahead when allowed",
 		after:  revisionOf(noWorkersInEU),
@@ -634,7 +634,7 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 	}, {
 		name:  "a MaxDeletePercent of 0 holds a single deletion",
 		after: revisionOf(limit(standardFleet(), 0)).set("trucking/ap-northeast-2/portal", "ConfigMap/portal"),
-		held:  map[string]string{"ap-northeast-2": "the revision deletes 1 of 5 objects (20%), more than the limit of 0%; allow it explicitly to proceed"},
+		held:  map[string]string{"ap-northeast-2": "the revision deletes 1 of 5 objects (20%), more than the limit of 0%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -745,8 +745,8 @@ func TestRunOnceDNS(t *testing.T) {
 		before: &standard,
 		after:  withoutCharging,
 		held: map[string]string{
-			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; allow it explicitly to proceed",
-			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; allow it explicitly to proceed",
+			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
+			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 		},
 		published: all,
 		bug:       "known bug, left for the issue that reworks the withdraw step (Route53 in the highly available daemon): withdraw and publish (publish.go) take the records and health checks of a removal the mass-deletion guard holds",

@@ -43,6 +43,20 @@ func digestBytes(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// unitDigest is a unit's digest: its cache key's, and for a kustomization the
+// digests of the files the build read (inputs), so that a change to a base's file
+// changes the digest and plans the unit as an update.
+func unitDigest(key string, inputs map[string]string) string {
+	if len(inputs) == 0 {
+		return key
+	}
+	data, _ := json.Marshal(struct { // a string and a map of strings always encode; keys sorted
+		Key    string            `json:"key"`
+		Inputs map[string]string `json:"inputs"`
+	}{key, inputs})
+	return digestBytes(data)
+}
+
 // digestObjects identifies a list of objects by content.
 func digestObjects(objects []*unstructured.Unstructured) string {
 	h := sha256.New()
@@ -72,9 +86,9 @@ func newCache(max int) *cache {
 	return &cache{max: max, entries: map[string]*list.Element{}, lru: list.New()}
 }
 
-// get returns the objects rendered for digest, if the files they were built from
-// still have the digests they had.
-func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, bool) {
+// get returns the objects rendered for digest and the digests of the files they
+// were built from, if those files still have them.
+func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, map[string]string, bool) {
 	c.mu.Lock()
 	el, ok := c.entries[digest]
 	if ok {
@@ -82,15 +96,15 @@ func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructu
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	e := el.Value.(*cacheEntry)
 	for file, want := range e.inputs {
 		if got, err := files.file(file); err != nil || got != want {
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return e.objects, true
+	return e.objects, e.inputs, true
 }
 
 func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) {

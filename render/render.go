@@ -499,7 +499,7 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
+		if objs, _, ok := run.r.cache.get(digest, run.hashes); ok {
 			return run.unit(p, objs, digest, true), nil
 		}
 		if req.Values, err = run.withSecrets(ctx, p, values); err != nil {
@@ -512,8 +512,8 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(p, objs, digest, true), nil
+		if objs, inputs, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(p, objs, unitDigest(digest, inputs), true), nil
 		}
 		withSecrets, err := run.withSecrets(ctx, p, values)
 		if err != nil {
@@ -548,7 +548,7 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 	}
 	sortObjects(objects)
 	run.r.cache.put(digest, objects, inputs)
-	return run.unit(p, objects, digest, false), nil
+	return run.unit(p, objects, unitDigest(digest, inputs), false), nil
 }
 
 // withSecrets merges the tenant's decrypted secrets for the placement's app over its

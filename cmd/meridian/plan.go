@@ -93,7 +93,7 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 	log := slog.New(slog.DiscardHandler)
 	r := reconciler.New(reconciler.Options{
 		Renderer: render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
-		Clusters: reconciler.Clusters(snap.Model, cfg.Kubeconfig, log),
+		Clusters: reconciler.Clusters(ctx, snap.Model, cfg.Kubeconfig, daemon.Access(ctx, cfg), log),
 		Log:      log,
 	})
 	p, err := preview.Run(ctx, r, snap, allow)

@@ -166,6 +166,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Snapshots:     git,
 		Renderer:      render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
 		Kubeconfig:    cfg.Kubeconfig,
+		Access:        Access(ctx, cfg),
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
 		KubeAPIQPS:    float32(cfg.KubeAPI.QPS),
 		KubeAPIBurst:  cfg.KubeAPI.Burst,
