@@ -42,6 +42,8 @@ func values() map[string]any {
 				"usernameFile": "/etc/meridian/git/username",
 			},
 			"decryption": map[string]any{"keyFiles": []any{"/etc/meridian/sops/age.txt"}},
+			// The chart's defaults (two replicas, ha) keep Route53 records.
+			"route53": map[string]any{"region": "us-east-1"},
 		},
 		"secrets": map[string]any{"git": "meridian-git", "sops": "meridian-sops", "kubeconfig": "meridian-regions"},
 	}
@@ -139,10 +141,8 @@ func TestTemplate(t *testing.T) {
 			refused: "config.repository.url: required"},
 		{name: "replicas without ha", set: func(v map[string]any) { v["ha"] = map[string]any{"enabled": false} },
 			refused: "replicaCount: more than one replica needs ha.enabled"},
-		{name: "route53 with ha", set: func(v map[string]any) {
-			v["config"].(map[string]any)["route53"] = map[string]any{"region": "us-east-1"}
-		},
-			refused: "config.route53: not supported with ha.enabled"},
+		{name: "route53 with ha: the replicas share placement health in ConfigMaps", set: func(map[string]any) {},
+			want: []string{"resources: [leases]", "resources: [configmaps]", "route53:"}},
 		{name: "image digest", set: func(v map[string]any) {
 			v["image"] = map[string]any{"repository": "registry.example.com/platform/meridian", "tag": "v1.4.0", "digest": "sha256:" + strings.Repeat("0a", 32)}
 		},
@@ -277,8 +277,8 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || allows(role.Rules, "", "secrets", "get") {
-		t.Errorf("role rules %+v: want Leases and nothing else", role.Rules)
+	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || !allows(role.Rules, "", "configmaps", "update") || allows(role.Rules, "", "secrets", "get") {
+		t.Errorf("role rules %+v: want Leases, the ConfigMaps of health reports, and nothing else", role.Rules)
 	}
 	// regionSecrets: the service account may get those Secrets, by name, and no other.
 	for secret, want := range map[string]bool{"region-kubeconfigs": true, "meridian-git": false} {
@@ -318,6 +318,9 @@ func TestInstall(t *testing.T) {
 	loaded, err := config.Load(file)
 	if err != nil {
 		t.Fatalf("the chart's configuration does not load: %v\n%s", err, cm.Data["config.yaml"])
+	}
+	if loaded.Route53 == nil {
+		t.Errorf("route53 not configured:\n%s", cm.Data["config.yaml"])
 	}
 	if h := loaded.HA; h == nil || h.Namespace != ns || h.Identity != "meridian-5c7d9f6b8-q2w4e" || h.Shards != 32 || time.Duration(h.LeaseDuration) != 15*time.Second {
 		t.Errorf("ha = %+v", loaded.HA)

@@ -73,7 +73,19 @@ type DNS struct {
 	// Drain lists regions whose latency records are withdrawn while their workloads
 	// keep running, so that clients fail over to the other regions.
 	Drain []string `yaml:"drain,omitempty"`
+	// HealthChecks is how many Route53 health checks the fleet keeps:
+	// perPlacement (the default), one per exposed placement probing its own
+	// regional name; or perAppRegion, one per app and region probing the
+	// region's endpoint at the app's health path, shared by every tenant there,
+	// to stay far inside the account's health-check quota (docs/dns.md).
+	HealthChecks string `yaml:"healthChecks,omitempty" schema:"enum=perPlacement|perAppRegion"`
 }
+
+// The health-check granularities of DNS.HealthChecks.
+const (
+	HealthChecksPerPlacement = "perPlacement"
+	HealthChecksPerAppRegion = "perAppRegion"
+)
 
 // Wave is one step of a rollout.
 type Wave struct {

@@ -117,10 +117,38 @@ type RunOptions struct {
 	Log *slog.Logger
 	// Ownership, when set, limits the daemon to the tenants this replica owns, so
 	// that several replicas share the fleet (reconciler/shard). Nil owns them all.
+	// With Route53, only the replica whose Hold owns DNSWriter writes it.
 	Ownership Ownership
+	// Health shares placement health between replicas, so that the one writing
+	// Route53 publishes every tenant's placements; *shard.Manager is one.
+	// Required with Ownership and Route53.
+	Health HealthBoard
+	// DNSRefresh is how often the replica writing Route53 reads the others'
+	// health reports, and publishes when they changed; zero means
+	// DefaultDNSRefresh.
+	DNSRefresh time.Duration
 	// Clock drives the retry backoff, the drift ticker and the shutdown grace
 	// period; nil means the real clock. Tests pass a fake one to step through them.
 	Clock clock.WithTickerAndDelayedExecution
+}
+
+// DNSWriter is the name an Ownership's owns answers true for when the replica
+// holds the Route53 writer's Lease for the pass; no tenant can have it
+// (shard.DNSWriter).
+const DNSWriter = "@route53"
+
+// DefaultDNSRefresh is how often the Route53 writer looks for new health reports.
+const DefaultDNSRefresh = 10 * time.Second
+
+// HealthBoard shares what each replica's passes found of its placements'
+// health; *shard.Manager is one.
+type HealthBoard interface {
+	// ReportHealth replaces this replica's report: placements of revision found
+	// healthy (true) or not (false); those not read are left out.
+	ReportHealth(ctx context.Context, revision string, healthy map[fleet.UnitID]bool) error
+	// Health returns every replica's reports of revision merged, the newest
+	// winning; an absent placement is of unknown health.
+	Health(ctx context.Context, revision string) (map[fleet.UnitID]bool, error)
 }
 
 // Access reaches the regions that are not a context of Meridian's kubeconfig. A
@@ -158,7 +186,7 @@ type EKSClusters interface {
 type Ownership interface {
 	// Hold pins the tenants this replica owns now, for one pass or drift check:
 	// they stay its own until release is called. owns reports whether a tenant is
-	// one of them. fenced is ctx, ended early when ownership can no longer be
+	// one of them, and owns(DNSWriter) whether this replica writes Route53. fenced is ctx, ended early when ownership can no longer be
 	// proven; the pass writes nothing after that.
 	Hold(ctx context.Context) (owns func(tenant string) bool, fenced context.Context, release func())
 	// Changed receives a value when the owned tenants changed; the daemon then runs
@@ -183,10 +211,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Renderer == nil {
 		return errors.New("run: no renderer")
 	}
-	if opts.Ownership != nil && (opts.Route53 != nil || opts.Once) {
-		// A replica's pass sees only its tenants: its DNS plan would withdraw the
-		// records of every other tenant.
-		return errors.New("run: several replicas (ha) cannot keep Route53 records or run once yet; remove route53 or ha from the configuration")
+	if opts.Ownership != nil && opts.Once {
+		return errors.New("run: several replicas (ha) cannot run once; remove ha from the configuration or --once")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -210,6 +236,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.Ownership != nil && opts.Route53 != nil && opts.Health == nil {
+		return errors.New("run: several replicas (ha) with Route53 need a health board to share placement health")
+	}
+	if opts.DNSRefresh <= 0 {
+		opts.DNSRefresh = DefaultDNSRefresh
+	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
 	defer d.release()
 	if opts.Once {
@@ -232,6 +264,9 @@ type daemon struct {
 	// its rate limit holds; nil until a fleet with a zone is served.
 	dns               *dns.Applier
 	dnsZone, dnsFleet string
+	// dnsHealth is the health the last publish of this replica planned from,
+	// when it writes Route53 among several replicas.
+	dnsHealth map[fleet.UnitID]bool
 }
 
 // revision is a snapshot with its loaded fleet.
@@ -300,6 +335,12 @@ func (d *daemon) loop(ctx context.Context) error {
 		defer ticker.Stop()
 		driftTick = ticker.C()
 	}
+	var dnsTick <-chan time.Time
+	if d.opts.Ownership != nil && d.opts.Route53 != nil {
+		ticker := d.clock.NewTicker(d.opts.DNSRefresh)
+		defer ticker.Stop()
+		dnsTick = ticker.C()
+	}
 
 	for {
 		select {
@@ -308,6 +349,11 @@ func (d *daemon) loop(ctx context.Context) error {
 				continue
 			}
 			d.log.Info("owned tenants changed; running a pass", "revision", d.current.snap.Revision)
+		case <-dnsTick:
+			if d.current != nil && ctx.Err() == nil {
+				d.refreshDNS(ctx)
+			}
+			continue
 		case <-driftTick:
 			if ctx.Err() != nil {
 				d.log.Info("shutting down")
@@ -411,20 +457,22 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
-	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	passCtx, model, clusters, owns, release := d.owned(passCtx, d.current.model)
 	defer release()
 	cur := d.current
 	allow := AllowsMassDeletion(cur.snap.Commit)
 	if allow {
 		d.log.Warn("the commit allows mass deletion for this revision", "revision", cur.snap.Revision, "trailer", AllowMassDeletionTrailer)
 	}
-	r := New(Options{
+	opts := Options{
 		Renderer:      d.opts.Renderer,
 		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		DNS:           d.dnsApplier(cur.model),
 		Log:           d.log,
-	})
+	}
+	board := d.sharedDNS(passCtx, &opts, owns)
+	r := New(opts)
 	start := d.clock.Now()
 	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model}, allow)
 	if err != nil {
@@ -432,6 +480,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	report.Duration = d.clock.Since(start)
+	d.reportHealth(passCtx, report, board)
 	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond), "rendered", report.Renders}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
@@ -456,7 +505,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 func (d *daemon) checkDrift(ctx context.Context) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
-	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	passCtx, model, clusters, _, release := d.owned(passCtx, d.current.model)
 	defer release()
 	cur := d.current
 	r := New(Options{
@@ -492,10 +541,10 @@ func (d *daemon) checkDrift(ctx context.Context) {
 // counted by the mass-deletion guard) and refuses to write for any other. The
 // returned context ends when ownership can no longer be proven; release is called
 // once the pass wrote its last.
-func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *fleet.Model, map[string]Cluster, func()) {
+func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *fleet.Model, map[string]Cluster, func(string) bool, func()) {
 	clusters := d.regions(ctx, m)
 	if d.opts.Ownership == nil {
-		return ctx, m, clusters, func() {}
+		return ctx, m, clusters, func(string) bool { return true }, func() {}
 	}
 	owns, fenced, release := d.opts.Ownership.Hold(ctx)
 	part := *m
@@ -503,7 +552,7 @@ func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *f
 	for name, cl := range clusters {
 		clusters[name] = ownedCluster{Cluster: cl, owns: owns}
 	}
-	return fenced, &part, clusters, release
+	return fenced, &part, clusters, owns, release
 }
 
 // ownedCluster is a region's write side limited to the tenants a replica owns.
