@@ -3,12 +3,21 @@ export GOTOOLCHAIN := auto
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
-LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION) -X meridian.dev/meridian/internal/version.Commit=$(REVISION)
+# The image's time is the commit's, so the same commit gives the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# IMAGE_PUSH=registry/repository:tag makes `make image` push what it built.
+IMAGE_PUSH ?=
 
-.PHONY: build build-dev test check unit testbed schemas demo fuzz
+.PHONY: build build-dev image test check unit testbed schemas demo fuzz
 
 build: ## build bin/meridian
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian ./cmd/meridian
+
+image: ## build the linux/amd64+arm64 OCI image into dist/image (deploy/README.md); IMAGE_PUSH=ref pushes it
+	$(GO) run ./cmd/meridian-dev image --version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) \
+		--out dist/image $(if $(IMAGE_PUSH),--push $(IMAGE_PUSH))
 
 test: check testbed fuzz ## every check and every test, as CI runs them
 	$(GO) test -race -count=1 -run '^$$' ./...   # compile every test binary, in parallel

@@ -207,7 +207,11 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 	size := &Size{Tenants: tenants, Regions: e.o.regions, Apps: e.o.apps, Placements: spec.Placements(), Units: spec.Placements() + tenants*e.o.regions}
 	e.logf("%d tenants × %d regions × %d apps = %d placements", tenants, e.o.regions, e.o.apps, size.Placements)
 
-	r53 := route53test.NewServer(route53test.Options{ProbeScale: 1000}) // health checks are created, hardly probed
+	// Health checks are created, hardly probed; the account's health-check quota
+	// was raised for the fleet (a new account's 200 would refuse it).
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks = 5000
+	r53 := route53test.NewServer(route53test.Options{ProbeScale: 1000, Limits: &limits})
 	defer r53.Close()
 	zoneID := r53.CreateZone(zone)
 	repoName := fmt.Sprintf("fleet-%d.git", tenants)

@@ -21,6 +21,12 @@ type Config struct {
 	// of the fleet names its context. Empty means the default loading rules
 	// (KUBECONFIG, ~/.kube/config).
 	Kubeconfig string `yaml:"kubeconfig,omitempty"`
+	// Management is the cluster Meridian runs in, where the kubeconfigs of regions
+	// that name a Secret (spec.cluster.secretRef) are kept.
+	Management Management `yaml:"management,omitempty"`
+	// EKS says how Meridian reaches the AWS APIs for regions that name an EKS
+	// cluster (spec.cluster.eks).
+	EKS EKS `yaml:"eks,omitempty"`
 	// Decryption says where the SOPS keys are.
 	Decryption Decryption `yaml:"decryption,omitempty"`
 	// CacheDir holds the repository cache, snapshots and downloaded charts. Empty
@@ -87,6 +93,34 @@ type Route53 struct {
 	// RequestsPerSecond limits Meridian's Route53 requests. Default 5, Route53's
 	// per-account quota; lower it when other tools share the account.
 	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" schema:"min=1,max=5"`
+}
+
+// Management says how Meridian reaches the management cluster with its own
+// identity there, to read the Secrets that Region files name.
+type Management struct {
+	// KubeconfigContext is the context of Kubeconfig that reaches the management
+	// cluster. Empty means the pod's own service account (in-cluster), as in the
+	// Helm chart.
+	KubeconfigContext string `yaml:"kubeconfigContext,omitempty"`
+}
+
+// EKS says how Meridian reaches the EKS and STS APIs for regions that name an EKS
+// cluster. Credentials come from the AWS SDK's default chain (IRSA, EKS Pod
+// Identity, environment, shared files, instance role), never from this file.
+type EKS struct {
+	// Endpoint is the URL of an EKS-compatible API; empty means AWS's endpoint in
+	// each cluster's region.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// STSEndpoint is the URL of an STS-compatible API that signs the clusters'
+	// tokens (and serves AssumeRole); empty means AWS's regional STS endpoint of
+	// each cluster's region.
+	STSEndpoint string `yaml:"stsEndpoint,omitempty"`
+	// Profile is the shared-config profile to take credentials from; empty means
+	// AWS_PROFILE or the default.
+	Profile string `yaml:"profile,omitempty"`
+	// CAFile holds PEM certificates trusted for Endpoint and STSEndpoint besides
+	// the system's.
+	CAFile string `yaml:"caFile,omitempty"`
 }
 
 // Repository is the fleet repository and how to fetch it.
@@ -167,7 +201,7 @@ func Load(path string) (*Config, error) {
 	for _, p := range []*string{&c.Kubeconfig, &c.CacheDir, &c.Repository.UsernameFile, &c.Repository.PasswordFile, &c.Repository.TokenFile,
 		&c.Repository.SSHKeyFile, &c.Repository.KnownHostsFile, &c.Repository.CAFile, &c.Repository.VerifySSHAllowedSignersFile,
 		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile,
-		&c.Notifications.WebhookURLFile, &c.Notifications.SlackURLFile} {
+		&c.Notifications.WebhookURLFile, &c.Notifications.SlackURLFile, &c.EKS.CAFile} {
 		*p = relativeTo(dir, *p)
 	}
 	if c.TLS != nil {

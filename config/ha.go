@@ -40,9 +40,6 @@ func (c *Config) checkHA(path string) error {
 	if h == nil {
 		return nil
 	}
-	if c.Route53 != nil {
-		return fmt.Errorf("%s: ha: several replicas cannot keep Route53 records yet (each sees only its own tenants); remove route53 or ha", path)
-	}
 	if h.Namespace == "" {
 		h.Namespace = os.Getenv("POD_NAMESPACE")
 	}

@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +42,8 @@ func values() map[string]any {
 				"usernameFile": "/etc/meridian/git/username",
 			},
 			"decryption": map[string]any{"keyFiles": []any{"/etc/meridian/sops/age.txt"}},
+			// The chart's defaults (two replicas, ha) keep Route53 records.
+			"route53": map[string]any{"region": "us-east-1"},
 		},
 		"secrets": map[string]any{"git": "meridian-git", "sops": "meridian-sops", "kubeconfig": "meridian-regions"},
 	}
@@ -136,10 +141,16 @@ func TestTemplate(t *testing.T) {
 			refused: "config.repository.url: required"},
 		{name: "replicas without ha", set: func(v map[string]any) { v["ha"] = map[string]any{"enabled": false} },
 			refused: "replicaCount: more than one replica needs ha.enabled"},
-		{name: "route53 with ha", set: func(v map[string]any) {
-			v["config"].(map[string]any)["route53"] = map[string]any{"region": "us-east-1"}
+		{name: "route53 with ha: the replicas share placement health in ConfigMaps", set: func(map[string]any) {},
+			want: []string{"resources: [leases]", "resources: [configmaps]", "route53:"}},
+		{name: "image digest", set: func(v map[string]any) {
+			v["image"] = map[string]any{"repository": "registry.example.com/platform/meridian", "tag": "v1.4.0", "digest": "sha256:" + strings.Repeat("0a", 32)}
 		},
-			refused: "config.route53: not supported with ha.enabled"},
+			want: []string{`image: "registry.example.com/platform/meridian:v1.4.0@sha256:0a0a`}},
+		{name: "not a digest", set: func(v map[string]any) {
+			v["image"] = map[string]any{"digest": "v1.4.0"}
+		},
+			refused: `image.digest: "v1.4.0" is not a digest`},
 		{name: "service monitor without its CRD", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
 			refused: "serviceMonitor.enabled: the ServiceMonitor CRD (monitoring.coreos.com/v1) is not installed"},
 		{name: "service monitor", set: func(v map[string]any) { v["serviceMonitor"] = map[string]any{"enabled": true} },
@@ -147,6 +158,12 @@ func TestTemplate(t *testing.T) {
 			want:        []string{"kind: ServiceMonitor", "path: /metrics"}},
 		{name: "single replica", set: func(v map[string]any) { v["replicaCount"] = 1; v["ha"] = map[string]any{"enabled": false} },
 			want: []string{"type: Recreate", "automountServiceAccountToken: false"}},
+		{name: "region Secrets", set: func(v map[string]any) {
+			v["replicaCount"] = 1
+			v["ha"] = map[string]any{"enabled": false}
+			v["regionSecrets"] = []any{"region-kubeconfigs"}
+		},
+			want: []string{"name: meridian-region-secrets", "resources: [secrets]", `resourceNames: ["region-kubeconfigs"]`, "verbs: [get]", "automountServiceAccountToken: true"}},
 		{name: "ha", set: func(map[string]any) {},
 			want: []string{"kind: Role\n", "resources: [leases]", "kind: PodDisruptionBudget", "maxUnavailable: 0", "readOnlyRootFilesystem: true", "runAsNonRoot: true"}},
 	}
@@ -185,7 +202,7 @@ func slicesContains(s []string, v string) bool {
 	return false
 }
 
-// TestInstall installs the chart with the Helm SDK into a testbed region whose
+// TestInstall installs the chart with Helm's install action into a testbed region whose
 // pods are run by kwok, and checks its objects, that the configuration it writes
 // is one the daemon loads, that no Secret's content reaches the release, and that
 // the Deployment becomes available.
@@ -210,47 +227,22 @@ func TestInstall(t *testing.T) {
 		}
 	}
 
-	manifest, err := render(t, values(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vals := values()
+	vals["regionSecrets"] = []any{"region-kubeconfigs"}
+	start := time.Now()
+	rel := helmInstall(t, region, ns, vals)
 	for _, data := range secretValues {
 		for key, v := range data {
-			if strings.Contains(manifest, v) {
-				t.Errorf("the chart's manifest shows the value of Secret key %s", key)
+			if strings.Contains(rel.Manifest, v) {
+				t.Errorf("the release's manifest shows the value of Secret key %s", key)
 			}
 		}
 	}
-	// Helm's own client builds the objects (validated by the apiserver's schema),
-	// creates them and waits for them to be ready, as `helm install --wait` does.
-	kc := kube.New(kube.GetConfig(region.Kubeconfig, region.Name, ns))
-	kc.Namespace = ns
-	resources, err := kc.Build(strings.NewReader(manifest), true)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	start := time.Now()
-	if _, err := kc.Create(resources); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	if err := kc.Wait(resources, 3*time.Minute); err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	t.Logf("installed %d objects; ready after %s", len(resources), time.Since(start).Round(time.Millisecond))
+	t.Logf("installed; ready after %s", time.Since(start).Round(time.Millisecond))
 
 	// Helm's wait may return as the second replica becomes ready, before the
 	// Deployment's status counts it available.
-	var d *appsv1.Deployment
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if d, err = cs.AppsV1().Deployments(ns).Get(ctx, "meridian", metav1.GetOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if got := available(d); got == "2/2" {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("deployment available %s two minutes after Helm's wait, want 2/2", got)
-		}
-	}
+	d := waitAvailable(t, cs, ns, "meridian", "2/2")
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
@@ -285,8 +277,23 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || allows(role.Rules, "", "secrets", "get") {
-		t.Errorf("role rules %+v: want Leases and nothing else", role.Rules)
+	if !allows(role.Rules, "coordination.k8s.io", "leases", "update") || !allows(role.Rules, "", "configmaps", "update") || allows(role.Rules, "", "secrets", "get") {
+		t.Errorf("role rules %+v: want Leases, the ConfigMaps of health reports, and nothing else", role.Rules)
+	}
+	// regionSecrets: the service account may get those Secrets, by name, and no other.
+	for secret, want := range map[string]bool{"region-kubeconfigs": true, "meridian-git": false} {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + ns + ":" + sa.Name,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: secret},
+		}}
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != want {
+			t.Errorf("service account may get Secret %s: %t, want %t", secret, got.Status.Allowed, want)
+		}
 	}
 	svc, err := cs.CoreV1().Services(ns).Get(ctx, "meridian", metav1.GetOptions{})
 	if err != nil {
@@ -312,6 +319,9 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the chart's configuration does not load: %v\n%s", err, cm.Data["config.yaml"])
 	}
+	if loaded.Route53 == nil {
+		t.Errorf("route53 not configured:\n%s", cm.Data["config.yaml"])
+	}
 	if h := loaded.HA; h == nil || h.Namespace != ns || h.Identity != "meridian-5c7d9f6b8-q2w4e" || h.Shards != 32 || time.Duration(h.LeaseDuration) != 15*time.Second {
 		t.Errorf("ha = %+v", loaded.HA)
 	}
@@ -322,9 +332,45 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, errs := kc.Delete(resources); len(errs) > 0 {
-		t.Errorf("delete: %v", errs)
+	uninstall := action.NewUninstall(helmConfig(t, region, ns))
+	uninstall.Wait, uninstall.Timeout = true, 2*time.Minute
+	if _, err := uninstall.Run(rel.Name); err != nil {
+		t.Errorf("helm uninstall: %v", err)
 	}
+}
+
+// helmConfig is Helm's action configuration for the region's namespace, with
+// releases stored in Secrets as the helm CLI stores them.
+func helmConfig(t *testing.T, region *testbed.Region, ns string) *action.Configuration {
+	t.Helper()
+	cfg := new(action.Configuration)
+	if err := cfg.Init(kube.GetConfig(region.Kubeconfig, region.Name, ns), ns, "secret", t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// helmInstall installs the chart as `helm install meridian deploy/meridian -n
+// ns --wait` does, with Helm's install action: the apiserver validates every
+// object, Helm creates them in its install order and waits for them to be
+// ready.
+func helmInstall(t *testing.T, region *testbed.Region, ns string, vals map[string]any) *release.Release {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := action.NewInstall(helmConfig(t, region, ns))
+	install.ReleaseName, install.Namespace = "meridian", ns
+	install.Wait, install.Timeout = true, 3*time.Minute
+	rel, err := install.RunWithContext(t.Context(), ch, vals)
+	if err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	if rel.Info.Status != release.StatusDeployed {
+		t.Fatalf("release %s: %s", rel.Info.Status, rel.Info.Description)
+	}
+	return rel
 }
 
 func available(d *appsv1.Deployment) string {

@@ -294,6 +294,34 @@ spec:
 			`regions/eu-west-2.yaml:10: spec.endpoint.type: "AAAA" is not allowed; use one of Alias, CNAME, A`,
 		},
 	}, {
+		name:   "cluster access: none",
+		change: map[string]string{"regions/eu-west-2.yaml": regionWithCluster("    {}\n")},
+		want:   []string{`regions/eu-west-2.yaml:7: spec.cluster: says neither kubeconfigContext, secretRef nor eks; set one so Meridian can reach the cluster`},
+	}, {
+		name:   "cluster access: more than one",
+		change: map[string]string{"regions/eu-west-2.yaml": regionWithCluster("    kubeconfigContext: eu-west-2\n    eks: {name: prod}\n    secretRef: {namespace: ops, name: k, key: k}\n")},
+		want:   []string{`regions/eu-west-2.yaml:7: spec.cluster: sets kubeconfigContext and secretRef and eks; keep one`},
+	}, {
+		name:   "cluster access: a Secret that cannot exist",
+		change: map[string]string{"regions/eu-west-2.yaml": regionWithCluster("    secretRef: {namespace: Ops, name: Kube_Configs, key: \"a/b\"}\n")},
+		want: []string{
+			`regions/eu-west-2.yaml:8: spec.cluster.secretRef.key: "a/b" is not a Secret key (letters, digits, '-', '_' and '.')`,
+			`regions/eu-west-2.yaml:8: spec.cluster.secretRef.name: "Kube_Configs" is not a Secret name (lowercase letters, digits, '-' and '.')`,
+			`regions/eu-west-2.yaml:8: spec.cluster.secretRef.namespace: "Ops" is not a DNS-1123 label: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+		},
+	}, {
+		name:   "cluster access: an EKS cluster that cannot exist",
+		change: map[string]string{"regions/eu-west-2.yaml": regionWithCluster("    eks: {name: \"prod cluster\", region: Europe, roleARN: \"arn:aws:iam::1234:user/me\"}\n")},
+		want: []string{
+			`regions/eu-west-2.yaml:8: spec.cluster.eks.name: "prod cluster" is not an EKS cluster name (up to 100 letters, digits, '-' and '_', starting with a letter or digit)`,
+			`regions/eu-west-2.yaml:8: spec.cluster.eks.region: "Europe" is not an AWS region code such as us-east-1; leave it out to use spec.awsRegion`,
+			`regions/eu-west-2.yaml:8: spec.cluster.eks.roleARN: "arn:aws:iam::1234:user/me" is not an IAM role ARN such as arn:aws:iam::111122223333:role/meridian`,
+		},
+	}, {
+		name:   "cluster access: an EKS cluster without a name",
+		change: map[string]string{"regions/eu-west-2.yaml": regionWithCluster("    eks: {region: eu-west-2}\n")},
+		want:   []string{`regions/eu-west-2.yaml:8: spec.cluster.eks.name: required field "name" is missing; add it`},
+	}, {
 		name:   "missing fleet.yaml",
 		change: map[string]string{"fleet.yaml": ""},
 		want:   []string{`fleet.yaml: missing; every fleet repository has a fleet.yaml of kind Fleet at its root (see docs/fleet-format.md)`},
@@ -413,4 +441,20 @@ func TestLoadWarnsAboutPlaintextSecrets(t *testing.T) {
 	if strings.Contains(m.Warnings.Error(), "hunter2") {
 		t.Error("a warning shows the secret value")
 	}
+}
+
+// regionWithCluster is regions/eu-west-2.yaml of validFleet with the lines of
+// spec.cluster given.
+func regionWithCluster(cluster string) string {
+	return `apiVersion: meridian.dev/v1alpha1
+kind: Region
+metadata:
+  name: eu-west-2
+spec:
+  awsRegion: eu-west-2
+  cluster:
+` + cluster + `  endpoint:
+    type: CNAME
+    target: ingress.euw2.example.net
+`
 }

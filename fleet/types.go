@@ -82,7 +82,19 @@ type DNS struct {
 	// Drain lists regions whose latency records are withdrawn while their workloads
 	// keep running, so that clients fail over to the other regions.
 	Drain []string `yaml:"drain,omitempty"`
+	// HealthChecks is how many Route53 health checks the fleet keeps:
+	// perPlacement (the default), one per exposed placement probing its own
+	// regional name; or perAppRegion, one per app and region probing the
+	// region's endpoint at the app's health path, shared by every tenant there,
+	// to stay far inside the account's health-check quota (docs/dns.md).
+	HealthChecks string `yaml:"healthChecks,omitempty" schema:"enum=perPlacement|perAppRegion"`
 }
+
+// The health-check granularities of DNS.HealthChecks.
+const (
+	HealthChecksPerPlacement = "perPlacement"
+	HealthChecksPerAppRegion = "perAppRegion"
+)
 
 // Wave is one step of a rollout.
 type Wave struct {
@@ -136,22 +148,53 @@ type RegionSpec struct {
 	Values Values `yaml:"values,omitempty"`
 }
 
-// ClusterAccess names a kubeconfig, exactly one of its fields set.
+// ClusterAccess says how Meridian reaches a region's cluster, exactly one of its
+// fields set; it never holds credentials.
 type ClusterAccess struct {
 	// KubeconfigContext is a context of the kubeconfig Meridian runs with.
 	KubeconfigContext string `yaml:"kubeconfigContext,omitempty"`
-	// SecretRef is a Secret in the management cluster that holds a kubeconfig.
+	// SecretRef is a Secret in the management cluster that holds a kubeconfig,
+	// read with Meridian's own identity there on every pass, so that a rotated
+	// Secret is used without a restart.
 	SecretRef *SecretRef `yaml:"secretRef,omitempty"`
+	// EKS is an Amazon EKS cluster Meridian reaches with IAM: its endpoint and CA
+	// come from the EKS API, its bearer token from Meridian's AWS credentials.
+	EKS *EKSCluster `yaml:"eks,omitempty"`
 }
 
 // SecretRef points at one key of a Kubernetes Secret.
 type SecretRef struct {
 	// Namespace of the Secret.
-	Namespace string `yaml:"namespace" schema:"required"`
+	Namespace string `yaml:"namespace" schema:"required,dns1123"`
 	// Name of the Secret.
 	Name string `yaml:"name" schema:"required"`
 	// Key within the Secret's data.
 	Key string `yaml:"key" schema:"required"`
+}
+
+// EKSCluster names an Amazon EKS cluster. Meridian looks up its endpoint and CA
+// with EKS DescribeCluster and authenticates with the token EKS accepts: a
+// presigned STS GetCallerIdentity request of Meridian's AWS identity (the
+// default credential chain: IRSA, EKS Pod Identity, environment), or of RoleARN
+// when set. That identity must be mapped to a Kubernetes user in the cluster (an
+// EKS access entry or the aws-auth ConfigMap).
+type EKSCluster struct {
+	// Name is the EKS cluster's name.
+	Name string `yaml:"name" schema:"required"`
+	// Region is the AWS region of the cluster. Default spec.awsRegion.
+	Region string `yaml:"region,omitempty"`
+	// RoleARN is an IAM role Meridian assumes (STS AssumeRole) to describe the
+	// cluster and to sign its token; empty means Meridian's own identity.
+	RoleARN string `yaml:"roleARN,omitempty"`
+}
+
+// AWSRegion is the AWS region of the cluster: Region, or the Region file's
+// spec.awsRegion when empty.
+func (c EKSCluster) AWSRegion(spec RegionSpec) string {
+	if c.Region != "" {
+		return c.Region
+	}
+	return spec.AWSRegion
 }
 
 // The kinds of regional endpoints a latency record can point at.

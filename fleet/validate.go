@@ -231,12 +231,7 @@ func (l *loader) validateRegion(r *Region) {
 	if v := spec.KubernetesVersion; v != "" && !kubeVersionPattern.MatchString(v) {
 		l.add(src.errorAt("spec.kubernetesVersion", "%q is not a Kubernetes version such as \"1.37.2\" (quote it so YAML keeps it a string)", v))
 	}
-	switch c := spec.Cluster; {
-	case c.KubeconfigContext == "" && c.SecretRef == nil:
-		l.add(src.errorAt("spec.cluster", "says neither kubeconfigContext nor secretRef; set one so Meridian can reach the cluster"))
-	case c.KubeconfigContext != "" && c.SecretRef != nil:
-		l.add(src.errorAt("spec.cluster", "sets both kubeconfigContext and secretRef; keep one"))
-	}
+	l.validateCluster(src, spec.Cluster)
 	e := spec.Endpoint
 	switch e.Type {
 	case EndpointAlias, EndpointCNAME:
@@ -253,6 +248,51 @@ func (l *loader) validateRegion(r *Region) {
 		l.add(src.errorAt("spec.endpoint", "an Alias endpoint needs hostedZoneID, the load balancer's own hosted zone id"))
 	case e.Type != EndpointAlias && e.HostedZoneID != "":
 		l.add(src.errorAt("spec.endpoint.hostedZoneID", "is only used with type Alias; remove it"))
+	}
+}
+
+// The shapes of EKS cluster names and IAM role ARNs, as AWS documents them.
+var (
+	eksNamePattern = regexp.MustCompile(`^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$`)
+	roleARNPattern = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
+)
+
+func (l *loader) validateCluster(src Source, c ClusterAccess) {
+	var set []string
+	if c.KubeconfigContext != "" {
+		set = append(set, "kubeconfigContext")
+	}
+	if c.SecretRef != nil {
+		set = append(set, "secretRef")
+	}
+	if c.EKS != nil {
+		set = append(set, "eks")
+	}
+	switch len(set) {
+	case 0:
+		l.add(src.errorAt("spec.cluster", "says neither kubeconfigContext, secretRef nor eks; set one so Meridian can reach the cluster"))
+	case 1:
+	default:
+		l.add(src.errorAt("spec.cluster", "sets %s; keep one", strings.Join(set, " and ")))
+	}
+	if r := c.SecretRef; r != nil {
+		if r.Name != "" && len(validation.IsDNS1123Subdomain(r.Name)) > 0 {
+			l.add(src.errorAt("spec.cluster.secretRef.name", "%q is not a Secret name (lowercase letters, digits, '-' and '.')", r.Name))
+		}
+		if r.Key != "" && len(validation.IsConfigMapKey(r.Key)) > 0 {
+			l.add(src.errorAt("spec.cluster.secretRef.key", "%q is not a Secret key (letters, digits, '-', '_' and '.')", r.Key))
+		}
+	}
+	if e := c.EKS; e != nil {
+		if e.Name != "" && !eksNamePattern.MatchString(e.Name) {
+			l.add(src.errorAt("spec.cluster.eks.name", "%q is not an EKS cluster name (up to 100 letters, digits, '-' and '_', starting with a letter or digit)", e.Name))
+		}
+		if e.Region != "" && !awsRegionPattern.MatchString(e.Region) {
+			l.add(src.errorAt("spec.cluster.eks.region", "%q is not an AWS region code such as us-east-1; leave it out to use spec.awsRegion", e.Region))
+		}
+		if e.RoleARN != "" && !roleARNPattern.MatchString(e.RoleARN) {
+			l.add(src.errorAt("spec.cluster.eks.roleARN", "%q is not an IAM role ARN such as arn:aws:iam::111122223333:role/meridian", e.RoleARN))
+		}
 	}
 }
 

@@ -140,7 +140,7 @@ func TestAddonCRDAndCustomResource(t *testing.T) {
 	// pass runs one pass; allowMassDeletion, when given, is the commit's allowance.
 	pass := func(t *testing.T, snap render.Snapshot, allowMassDeletion ...bool) *reconciler.RegionReport {
 		t.Helper()
-		r := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: reconciler.Clusters(snap.Model, tb.Kubeconfig, nil), HealthTimeout: 5 * time.Second})
+		r := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: reconciler.Clusters(t.Context(), snap.Model, tb.Kubeconfig, reconciler.Access{}, nil), HealthTimeout: 5 * time.Second})
 		report, err := r.RunOnce(t.Context(), snap, len(allowMassDeletion) > 0 && allowMassDeletion[0])
 		if err != nil {
 			t.Fatal(err)

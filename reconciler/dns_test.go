@@ -17,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"meridian.dev/meridian/internal/testenv/route53test"
@@ -36,18 +39,28 @@ type dnsFixture struct {
 	zoneID string
 	// ips are the regions' load balancer addresses.
 	ips map[string]string
+	// portalPort is where every region's load balancer serves portal.
+	portalPort int
 	// events records Route53 changes and prunes, in order.
 	events *events
+	// checkUpdated, when set, is called before each UpdateHealthCheck reaches
+	// Route53.
+	checkUpdated func(in *route53.UpdateHealthCheckInput)
 }
 
 var dnsRegions = []string{"us-east-1", "eu-west-2", "ap-northeast-2"}
+
+// dnsRateScale speeds up Route53's rates, in the test server and the daemon alike.
+const dnsRateScale = 100
 
 func newDNSFixture(t *testing.T) *dnsFixture {
 	t.Helper()
 	f := &dnsFixture{fixture: newFixture(t), ips: map[string]string{}, events: &events{}}
 	// Clients ask from us-east-1: nearest is us-east-1, then eu-west-2, then
 	// ap-northeast-2. A 10-second check is probed every 100ms.
-	f.r53 = route53test.NewServer(route53test.Options{ProbeScale: 0.01, ClientRegion: "us-east-1", SyncDelay: 50 * time.Millisecond})
+	// Route53's documented rates are enforced a hundred times faster, and the
+	// daemon keeps to them a hundred times faster.
+	f.r53 = route53test.NewServer(route53test.Options{ProbeScale: 0.01, RateScale: dnsRateScale, ClientRegion: "us-east-1", SyncDelay: 50 * time.Millisecond})
 	t.Cleanup(f.r53.Close)
 	f.zoneID = f.r53.CreateZone("fleet.example.com")
 	f.client = route53.NewFromConfig(aws.Config{
@@ -60,7 +73,8 @@ func newDNSFixture(t *testing.T) *dnsFixture {
 
 	// Every region's load balancer has its own loopback address; portal (HTTPS) and
 	// api (HTTP) have a port each, the same in every region.
-	var portalPort, apiPort int
+	var apiPort int
+	portalPort := &f.portalPort
 	for i, region := range dnsRegions {
 		ip, err := testbed.LoopbackAddr(i)
 		if err != nil {
@@ -76,7 +90,7 @@ func newDNSFixture(t *testing.T) *dnsFixture {
 		for _, l := range []struct {
 			port *int
 			tls  bool
-		}{{&portalPort, true}, {&apiPort, false}} {
+		}{{portalPort, true}, {&apiPort, false}} {
 			in, err := f.tb.Region(region).ServeIngress(net.JoinHostPort(ip, strconv.Itoa(*l.port)), l.tls, func(host string) (testbed.Backend, bool) { b, ok := routes[host]; return b, ok })
 			if err != nil {
 				t.Fatal(err)
@@ -89,7 +103,7 @@ func newDNSFixture(t *testing.T) *dnsFixture {
 
 	files := map[string]string{
 		"fleet.yaml": replace(t, file(t, "fleet.yaml"), "Z0EXAMPLE0000000", f.zoneID),
-		"apps/portal/app.yaml": replace(t, replace(t, file(t, "apps/portal/app.yaml"), "port: 443", "port: "+strconv.Itoa(portalPort)),
+		"apps/portal/app.yaml": replace(t, replace(t, file(t, "apps/portal/app.yaml"), "port: 443", "port: "+strconv.Itoa(f.portalPort)),
 			"intervalSeconds: 30\n      failureThreshold: 3", "intervalSeconds: 10\n      failureThreshold: 2"),
 		"apps/api/app.yaml": replace(t, replace(t, file(t, "apps/api/app.yaml"), "port: 80", "port: "+strconv.Itoa(apiPort)),
 			"intervalSeconds: 30\n      failureThreshold: 3", "intervalSeconds: 10\n      failureThreshold: 2"),
@@ -110,8 +124,8 @@ func (f *dnsFixture) once(t *testing.T) (*reconciler.Report, error) {
 	t.Helper()
 	opts := f.options()
 	opts.Once = true
-	opts.Route53 = recordingAPI{Route53API: f.client, events: f.events}
-	opts.DNS = dns.Options{RequestsPerSecond: 1000, PollInterval: 20 * time.Millisecond}
+	opts.Route53 = recordingAPI{Route53API: f.client, events: f.events, checkUpdated: f.checkUpdated}
+	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 20 * time.Millisecond}
 	opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
 		c, err := realCluster(cfg)
 		return recordingCluster{Cluster: c, events: f.events}, err
@@ -126,7 +140,7 @@ func (f *dnsFixture) once(t *testing.T) (*reconciler.Report, error) {
 // checks, as Route53 reports them through the SDK.
 func (f *dnsFixture) published(t *testing.T) (records, checks []string) {
 	t.Helper()
-	cur, err := dns.NewApplier(f.client, dns.Options{HostedZoneID: f.zoneID, Fleet: "acme", RequestsPerSecond: 1000}).Current(t.Context())
+	cur, err := dns.NewApplier(f.client, dns.Options{HostedZoneID: f.zoneID, Fleet: "acme", RateScale: dnsRateScale}).Current(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +242,53 @@ func TestDNS(t *testing.T) {
 		f.answer(t, "portal.freight.fleet.example.com", "ap-northeast-2")
 		f.scale(t, "eu-west-2", "freight", "portal", replicas)
 		f.answer(t, "portal.freight.fleet.example.com", "eu-west-2")
+	})
+
+	t.Run("a changed health path updates the check only once the pods serving it are ready", func(t *testing.T) {
+		// The new path comes with a new image: Route53 must not probe /livez before
+		// the pods that serve it are ready, or it would fail the placement over.
+		portal := replace(t, file(t, "apps/portal/app.yaml"), "port: 443", "port: "+strconv.Itoa(f.portalPort))
+		portal = replace(t, portal, "intervalSeconds: 30\n      failureThreshold: 3", "intervalSeconds: 10\n      failureThreshold: 2")
+		portal = replace(t, portal, "path: /healthz", "path: /livez")
+		portal = replace(t, portal, "    replicas: 2\n", "    replicas: 2\n    image: {tag: \"6.7.1\"}\n")
+		f.push(t, "portal: /livez, served from podinfo 6.7.1", map[string]string{"apps/portal/app.yaml": portal})
+
+		var mu sync.Mutex
+		var updates []string
+		f.checkUpdated = func(in *route53.UpdateHealthCheckInput) {
+			// portal.<tenant>.<region>.fleet.example.com
+			parts := strings.Split(aws.ToString(in.FullyQualifiedDomainName), ".")
+			state := "unreadable"
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d, err := kubernetes.NewForConfigOrDie(f.tb.Region(parts[2]).Config).AppsV1().Deployments(parts[1]).Get(ctx, parts[0], metav1.GetOptions{})
+			if err == nil {
+				state = rollout(d)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			updates = append(updates, aws.ToString(in.ResourcePath)+" "+parts[1]+"/"+parts[2]+"/"+parts[0]+": "+state)
+		}
+		defer func() { f.checkUpdated = nil }()
+		report, err := f.once(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !report.DNS.Withdrawn.Empty() {
+			t.Errorf("the withdrawal changed Route53: %v", report.DNS.Withdrawn.Lines())
+		}
+		var want []string
+		for _, u := range records(t, f) {
+			if id := strings.Split(u, "/"); id[2] == "portal" {
+				want = append(want, "/livez "+u+": image 6.7.1, every replica updated and ready")
+			}
+		}
+		mu.Lock()
+		got := slices.Sorted(slices.Values(updates))
+		mu.Unlock()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("health checks updated, with their Deployment's rollout at that moment (-want +got):\n%s", diff)
+		}
 	})
 
 	t.Run("a region drained in git withdraws its records and keeps its workloads", func(t *testing.T) {
@@ -332,6 +393,7 @@ func TestDNS(t *testing.T) {
 			return out
 		}
 		before := count()
+		listed, checksListed := f.r53.Count("ListResourceRecordSets"), f.r53.Count("ListHealthChecks")
 		report, err := f.once(t)
 		if err != nil {
 			t.Fatal(err)
@@ -341,6 +403,16 @@ func TestDNS(t *testing.T) {
 		}
 		if diff := cmp.Diff(before, count()); diff != "" {
 			t.Errorf("Route53 change calls (-before +after):\n%s", diff)
+		}
+		// One listing of the zone and of the health checks; no throttling.
+		if n := f.r53.Count("ListResourceRecordSets") - listed; n != 1 {
+			t.Errorf("the pass made %d ListResourceRecordSets calls, want 1", n)
+		}
+		if n := f.r53.Count("ListHealthChecks") - checksListed; n != 1 {
+			t.Errorf("the pass made %d ListHealthChecks calls, want 1", n)
+		}
+		if n := f.r53.Throttled(); n != 0 {
+			t.Errorf("Route53 throttled %d requests of the daemon", n)
 		}
 	})
 }
@@ -379,10 +451,19 @@ func (e *events) reset() {
 	e.log = nil
 }
 
-// recordingAPI logs record changes and their INSYNC.
+// recordingAPI logs record changes and their INSYNC, and calls checkUpdated (when
+// set) before a health check is updated.
 type recordingAPI struct {
 	dns.Route53API
-	events *events
+	events       *events
+	checkUpdated func(in *route53.UpdateHealthCheckInput)
+}
+
+func (r recordingAPI) UpdateHealthCheck(ctx context.Context, in *route53.UpdateHealthCheckInput, opts ...func(*route53.Options)) (*route53.UpdateHealthCheckOutput, error) {
+	if r.checkUpdated != nil {
+		r.checkUpdated(in)
+	}
+	return r.Route53API.UpdateHealthCheck(ctx, in, opts...)
 }
 
 func (r recordingAPI) ChangeResourceRecordSets(ctx context.Context, in *route53.ChangeResourceRecordSetsInput, opts ...func(*route53.Options)) (*route53.ChangeResourceRecordSetsOutput, error) {
@@ -412,4 +493,35 @@ type recordingCluster struct {
 func (r recordingCluster) Prune(ctx context.Context, ch plan.Change) error {
 	r.events.add("prune " + ch.Unit.String())
 	return r.Cluster.Prune(ctx, ch)
+}
+
+// records lists the placements with records in the zone.
+func records(t *testing.T, f *dnsFixture) []string {
+	t.Helper()
+	r, _ := f.published(t)
+	return r
+}
+
+// rollout says which image a portal Deployment runs and how far its rollout is,
+// as "image 6.7.1, every replica updated and ready" or "image 6.7.1, 1 of 2
+// replicas updated and ready"; "rolling out" while the controller
+// has not seen its latest spec.
+func rollout(d *appsv1.Deployment) string {
+	if d.Status.ObservedGeneration < d.Generation {
+		return "rolling out"
+	}
+	image := d.Spec.Template.Spec.Containers[0].Image
+	image = image[strings.LastIndex(image, ":")+1:]
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	ready := min(d.Status.UpdatedReplicas, d.Status.ReadyReplicas)
+	if d.Status.Replicas != d.Status.UpdatedReplicas {
+		ready = 0 // old pods are still there
+	}
+	if ready == replicas {
+		return "image " + image + ", every replica updated and ready"
+	}
+	return fmt.Sprintf("image %s, %d of %d replicas updated and ready", image, ready, replicas)
 }

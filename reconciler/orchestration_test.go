@@ -162,16 +162,24 @@ func lastPass(t *testing.T, rev revision) *world {
 // run runs one pass of rev.
 func (w *world) run(t *testing.T, rev revision, allowMassDeletion bool) *reconciler.Report {
 	t.Helper()
+	return w.runWith(t, rev, allowMassDeletion, func(*reconciler.Options) {})
+}
+
+// runWith runs one pass of rev with options changed by opts.
+func (w *world) runWith(t *testing.T, rev revision, allowMassDeletion bool, opts func(*reconciler.Options)) *reconciler.Report {
+	t.Helper()
 	clusters := map[string]reconciler.Cluster{}
 	for name, c := range w.clusters {
 		clusters[name] = c
 	}
-	r := reconciler.New(reconciler.Options{
+	o := reconciler.Options{
 		Renderer:      &fakeRenderer{res: renderResult(testRevision, rev.units, rev.failed)},
 		Clusters:      clusters,
 		HealthTimeout: time.Second,
 		DNS:           w.dns,
-	})
+	}
+	opts(&o)
+	r := reconciler.New(o)
 	report, err := r.RunOnce(t.Context(), render.Snapshot{Dir: "/snapshots/" + testRevision, Revision: testRevision, Model: rev.model}, allowMassDeletion)
 	if err != nil {
 		t.Fatal(err)
@@ -586,8 +594,8 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 		name:  "deleting a tenant's namespaces is held",
 		after: withoutCharging,
 		held: map[string]string{
-			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; allow it explicitly to proceed",
-			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; allow it explicitly to proceed",
+			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
+			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 		},
 	}, {
 		name:   "deleting a tenant's namespaces goes ahead when allowed",
@@ -598,7 +606,7 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 	}, {
 		name:  "deleting more than MaxDeletePercent of a region's objects is held",
 		after: revisionOf(noWorkersInEU),
-		held:  map[string]string{"eu-west-2": "the revision deletes 4 of 10 objects (40%), more than the limit of 30%; allow it explicitly to proceed"},
+		held:  map[string]string{"eu-west-2": "the revision deletes 4 of 10 objects (40%), more than the limit of 30%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""},
 	}, {
 		name:   "deleting more than MaxDeletePercent goes ahead when allowed",
 		after:  revisionOf(noWorkersInEU),
@@ -626,7 +634,7 @@ func TestRunOnceMassDeletionHold(t *testing.T) {
 	}, {
 		name:  "a MaxDeletePercent of 0 holds a single deletion",
 		after: revisionOf(limit(standardFleet(), 0)).set("trucking/ap-northeast-2/portal", "ConfigMap/portal"),
-		held:  map[string]string{"ap-northeast-2": "the revision deletes 1 of 5 objects (20%), more than the limit of 0%; allow it explicitly to proceed"},
+		held:  map[string]string{"ap-northeast-2": "the revision deletes 1 of 5 objects (20%), more than the limit of 0%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -659,6 +667,12 @@ func TestRunOnceDNS(t *testing.T) {
 	drained.model.Fleet.Spec.DNS.Drain = []string{"us-east-1"}
 	withFreight := standardFleet()
 	withFreight.Tenants = append(withFreight.Tenants, tenant("freight", []string{"ap-northeast-2"}, "portal"))
+	newPath := revisionOf(standardFleet())
+	for _, a := range newPath.model.Apps {
+		if a.Spec.Expose != nil {
+			a.Spec.Expose.HealthCheck.Path = "/ready"
+		}
+	}
 	all := []string{"charging/eu-west-2/portal", "charging/us-east-1/portal", "trucking/ap-northeast-2/portal", "trucking/eu-west-2/portal", "trucking/us-east-1/portal"}
 	except := func(units ...string) []string {
 		return slices.DeleteFunc(slices.Clone(all), func(u string) bool { return slices.Contains(units, u) })
@@ -731,8 +745,8 @@ func TestRunOnceDNS(t *testing.T) {
 		before: &standard,
 		after:  withoutCharging,
 		held: map[string]string{
-			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; allow it explicitly to proceed",
-			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; allow it explicitly to proceed",
+			"eu-west-2": "the revision deletes tenant namespace charging/eu-west-2; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
+			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 		},
 		published: all,
 		bug:       "known bug, left for the issue that reworks the withdraw step (Route53 in the highly available daemon): withdraw and publish (publish.go) take the records and health checks of a removal the mass-deletion guard holds",
@@ -748,6 +762,17 @@ func TestRunOnceDNS(t *testing.T) {
 		published: all,
 		held:      map[string]string{},
 		dnsErr:    "publish: " + accessDenied.Error(),
+	}, {
+		name:   "a changed health path is published after the waves found each placement healthy, never before",
+		before: &standard,
+		after:  newPath,
+		fault: func(w *world) {
+			w.clusters["ap-northeast-2"].reportHealth("trucking/ap-northeast-2/portal", apply.Progressing, errNoHealth)
+		},
+		// trucking/ap-northeast-2/portal's health is not known: its check keeps the old path.
+		events:    []string{"dns apply ~check charging/eu-west-2/portal ~check charging/us-east-1/portal ~check trucking/eu-west-2/portal ~check trucking/us-east-1/portal"},
+		published: all,
+		held:      map[string]string{},
 	}, {
 		name:  "a first pass publishes the placements found healthy, after the last wave",
 		after: standard,
@@ -833,23 +858,32 @@ func TestRunOnceDNS(t *testing.T) {
 			if diff := cmp.Diff(tt.dnsErr, errText(report.DNS.Err)); diff != "" {
 				t.Errorf("DNS error (-want +got):\n%s", diff)
 			}
-			if tt.dnsErr == "" {
-				// Publishing reads the zone again once every wave is done: no
-				// region is called after that.
-				events := w.log.all()
-				i := len(events) - 1
-				for i >= 0 && (events[i].who != "dns" || events[i].verb != "current") {
-					i--
+			// DNS gains or changes something only once every region's work is done:
+			// no region is called after a publishing apply.
+			events := w.log.all()
+			reads, published := 0, -1
+			for i, e := range events {
+				if e.who == "dns" && e.verb == "current" {
+					reads++
 				}
+				if e.who == "dns" && e.verb == "apply" && strings.ContainsAny(e.what, "+~") {
+					published = i
+				}
+			}
+			if published >= 0 {
 				var late []string
-				for _, e := range events[i+1:] {
+				for _, e := range events[published+1:] {
 					if e.who != "dns" {
 						late = append(late, e.String())
 					}
 				}
 				if len(late) > 0 {
-					t.Errorf("regions called after DNS was read to publish:\n%s", strings.Join(late, "\n"))
+					t.Errorf("regions called after DNS published:\n%s", strings.Join(late, "\n"))
 				}
+			}
+			// The zone is read once a pass.
+			if reads != 1 {
+				t.Errorf("the zone was read %d times, want once", reads)
 			}
 		})
 	}
@@ -1081,5 +1115,55 @@ func TestRunOnceRedactsSecretValues(t *testing.T) {
 				t.Errorf("the report's error shows the secret: %s", s)
 			}
 		})
+	}
+}
+
+// TestRunOnceDNSReadOnly is a replica that does not write Route53 (another holds
+// the writer's Lease): it writes nothing there, and holds its deletions until the
+// writer has withdrawn the records of what they remove.
+func TestRunOnceDNSReadOnly(t *testing.T) {
+	standard := revisionOf(standardFleet())
+	withoutCharging := revisionOf(testFleet(tenant("trucking", testRegions, "portal", "worker")))
+	w := lastPass(t, standard)
+	readOnly := func(o *reconciler.Options) { o.DNSReadOnly = true }
+
+	report := w.runWith(t, withoutCharging, true, readOnly)
+	if got := w.log.lines(func(e event) bool { return isPrune(e) || isDNSApply(e) }); len(got) > 0 {
+		t.Errorf("a replica that does not write Route53 pruned or wrote DNS while the records were there:\n%s", strings.Join(got, "\n"))
+	}
+	var waiting *reconciler.AwaitingWithdrawalError
+	if !errors.As(report.DNS.Err, &waiting) || len(waiting.Units) != 2 {
+		t.Fatalf("DNS error %v, want the two charging placements awaiting withdrawal", report.DNS.Err)
+	}
+	if diff := cmp.Diff(map[string]string{"eu-west-2": "DNS records could not be withdrawn, and nothing is deleted because something failed",
+		"us-east-1": "DNS records could not be withdrawn, and nothing is deleted because something failed"}, held(report)); diff != "" {
+		t.Errorf("held (-want +got):\n%s", diff)
+	}
+
+	// The writer withdraws them (its pass plans over every tenant); the next
+	// pass of this replica deletes.
+	w.runWith(t, withoutCharging, true, func(o *reconciler.Options) {
+		o.Clusters = map[string]reconciler.Cluster{} // the writer's own tenants are elsewhere
+		o.DNSFleet = withoutCharging.model
+	})
+	before := len(w.log.all())
+	report = w.runWith(t, withoutCharging, true, readOnly)
+	if report.DNS.Err != nil {
+		t.Fatalf("DNS error %v after the writer withdrew", report.DNS.Err)
+	}
+	var prunes, writes []string
+	for _, e := range w.log.all()[before:] {
+		switch {
+		case isPrune(e):
+			prunes = append(prunes, e.String())
+		case isDNSApply(e):
+			writes = append(writes, e.String())
+		}
+	}
+	if len(prunes) != 6 {
+		t.Errorf("%d prunes after the withdrawal, want charging's 6:\n%s", len(prunes), strings.Join(prunes, "\n"))
+	}
+	if len(writes) > 0 {
+		t.Errorf("a replica that does not write Route53 wrote: %v", writes)
 	}
 }

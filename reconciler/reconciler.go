@@ -69,6 +69,23 @@ type Options struct {
 	// DNS publishes healthy exposed placements in the fleet's Route53 zone; nil
 	// leaves DNS alone.
 	DNS DNS
+	// DNSFleet is the whole fleet when a pass applies only some of its tenants
+	// (several replicas): DNS is planned over every tenant, since one replica
+	// writes Route53 for all of them. Nil means the pass's own model.
+	DNSFleet *fleet.Model
+	// DNSReadOnly is set on a replica that does not hold the Route53 writer's
+	// Lease: it writes nothing to Route53. Before deleting anything it reads the
+	// zone, and holds its deletions (the pass is retried) while a record of a
+	// placement it is about to remove is still there, for the writer to withdraw.
+	DNSReadOnly bool
+	// DNSTenants reports the tenants whose units this pass applies and prunes,
+	// those removed from the fleet included (a replica's owned shards), for the
+	// read-only withdrawal check; nil means every tenant.
+	DNSTenants func(tenant string) bool
+	// DNSHealth is the health of the placements this pass did not read, as the
+	// replicas that applied them reported it: known false means unknown, and the
+	// placement keeps what it has in Route53. Nil knows nothing.
+	DNSHealth func(fleet.UnitID) (healthy, known bool)
 	// Log receives what each pass does.
 	Log *slog.Logger
 }
@@ -108,13 +125,17 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	for _, e := range in.res.Errors {
 		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
 	}
-	withdrawn := r.startWithdraw(ctx, snap.Model, report)
+	dnsModel := snap.Model
+	if r.opts.DNSFleet != nil {
+		dnsModel = r.opts.DNSFleet
+	}
+	withdrawn := r.startWithdraw(ctx, dnsModel, report)
 	defer withdrawn() // returns only once the withdrawal did
 	for _, wave := range waves(snap.Model) {
 		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, withdrawn))
 	}
-	if report.DNS != nil && withdrawn() == nil {
-		if err := r.publish(ctx, snap.Model, report.Regions, report.DNS); err != nil {
+	if report.DNS != nil && !r.opts.DNSReadOnly && withdrawn() == nil {
+		if err := r.publish(ctx, dnsModel, report.Regions, report.DNS); err != nil {
 			report.DNS.Err = err
 			r.opts.Log.Error("DNS records could not be published", "error", err)
 		}
@@ -133,7 +154,13 @@ func (r *Reconciler) startWithdraw(ctx context.Context, model *fleet.Model, repo
 	}
 	report.DNS = &DNSReport{}
 	done := make(chan error, 1)
-	go func() { done <- r.withdraw(ctx, model, report.DNS) }()
+	go func() {
+		if r.opts.DNSReadOnly {
+			done <- r.awaitWithdrawal(ctx, model)
+			return
+		}
+		done <- r.withdraw(ctx, model, report.DNS)
+	}()
 	return sync.OnceValue(func() error {
 		err := <-done
 		if err != nil {

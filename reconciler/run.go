@@ -27,11 +27,9 @@ import (
 	"meridian.dev/meridian/sources"
 )
 
-// AllowMassDeletionTrailer is the commit message trailer that lets one revision
-// through the mass-deletion guard: a line "Meridian-Allow-Mass-Deletion: true" in the
-// last paragraph of the head commit's message. It allows that revision only; the
-// next commit is guarded again.
-const AllowMassDeletionTrailer = "Meridian-Allow-Mass-Deletion"
+// AllowMassDeletionTrailer is plan.AllowMassDeletionTrailer, the commit message
+// trailer that lets one revision through the mass-deletion guard.
+const AllowMassDeletionTrailer = plan.AllowMassDeletionTrailer
 
 // Defaults of RunOptions.
 const (
@@ -68,6 +66,9 @@ type RunOptions struct {
 	// Kubeconfig is the kubeconfig file holding the context each Region names. Empty
 	// means client-go's default loading rules (KUBECONFIG, ~/.kube/config).
 	Kubeconfig string
+	// Access reaches the regions that are not a context of Kubeconfig: those whose
+	// kubeconfig is in a Secret of the management cluster, and EKS clusters.
+	Access Access
 	// NewCluster builds a region's write side from its rest.Config. Nil means an
 	// apply.Applier whose inventory is kept in that region's cluster.
 	NewCluster func(region string, cfg *rest.Config) (Cluster, error)
@@ -116,17 +117,76 @@ type RunOptions struct {
 	Log *slog.Logger
 	// Ownership, when set, limits the daemon to the tenants this replica owns, so
 	// that several replicas share the fleet (reconciler/shard). Nil owns them all.
+	// With Route53, only the replica whose Hold owns DNSWriter writes it.
 	Ownership Ownership
+	// Health shares placement health between replicas, so that the one writing
+	// Route53 publishes every tenant's placements; *shard.Manager is one.
+	// Required with Ownership and Route53.
+	Health HealthBoard
+	// DNSRefresh is how often the replica writing Route53 reads the others'
+	// health reports, and publishes when they changed; zero means
+	// DefaultDNSRefresh.
+	DNSRefresh time.Duration
 	// Clock drives the retry backoff, the drift ticker and the shutdown grace
 	// period; nil means the real clock. Tests pass a fake one to step through them.
 	Clock clock.WithTickerAndDelayedExecution
+}
+
+// DNSWriter is the name an Ownership's owns answers true for when the replica
+// holds the Route53 writer's Lease for the pass; no tenant can have it
+// (shard.DNSWriter).
+const DNSWriter = "@route53"
+
+// DefaultDNSRefresh is how often the Route53 writer looks for new health reports.
+const DefaultDNSRefresh = 10 * time.Second
+
+// HealthBoard shares what each replica's passes found of its placements'
+// health; *shard.Manager is one.
+type HealthBoard interface {
+	// ReportHealth replaces this replica's report: placements of revision found
+	// healthy (true) or not (false); those not read are left out.
+	ReportHealth(ctx context.Context, revision string, healthy map[fleet.UnitID]bool) error
+	// Health returns every replica's reports of revision merged, the newest
+	// winning; an absent placement is of unknown health.
+	Health(ctx context.Context, revision string) (map[fleet.UnitID]bool, error)
+}
+
+// Access reaches the regions that are not a context of Meridian's kubeconfig. A
+// nil field makes the regions that need it fail, each with the reason, while the
+// others go on.
+type Access struct {
+	// Secrets reads the kubeconfigs of regions whose spec.cluster.secretRef names
+	// a Secret in the management cluster; *access.Secrets is one.
+	Secrets KubeconfigSecrets
+	// EKS reaches regions whose spec.cluster.eks names an EKS cluster;
+	// *access.EKS is one.
+	EKS EKSClusters
+}
+
+// KubeconfigSecrets reads kubeconfigs kept in Secrets of the management cluster.
+type KubeconfigSecrets interface {
+	// Kubeconfig reads the Secret afresh on every call, so a rotated Secret is
+	// used from the next pass, and returns the REST configuration of the
+	// kubeconfig under ref.Key. Its errors name the Secret and the key, never
+	// the Secret's content.
+	Kubeconfig(ctx context.Context, ref fleet.SecretRef) (*rest.Config, error)
+}
+
+// EKSClusters reaches Amazon EKS clusters with IAM.
+type EKSClusters interface {
+	// Config returns the REST configuration of the cluster: its endpoint and CA
+	// as the EKS API describes them, and a WrapTransport that sets a bearer
+	// token refreshed before it expires. For one cluster it returns the same
+	// token source every time, so configurations of an unchanged cluster are
+	// equal but for that function.
+	Config(ctx context.Context, cluster fleet.EKSCluster, awsRegion string) (*rest.Config, error)
 }
 
 // Ownership says which tenants a replica may change; *shard.Manager is one.
 type Ownership interface {
 	// Hold pins the tenants this replica owns now, for one pass or drift check:
 	// they stay its own until release is called. owns reports whether a tenant is
-	// one of them. fenced is ctx, ended early when ownership can no longer be
+	// one of them, and owns(DNSWriter) whether this replica writes Route53. fenced is ctx, ended early when ownership can no longer be
 	// proven; the pass writes nothing after that.
 	Hold(ctx context.Context) (owns func(tenant string) bool, fenced context.Context, release func())
 	// Changed receives a value when the owned tenants changed; the daemon then runs
@@ -151,10 +211,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Renderer == nil {
 		return errors.New("run: no renderer")
 	}
-	if opts.Ownership != nil && (opts.Route53 != nil || opts.Once) {
-		// A replica's pass sees only its tenants: its DNS plan would withdraw the
-		// records of every other tenant.
-		return errors.New("run: several replicas (ha) cannot keep Route53 records or run once yet; remove route53 or ha from the configuration")
+	if opts.Ownership != nil && opts.Once {
+		return errors.New("run: several replicas (ha) cannot run once; remove ha from the configuration or --once")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -178,6 +236,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.Ownership != nil && opts.Route53 != nil && opts.Health == nil {
+		return errors.New("run: several replicas (ha) with Route53 need a health board to share placement health")
+	}
+	if opts.DNSRefresh <= 0 {
+		opts.DNSRefresh = DefaultDNSRefresh
+	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
 	defer d.release()
 	if opts.Once {
@@ -200,6 +264,9 @@ type daemon struct {
 	// its rate limit holds; nil until a fleet with a zone is served.
 	dns               *dns.Applier
 	dnsZone, dnsFleet string
+	// dnsHealth is the health the last publish of this replica planned from,
+	// when it writes Route53 among several replicas.
+	dnsHealth map[fleet.UnitID]bool
 }
 
 // revision is a snapshot with its loaded fleet.
@@ -209,10 +276,24 @@ type revision struct {
 	release func()
 }
 
-// builtCluster is a region's write side and the configuration it was built from.
+// builtCluster is a region's write side, how the Region file said to reach it
+// and the configuration it was built from (without its WrapTransport, which
+// cannot be compared: the access says which token source it is).
 type builtCluster struct {
+	access  fleet.ClusterAccess
 	cfg     *rest.Config
 	cluster Cluster
+}
+
+// withoutTransport is cfg without its WrapTransport: an EKS region's token source,
+// which EKSClusters keeps one of per cluster.
+func withoutTransport(cfg *rest.Config) *rest.Config {
+	if cfg.WrapTransport == nil {
+		return cfg
+	}
+	c := rest.CopyConfig(cfg)
+	c.WrapTransport = nil
+	return c
 }
 
 func (d *daemon) release() {
@@ -254,6 +335,12 @@ func (d *daemon) loop(ctx context.Context) error {
 		defer ticker.Stop()
 		driftTick = ticker.C()
 	}
+	var dnsTick <-chan time.Time
+	if d.opts.Ownership != nil && d.opts.Route53 != nil {
+		ticker := d.clock.NewTicker(d.opts.DNSRefresh)
+		defer ticker.Stop()
+		dnsTick = ticker.C()
+	}
 
 	for {
 		select {
@@ -262,6 +349,11 @@ func (d *daemon) loop(ctx context.Context) error {
 				continue
 			}
 			d.log.Info("owned tenants changed; running a pass", "revision", d.current.snap.Revision)
+		case <-dnsTick:
+			if d.current != nil && ctx.Err() == nil {
+				d.refreshDNS(ctx)
+			}
+			continue
 		case <-driftTick:
 			if ctx.Err() != nil {
 				d.log.Info("shutting down")
@@ -365,20 +457,22 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
-	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	passCtx, model, clusters, owns, release := d.owned(passCtx, d.current.model)
 	defer release()
 	cur := d.current
 	allow := AllowsMassDeletion(cur.snap.Commit)
 	if allow {
 		d.log.Warn("the commit allows mass deletion for this revision", "revision", cur.snap.Revision, "trailer", AllowMassDeletionTrailer)
 	}
-	r := New(Options{
+	opts := Options{
 		Renderer:      d.opts.Renderer,
 		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		DNS:           d.dnsApplier(cur.model),
 		Log:           d.log,
-	})
+	}
+	board := d.sharedDNS(passCtx, &opts, owns)
+	r := New(opts)
 	start := d.clock.Now()
 	report, err := r.RunOnce(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model}, allow)
 	if err != nil {
@@ -386,6 +480,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	report.Duration = d.clock.Since(start)
+	d.reportHealth(passCtx, report, board)
 	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond), "rendered", report.Renders}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
@@ -410,7 +505,7 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 func (d *daemon) checkDrift(ctx context.Context) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
-	passCtx, model, clusters, release := d.owned(passCtx, d.current.model)
+	passCtx, model, clusters, _, release := d.owned(passCtx, d.current.model)
 	defer release()
 	cur := d.current
 	r := New(Options{
@@ -446,10 +541,10 @@ func (d *daemon) checkDrift(ctx context.Context) {
 // counted by the mass-deletion guard) and refuses to write for any other. The
 // returned context ends when ownership can no longer be proven; release is called
 // once the pass wrote its last.
-func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *fleet.Model, map[string]Cluster, func()) {
-	clusters := d.regions(m)
+func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *fleet.Model, map[string]Cluster, func(string) bool, func()) {
+	clusters := d.regions(ctx, m)
 	if d.opts.Ownership == nil {
-		return ctx, m, clusters, func() {}
+		return ctx, m, clusters, func(string) bool { return true }, func() {}
 	}
 	owns, fenced, release := d.opts.Ownership.Hold(ctx)
 	part := *m
@@ -458,7 +553,7 @@ func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *f
 	for name, cl := range clusters {
 		clusters[name] = ownedCluster{Cluster: cl, owns: owns}
 	}
-	return fenced, &part, clusters, release
+	return fenced, &part, clusters, owns, release
 }
 
 // ownedCluster is a region's write side limited to the tenants a replica owns.
@@ -545,26 +640,27 @@ func (d *daemon) dnsApplier(m *fleet.Model) DNS {
 	return d.dns
 }
 
-// Clusters connects to every region of the model through the contexts of
-// kubeconfig (empty: the default loading rules), as Run does. A region that
-// cannot be reached as configured gets a Cluster whose every call fails with the
-// reason, so that only that region fails.
-func Clusters(m *fleet.Model, kubeconfig string, log *slog.Logger) map[string]Cluster {
+// Clusters connects to every region of the model as Run does: through the
+// contexts of kubeconfig (empty: the default loading rules), or through acc for
+// regions whose kubeconfig is in a Secret or that are EKS clusters. A region
+// that cannot be reached as configured gets a Cluster whose every call fails
+// with the reason, so that only that region fails.
+func Clusters(ctx context.Context, m *fleet.Model, kubeconfig string, acc Access, log *slog.Logger) map[string]Cluster {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, NewCluster: regionCluster(log, 0, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
-	return d.regions(m)
+	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, Access: acc, NewCluster: regionCluster(log, 0, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
+	return d.regions(ctx, m)
 }
 
 // regions returns the write side of every region of the model. A region that cannot
 // be reached as configured gets a Cluster that reports why, so that only that
 // region fails; the others go on.
-func (d *daemon) regions(m *fleet.Model) map[string]Cluster {
+func (d *daemon) regions(ctx context.Context, m *fleet.Model) map[string]Cluster {
 	out := map[string]Cluster{}
 	for _, region := range m.Regions {
 		name := region.Metadata.Name
-		cl, err := d.region(region)
+		cl, err := d.region(ctx, region)
 		if err != nil {
 			d.log.Error("region cannot be reached; nothing changes there", "region", name, "error", err)
 			delete(d.clusters, name)
@@ -576,33 +672,70 @@ func (d *daemon) regions(m *fleet.Model) map[string]Cluster {
 	return out
 }
 
-// region builds, or reuses, a region's write side.
-func (d *daemon) region(region *fleet.Region) (Cluster, error) {
+// region builds, or reuses, a region's write side. Its configuration is read
+// afresh (the kubeconfig file, the Secret, the EKS cluster's description), and
+// the write side is rebuilt only when that configuration changed.
+func (d *daemon) region(ctx context.Context, region *fleet.Region) (Cluster, error) {
 	name := region.Metadata.Name
-	access := region.Spec.Cluster
-	if access.SecretRef != nil {
-		return nil, fmt.Errorf("%s: spec.cluster.secretRef: reaching a cluster through a kubeconfig in a Secret is not supported yet; set spec.cluster.kubeconfigContext to a context of Meridian's kubeconfig",
-			region.Source.Position("spec.cluster.secretRef"))
-	}
-	if access.KubeconfigContext == "" {
-		return nil, fmt.Errorf("%s: spec.cluster: no kubeconfigContext; name the context of Meridian's kubeconfig that reaches the cluster",
-			region.Source.Position("spec.cluster"))
-	}
-	cfg, err := d.restConfig(access.KubeconfigContext)
+	cfg, via, err := d.regionConfig(ctx, region)
 	if err != nil {
-		return nil, fmt.Errorf("%s: kubeconfig context %q: %w; add the context to Meridian's kubeconfig or correct spec.cluster.kubeconfigContext",
-			region.Source.Position("spec.cluster.kubeconfigContext"), access.KubeconfigContext, err)
+		return nil, err
 	}
-	if b, ok := d.clusters[name]; ok && reflect.DeepEqual(b.cfg, cfg) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultRequestTimeout
+	}
+	key := withoutTransport(cfg)
+	if b, ok := d.clusters[name]; ok && reflect.DeepEqual(b.access, region.Spec.Cluster) && reflect.DeepEqual(b.cfg, key) {
 		return b.cluster, nil
 	}
 	cl, err := d.opts.NewCluster(name, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", name, err)
 	}
-	d.clusters[name] = builtCluster{cfg: cfg, cluster: cl}
-	d.log.Info("connected to region", "region", name, "context", access.KubeconfigContext, "server", cfg.Host)
+	d.clusters[name] = builtCluster{access: region.Spec.Cluster, cfg: key, cluster: cl}
+	d.log.Info("connected to region", append(via, "region", name, "server", cfg.Host)...)
 	return cl, nil
+}
+
+// regionConfig reads how to reach a region, and says how for the log (never a
+// credential).
+func (d *daemon) regionConfig(ctx context.Context, region *fleet.Region) (*rest.Config, []any, error) {
+	access := region.Spec.Cluster
+	switch {
+	case access.SecretRef != nil:
+		ref := *access.SecretRef
+		at := region.Source.Position("spec.cluster.secretRef")
+		if d.opts.Access.Secrets == nil {
+			return nil, nil, fmt.Errorf("%s: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret %s/%s from; give it one (management in the configuration file, docs/regions.md)",
+				at, ref.Namespace, ref.Name)
+		}
+		cfg, err := d.opts.Access.Secrets.Kubeconfig(ctx, ref)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: spec.cluster.secretRef: %w", at, err)
+		}
+		return cfg, []any{"secret", ref.Namespace + "/" + ref.Name, "key", ref.Key}, nil
+	case access.EKS != nil:
+		eks := *access.EKS
+		at := region.Source.Position("spec.cluster.eks")
+		if d.opts.Access.EKS == nil {
+			return nil, nil, fmt.Errorf("%s: spec.cluster.eks: Meridian was started without AWS access to EKS clusters; give it one (eks in the configuration file, docs/regions.md)", at)
+		}
+		awsRegion := eks.AWSRegion(region.Spec)
+		cfg, err := d.opts.Access.EKS.Config(ctx, eks, awsRegion)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: spec.cluster.eks: %w", at, err)
+		}
+		return cfg, []any{"eks", eks.Name, "awsRegion", awsRegion, "roleARN", eks.RoleARN}, nil
+	case access.KubeconfigContext != "":
+		cfg, err := d.restConfig(access.KubeconfigContext)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: kubeconfig context %q: %w; add the context to Meridian's kubeconfig or correct spec.cluster.kubeconfigContext",
+				region.Source.Position("spec.cluster.kubeconfigContext"), access.KubeconfigContext, err)
+		}
+		return cfg, []any{"context", access.KubeconfigContext}, nil
+	}
+	return nil, nil, fmt.Errorf("%s: spec.cluster: says neither kubeconfigContext, secretRef nor eks; set one so Meridian can reach the cluster",
+		region.Source.Position("spec.cluster"))
 }
 
 // restConfig reads the kubeconfig's context afresh, so that rotated credentials
@@ -612,14 +745,7 @@ func (d *daemon) restConfig(context string) (*rest.Config, error) {
 	if d.opts.Kubeconfig != "" {
 		rules.ExplicitPath = d.opts.Kubeconfig
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultRequestTimeout
-	}
-	return cfg, nil
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
 }
 
 // regionCluster builds a region's write side: an Applier with the region's

@@ -53,7 +53,7 @@ const exampleDir = "../fleet-example"
 const healthTimeout = 3 * time.Minute
 
 // workerError is how Helm refuses the worker chart with a template error.
-const workerError = "apps/worker/chart/templates/deployment.yaml:45: unexpected EOF"
+const workerError = "apps/worker/chart/templates/deployment.yaml:46: unexpected EOF"
 
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
@@ -188,7 +188,7 @@ func (f *fixture) push(t *testing.T, message string, files map[string]string) st
 func (f *fixture) plan(t *testing.T) (*preview.Preview, string) {
 	t.Helper()
 	snap := f.head(t)
-	r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(snap.Model, f.tb.Kubeconfig, nil)})
+	r := reconciler.New(reconciler.Options{Renderer: f.renderer, Clusters: reconciler.Clusters(t.Context(), snap.Model, f.tb.Kubeconfig, reconciler.Access{}, nil)})
 	p, err := preview.Run(t.Context(), r, snap, false)
 	if err != nil {
 		t.Fatal(err)
@@ -466,6 +466,23 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("a change to a file of a Kustomize base updates every placement of its app", func(t *testing.T) {
+		base := replace(t, file(t, "apps/api/base/deployment.yaml"), "  name: api\n", "  name: api\n  annotations:\n    example.com/edited: base\n")
+		f.push(t, "api: an annotation in the base", map[string]string{"apps/api/base/deployment.yaml": base})
+		report, err := f.once(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := every(exampleUnits, "unchanged", map[string]string{"logistics-eu/eu-west-2/api": "update",
+			"trucking/ap-northeast-2/api": "update", "trucking/eu-west-2/api": "update", "trucking/us-east-1/api": "update"})
+		if diff := cmp.Diff(want, changes(report)); diff != "" {
+			t.Errorf("changes (-want +got):\n%s", diff)
+		}
+		if got := f.deployment(t, "eu-west-2", "logistics-eu", "api").Annotations["example.com/edited"]; got != "base" {
+			t.Errorf("Deployment/logistics-eu/api in eu-west-2 has annotation example.com/edited %q, want \"base\"", got)
+		}
+	})
+
 	units := maps.Clone(exampleUnits)
 	units["eu-west-2"] = slices.DeleteFunc(slices.Clone(units["eu-west-2"]), func(u string) bool { return u == "logistics-eu/eu-west-2/api" })
 	t.Run("removing an app from a tenant prunes exactly its objects", func(t *testing.T) {
@@ -715,7 +732,7 @@ func TestRun(t *testing.T) {
 			"    secretRef: {namespace: meridian-system, name: kubeconfigs, key: ap-northeast-2}\n")
 		rev := f.push(t, "ap-northeast-2: kubeconfig from a Secret", map[string]string{"regions/ap-northeast-2.yaml": region})
 		report, err := f.once(t)
-		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: reaching a cluster through a kubeconfig in a Secret is not supported yet; set spec.cluster.kubeconfigContext to a context of Meridian's kubeconfig"
+		reason := "read inventory: regions/ap-northeast-2.yaml:9: spec.cluster.secretRef: Meridian has no access to a management cluster to read Secret meridian-system/kubeconfigs from; give it one (management in the configuration file, docs/regions.md)"
 		want := "revision " + rev[:12] + ": ap-northeast-2: " + reason + "; wave main is not healthy, so revision " + rev[:12] + " does not go on to later waves"
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
@@ -738,7 +755,7 @@ func TestRun(t *testing.T) {
 			"tenants/charging-stations-ca.secrets.sops.yaml": "",
 		})
 		report, err := f.once(t)
-		want := "revision " + held[:12] + ": us-east-1: deletions held: the revision deletes tenant namespace charging-stations-ca/us-east-1; allow it explicitly to proceed"
+		want := "revision " + held[:12] + ": us-east-1: deletions held: the revision deletes tenant namespace charging-stations-ca/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
 		}

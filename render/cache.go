@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 
@@ -43,6 +41,20 @@ func (k cacheKey) digest() (string, error) {
 func digestBytes(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// unitDigest is a unit's digest: its cache key's, and for a kustomization the
+// digests of the files the build read (inputs), so that a change to a base's file
+// changes the digest and plans the unit as an update.
+func unitDigest(key string, inputs map[string]string) string {
+	if len(inputs) == 0 {
+		return key
+	}
+	data, _ := json.Marshal(struct { // a string and a map of strings always encode; keys sorted
+		Key    string            `json:"key"`
+		Inputs map[string]string `json:"inputs"`
+	}{key, inputs})
+	return digestBytes(data)
 }
 
 // digestObjects identifies a list of objects by content.
@@ -93,22 +105,6 @@ func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructu
 		}
 	}
 	return e.objects, e.inputs, true
-}
-
-// withInputs is the digest of a unit built from files (a Kustomize build): the
-// cache key's digest, which names no file's content, and the digest of each
-// input, so that a changed base file changes the unit's digest, and the plan
-// applies it.
-func withInputs(digest string, inputs map[string]string) string {
-	if len(inputs) == 0 {
-		return digest
-	}
-	var b strings.Builder
-	b.WriteString(digest)
-	for _, f := range slices.Sorted(maps.Keys(inputs)) {
-		b.WriteString("\x00" + f + "\x00" + inputs[f])
-	}
-	return digestBytes([]byte(b.String()))
 }
 
 func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) {

@@ -666,7 +666,7 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 			return nil, err
 		}
 		if objs, inputs, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(j, objs, withInputs(digest, inputs), true), nil
+			return run.unit(j, objs, unitDigest(digest, inputs), true), nil
 		}
 		withSecrets, err := run.withSecrets(ctx, j)
 		if err != nil {
@@ -708,7 +708,7 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 	}
 	sortObjects(objects)
 	run.r.cache.put(digest, objects, inputs)
-	return run.unit(j, objects, withInputs(digest, inputs), false), nil
+	return run.unit(j, objects, unitDigest(digest, inputs), false), nil
 }
 
 // withSecrets returns the unit's values with its decrypted secrets.

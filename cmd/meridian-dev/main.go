@@ -1,6 +1,7 @@
 // Command meridian-dev runs Meridian's developer environments on one machine:
 // local Kubernetes regions made of real components (up, down, build) and the
-// end-to-end demo (demo, with scale and resolve for its script). It is a
+// end-to-end demo (demo, with scale and resolve for its script), and Meridian's
+// container image (image, built without a container daemon). It is a
 // binary of its own so that the production binary, cmd/meridian, links none of
 // the test environments under internal/testenv; see
 // cmd/meridian/deps_test.go. This package only wires flags to those packages.

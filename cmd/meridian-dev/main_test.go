@@ -14,6 +14,7 @@ func TestCommands(t *testing.T) {
 		"build":   nil,
 		"demo":    {"dir", "fleet", "listen"},
 		"down":    {"dir"},
+		"image":   {"created", "out", "platform", "push", "revision", "source", "version"},
 		"resolve": {"server"},
 		"scale":   {"context", "kubeconfig", "namespace", "replicas"},
 		"up":      {"dir", "names", "nodes", "regions", "workloads"},

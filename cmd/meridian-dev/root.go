@@ -28,6 +28,7 @@ of these test environments.`,
 		newUpCommand(self),
 		newDownCommand(),
 		newBuildCommand(),
+		newImageCommand(),
 		newScaleCommand(),
 		newResolveCommand(),
 	)

@@ -19,6 +19,7 @@ import (
 	"meridian.dev/meridian/config"
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
 	"meridian.dev/meridian/render/secrets"
@@ -92,21 +93,35 @@ func runPlan(ctx context.Context, stdout io.Writer, o planOptions) error {
 	log := slog.New(slog.DiscardHandler)
 	r := reconciler.New(reconciler.Options{
 		Renderer: render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
-		Clusters: reconciler.Clusters(snap.Model, cfg.Kubeconfig, log),
+		Clusters: reconciler.Clusters(ctx, snap.Model, cfg.Kubeconfig, daemon.Access(ctx, cfg), log),
 		Log:      log,
 	})
 	p, err := preview.Run(ctx, r, snap, allow)
 	if err != nil {
 		return err
 	}
+	quotas, err := route53Quotas(ctx, cfg, snap.Model)
+	if err != nil {
+		return err
+	}
 	if o.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(planJSON(p)); err != nil {
+		out := planJSON(p)
+		out.Route53Quotas = quotas
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	} else if err := p.WriteText(stdout); err != nil {
-		return err
+	} else {
+		if err := p.WriteText(stdout); err != nil {
+			return err
+		}
+		if quotas != nil {
+			fmt.Fprintln(stdout, "route53:")
+			for _, q := range quotas {
+				fmt.Fprintln(stdout, "  "+q.String())
+			}
+		}
 	}
 	if err := p.Err(); err != nil {
 		return err
@@ -182,30 +197,58 @@ func planSnapshot(ctx context.Context, cfg *config.Config, o planOptions) (rende
 	return snap, reconciler.AllowsMassDeletion(s.Commit), cleanup, nil
 }
 
+// route53Quotas reads what the fleet needs of Route53's limits against what the
+// account and zone allow, when the configuration has Route53; nil otherwise.
+func route53Quotas(ctx context.Context, cfg *config.Config, m *fleet.Model) ([]dns.Quota, error) {
+	if cfg.Route53 == nil || m.Fleet.Spec.DNS.HostedZoneID == "" {
+		return nil, nil
+	}
+	client, err := dns.NewRoute53Client(ctx, dns.ClientOptions{Region: cfg.Route53.Region, Endpoint: cfg.Route53.Endpoint, Profile: cfg.Route53.Profile, CAFile: cfg.Route53.CAFile})
+	if err != nil {
+		return nil, fmt.Errorf("route53: %w", err)
+	}
+	a := dns.NewApplier(client, dns.Options{HostedZoneID: m.Fleet.Spec.DNS.HostedZoneID, Fleet: m.Fleet.Metadata.Name, RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond)})
+	q, err := a.Quotas(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return []dns.Quota{q.HealthChecks, q.RecordSets}, nil
+}
+
+// planDocument is the stable JSON form of a plan.
+type planDocument struct {
+	Revision      string       `json:"revision"`
+	Changed       bool         `json:"changed"`
+	RenderErrors  []string     `json:"renderErrors,omitempty"`
+	Regions       []planRegion `json:"regions"`
+	Route53Quotas []dns.Quota  `json:"route53Quotas,omitempty"`
+}
+
+// planRegion is one region of a planDocument.
+type planRegion struct {
+	Name    string     `json:"name"`
+	Summary string     `json:"summary"`
+	Held    string     `json:"held,omitempty"`
+	Error   string     `json:"error,omitempty"`
+	Units   []planUnit `json:"units"`
+}
+
+// planUnit is one unit of a planRegion.
+type planUnit struct {
+	Unit    string   `json:"unit"`
+	Action  string   `json:"action"`
+	Objects []string `json:"objects,omitempty"`
+	Adopt   []string `json:"adopt,omitempty"`
+	Hooks   []string `json:"hooks,omitempty"`
+	Delete  []string `json:"delete,omitempty"`
+	Release []string `json:"release,omitempty"`
+}
+
 // planJSON is the stable JSON form of a plan.
-func planJSON(p *preview.Preview) any {
-	type unit struct {
-		Unit    string   `json:"unit"`
-		Action  string   `json:"action"`
-		Objects []string `json:"objects,omitempty"`
-		Adopt   []string `json:"adopt,omitempty"`
-		Hooks   []string `json:"hooks,omitempty"`
-		Delete  []string `json:"delete,omitempty"`
-		Release []string `json:"release,omitempty"`
-	}
-	type region struct {
-		Name    string `json:"name"`
-		Summary string `json:"summary"`
-		Held    string `json:"held,omitempty"`
-		Error   string `json:"error,omitempty"`
-		Units   []unit `json:"units"`
-	}
-	out := struct {
-		Revision     string   `json:"revision"`
-		Changed      bool     `json:"changed"`
-		RenderErrors []string `json:"renderErrors,omitempty"`
-		Regions      []region `json:"regions"`
-	}{Revision: p.Revision, Changed: p.Changed(), Regions: []region{}}
+func planJSON(p *preview.Preview) planDocument {
+	type unit = planUnit
+	type region = planRegion
+	out := planDocument{Revision: p.Revision, Changed: p.Changed(), Regions: []region{}}
 	for _, e := range p.RenderErrors {
 		out.RenderErrors = append(out.RenderErrors, e.Error())
 	}

@@ -100,6 +100,7 @@ func TestRegion(t *testing.T) {
 		w.take()
 		w.takeDryRuns()
 		w.takeReads()
+		logs.take()
 		objects := 0
 		for _, u := range units {
 			res := applyOK(t, u, nil)
@@ -144,6 +145,11 @@ func TestRegion(t *testing.T) {
 		}
 		if reads != namespaces {
 			t.Errorf("the first applies of %d namespace units read %d objects, want each Namespace once", namespaces, reads)
+		}
+		// The example's apps meet the Pod Security level that tenants' namespaces
+		// warn about (restricted): the API server has nothing to warn of.
+		if got := logs.take(); strings.Contains(got, "the API server warned") {
+			t.Errorf("the API server warned applying fleet-example:\n%s", got)
 		}
 		// Namespaces and cluster roles come first in a unit, whatever their place.
 		trucking := fleet.NamespaceUnit("trucking", "us-east-1")

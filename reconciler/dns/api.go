@@ -27,6 +27,10 @@ type Route53API interface {
 	ChangeTagsForResource(ctx context.Context, in *route53.ChangeTagsForResourceInput, opts ...func(*route53.Options)) (*route53.ChangeTagsForResourceOutput, error)
 	// UpdateHealthCheck changes a check in place, refused on a version mismatch.
 	UpdateHealthCheck(ctx context.Context, in *route53.UpdateHealthCheckInput, opts ...func(*route53.Options)) (*route53.UpdateHealthCheckOutput, error)
+	// GetAccountLimit reads the account's health-check limit (MAX_HEALTH_CHECKS_BY_OWNER).
+	GetAccountLimit(ctx context.Context, in *route53.GetAccountLimitInput, opts ...func(*route53.Options)) (*route53.GetAccountLimitOutput, error)
+	// GetHostedZoneLimit reads the zone's record-set limit (MAX_RRSETS_BY_ZONE).
+	GetHostedZoneLimit(ctx context.Context, in *route53.GetHostedZoneLimitInput, opts ...func(*route53.Options)) (*route53.GetHostedZoneLimitOutput, error)
 	// DeleteHealthCheck is refused with HealthCheckInUse while a record uses the check.
 	DeleteHealthCheck(ctx context.Context, in *route53.DeleteHealthCheckInput, opts ...func(*route53.Options)) (*route53.DeleteHealthCheckOutput, error)
 }

@@ -36,6 +36,9 @@ type env struct {
 // applier's own retries are what is tested.
 func newEnv(t *testing.T, srvOpts route53test.Options, opts Options) *env {
 	t.Helper()
+	if srvOpts.RateScale == 0 {
+		srvOpts.RateScale = 100
+	}
 	srv := route53test.NewServer(srvOpts)
 	t.Cleanup(srv.Close)
 	client := route53.NewFromConfig(aws.Config{
@@ -47,8 +50,10 @@ func newEnv(t *testing.T, srvOpts route53test.Options, opts Options) *env {
 	})
 	zoneID := srv.CreateZone("fleet.example.com")
 	opts.HostedZoneID, opts.Fleet = zoneID, "acme"
-	if opts.RequestsPerSecond == 0 {
-		opts.RequestsPerSecond = 1000
+	// The server enforces Route53's documented rates a hundred times faster, and
+	// the applier keeps to them a hundred times faster.
+	if opts.RateScale == 0 {
+		opts.RateScale = srvOpts.RateScale
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
@@ -267,7 +272,7 @@ func TestApplyLeavesUnownedRecordsAlone(t *testing.T) {
 
 func TestApplyRetriesThrottlingWithinTheRateLimit(t *testing.T) {
 	const rps = 40
-	e := newEnv(t, route53test.Options{}, Options{RequestsPerSecond: rps})
+	e := newEnv(t, route53test.Options{}, Options{RequestsPerSecond: rps, RateScale: 1})
 	e.srv.FailNext("*", "Throttling", 4)
 	e.srv.FailNext("ChangeResourceRecordSets", "PriorRequestNotComplete", 2)
 	e.srv.FailNext("CreateHealthCheck", "Throttling", 3)
@@ -345,7 +350,9 @@ func manyTenants(n int, ip string, port int, regions ...string) *fleet.Model {
 }
 
 func TestApplySplitsBatchesOverTheRecordLimit(t *testing.T) {
-	e := newEnv(t, route53test.Options{}, Options{})
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks = 300 // an account whose quota was raised
+	e := newEnv(t, route53test.Options{Limits: &limits}, Options{})
 	m := manyTenants(300, "127.0.0.1", 1, "us-east-1") // 300 endpoints × 4 records
 	ch := e.cycle(t, m, allHealthy)
 	records := 0
@@ -470,5 +477,94 @@ func TestApplyReportsAFailedBatch(t *testing.T) {
 	e.cycle(t, m, allHealthy)
 	if _, checks := e.owned(t); len(checks) != 1 {
 		t.Errorf("health checks after the retry: %v, want one", checks)
+	}
+}
+
+func TestApplyPacesOperationsToRoute53sOwnRates(t *testing.T) {
+	// CreateHealthCheck refills at a tenth of the account's rate (Route53: 0.5/s
+	// against 10/s), here 4/s after a burst of 2: the applier keeps to it and is
+	// never throttled, while every other request goes at the account's rate.
+	limits := route53test.DocumentedLimits()
+	limits.Operations["CreateHealthCheck"] = route53test.Bucket{Burst: 2, Rate: 4}
+	e := newEnv(t, route53test.Options{Limits: &limits, RateScale: 1},
+		Options{RequestsPerSecond: 10, OperationRates: map[string]OperationRate{"CreateHealthCheck": {PerSecond: 4, Burst: 2}}})
+	start := time.Now()
+	ch := e.cycle(t, exampleModel(t), allHealthy)
+	elapsed := time.Since(start)
+	if e.srv.Throttled() != 0 {
+		t.Errorf("the server throttled %d requests", e.srv.Throttled())
+	}
+	created := e.srv.Count("CreateHealthCheck")
+	if created != len(ch.HealthChecks) {
+		t.Errorf("%d CreateHealthCheck calls for %d checks", created, len(ch.HealthChecks))
+	}
+	if min := time.Duration(float64(created-2) / 4 * float64(time.Second)); elapsed < min {
+		t.Errorf("%d health checks created in %v, faster than 4/s after 2", created, elapsed)
+	}
+	t.Logf("%d health checks created in %v", created, elapsed)
+}
+
+func TestApplyStaysWithinTheHealthCheckQuota(t *testing.T) {
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks = 5
+	e := newEnv(t, route53test.Options{Limits: &limits}, Options{})
+	m := manyTenants(8, "127.0.0.1", 1, "us-east-1") // 8 endpoints
+	ch := e.cycle(t, m, allHealthy)
+	if got := ch.Quotas.HealthChecks; got != (Quota{Name: QuotaHealthChecks, Limit: 5, Needed: 8}) {
+		t.Errorf("health-check quota %+v", got)
+	}
+	if len(ch.OverQuota) != 3 {
+		t.Errorf("%d endpoints over quota, want 3: %v", len(ch.OverQuota), ch.Lines())
+	}
+	for _, c := range e.srv.Calls() {
+		if c.Error != "" {
+			t.Errorf("Route53 refused %s: %s", c.Operation, c.Error)
+		}
+	}
+	records, checks := e.owned(t)
+	if len(checks) != 5 || len(records) != 5*4 {
+		t.Errorf("%d checks and %d records published, want 5 and 20", len(checks), len(records))
+	}
+	// Once AWS raises the limit, a new applier (limits are read once an hour)
+	// publishes the rest.
+	e.srv.SetMaxHealthChecks(50)
+	e.applier = NewApplier(e.client, e.applier.opts)
+	if ch := e.cycle(t, m, allHealthy); len(ch.OverQuota) != 0 {
+		t.Errorf("still over quota: %v", ch.OverQuota)
+	}
+	if _, checks := e.owned(t); len(checks) != 8 {
+		t.Errorf("%d checks after the quota was raised, want 8", len(checks))
+	}
+}
+
+func TestQuotasReadsTheLimits(t *testing.T) {
+	limits := route53test.DocumentedLimits()
+	limits.MaxHealthChecks, limits.MaxRecordSetsPerZone = 4, 30
+	e := newEnv(t, route53test.Options{Limits: &limits}, Options{})
+	q, err := e.applier.Quotas(context.Background(), manyTenants(8, "127.0.0.1", 1, "us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Quotas{
+		HealthChecks: Quota{Name: QuotaHealthChecks, Limit: 4, Needed: 8},
+		RecordSets:   Quota{Name: QuotaRecordSets, Limit: 30, Others: 2, Needed: 32}, // the zone's SOA and NS
+	}
+	if diff := cmp.Diff(want, q); diff != "" {
+		t.Errorf("quotas (-want +got):\n%s", diff)
+	}
+	if q.HealthChecks.Fits() || q.RecordSets.Fits() {
+		t.Errorf("the fleet fits: %v", q)
+	}
+	for _, op := range []string{"GetAccountLimit", "GetHostedZoneLimit"} {
+		if n := e.srv.Count(op); n != 1 {
+			t.Errorf("%d %s calls, want 1", n, op)
+		}
+	}
+	// The limits are read once an hour, not on every pass.
+	if _, err := e.applier.Current(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Count("GetAccountLimit"); n != 1 {
+		t.Errorf("%d GetAccountLimit calls after a second reading, want 1", n)
 	}
 }

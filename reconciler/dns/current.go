@@ -17,7 +17,7 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 	s := State{Fleet: a.opts.Fleet}
 	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(a.opts.HostedZoneID)}
 	for {
-		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListResourceRecordSetsOutput, error) {
+		out, err := call(ctx, a, "ListResourceRecordSets", func(ctx context.Context) (*route53.ListResourceRecordSetsOutput, error) {
 			return a.api.ListResourceRecordSets(ctx, in)
 		})
 		if err != nil {
@@ -36,7 +36,7 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 	var all []types.HealthCheck
 	hin := &route53.ListHealthChecksInput{}
 	for {
-		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListHealthChecksOutput, error) {
+		out, err := call(ctx, a, "ListHealthChecks", func(ctx context.Context) (*route53.ListHealthChecksOutput, error) {
 			return a.api.ListHealthChecks(ctx, hin)
 		})
 		if err != nil {
@@ -67,7 +67,7 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 	}
 	for i := 0; i < len(unknown); i += 10 {
 		ids := unknown[i:min(i+10, len(unknown))]
-		out, err := call(ctx, a, func(ctx context.Context) (*route53.ListTagsForResourcesOutput, error) {
+		out, err := call(ctx, a, "ListTagsForResources", func(ctx context.Context) (*route53.ListTagsForResourcesOutput, error) {
 			return a.api.ListTagsForResources(ctx, &route53.ListTagsForResourcesInput{ResourceType: types.TagResourceTypeHealthcheck, ResourceIds: ids})
 		})
 		if err != nil {
@@ -81,6 +81,8 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 			tags[aws.ToString(set.ResourceId)] = m
 		}
 	}
+	s.AccountHealthChecks = len(all)
+	s.HealthCheckLimit, s.RecordSetLimit = a.readLimits(ctx)
 	ours := map[string]map[string]string{}
 	for _, h := range all {
 		id := aws.ToString(h.Id)

@@ -29,7 +29,16 @@ type Endpoint struct {
 	Target fleet.Endpoint
 	// HealthCheck is how Route53 probes the placement.
 	HealthCheck HealthCheckSpec
+	// SharedCheck is set when the fleet keeps one health check per app and
+	// region (fleet.HealthChecksPerAppRegion): the endpoint uses that check,
+	// owned by no tenant (SharedTenant).
+	SharedCheck bool
 }
+
+// SharedTenant is the tenant tag of a health check shared by every tenant of an
+// app in a region; no tenant can have the name (tenant names are DNS labels), and
+// it is a valid tag value.
+const SharedTenant = "_shared"
 
 // Unit is the endpoint's placement.
 func (e Endpoint) Unit() fleet.UnitID {
@@ -87,6 +96,16 @@ func Desired(model *fleet.Model, healthy func(fleet.UnitID) bool) []Endpoint {
 		if target.Type == fleet.EndpointA {
 			spec.IPAddress = target.Target
 		}
+		shared := dns.HealthChecks == fleet.HealthChecksPerAppRegion
+		if shared {
+			// One check per app and region: it probes the region's endpoint
+			// itself (its address, or the load balancer's or edge's name, which
+			// is also the Host header) at the app's health path, which must
+			// answer for every tenant there.
+			if target.Type != fleet.EndpointA {
+				spec.FQDN = canonical(target.Target)
+			}
+		}
 		out = append(out, Endpoint{
 			Fleet:       model.Fleet.Metadata.Name,
 			Tenant:      p.Tenant.Metadata.Name,
@@ -97,8 +116,21 @@ func Desired(model *fleet.Model, healthy func(fleet.UnitID) bool) []Endpoint {
 			Regional:    regional,
 			Target:      target,
 			HealthCheck: spec,
+			SharedCheck: shared,
 		})
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return a.Unit().Compare(b.Unit()) })
 	return out
 }
+
+// CheckUnit is the owner of the health check the endpoint uses: its placement,
+// or with a shared check its app and region (tenant SharedTenant).
+func (e Endpoint) CheckUnit() fleet.UnitID {
+	if e.SharedCheck {
+		return fleet.UnitID{Tenant: SharedTenant, Region: e.Region, App: e.App}
+	}
+	return e.Unit()
+}
+
+// checkKey identifies the health check an endpoint uses.
+func (e Endpoint) checkKey() string { return e.CheckUnit().String() }

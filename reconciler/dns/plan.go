@@ -152,6 +152,12 @@ type Changes struct {
 	DeleteHealthChecks []HealthCheckChange
 	// Clashes are reported, never acted on.
 	Clashes []Clash
+	// Quotas are what the fleet needs of Route53's limits against what they
+	// allow.
+	Quotas Quotas
+	// OverQuota are the endpoints left unpublished because they would go over a
+	// limit.
+	OverQuota []OverQuota
 }
 
 // Empty reports that the plan makes no Route53 change; clashes alone change nothing.
@@ -175,6 +181,9 @@ func (c Changes) Lines() []string {
 	}
 	for _, cl := range c.Clashes {
 		out = append(out, "clash "+cl.String())
+	}
+	for _, o := range c.OverQuota {
+		out = append(out, o.String())
 	}
 	return out
 }
@@ -204,12 +213,52 @@ type owner struct {
 // regional records), withdraw the owned record sets no endpoint wants, and delete
 // the checks nothing uses.
 func Plan(desired []Endpoint, current State) Changes {
+	return PlanKeeping(desired, nil, current)
+}
+
+// Withdrawal is the part of a plan that may run before anything is rolled out:
+// the owned record sets of every placement that is not among staying (it left the
+// fleet, is no longer exposed, or its region is drained), with their registry
+// records, and the health checks of such placements that no record uses any more.
+// staying is Desired of every placement the fleet still publishes, whatever its
+// health. Nothing is created, updated or upserted here, not even for a placement
+// that stays: that waits until its wave found it healthy (Plan, after the waves).
+// A check whose record is withdrawn now is deleted by the next plan, once Route53
+// shows no record using it.
+func Withdrawal(staying []Endpoint, current State) Changes {
+	stays := map[fleet.UnitID]bool{}
+	for _, e := range staying {
+		stays[e.Unit()], stays[e.CheckUnit()] = true, true
+	}
+	return PlanKeeping(nil, func(id fleet.UnitID) bool { return stays[id] }, current)
+}
+
+// PlanKeeping is Plan for desired, except that the placements keep reports (and
+// desired does not hold) keep exactly the records and health checks they have in
+// Route53: nothing of theirs is created, updated, upserted or deleted. It is how a
+// placement whose health a pass could not read stays as it was, even when its
+// configuration changed in git.
+func PlanKeeping(desired []Endpoint, keep func(fleet.UnitID) bool, current State) Changes {
 	p := newPlanner(current)
+	if keep != nil {
+		for sk, o := range p.owners {
+			if keep(o.key) {
+				p.wanted[sk] = true
+			}
+		}
+		for _, h := range current.HealthChecks {
+			if keep(h.Unit()) {
+				p.keptChecks[h.ID] = true
+			}
+		}
+	}
 	for _, e := range desired {
 		p.endpoint(e)
 	}
 	p.withdrawUnwanted()
 	p.deleteUnusedChecks()
+	p.ch.Quotas = Needs(desired, current)
+	p.withinQuotas(p.ch.Quotas)
 	return p.ch
 }
 
@@ -227,7 +276,16 @@ type planner struct {
 	// keptChecks are the checks a desired endpoint keeps, by ID; wanted the record
 	// set slots a desired endpoint writes.
 	keptChecks, wanted map[string]bool
-	ch                 Changes
+	// shared are the shared health checks planned so far, by check unit.
+	shared map[fleet.UnitID]sharedCheck
+	ch     Changes
+}
+
+// sharedCheck is a shared health check as planned: the existing check the
+// records can use, or the unit of the check the plan creates.
+type sharedCheck struct {
+	id      string
+	created fleet.UnitID
 }
 
 // newPlanner indexes what the zone holds.
@@ -235,6 +293,7 @@ func newPlanner(current State) *planner {
 	p := &planner{
 		current: current, owners: map[string]owner{}, used: map[string]bool{}, atName: map[string][]Record{},
 		checks: map[fleet.UnitID][]HealthCheck{}, keptChecks: map[string]bool{}, wanted: map[string]bool{},
+		shared: map[fleet.UnitID]sharedCheck{},
 	}
 	for _, r := range current.Records {
 		if r.HealthCheckID != "" {
@@ -275,15 +334,23 @@ func (p *planner) endpoint(e Endpoint) {
 	global, regional := records(e)
 	var checkKey fleet.UnitID
 	if len(p.clash(global.Name)) == 0 {
-		hc, change := planCheck(e, p.checks[key], currentCheckID(p.atName[canonical(global.Name)], e.Region))
-		if hc != nil {
-			p.keptChecks[hc.ID] = true
-			global.HealthCheckID = hc.ID
-		}
-		if change != nil {
-			p.ch.HealthChecks = append(p.ch.HealthChecks, *change)
-			if change.Action == CreateCheck {
-				checkKey = key
+		ck := e.CheckUnit()
+		if sc, ok := p.shared[ck]; ok {
+			global.HealthCheckID, checkKey = sc.id, sc.created
+		} else {
+			hc, change := planCheck(e, p.checks[ck], currentCheckID(p.atName[canonical(global.Name)], e.Region))
+			if hc != nil {
+				p.keptChecks[hc.ID] = true
+				global.HealthCheckID = hc.ID
+			}
+			if change != nil {
+				p.ch.HealthChecks = append(p.ch.HealthChecks, *change)
+				if change.Action == CreateCheck {
+					checkKey = ck
+				}
+			}
+			if e.SharedCheck {
+				p.shared[ck] = sharedCheck{id: global.HealthCheckID, created: checkKey}
 			}
 		}
 	}
@@ -431,7 +498,8 @@ func planCheck(e Endpoint, owned []HealthCheck, inUse string) (*HealthCheck, *He
 			}
 		}
 	}
-	base := HealthCheckChange{Fleet: e.Fleet, Tenant: e.Tenant, App: e.App, Region: e.Region, Spec: want}
+	cu := e.CheckUnit()
+	base := HealthCheckChange{Fleet: e.Fleet, Tenant: cu.Tenant, App: cu.App, Region: cu.Region, Spec: want}
 	switch {
 	case cur == nil:
 		base.Action, base.CallerReference, base.Reason = CreateCheck, CallerReference(e), "new endpoint"
@@ -458,7 +526,7 @@ func immutable(s HealthCheckSpec) string {
 // check. Apply appends -1, -2... when Route53 refuses it because a check with it was
 // deleted before.
 func CallerReference(e Endpoint) string {
-	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.Unit().String() + "\n" + e.HealthCheck.String()))
+	sum := sha256.Sum256([]byte(e.Fleet + "/" + e.CheckUnit().String() + "\n" + e.HealthCheck.String()))
 	return "meridian-" + hex.EncodeToString(sum[:20])
 }
 

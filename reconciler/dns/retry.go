@@ -41,11 +41,16 @@ func errorCode(err error) string {
 	return ""
 }
 
-// call runs one Route53 request under the rate limiter, retrying transient refusals
-// with exponential backoff and jitter.
-func call[T any](ctx context.Context, a *Applier, f func(context.Context) (T, error)) (T, error) {
+// call runs one Route53 request of operation op under the account's rate limiter
+// and op's own, retrying transient refusals with exponential backoff and jitter.
+func call[T any](ctx context.Context, a *Applier, op string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	for attempt := 1; ; attempt++ {
+		if l := a.opLimiters[op]; l != nil {
+			if err := l.Wait(ctx); err != nil {
+				return zero, err
+			}
+		}
 		if err := a.limiter.Wait(ctx); err != nil {
 			return zero, err
 		}

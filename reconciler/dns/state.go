@@ -123,6 +123,12 @@ type State struct {
 	Records []Record
 	// HealthChecks are the fleet's health checks.
 	HealthChecks []HealthCheck
+	// AccountHealthChecks counts every health check of the account, the fleet's
+	// and others'.
+	AccountHealthChecks int
+	// HealthCheckLimit is the account's MAX_HEALTH_CHECKS_BY_OWNER and
+	// RecordSetLimit the zone's MAX_RRSETS_BY_ZONE; zero when unknown.
+	HealthCheckLimit, RecordSetLimit int64
 }
 
 // The registry: a TXT record at RegistryPrefix+name, with the same SetIdentifier
@@ -185,4 +191,40 @@ func (s State) Published() map[fleet.UnitID]bool {
 		}
 	}
 	return out
+}
+
+// Withdrawn returns the state after a withdrawal (a plan that only deletes) was
+// applied in full: its records and health checks gone. The second DNS step of a
+// pass plans from it instead of reading the zone again, so a pass reads the zone
+// once; ok is false when ch does more than delete, and the zone must be read.
+func (s State) Withdrawn(ch Changes) (next State, ok bool) {
+	if len(ch.HealthChecks) > 0 {
+		return State{}, false
+	}
+	gone := map[string]bool{}
+	key := func(r Record) string { return setKey(r.Name, r.SetIdentifier) + "|" + r.Type }
+	for _, g := range ch.Records {
+		for _, c := range g.Changes {
+			if c.Action != Delete {
+				return State{}, false
+			}
+			gone[key(c.Record)] = true
+		}
+	}
+	deleted := map[string]bool{}
+	for _, h := range ch.DeleteHealthChecks {
+		deleted[h.ID] = true
+	}
+	next = State{Fleet: s.Fleet, AccountHealthChecks: s.AccountHealthChecks - len(deleted), HealthCheckLimit: s.HealthCheckLimit, RecordSetLimit: s.RecordSetLimit}
+	for _, r := range s.Records {
+		if !gone[key(r)] {
+			next.Records = append(next.Records, r)
+		}
+	}
+	for _, h := range s.HealthChecks {
+		if !deleted[h.ID] {
+			next.HealthChecks = append(next.HealthChecks, h)
+		}
+	}
+	return next, true
 }

@@ -150,13 +150,22 @@ type Change struct {
 	Release []ObjectRef
 }
 
+// AllowMassDeletionTrailer is the commit message trailer that lets one revision
+// through the mass-deletion guard: a line "Meridian-Allow-Mass-Deletion: true" in
+// the last paragraph of the head commit's message. It allows that revision only;
+// the next commit is guarded again.
+const AllowMassDeletionTrailer = "Meridian-Allow-Mass-Deletion"
+
+// allowIt is how a held message ends: what lets the revision through.
+const allowIt = `; to let this revision through, end its commit message with the trailer "` + AllowMassDeletionTrailer + `: true"`
+
 // Limits are the safety limits of a region's pass.
 type Limits struct {
 	// MaxDeletePercent holds deletions when a pass would delete more than this share
 	// of the objects Meridian manages in the region.
 	MaxDeletePercent int
 	// AllowMassDeletion lets a pass over the limit (and tenant namespace deletions)
-	// through; it is given explicitly for one revision.
+	// through; it is given explicitly for one revision (AllowMassDeletionTrailer).
 	AllowMassDeletion bool
 	// NoPrune forbids every deletion, because something failed upstream (a fetch, a
 	// render, a previous apply): nothing is deleted because something failed.
@@ -306,14 +315,14 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		cs.Held = "an earlier step failed, and nothing is deleted because something failed"
 	case limits.AllowMassDeletion:
 	case !namespaceDeleted.IsZero() && namespaceDeleted.IsAddon():
-		cs.Held = fmt.Sprintf("the revision deletes a namespace of addon %s, and everything in it; allow it explicitly to proceed", namespaceDeleted)
+		cs.Held = fmt.Sprintf("the revision deletes a namespace of addon %s, and everything in it", namespaceDeleted) + allowIt
 	case !namespaceDeleted.IsZero():
-		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s; allow it explicitly to proceed", namespaceDeleted)
+		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s", namespaceDeleted) + allowIt
 	case !crdDeleted.IsZero():
-		cs.Held = fmt.Sprintf("the revision deletes a CustomResourceDefinition of addon %s, and every custom resource of it in the region; allow it explicitly to proceed", crdDeleted)
+		cs.Held = fmt.Sprintf("the revision deletes a CustomResourceDefinition of addon %s, and every custom resource of it in the region", crdDeleted) + allowIt
 	case total > 0 && deletions*100 > limits.MaxDeletePercent*total:
-		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%; allow it explicitly to proceed",
-			deletions, total, deletions*100/total, limits.MaxDeletePercent)
+		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%",
+			deletions, total, deletions*100/total, limits.MaxDeletePercent) + allowIt
 	}
 	return cs
 }

@@ -132,7 +132,7 @@ func TestCalculate(t *testing.T) {
 		},
 		limits:   Limits{MaxDeletePercent: 30},
 		want:     []summary{{Unit: "t1/r/api", Action: "prune", Delete: []string{"Service/t1/api", "ConfigMap/t1/api"}}, {Unit: "t1/r/web", Action: "unchanged"}},
-		wantHeld: "the revision deletes 2 of 3 objects (66%), more than the limit of 30%; allow it explicitly to proceed",
+		wantHeld: "the revision deletes 2 of 3 objects (66%), more than the limit of 30%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 	}, {
 		name:    "deleting exactly the limit proceeds",
 		desired: []Desired{desired("t1/r/web", "d1", web)},
@@ -148,14 +148,14 @@ func TestCalculate(t *testing.T) {
 		applied:  []Inventory{applied("t1/r", "d1", ref("Namespace", "", "t1")), applied("t2/r", "d1", ref("Namespace", "", "t2"))},
 		limits:   Limits{MaxDeletePercent: 100},
 		want:     []summary{{Unit: "t1/r", Action: "prune", Delete: []string{"Namespace/t1"}}, {Unit: "t2/r", Action: "unchanged"}},
-		wantHeld: "the revision deletes tenant namespace t1/r; allow it explicitly to proceed",
+		wantHeld: "the revision deletes tenant namespace t1/r; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 	}, {
 		name:     "an addon deleting a namespace is held whatever the share",
 		desired:  []Desired{desired("t2/r", "d1", obj("Namespace", "", "t2"))},
 		applied:  []Inventory{applied("addon:r/ingress", "d1", ref("Namespace", "", "ingress-nginx")), applied("t2/r", "d1", ref("Namespace", "", "t2"))},
 		limits:   Limits{MaxDeletePercent: 100},
 		want:     []summary{{Unit: "addon:r/ingress", Action: "prune", Delete: []string{"Namespace/ingress-nginx"}}, {Unit: "t2/r", Action: "unchanged"}},
-		wantHeld: "the revision deletes a namespace of addon addon:r/ingress, and everything in it; allow it explicitly to proceed",
+		wantHeld: "the revision deletes a namespace of addon addon:r/ingress, and everything in it" + allowIt,
 	}, {
 		name:    "an addon deleting a CRD is held whatever the share",
 		desired: []Desired{desired("addon:r/db", "d2", obj("ConfigMap", "db", "settings"))},
@@ -163,7 +163,7 @@ func TestCalculate(t *testing.T) {
 			ObjectRef{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition", Name: "databases.db.example.com"})},
 		limits:   Limits{MaxDeletePercent: 100},
 		want:     []summary{{Unit: "addon:r/db", Action: "update", Delete: []string{"CustomResourceDefinition/databases.db.example.com"}}},
-		wantHeld: "the revision deletes a CustomResourceDefinition of addon addon:r/db, and every custom resource of it in the region; allow it explicitly to proceed",
+		wantHeld: "the revision deletes a CustomResourceDefinition of addon addon:r/db, and every custom resource of it in the region" + allowIt,
 	}, {
 		name:    "an explicit allowance lets a mass deletion through",
 		applied: []Inventory{applied("t1/r", "d1", ref("Namespace", "", "t1"))},
@@ -188,7 +188,7 @@ func TestChangeSetString(t *testing.T) {
 		[]Desired{desired("t1/r/web", "d2", obj("Service", "t1", "web")), desired("t1/r/new", "d1")},
 		[]Inventory{applied("t1/r/web", "d1", ref("Service", "t1", "web")), applied("t1/r/old", "d1", ref("Service", "t1", "old"))},
 		nil, Limits{MaxDeletePercent: 10})
-	want := "eu-west-2: 1 create, 1 update, 1 prune; 1 objects to delete; deletions held: the revision deletes 1 of 2 objects (50%), more than the limit of 10%; allow it explicitly to proceed"
+	want := "eu-west-2: 1 create, 1 update, 1 prune; 1 objects to delete; deletions held: the revision deletes 1 of 2 objects (50%), more than the limit of 10%; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""
 	if got := cs.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}

@@ -15,4 +15,9 @@
 // (its fenced context ends) a margin before that can happen. One replica, elected
 // with client-go's leader election on another Lease, also removes the Leases of
 // replicas that went away. See docs/ha.md for the argument in full.
+//
+// With Options.DNS one more Lease, <name>-dns, is kept like a shard's: its
+// holder is the one replica that writes Route53 (a Hold's owns(DNSWriter)). The
+// replicas share what their passes found of their placements' health in a
+// ConfigMap each (ReportHealth), which the writer reads (Health).
 package shard

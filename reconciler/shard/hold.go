@@ -19,7 +19,8 @@ var errExpired = errors.New("the shard Leases were not renewed in time; stopped 
 
 // Hold pins the shards this replica owns now: until release is called they are
 // renewed and never given up, even if hashing gives them to another replica.
-// owns reports whether a tenant is in one of them. fenced is ctx, ended early when
+// owns reports whether a tenant is in one of them, and owns(DNSWriter) whether
+// this replica holds the Route53 writer's Lease for the pass. fenced is ctx, ended early when
 // a pinned shard's Lease was lost or not renewed in time; whoever writes for the
 // pass must stop then, before another replica can take the Lease over.
 func (m *Manager) Hold(ctx context.Context) (owns func(tenant string) bool, fenced context.Context, release func()) {
@@ -36,7 +37,12 @@ func (m *Manager) Hold(ctx context.Context) (owns func(tenant string) bool, fenc
 	done := make(chan struct{})
 	go m.watch(h, done)
 	n := m.opts.Shards
-	owns = func(tenant string) bool { return h.shards[Of(tenant, n)] }
+	owns = func(tenant string) bool {
+		if tenant == DNSWriter {
+			return h.shards[dnsShard]
+		}
+		return h.shards[Of(tenant, n)]
+	}
 	release = func() {
 		m.mu.Lock()
 		if m.holds[h] {

@@ -68,6 +68,10 @@ type Options struct {
 	RenewPeriod time.Duration
 	// Log receives ownership changes. Nil discards them.
 	Log *slog.Logger
+	// DNS adds the Route53 writer's Lease <name>-dns, held like a shard by the
+	// one replica hashing gives it: a Hold then reports DNSWriter owned, and only
+	// that replica writes Route53. Every replica must set it alike.
+	DNS bool
 	// Clock is what the Manager reads the time from and waits on: the renew
 	// period, the expiry of other replicas' Leases and the fencing of Holds all
 	// count on it. Nil is the real clock; tests give a fake one. Request timeouts,
@@ -170,7 +174,35 @@ func New(opts Options) (*Manager, error) {
 }
 
 func memberLease(name, identity string) string { return name + "-member-" + identity }
-func shardLease(name string, s int) string     { return fmt.Sprintf("%s-shard-%d", name, s) }
+func shardLease(name string, s int) string {
+	if s == dnsShard {
+		return name + "-dns"
+	}
+	return fmt.Sprintf("%s-shard-%d", name, s)
+}
+
+// DNSWriter is the name a Hold's owns answers true for when this replica holds
+// the Route53 writer's Lease for the pass (Options.DNS). No tenant can have it:
+// tenant names are DNS labels.
+const DNSWriter = "@route53"
+
+// dnsShard is the Route53 writer's Lease among the shards: held, renewed,
+// fenced and handed over exactly like a tenant shard, and owned by rendezvous
+// hashing like one, whatever the shard count.
+const dnsShard = -1
+
+// shards lists the shards this Manager keeps: the tenant shards, and the
+// Route53 writer's with Options.DNS.
+func (m *Manager) shards() []int {
+	out := make([]int, 0, m.opts.Shards+1)
+	if m.opts.DNS {
+		out = append(out, dnsShard)
+	}
+	for s := range m.opts.Shards {
+		out = append(out, s)
+	}
+	return out
+}
 
 // Changed receives a value when the shards this replica owns changed, so that
 // the daemon runs a pass for its current revision at once.
@@ -179,9 +211,24 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 // Leader reports whether this replica is the elected leader.
 func (m *Manager) Leader() bool { return m.leader.Load() }
 
-// Owned returns the shards this replica holds, within their validity, and owns by
-// hashing, sorted.
+// Owned returns the tenant shards this replica holds, within their validity, and
+// owns by hashing, sorted; the Route53 writer's Lease is WritesDNS.
 func (m *Manager) Owned() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.DeleteFunc(m.owned(m.clock.Now()), func(s int) bool { return s == dnsShard })
+}
+
+// WritesDNS reports whether this replica holds the Route53 writer's Lease now
+// (Options.DNS).
+func (m *Manager) WritesDNS() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.owned(m.clock.Now()), dnsShard)
+}
+
+// ownedNow is owned, the Route53 writer's Lease included, at the clock's time.
+func (m *Manager) ownedNow() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.owned(m.clock.Now())
@@ -302,8 +349,8 @@ func (m *Manager) step(ctx context.Context, stopping bool) {
 	m.mu.Lock()
 	members := slices.Clone(m.members)
 	m.mu.Unlock()
-	before := m.Owned()
-	for s := range m.opts.Shards {
+	before := m.ownedNow()
+	for _, s := range m.shards() {
 		want := !stopping && Owner(s, members) == m.opts.Identity
 		m.mu.Lock()
 		_, held := m.held[s]
@@ -325,7 +372,7 @@ func (m *Manager) step(ctx context.Context, stopping bool) {
 		m.wanted[s] = !stopping && Owner(s, members) == m.opts.Identity
 	}
 	m.mu.Unlock()
-	if after := m.Owned(); !slices.Equal(before, after) {
+	if after := m.ownedNow(); !slices.Equal(before, after) {
 		m.log.Info("shards changed", "owned", after, "members", members)
 		select {
 		case m.changed <- struct{}{}:

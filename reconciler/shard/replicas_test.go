@@ -186,6 +186,8 @@ type harness struct {
 	url    string
 	writes *writes
 	logs   *syncbuf.Buffer
+	// dns, when set, gives every replica started afterwards Route53.
+	dns *route53Env
 }
 
 func newHarness(t *testing.T) *harness {
@@ -228,6 +230,9 @@ func (h *harness) pushFleet(t *testing.T, logFormat string) string {
 	}
 	if err := os.WriteFile(fleetFile, []byte(strings.Replace(string(data), "logFormat: json", "logFormat: "+logFormat, 1)), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if h.dns != nil {
+		h.dns.edit(t, dir)
 	}
 	if err := h.work.CopyTree(dir); err != nil {
 		t.Fatal(err)
@@ -277,7 +282,7 @@ func (h *harness) start(t *testing.T, name string, own reconciler.Ownership) *re
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	r.cancel = cancel
 	if own == nil {
-		r.mgr, err = New(Options{Client: h.client, Namespace: testNamespace, Identity: name, Shards: testShards, LeaseDuration: testLease, Log: log})
+		r.mgr, err = New(Options{Client: h.client, Namespace: testNamespace, Identity: name, Shards: testShards, LeaseDuration: testLease, Log: log, DNS: h.dns != nil})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +294,7 @@ func (h *harness) start(t *testing.T, name string, own reconciler.Ownership) *re
 		})
 	}
 	r.done.Go(func() {
-		err := reconciler.Run(ctx, reconciler.RunOptions{
+		opts := reconciler.RunOptions{
 			Poller:     &sources.Poller{Source: git, Interval: 500 * time.Millisecond, Logger: log},
 			Snapshots:  git,
 			Renderer:   render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(nil)}),
@@ -312,7 +317,11 @@ func (h *harness) start(t *testing.T, name string, own reconciler.Ownership) *re
 			DriftInterval:   -1,
 			Ownership:       own,
 			Log:             log,
-		})
+		}
+		if h.dns != nil {
+			h.dns.options(&opts, name, r)
+		}
+		err := reconciler.Run(ctx, opts)
 		if err != nil {
 			t.Errorf("%s: run: %v", name, err)
 		}

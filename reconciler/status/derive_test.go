@@ -140,16 +140,16 @@ func TestDeriveStates(t *testing.T) {
 		name: "held deletions hold the units that would delete, and keep units leaving the fleet",
 		report: &reconciler.Report{Revision: rev1, Regions: map[string]*reconciler.RegionReport{
 			"r": region([]plan.Change{change("t/r/web", plan.Update, 2), change("t/r/api", plan.Unchanged, 0), change("gone/r", plan.Prune, 3)},
-				"the revision deletes tenant namespace gone/r; allow it explicitly to proceed", map[fleet.UnitID]*reconciler.UnitResult{
+				"the revision deletes tenant namespace gone/r; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"", map[fleet.UnitID]*reconciler.UnitResult{
 					unit("t/r/web"): {Health: reconciler.Healthy},
 					unit("t/r/api"): {Health: reconciler.Healthy},
 				}),
 		}},
 		want: PassOutcome{
 			Units: map[fleet.UnitID]Outcome{
-				unit("t/r/web"): {State: Held, Reason: "deletions held: the revision deletes tenant namespace gone/r; allow it explicitly to proceed", Applied: true, Revision: rev1},
+				unit("t/r/web"): {State: Held, Reason: "deletions held: the revision deletes tenant namespace gone/r; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"", Applied: true, Revision: rev1},
 				unit("t/r/api"): {State: Ready, Applied: true, Revision: rev1},
-				unit("gone/r"):  {State: Held, Reason: "deletions held: the revision deletes tenant namespace gone/r; allow it explicitly to proceed"},
+				unit("gone/r"):  {State: Held, Reason: "deletions held: the revision deletes tenant namespace gone/r; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""},
 			},
 			Listed: map[string]bool{"r": true},
 		},

@@ -3,6 +3,7 @@ package status
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,7 +14,7 @@ import (
 // "other", so the operation label stays bounded.
 var route53Operations = []string{
 	"ChangeResourceRecordSets", "ChangeTagsForResource", "CreateHealthCheck", "DeleteHealthCheck",
-	"GetChange", "GetHealthCheck", "GetHealthCheckStatus", "ListHealthChecks",
+	"GetAccountLimit", "GetChange", "GetHealthCheck", "GetHealthCheckStatus", "GetHostedZoneLimit", "ListHealthChecks",
 	"ListResourceRecordSets", "ListTagsForResources", "UpdateHealthCheck", "other",
 }
 
@@ -128,6 +129,15 @@ var (
 		[]string{"region"}, nil)
 	lastPassDesc = prometheus.NewDesc("meridian_last_pass_timestamp_seconds",
 		"When the last reconcile pass finished, in seconds since the epoch.", nil, nil)
+	quotaLimitDesc = prometheus.NewDesc("meridian_route53_quota_limit",
+		"Route53's limit (health checks of the account, record sets of the zone) as last read; 0 when it could not be read.",
+		[]string{"quota"}, nil)
+	quotaNeededDesc = prometheus.NewDesc("meridian_route53_quota_needed",
+		"What the fleet needs of the Route53 limit with every exposed placement published.",
+		[]string{"quota"}, nil)
+	quotaOthersDesc = prometheus.NewDesc("meridian_route53_quota_used_by_others",
+		"What uses the Route53 limit and is not the fleet's (other health checks of the account, other record sets of the zone).",
+		[]string{"quota"}, nil)
 )
 
 // placementCollector exports the Store's per-placement and per-region state.
@@ -135,7 +145,7 @@ type placementCollector struct{ s *Store }
 
 // Describe sends every descriptor the collector may send.
 func (c *placementCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{syncStateDesc, placementRevisionDesc, lastSyncDesc, driftedDesc, dnsHealthyDesc, revisionDesc, heldDesc, lastPassDesc} {
+	for _, d := range []*prometheus.Desc{syncStateDesc, placementRevisionDesc, lastSyncDesc, driftedDesc, dnsHealthyDesc, revisionDesc, heldDesc, lastPassDesc, quotaLimitDesc, quotaNeededDesc, quotaOthersDesc} {
 		ch <- d
 	}
 }
@@ -182,5 +192,11 @@ func (c *placementCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.lastPass != nil {
 		ch <- prometheus.MustNewConstMetric(lastPassDesc, prometheus.GaugeValue, float64(s.lastPass.At.UnixNano())/1e9)
+	}
+	for _, q := range s.quotas {
+		name := strings.ReplaceAll(q.Name, " ", "_")
+		ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(q.Limit), name)
+		ch <- prometheus.MustNewConstMetric(quotaNeededDesc, prometheus.GaugeValue, float64(q.Needed), name)
+		ch <- prometheus.MustNewConstMetric(quotaOthersDesc, prometheus.GaugeValue, float64(q.Others), name)
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
 )
 
 func TestMetricsFollowPrometheusNaming(t *testing.T) {
@@ -212,4 +215,34 @@ func scrape(t *testing.T, s *Store) string {
 		t.Fatalf("GET /metrics: %d", rec.Code)
 	}
 	return rec.Body.String()
+}
+
+func TestRoute53QuotasInStatusAndMetrics(t *testing.T) {
+	s := New(Options{Now: newClock().Now})
+	r := &reconciler.Report{Revision: "0123456789abcdef0123456789abcdef01234567", Regions: map[string]*reconciler.RegionReport{}, DNS: &reconciler.DNSReport{
+		Quotas: dns.Quotas{
+			HealthChecks: dns.Quota{Name: dns.QuotaHealthChecks, Limit: 200, Others: 12, Needed: 900},
+			RecordSets:   dns.Quota{Name: dns.QuotaRecordSets, Limit: 10000, Others: 2, Needed: 3600},
+		}}}
+	s.ObservePass(r, time.Second)
+	want := `
+# HELP meridian_route53_quota_limit Route53's limit (health checks of the account, record sets of the zone) as last read; 0 when it could not be read.
+# TYPE meridian_route53_quota_limit gauge
+meridian_route53_quota_limit{quota="health_checks"} 200
+meridian_route53_quota_limit{quota="record_sets"} 10000
+# HELP meridian_route53_quota_needed What the fleet needs of the Route53 limit with every exposed placement published.
+# TYPE meridian_route53_quota_needed gauge
+meridian_route53_quota_needed{quota="health_checks"} 900
+meridian_route53_quota_needed{quota="record_sets"} 3600
+`
+	if err := testutil.GatherAndCompare(s.metrics.registry, strings.NewReader(want), "meridian_route53_quota_limit", "meridian_route53_quota_needed"); err != nil {
+		t.Error(err)
+	}
+	st := s.Status()
+	if len(st.Route53Quotas) != 2 || st.Route53Quotas[0].Fits || !st.Route53Quotas[1].Fits {
+		t.Fatalf("status quotas %+v", st.Route53Quotas)
+	}
+	if got, want := st.Route53Quotas[0].Summary, "health checks: the fleet needs 900 of 200 allowed (12 used by others): 712 over"; !strings.HasPrefix(got, want) {
+		t.Errorf("summary %q, want it to start with %q", got, want)
+	}
 }

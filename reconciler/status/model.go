@@ -32,6 +32,26 @@ type Status struct {
 	Fetch Fetch `json:"fetch"`
 	// States lists every state, in the order the dashboard shows them.
 	States []State `json:"states"`
+	// Route53Quotas are what the fleet needs of Route53's limits (health checks
+	// of the account, record sets of the zone) against what they allow, as the
+	// last publish read them; nil without Route53 or before it.
+	Route53Quotas []Route53Quota `json:"route53Quotas,omitempty"`
+}
+
+// Route53Quota is one Route53 limit against the fleet's need of it.
+type Route53Quota struct {
+	// Name is "health checks" or "record sets".
+	Name string `json:"name"`
+	// Limit is the account's or zone's limit; zero when it could not be read.
+	Limit int64 `json:"limit"`
+	// Others counts what uses it and is not the fleet's.
+	Others int64 `json:"others"`
+	// Needed is what the fleet needs with every exposed placement published.
+	Needed int64 `json:"needed"`
+	// Fits is false when the fleet does not fit: placements beyond are not published.
+	Fits bool `json:"fits"`
+	// Summary says so in a sentence, with what to do.
+	Summary string `json:"summary"`
 }
 
 // Refusal is a revision that was not applied because its fleet is not valid.
@@ -199,6 +219,7 @@ func (s *Store) Status() Status {
 		Fetch:       s.fetch,
 		States:      slices.Clone(States),
 	}
+	st.Route53Quotas = slices.Clone(s.quotas)
 	if st.Errors == nil {
 		st.Errors = []ErrorEntry{}
 	}

@@ -128,7 +128,7 @@ func TestHeldDeletionsAreNotified(t *testing.T) {
 			setAction(eu, plan.Change{Unit: ch.Unit, Action: plan.Prune, Delete: []plan.ObjectRef{{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: "c"}}})
 		}
 	}
-	eu.Changes.Held = "the revision deletes tenant namespace logistics-eu/eu-west-2; allow it explicitly to proceed"
+	eu.Changes.Held = "the revision deletes tenant namespace logistics-eu/eu-west-2; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\""
 	s.ObservePass(r, time.Second)
 	n.Close(5 * time.Second)
 	var held []Event

@@ -8,6 +8,7 @@ import (
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/sources"
 )
 
@@ -116,6 +117,12 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 
 	s.mu.Lock()
 	now := s.now()
+	if r.DNS != nil && r.DNS.Quotas.HealthChecks.Name != "" {
+		s.quotas = nil
+		for _, q := range []dns.Quota{r.DNS.Quotas.HealthChecks, r.DNS.Quotas.RecordSets} {
+			s.quotas = append(s.quotas, Route53Quota{Name: q.Name, Limit: q.Limit, Others: q.Others, Needed: q.Needed, Fits: q.Fits(), Summary: s.clean(q.String())})
+		}
+	}
 	waveOf := s.observeWaves(r)
 	s.observeUnits(r, outcome, now)
 	s.observeRegions(r, outcome, waveOf)

@@ -89,6 +89,7 @@ type Store struct {
 	recent     []ErrorEntry
 	fetch      Fetch
 	dns        map[fleet.UnitID][]DNSEndpoint
+	quotas     []Route53Quota
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string

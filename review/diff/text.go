@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/sources"
 )
 
@@ -70,7 +71,7 @@ func guardLine(g RegionGuard) string {
 	case g.Held:
 		return fmt.Sprintf("%s: deletions held: %s", g.Region, g.Reason)
 	case g.AllowedByTrailer:
-		return fmt.Sprintf("%s: %s; the guard would hold them (%s), but the head commit's Meridian-Allow-Mass-Deletion trailer lets them through", g.Region, share, g.Reason)
+		return fmt.Sprintf("%s: %s; the guard would hold them, but the head commit's %s trailer lets them through", g.Region, share, plan.AllowMassDeletionTrailer)
 	}
 	return fmt.Sprintf("%s: %s, within the limit of %d%%", g.Region, share, g.MaxDeletePercent)
 }

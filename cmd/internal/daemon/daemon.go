@@ -140,6 +140,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var ownership reconciler.Ownership
+	var health reconciler.HealthBoard
 	if cfg.HA != nil {
 		shards, err := startShards(ctx, cfg, log)
 		if err != nil {
@@ -148,6 +149,9 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		// The Leases are given up only after the pass in flight finished.
 		defer func() { cancel(); shards.wait() }()
 		ownership = shards.Manager
+		if cfg.Route53 != nil {
+			health = shards.Manager
+		}
 	}
 	if !o.Once {
 		stopServer, err := serve(ctx, cancel, cfg.Listen, cfg.TLS, mux, log)
@@ -162,6 +166,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Snapshots:     git,
 		Renderer:      render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)}),
 		Kubeconfig:    cfg.Kubeconfig,
+		Access:        Access(ctx, cfg),
 		HealthTimeout: time.Duration(cfg.HealthTimeout),
 		KubeAPIQPS:    float32(cfg.KubeAPI.QPS),
 		KubeAPIBurst:  cfg.KubeAPI.Burst,
@@ -177,7 +182,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Passed: func(r *reconciler.Report) {
 			store.ObserveRender(r.RenderDuration, r.Renders)
 			store.ObservePass(r, r.Duration)
-			if r.DNS != nil {
+			if r.DNS != nil && r.DNS.Endpoints != nil { // nil on a replica that does not write Route53
 				store.ObserveDNS(dnsEndpoints(r.DNS.Endpoints))
 			}
 			ready.Store(true)
@@ -185,6 +190,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		DriftChecked: store.ObserveDrift,
 		Log:          log,
 		Ownership:    ownership,
+		Health:       health,
 	})
 }
 
@@ -253,6 +259,7 @@ func startShards(ctx context.Context, cfg *config.Config, log *slog.Logger) (run
 		Name:          cfg.HA.Name,
 		Shards:        cfg.HA.Shards,
 		LeaseDuration: time.Duration(cfg.HA.LeaseDuration),
+		DNS:           cfg.Route53 != nil,
 		Log:           log,
 	})
 	if err != nil {

@@ -183,7 +183,7 @@ func (tg *target) port(t *testing.T) int32 {
 
 func TestHealthProbingFailsOverDNS(t *testing.T) {
 	// A 10-second check probed every 100ms: failover within a few hundred ms.
-	srv, c := newServer(t, Options{ProbeScale: 0.01, ClientRegion: "eu-west-1"})
+	srv, c := newServer(t, Options{ProbeScale: 0.01, RateScale: 100, ClientRegion: "eu-west-1"})
 	ctx := context.Background()
 	zoneID := srv.CreateZone("fleet.example.com")
 	eu, us := newTarget(t), newTarget(t)

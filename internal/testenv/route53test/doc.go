@@ -23,6 +23,13 @@
 // unless all are, and aliases and CNAMEs within the served zones are
 // followed.
 //
+// Every request is held to Route53's documented limits (Options.Limits,
+// DocumentedLimits by default): per-account and per-operation token buckets
+// answered with Throttling, PriorRequestNotComplete for a change to a zone
+// still processing another, a health-check quota (TooManyHealthChecks) and a
+// record-set quota per zone, both readable with GetAccountLimit and
+// GetHostedZoneLimit. Options.RateScale runs the rates faster for tests.
+//
 // Tests can inject Throttling or PriorRequestNotComplete with FailNext and
 // count requests per operation with Count, for example to assert that a
 // cycle with nothing to change makes no ChangeResourceRecordSets call.

@@ -173,6 +173,9 @@ func (s *Server) createHealthCheck(r *http.Request, body []byte) (int, any, *api
 		}
 		return http.StatusCreated, createHealthCheckResponse{HealthCheck: hc.xml()}, nil
 	}
+	if len(s.checks) >= s.limits.MaxHealthChecks {
+		return 0, nil, tooManyHealthChecks(s.limits.MaxHealthChecks)
+	}
 	s.seq++
 	hc := &healthCheck{
 		id:        fmt.Sprintf("00000000-0000-4000-8000-%012d", s.seq),

@@ -180,7 +180,7 @@ func TestHealthCheckLifecycle(t *testing.T) {
 }
 
 func TestProbeTypes(t *testing.T) {
-	srv, c := newServer(t, Options{ProbeScale: 0.01})
+	srv, c := newServer(t, Options{ProbeScale: 0.01, RateScale: 100})
 	ctx := context.Background()
 	tlsTarget := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Host != "web.trucking.example.com:"+portOf(t, r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()) {

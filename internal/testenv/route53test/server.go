@@ -35,6 +35,13 @@ type Options struct {
 	// ClientRegion is the AWS region DNS clients are taken to be closest to,
 	// for latency records; empty means us-east-1.
 	ClientRegion string
+	// Limits are the quotas and request rates enforced; nil means
+	// DocumentedLimits, Route53's for a new account.
+	Limits *Limits
+	// RateScale multiplies every bucket's burst and refill rate of Limits, so
+	// that a test runs against Route53's throttling at a higher speed: 10 allows
+	// ten times the documented rates. Zero means 1.
+	RateScale float64
 }
 
 // Server is the in-process Route53 and its DNS server. Its methods are safe
@@ -63,6 +70,9 @@ type Server struct {
 	clientRegion string
 	subnets      []subnetRegion
 	closed       bool
+	limits       Limits
+	buckets      map[string]*tokens // by operation; "" is the account's
+	throttled    int
 
 	probing    sync.WaitGroup     // the probe goroutines; Add only with mu held and !closed
 	probeCtx   context.Context    // done when Close stops the probes in flight
@@ -90,6 +100,13 @@ func NewServer(opts Options) *Server {
 	if opts.ProbeScale <= 0 {
 		opts.ProbeScale = 1
 	}
+	if opts.RateScale <= 0 {
+		opts.RateScale = 1
+	}
+	limits := DocumentedLimits()
+	if opts.Limits != nil {
+		limits = *opts.Limits
+	}
 	s := &Server{
 		opts:         opts,
 		zones:        map[string]*zone{},
@@ -98,6 +115,7 @@ func NewServer(opts Options) *Server {
 		deletedRefs:  map[string]bool{},
 		faults:       map[string][]fault{},
 		clientRegion: opts.ClientRegion,
+		limits:       limits,
 	}
 	if s.clientRegion == "" {
 		s.clientRegion = "us-east-1"
@@ -236,6 +254,8 @@ func (s *Server) routes() http.Handler {
 	handle("GET "+p+"/tags/{type}/{id}", "ListTagsForResource", s.listTagsForResource)
 	handle("POST "+p+"/tags/{type}/{id}", "ChangeTagsForResource", s.changeTagsForResource)
 	handle("POST "+p+"/tags/{type}", "ListTagsForResources", s.listTagsForResources)
+	handle("GET "+p+"/accountlimit/{type}", "GetAccountLimit", s.getAccountLimit)
+	handle("GET "+p+"/hostedzonelimit/{id}/{type}", "GetHostedZoneLimit", s.getHostedZoneLimit)
 	mux.Handle("/", s.operation("Unknown", func(r *http.Request, _ []byte) (int, any, *apiError) {
 		return 0, nil, errorf(http.StatusNotFound, "UnknownOperationException", "%s %s is not an operation this Route53 test server implements", r.Method, r.URL.Path)
 	}))
@@ -255,6 +275,8 @@ func (s *Server) operation(op string, h handler) http.Handler {
 		var apiErr *apiError
 		if f := s.takeFault(op); f != nil {
 			apiErr = f
+		} else if op != "Unknown" {
+			apiErr = s.throttleLocked(op)
 		}
 		s.mu.Unlock()
 
@@ -297,7 +319,7 @@ func (s *Server) takeFault(op string) *apiError {
 		case "Throttling":
 			return errorf(http.StatusBadRequest, "Throttling", "Rate exceeded")
 		case "PriorRequestNotComplete":
-			return errorf(http.StatusBadRequest, "PriorRequestNotComplete", "The request was rejected because Route 53 was still processing a prior request.")
+			return priorRequestNotComplete()
 		default:
 			return errorf(http.StatusBadRequest, q[0].code, "injected %s", q[0].code)
 		}

@@ -24,6 +24,9 @@ type zone struct {
 	// as of the newest change that is INSYNC.
 	published []*rrset
 	pending   []*change // changes not yet INSYNC, oldest first
+	// processing is set while a ChangeResourceRecordSets is being processed;
+	// another change meanwhile is refused with PriorRequestNotComplete.
+	processing bool
 }
 
 // change is one ChangeResourceRecordSets call.
@@ -474,12 +477,24 @@ func (s *Server) changeResourceRecordSets(r *http.Request, body []byte) (int, an
 		return 0, nil, batchError(fmt.Sprintf("Number of characters limit of %d exceeded.", maxBatchChars))
 	}
 
+	// The zone processes one change at a time, for ChangeProcessing; a change
+	// that arrives meanwhile is refused, as Route53 does.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	z, err := s.zoneLocked(r.PathValue("id"))
 	if err != nil {
+		s.mu.Unlock()
 		return 0, nil, err
 	}
+	if z.processing {
+		s.mu.Unlock()
+		return 0, nil, priorRequestNotComplete()
+	}
+	z.processing = true
+	s.mu.Unlock()
+	time.Sleep(s.limits.ChangeProcessing)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() { z.processing = false }()
 	next := slices.Clone(z.records)
 	var msgs []string
 	for i := range req.Changes {
@@ -537,6 +552,9 @@ func (s *Server) changeResourceRecordSets(r *http.Request, body []byte) (int, an
 		if !slices.ContainsFunc(next, func(o *rrset) bool { return o.Name == at.DNSName && o.Type == c.RRSet.Type }) {
 			msgs = append(msgs, fmt.Sprintf("Tried to create an alias that targets %s, type %s in zone %s, but the alias target name does not lie within the target zone", at.DNSName, c.RRSet.Type, z.id))
 		}
+	}
+	if len(next) > len(z.records) && len(next) > s.limits.MaxRecordSetsPerZone {
+		msgs = append(msgs, recordSetLimit(s.limits.MaxRecordSetsPerZone))
 	}
 	if len(msgs) > 0 {
 		return 0, nil, &apiError{status: http.StatusBadRequest, code: "InvalidChangeBatch", message: strings.Join(msgs, "; "), messages: msgs}

@@ -88,19 +88,20 @@ func (tb *Testbed) startRegion(ctx context.Context, r *Region) error {
 		return err
 	}
 
-	apiserver, err := tb.startProcess(r, KubeAPIServer,
-		"--etcd-servers="+etcdURL,
-		"--secure-port="+strconv.Itoa(r.ports.APIServer),
+	apiserver, err := tb.startProcess(r, KubeAPIServer, append([]string{
+		"--etcd-servers=" + etcdURL,
+		"--secure-port=" + strconv.Itoa(r.ports.APIServer),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(r.Dir, certDir),
-		"--service-account-issuer="+r.Server,
-		"--service-account-key-file="+filepath.Join(r.Dir, saPubFile),
-		"--service-account-signing-key-file="+filepath.Join(r.Dir, saKeyFile),
-		"--token-auth-file="+filepath.Join(r.Dir, tokenFile),
+		"--cert-dir=" + filepath.Join(r.Dir, certDir),
+		"--service-account-issuer=" + r.Server,
+		"--service-account-key-file=" + filepath.Join(r.Dir, saPubFile),
+		"--service-account-signing-key-file=" + filepath.Join(r.Dir, saKeyFile),
+		"--token-auth-file=" + filepath.Join(r.Dir, tokenFile),
 		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range="+serviceIPCIDR,
+		"--service-cluster-ip-range=" + serviceIPCIDR,
+	}, tb.opts.APIServerFlags...)...,
 	)
 	if err != nil {
 		return err

@@ -46,6 +46,11 @@ type Options struct {
 	// Empty means a new temporary directory that Stop removes; a given one is
 	// kept after Stop, for its logs, and must not hold a running testbed.
 	Dir string
+	// APIServerFlags are added to every region's kube-apiserver command line,
+	// after the testbed's own flags, e.g. to configure an authenticator
+	// ("--authentication-token-webhook-config-file=..."). The static admin
+	// token and RBAC stay on, so Region.Config keeps working.
+	APIServerFlags []string
 	// Progress receives one line per step that takes time (builds, regions
 	// becoming ready); nil discards them.
 	Progress io.Writer

@@ -1,0 +1,324 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
+	"meridian.dev/meridian/internal/testenv/route53test"
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/dns"
+)
+
+// dnsRateScale runs Route53's documented rates twice as fast, in the test server
+// and in every replica alike.
+const dnsRateScale = 2
+
+// route53Env is a Route53 test server holding the fleet's zone, shared by every
+// replica as one AWS account is, and a log of every replica's Route53 writes.
+type route53Env struct {
+	srv    *route53test.Server
+	client *route53.Client
+	zoneID string
+	// path is the portal's health-check path the next revision pushes.
+	path string
+
+	mu     sync.Mutex
+	writes []dnsWrite
+	// killAfter counts down the writes still allowed before the writer is
+	// killed; killed receives its name. Zero disarms it.
+	killAfter int
+	killed    chan string
+}
+
+// dnsWrite is one Route53 write call of a replica, from its start to its end.
+type dnsWrite struct {
+	replica, call string
+	start, end    time.Time
+}
+
+func newRoute53Env(t *testing.T) *route53Env {
+	t.Helper()
+	srv := route53test.NewServer(route53test.Options{ProbeScale: 1000, RateScale: dnsRateScale})
+	t.Cleanup(srv.Close)
+	return &route53Env{
+		srv: srv, zoneID: srv.CreateZone("fleet.example.com"), path: "/healthz", killed: make(chan string, 1),
+		client: route53.NewFromConfig(aws.Config{
+			Region:       "us-east-1",
+			BaseEndpoint: aws.String(srv.URL),
+			Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret-key", ""),
+			HTTPClient:   srv.Client(),
+			Retryer:      func() aws.Retryer { return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 1 }) },
+		}),
+	}
+}
+
+// edit points the synthetic fleet at the test server's zone and gives the
+// portal the current health-check path.
+func (e *route53Env) edit(t *testing.T, dir string) {
+	t.Helper()
+	for file, repl := range map[string][2]string{
+		"fleet.yaml":           {"Z0EXAMPLE0000000", e.zoneID},
+		"apps/portal/app.yaml": {"path: /healthz", "path: " + e.path},
+	} {
+		p := filepath.Join(dir, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), repl[0]) {
+			t.Fatalf("%s: no %q to replace", file, repl[0])
+		}
+		if err := os.WriteFile(p, []byte(strings.Replace(string(data), repl[0], repl[1], 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// options gives a replica Route53, through a client that records its writes and
+// stops writing once the replica is killed.
+func (e *route53Env) options(opts *reconciler.RunOptions, name string, r *replica) {
+	opts.Route53 = &replicaRoute53{Route53API: e.client, env: e, replica: name, dead: &r.dead}
+	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 50 * time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
+	opts.Health = r.mgr
+	opts.DNSRefresh = 500 * time.Millisecond
+}
+
+// arm kills the replica that makes the n-th Route53 write from now, right after
+// that write.
+func (e *route53Env) arm(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.killAfter = n
+}
+
+// since returns the writes begun at or after t.
+func (e *route53Env) since(t time.Time) []dnsWrite {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []dnsWrite
+	for _, w := range e.writes {
+		if !w.start.Before(t) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// replicaRoute53 is one replica's Route53 client: every write is recorded, and a
+// killed replica writes nothing more.
+type replicaRoute53 struct {
+	dns.Route53API
+	env     *route53Env
+	replica string
+	dead    *atomic.Bool
+}
+
+// write records a write call around f and, when it is the one the test armed,
+// kills the replica right after it, as SIGKILL between two requests would.
+func write[T any](r *replicaRoute53, call string, f func() (T, error)) (T, error) {
+	var zero T
+	if r.dead.Load() {
+		return zero, errKilled
+	}
+	start := time.Now()
+	out, err := f()
+	e := r.env
+	e.mu.Lock()
+	e.writes = append(e.writes, dnsWrite{replica: r.replica, call: call, start: start, end: time.Now()})
+	if e.killAfter > 0 {
+		e.killAfter--
+		if e.killAfter == 0 {
+			r.dead.Store(true)
+			e.killed <- r.replica
+		}
+	}
+	e.mu.Unlock()
+	return out, err
+}
+
+func (r *replicaRoute53) ChangeResourceRecordSets(ctx context.Context, in *route53.ChangeResourceRecordSetsInput, opts ...func(*route53.Options)) (*route53.ChangeResourceRecordSetsOutput, error) {
+	var actions []string
+	for _, c := range in.ChangeBatch.Changes {
+		actions = append(actions, string(c.Action)+" "+aws.ToString(c.ResourceRecordSet.Name))
+	}
+	return write(r, "ChangeResourceRecordSets "+strings.Join(actions, ", "), func() (*route53.ChangeResourceRecordSetsOutput, error) {
+		return r.Route53API.ChangeResourceRecordSets(ctx, in, opts...)
+	})
+}
+
+func (r *replicaRoute53) CreateHealthCheck(ctx context.Context, in *route53.CreateHealthCheckInput, opts ...func(*route53.Options)) (*route53.CreateHealthCheckOutput, error) {
+	return write(r, "CreateHealthCheck "+aws.ToString(in.CallerReference), func() (*route53.CreateHealthCheckOutput, error) {
+		return r.Route53API.CreateHealthCheck(ctx, in, opts...)
+	})
+}
+
+func (r *replicaRoute53) ChangeTagsForResource(ctx context.Context, in *route53.ChangeTagsForResourceInput, opts ...func(*route53.Options)) (*route53.ChangeTagsForResourceOutput, error) {
+	return write(r, "ChangeTagsForResource "+aws.ToString(in.ResourceId), func() (*route53.ChangeTagsForResourceOutput, error) {
+		return r.Route53API.ChangeTagsForResource(ctx, in, opts...)
+	})
+}
+
+func (r *replicaRoute53) UpdateHealthCheck(ctx context.Context, in *route53.UpdateHealthCheckInput, opts ...func(*route53.Options)) (*route53.UpdateHealthCheckOutput, error) {
+	return write(r, "UpdateHealthCheck "+aws.ToString(in.HealthCheckId), func() (*route53.UpdateHealthCheckOutput, error) {
+		return r.Route53API.UpdateHealthCheck(ctx, in, opts...)
+	})
+}
+
+func (r *replicaRoute53) DeleteHealthCheck(ctx context.Context, in *route53.DeleteHealthCheckInput, opts ...func(*route53.Options)) (*route53.DeleteHealthCheckOutput, error) {
+	return write(r, "DeleteHealthCheck "+aws.ToString(in.HealthCheckId), func() (*route53.DeleteHealthCheckOutput, error) {
+		return r.Route53API.DeleteHealthCheck(ctx, in, opts...)
+	})
+}
+
+// published waits until the zone holds every placement of the synthetic fleet
+// with exactly one health check probing path, and the account no other health
+// check (none duplicated, none left untagged).
+func (e *route53Env) published(t *testing.T, path string, timeout time.Duration) time.Duration {
+	t.Helper()
+	var want []string
+	for i := range testTenants {
+		for j := range testRegions {
+			want = append(want, fleet.UnitID{Tenant: fleetgen.TenantName(i), Region: fleetgen.RegionName(j), App: "portal"}.String())
+		}
+	}
+	slices.Sort(want)
+	start := time.Now()
+	var problem string
+	for time.Since(start) < timeout {
+		problem = e.check(t, want, path)
+		if problem == "" {
+			return time.Since(start)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("after %s Route53 does not hold the fleet with health path %s: %s", timeout, path, problem)
+	return 0
+}
+
+// check says what the zone and the account lack or have too much of, or "".
+func (e *route53Env) check(t *testing.T, want []string, path string) string {
+	t.Helper()
+	cur, err := dns.NewApplier(e.client, dns.Options{HostedZoneID: e.zoneID, Fleet: "synthetic", RateScale: dnsRateScale}).Current(t.Context())
+	if err != nil {
+		return err.Error()
+	}
+	var records, checks []string
+	for u := range cur.Published() {
+		records = append(records, u.String())
+	}
+	slices.Sort(records)
+	if !slices.Equal(records, want) {
+		return fmt.Sprintf("records of %v", records)
+	}
+	for _, h := range cur.HealthChecks {
+		if h.Spec.Path != path {
+			return fmt.Sprintf("health check %s of %s probes %s", h.ID, h.Unit(), h.Spec.Path)
+		}
+		checks = append(checks, h.Unit().String())
+	}
+	slices.Sort(checks)
+	if !slices.Equal(checks, want) {
+		return fmt.Sprintf("health checks of %v", checks)
+	}
+	all, err := e.client.ListHealthChecks(t.Context(), &route53.ListHealthChecksInput{})
+	if err != nil {
+		return err.Error()
+	}
+	if len(all.HealthChecks) != len(want) {
+		return fmt.Sprintf("%d health checks in the account, %d of them the fleet's", len(all.HealthChecks), len(cur.HealthChecks))
+	}
+	return ""
+}
+
+// TestReplicasShareRoute53 runs three replicas of the daemon with one Route53:
+// exactly one writes it at a time, publishing every tenant's placements whichever
+// replica applied them. The writer is killed in the middle of publishing, three
+// times (while it creates and tags the health checks, then twice while it
+// updates them to a new path): each time another replica takes over once the
+// writer's Lease expired and finishes the job, leaving no duplicate or untagged
+// health check, and no record of a healthy placement is ever withdrawn.
+func TestReplicasShareRoute53(t *testing.T) {
+	h := newHarness(t)
+	h.dns = newRoute53Env(t)
+	r53 := h.dns
+	replicas := map[string]*replica{}
+	for _, name := range []string{"replica-a", "replica-b", "replica-c"} {
+		replicas[name] = h.start(t, name, nil)
+	}
+	managers := func() []*Manager {
+		var out []*Manager
+		for _, r := range replicas {
+			out = append(out, r.mgr)
+		}
+		return out
+	}
+	t.Logf("three replicas balanced in %s", waitBalanced(t, 30*time.Second, managers()...).Round(time.Millisecond))
+
+	begin := time.Now()
+	next := 'd'
+	for round := range 3 {
+		r53.path = fmt.Sprintf("/healthz-%d", round)
+		// Kill the writer after a random one of its first writes of the round: the
+		// first round creates 24 checks, each followed by its tagging, and writes
+		// 96 records, and its writer is killed right after a CreateHealthCheck,
+		// before the check is tagged (an odd write); the others update 24 checks.
+		n := 1 + rand.IntN(20)
+		if round == 0 {
+			n = 1 + 2*rand.IntN(10)
+		}
+		r53.arm(n)
+		pushed := time.Now()
+		rev := h.pushFleet(t, fmt.Sprintf("round-%d", round))
+		var victim string
+		select {
+		case victim = <-r53.killed:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("round %d: no replica made %d Route53 writes in 90s", round, n)
+		}
+		killed := time.Now()
+		replicas[victim].kill()
+		delete(replicas, victim)
+		name := fmt.Sprintf("replica-%c", next)
+		next++
+		replicas[name] = h.start(t, name, nil)
+		r53.published(t, r53.path, 60*time.Second)
+		t.Logf("round %d (revision %s): the DNS writer %s killed after %d writes, %s after the push; Route53 complete %s after the kill; %s started",
+			round, rev[:12], victim, n, killed.Sub(pushed).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), name)
+	}
+
+	// One writer at a time: no two replicas' Route53 writes overlap.
+	writes := r53.since(begin)
+	writers := map[string]int{}
+	for i, a := range writes {
+		writers[a.replica]++
+		for _, b := range writes[i+1:] {
+			if a.replica != b.replica && a.start.Before(b.end) && b.start.Before(a.end) {
+				t.Errorf("Route53 written by %s (%s) and %s (%s) at once", a.replica, a.call, b.replica, b.call)
+			}
+		}
+		// Every placement stayed healthy: nothing was ever withdrawn.
+		if strings.Contains(a.call, "DELETE ") || strings.HasPrefix(a.call, "DeleteHealthCheck") {
+			t.Errorf("%s withdrew a healthy placement: %s", a.replica, a.call)
+		}
+	}
+	if len(writers) < 3 {
+		t.Errorf("Route53 written by %v: want the first writer and the two that took over", writers)
+	}
+	t.Logf("%d Route53 writes by %v; %d requests throttled by the server, and retried", len(writes), writers, r53.srv.Throttled())
+}
