@@ -20,7 +20,11 @@ const (
 	AppsDir       = "apps"
 	AppFile       = "app.yaml"
 	TenantsDir    = "tenants"
+	AddonsDir     = "addons"
+	AddonFile     = "addon.yaml"
 	SecretsSuffix = ".secrets.sops.yaml"
+	// FleetSecretsFile holds SOPS-encrypted values for every placement.
+	FleetSecretsFile = "fleet" + SecretsSuffix
 )
 
 // MaxFileBytes bounds every file the loader reads, so a huge file is refused with a
@@ -51,6 +55,8 @@ type Model struct {
 	Regions []*Region
 	Apps    []*App
 	Tenants []*Tenant
+	// Addons are the platform addons under addons/, sorted by name.
+	Addons []*Addon
 	// Warnings are problems that do not stop the fleet from loading, such as a value
 	// that looks like a secret written in plain text.
 	Warnings ErrorList
@@ -67,6 +73,32 @@ func (m *Model) App(name string) *App { return find(m.Apps, name, (*App).name) }
 // Tenant returns the tenant called name, or nil.
 func (m *Model) Tenant(name string) *Tenant { return find(m.Tenants, name, (*Tenant).name) }
 
+// Addon returns the addon called name, or nil.
+func (m *Model) Addon(name string) *Addon { return find(m.Addons, name, (*Addon).name) }
+
+// AddonsOf returns the addons that run in region, sorted by name.
+func (m *Model) AddonsOf(region *Region) []*Addon {
+	var out []*Addon
+	for _, a := range m.Addons {
+		if a.Selects(region) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// RegionsOf returns the regions addon a runs in, sorted by name.
+func (m *Model) RegionsOf(a *Addon) []*Region {
+	var out []*Region
+	for _, r := range m.Regions {
+		if a.Selects(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (a *Addon) name() string  { return a.Metadata.Name }
 func (r *Region) name() string { return r.Metadata.Name }
 func (a *App) name() string    { return a.Metadata.Name }
 func (t *Tenant) name() string { return t.Metadata.Name }
@@ -95,6 +127,7 @@ func load(fsys fs.FS, lim limits) (*Model, error) {
 	l.loadRegions()
 	l.loadApps()
 	l.loadTenants()
+	l.loadAddons()
 	l.validate()
 	l.warnValues()
 	l.warnings.sort()
@@ -257,14 +290,14 @@ func (l *loader) object(file, kind string, out any) (Source, bool) {
 	return src, true
 }
 
-const whereKindsLive = "fleet.yaml holds the Fleet, regions/<name>.yaml a Region, apps/<name>/app.yaml an App, tenants/<name>.yaml a Tenant"
+const whereKindsLive = "fleet.yaml holds the Fleet, regions/<name>.yaml a Region, apps/<name>/app.yaml an App, tenants/<name>.yaml a Tenant, addons/<name>/addon.yaml an Addon"
 
 func (l *loader) markBroken(kind, file string) {
 	if l.broken[kind] == nil {
 		l.broken[kind] = map[string]bool{}
 	}
 	base := path.Base(file)
-	if kind == KindApp {
+	if kind == KindApp || kind == KindAddon {
 		base = path.Base(path.Dir(file))
 	}
 	l.broken[kind][strings.TrimSuffix(strings.TrimSuffix(base, ".yaml"), ".yml")] = true
@@ -290,6 +323,9 @@ func (l *loader) loadFleet() {
 	var f Fleet
 	if src, ok := l.object(FleetFile, KindFleet, &f); ok {
 		f.Source = src
+		if _, err := fs.Stat(l.fsys, FleetSecretsFile); err == nil {
+			f.SecretsFile = FleetSecretsFile
+		}
 		l.model.Fleet = &f
 	}
 }
@@ -316,27 +352,72 @@ func (l *loader) yamlFiles(dir string) []string {
 }
 
 func (l *loader) loadRegions() {
+	secrets := map[string]string{} // region file base name → secrets file
 	for _, file := range l.yamlFiles(RegionsDir) {
+		if strings.HasSuffix(file, SecretsSuffix) {
+			secrets[strings.TrimSuffix(path.Base(file), SecretsSuffix)] = file
+			continue
+		}
+		if strings.HasSuffix(file, ".sops.yaml") || strings.HasSuffix(file, ".sops.yml") {
+			l.add(&Error{File: file, Message: "SOPS files in regions/ must be named <region>" + SecretsSuffix})
+			continue
+		}
 		var r Region
 		if src, ok := l.object(file, KindRegion, &r); ok {
 			r.Source = src
 			l.model.Regions = append(l.model.Regions, &r)
 		}
 	}
+	for _, r := range l.model.Regions {
+		if file, ok := secrets[r.Metadata.Name]; ok {
+			r.SecretsFile = file
+			delete(secrets, r.Metadata.Name)
+		}
+	}
+	for base, file := range secrets {
+		if !l.broken[KindRegion][base] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("no region is named %q; name the file after a region's metadata.name or remove it", base)})
+		}
+	}
 }
 
 func (l *loader) loadApps() {
-	entries, err := fs.ReadDir(l.fsys, AppsDir)
+	l.eachDir(AppsDir, AppFile, KindApp, func(file string) {
+		var a App
+		if src, ok := l.object(file, KindApp, &a); ok {
+			a.Source = src
+			l.model.Apps = append(l.model.Apps, &a)
+			l.valuesFiles(src, "spec.valuesFiles", a.Spec.ValuesFiles)
+		}
+	})
+}
+
+func (l *loader) loadAddons() {
+	l.eachDir(AddonsDir, AddonFile, KindAddon, func(file string) {
+		var a Addon
+		if src, ok := l.object(file, KindAddon, &a); ok {
+			a.Source = src
+			l.model.Addons = append(l.model.Addons, &a)
+			l.valuesFiles(src, "spec.valuesFiles", a.Spec.ValuesFiles)
+		}
+	})
+}
+
+// eachDir calls load with the path of file in every directory directly inside
+// parent (apps/<name>/app.yaml, addons/<name>/addon.yaml). A directory without
+// the file is an error; a missing parent is not.
+func (l *loader) eachDir(parent, name, kind string, load func(file string)) {
+	entries, err := fs.ReadDir(l.fsys, parent)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		l.add(&Error{File: AppsDir, Message: "cannot read directory: " + unwrapPathError(err)})
+		l.add(&Error{File: parent, Message: "cannot read directory: " + unwrapPathError(err)})
 	}
 	for _, e := range entries {
-		dir := path.Join(AppsDir, e.Name())
+		dir := path.Join(parent, e.Name())
 		if e.Type()&fs.ModeSymlink != 0 {
 			info, err := fs.Stat(l.fsys, dir)
 			if err != nil {
 				l.add(&Error{File: dir, Message: "cannot read: " + unwrapPathError(err)})
-				l.markBroken(KindApp, path.Join(dir, AppFile))
+				l.markBroken(kind, path.Join(dir, name))
 				continue
 			}
 			if !info.IsDir() {
@@ -345,17 +426,12 @@ func (l *loader) loadApps() {
 		} else if !e.IsDir() {
 			continue
 		}
-		file := path.Join(dir, AppFile)
+		file := path.Join(dir, name)
 		if _, err := fs.Stat(l.fsys, file); errors.Is(err, fs.ErrNotExist) {
-			l.add(&Error{File: dir, Message: "directory has no app.yaml; add one of kind App or remove the directory"})
+			l.add(&Error{File: dir, Message: fmt.Sprintf("directory has no %s; add one of kind %s or remove the directory", name, kind)})
 			continue
 		}
-		var a App
-		if src, ok := l.object(file, KindApp, &a); ok {
-			a.Source = src
-			l.model.Apps = append(l.model.Apps, &a)
-			l.valuesFiles(src, "spec.valuesFiles", a.Spec.ValuesFiles)
-		}
+		load(file)
 	}
 }
 
@@ -386,8 +462,19 @@ func (l *loader) loadTenants() {
 		}
 	}
 	for base, file := range secrets {
-		if !l.broken[KindTenant][base] {
-			l.add(&Error{File: file, Message: fmt.Sprintf("no tenant is named %q; name the file after a tenant's metadata.name or remove it", base)})
+		// tenants/<tenant>.<region>.secrets.sops.yaml: fleet names have no dots.
+		tenant, region, perRegion := strings.Cut(base, ".")
+		i := slices.IndexFunc(l.model.Tenants, func(t *Tenant) bool { return t.Metadata.Name == tenant })
+		if perRegion && i >= 0 {
+			t := l.model.Tenants[i]
+			if t.RegionSecretsFiles == nil {
+				t.RegionSecretsFiles = map[string]string{}
+			}
+			t.RegionSecretsFiles[region] = file
+			continue
+		}
+		if !l.broken[KindTenant][tenant] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("no tenant is named %q; name the file after a tenant's metadata.name (<tenant>%s, or <tenant>.<region>%s for one region) or remove it", tenant, SecretsSuffix, SecretsSuffix)})
 		}
 	}
 }

@@ -17,9 +17,40 @@ type Placement struct {
 	// Namespace is where every namespaced object of the placement lands: the tenant's.
 	Namespace string
 	// Values are the app's values merged from app defaults, fleet, region, tenant and
-	// tenant × region, in that order. Decrypted secrets are merged over them at render
-	// time and never stored here.
+	// tenant × region, in that order. Decrypted secrets are merged at render time
+	// (ValuesWith) and never stored here.
 	Values Values
+
+	// layers are the plain layers Values was merged from, for ValuesWith.
+	layers valueLayers
+}
+
+// valueLayers are a placement's plain values, layer by layer.
+type valueLayers struct {
+	app, tenant          []Values // files then inline values
+	fleet, region, local Values   // local: tenant × region
+}
+
+// Secrets are a placement's decrypted values, by the layer they belong to.
+type Secrets struct {
+	// Fleet is fleet.secrets.sops.yaml; Region regions/<region>.secrets.sops.yaml.
+	Fleet, Region map[string]any
+	// Tenant is the app's key of tenants/<tenant>.secrets.sops.yaml; TenantRegion
+	// the app's key of tenants/<tenant>.<region>.secrets.sops.yaml.
+	Tenant, TenantRegion map[string]any
+}
+
+// ValuesWith merges the placement's values with its decrypted secrets, each at
+// its place in the precedence (docs/fleet-format.md), lowest first: app
+// defaults, fleet values, fleet secrets, region values, region secrets, tenant
+// values, tenant × region values, tenant secrets, tenant × region secrets.
+func (p Placement) ValuesWith(s Secrets) Values {
+	l := p.layers
+	layers := slices.Clone(l.app)
+	layers = append(layers, l.fleet, s.Fleet, l.region, s.Region)
+	layers = append(layers, l.tenant...)
+	layers = append(layers, l.local, s.Tenant, s.TenantRegion)
+	return Merge(layers...)
 }
 
 // ID names the placement's unit, the key used in status, metrics and logs.
@@ -38,12 +69,14 @@ func (m *Model) Placements() []Placement {
 					continue
 				}
 				app := m.App(ta.Name)
+				layers := m.layers(t, region, app, ta)
 				out = append(out, Placement{
 					Tenant:    t,
 					Region:    region,
 					App:       app,
 					Namespace: t.Metadata.Name,
-					Values:    m.values(t, region, app, ta),
+					Values:    Placement{layers: layers}.ValuesWith(Secrets{}),
+					layers:    layers,
 				})
 			}
 		}
@@ -57,14 +90,15 @@ func (m *Model) Placements() []Placement {
 	return out
 }
 
-// values merges a placement's layers by the documented precedence.
-func (m *Model) values(t *Tenant, region *Region, app *App, ta TenantApp) Values {
-	var layers []Values
-	layers = append(layers, m.files(app.Source, app.Spec.ValuesFiles)...)
-	layers = append(layers, app.Spec.Values, m.Fleet.Spec.Values, region.Spec.Values)
-	layers = append(layers, m.files(t.Source, ta.ValuesFiles)...)
-	layers = append(layers, ta.Values, ta.RegionValues[region.Metadata.Name])
-	return Merge(layers...)
+// layers returns a placement's plain values layer by layer.
+func (m *Model) layers(t *Tenant, region *Region, app *App, ta TenantApp) valueLayers {
+	return valueLayers{
+		app:    append(m.files(app.Source, app.Spec.ValuesFiles), app.Spec.Values),
+		fleet:  m.Fleet.Spec.Values,
+		region: region.Spec.Values,
+		tenant: append(m.files(t.Source, ta.ValuesFiles), ta.Values),
+		local:  ta.RegionValues[region.Metadata.Name],
+	}
 }
 
 // files returns the loaded values files that src names, in order.
@@ -88,4 +122,31 @@ func (p Placement) Hostnames(zone string) (global, regional string, ok bool) {
 	global = e.Subdomain + "." + p.Tenant.Metadata.Name + "." + zone
 	regional = e.Subdomain + "." + p.Tenant.Metadata.Name + "." + p.Region.Metadata.Name + "." + zone
 	return global, regional, true
+}
+
+// AddonPlacement is one addon in one region: a unit that belongs to no tenant.
+type AddonPlacement struct {
+	Addon  *Addon
+	Region *Region
+	// Values are the addon's values merged from its valuesFiles, values and
+	// regionValues of this region, in that order. An addon is not a tenant's
+	// placement: fleet and region values, meant for tenants' apps, are not merged.
+	Values Values
+}
+
+// ID names the addon's unit in the region.
+func (p AddonPlacement) ID() UnitID { return AddonUnit(p.Region.Metadata.Name, p.Addon.Metadata.Name) }
+
+// AddonPlacements expands the model's addons into the regions each selects,
+// ordered by region and addon.
+func (m *Model) AddonPlacements() []AddonPlacement {
+	var out []AddonPlacement
+	for _, r := range m.Regions {
+		for _, a := range m.AddonsOf(r) {
+			layers := m.files(a.Source, a.Spec.ValuesFiles)
+			layers = append(layers, a.Spec.Values, a.Spec.RegionValues[r.Metadata.Name])
+			out = append(out, AddonPlacement{Addon: a, Region: r, Values: Merge(layers...)})
+		}
+	}
+	return out
 }

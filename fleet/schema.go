@@ -16,6 +16,7 @@ var kinds = []struct {
 	{KindRegion, reflect.TypeFor[Region]()},
 	{KindApp, reflect.TypeFor[App]()},
 	{KindTenant, reflect.TypeFor[Tenant]()},
+	{KindAddon, reflect.TypeFor[Addon]()},
 }
 
 // dns1123LabelPattern is the regular expression Kubernetes uses for DNS-1123 labels.

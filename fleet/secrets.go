@@ -49,6 +49,12 @@ func (l *loader) warnValues() {
 	for _, a := range m.Apps {
 		l.warnPlaintextSecrets(a.Source, "spec.values", a.Spec.Values)
 	}
+	for _, a := range m.Addons {
+		l.warnPlaintextSecrets(a.Source, "spec.values", a.Spec.Values)
+		for _, r := range slices.Sorted(maps.Keys(a.Spec.RegionValues)) {
+			l.warnPlaintextSecrets(a.Source, "spec.regionValues."+r, a.Spec.RegionValues[r])
+		}
+	}
 	for _, t := range m.Tenants {
 		for i, ta := range t.Spec.Apps {
 			at := fmt.Sprintf("spec.apps[%d]", i)

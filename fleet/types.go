@@ -1,5 +1,7 @@
 package fleet
 
+import "slices"
+
 // APIVersion is the only version of the fleet file format Meridian reads today.
 const APIVersion = "meridian.dev/v1alpha1"
 
@@ -14,13 +16,14 @@ const (
 	KindRegion = "Region"
 	KindApp    = "App"
 	KindTenant = "Tenant"
+	KindAddon  = "Addon"
 )
 
 // TypeMeta identifies a file's format version and kind.
 type TypeMeta struct {
 	// APIVersion is the version of the file format; meridian.dev/v1alpha1.
 	APIVersion string `yaml:"apiVersion" schema:"required"`
-	// Kind is what the file describes: Fleet, Region, App or Tenant.
+	// Kind is what the file describes: Fleet, Region, App, Tenant or Addon.
 	Kind string `yaml:"kind" schema:"required"`
 }
 
@@ -29,6 +32,9 @@ type ObjectMeta struct {
 	// Name identifies the object within its kind; a DNS-1123 label, because it becomes
 	// namespaces, DNS labels and Kubernetes labels.
 	Name string `yaml:"name" schema:"required,dns1123"`
+	// Labels are Kubernetes-style labels of the object. A region's labels are what
+	// an addon's spec.regionSelector matches.
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
 
 // Values are free-form settings handed to an app's chart or kustomization, merged by
@@ -45,6 +51,9 @@ type Fleet struct {
 
 	// Source is where the fleet was read from.
 	Source Source `yaml:"-"`
+	// SecretsFile is the path of fleet.secrets.sops.yaml, SOPS-encrypted values
+	// given to every placement (merged just over spec.values), or empty.
+	SecretsFile string `yaml:"-"`
 }
 
 // FleetSpec is the body of fleet.yaml.
@@ -115,6 +124,10 @@ type Region struct {
 
 	// Source is where the region was read from.
 	Source Source `yaml:"-"`
+	// SecretsFile is the path of regions/<name>.secrets.sops.yaml, SOPS-encrypted
+	// values given to every placement in the region (merged just over
+	// spec.values), or empty.
+	SecretsFile string `yaml:"-"`
 }
 
 // RegionSpec is the body of a Region file.
@@ -307,6 +320,9 @@ type Tenant struct {
 	// SecretsFile is the path of tenants/<name>.secrets.sops.yaml, or empty when the
 	// tenant has no secrets.
 	SecretsFile string `yaml:"-"`
+	// RegionSecretsFiles are the paths of tenants/<name>.<region>.secrets.sops.yaml,
+	// the tenant's secrets for its apps in one region, by region.
+	RegionSecretsFiles map[string]string `yaml:"-"`
 }
 
 // TenantSpec is the body of a Tenant file.
@@ -324,12 +340,28 @@ type TenantSpec struct {
 	// the fields Meridian applied: correct (the default) applies it again, report
 	// only counts and logs it. An app's own DriftPolicy overrides it.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// CustomResources are the custom resources (of CRDs an addon installs, such as
+	// a database operator's) that the tenant's apps may manage in the tenant's
+	// namespace: its Role is granted every verb on them there, and nothing else.
+	CustomResources []CustomResourceGrant `yaml:"customResources,omitempty"`
 	// AdoptExisting lets Meridian take over objects of the tenant's namespace unit (the
 	// Namespace itself and its isolation objects) that already exist in a region but
 	// that Meridian did not create; without it such an object is refused. Adopted
 	// objects are released when the tenant leaves (Meridian's labels and fields
 	// removed), never deleted.
 	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// CustomResourceGrant names custom resources of one API group that a tenant's
+// apps may manage in the tenant's namespace.
+type CustomResourceGrant struct {
+	// Group is the API group of a CustomResourceDefinition, such as
+	// databases.example.com; never a Kubernetes group (*.k8s.io, the core group,
+	// apps, ...), whose resources the tenant's Role already lists or leaves out on
+	// purpose.
+	Group string `yaml:"group" schema:"required"`
+	// Resources are the resources' plural names in Group, such as [databases].
+	Resources []string `yaml:"resources" schema:"required"`
 }
 
 // Drift policies of TenantSpec.DriftPolicy and TenantApp.DriftPolicy.
@@ -399,9 +431,113 @@ type TenantApp struct {
 	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
 	// DriftPolicy overrides the tenant's DriftPolicy for this app: correct or report.
 	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// DependsOn names other apps of the tenant that must be healthy in a region
+	// before this app is applied there, such as a database before the API that
+	// uses it. Each must run in every region this app runs in. While a dependency
+	// is not healthy, this app's changes wait (nothing is deleted).
+	DependsOn []string `yaml:"dependsOn,omitempty"`
 	// AdoptExisting lets Meridian take over objects of this app in the tenant's
 	// namespace that already exist in a region but that Meridian did not create;
 	// without it such an object is refused. Adopted objects are released when the app
 	// stops running there (Meridian's labels and fields removed), never deleted.
 	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// Addon is addons/<name>/addon.yaml: a platform component (an ingress controller,
+// cert-manager, an operator and its CRDs) that belongs to no tenant. It is applied
+// as Meridian itself, may create cluster-scoped objects and write the namespaces
+// it names, and is applied in a region before every tenant unit there.
+type Addon struct {
+	TypeMeta `yaml:",inline"`
+	// Metadata names the addon.
+	Metadata ObjectMeta `yaml:"metadata" schema:"required"`
+	// Spec describes the addon.
+	Spec AddonSpec `yaml:"spec" schema:"required"`
+
+	// Source is where the addon was read from.
+	Source Source `yaml:"-"`
+}
+
+// AddonSpec is the body of an Addon file. Exactly one of Helm and Kustomize is set.
+type AddonSpec struct {
+	// Helm renders the addon from a Helm chart.
+	Helm *HelmSource `yaml:"helm,omitempty"`
+	// Kustomize renders the addon from a Kustomize directory.
+	Kustomize *KustomizeSource `yaml:"kustomize,omitempty"`
+	// Namespace is where the addon's namespaced objects that name no namespace
+	// land (a chart's release namespace), e.g. ingress-nginx.
+	Namespace string `yaml:"namespace" schema:"required,dns1123"`
+	// CreateNamespace adds Namespace to the addon's objects, for charts that do not
+	// render it; leave it off when the addon renders its Namespace or the namespace
+	// already exists.
+	CreateNamespace bool `yaml:"createNamespace,omitempty"`
+	// Namespaces are the other namespaces the addon may write objects into, such as
+	// kube-system; an object in any namespace not listed (nor Namespace) is refused.
+	Namespaces []string `yaml:"namespaces,omitempty"`
+	// Regions selects the regions the addon runs in by name. With neither Regions
+	// nor RegionSelector it runs in every region.
+	Regions []string `yaml:"regions,omitempty"`
+	// RegionSelector selects the regions whose metadata.labels hold every one of
+	// these labels. Not set with Regions.
+	RegionSelector map[string]string `yaml:"regionSelector,omitempty"`
+	// ValuesFiles are values files, relative to addon.yaml, merged in order.
+	ValuesFiles []string `yaml:"valuesFiles,omitempty"`
+	// Values are the addon's values, merged over ValuesFiles.
+	Values Values `yaml:"values,omitempty"`
+	// RegionValues override Values in one region, keyed by region name.
+	RegionValues map[string]Values `yaml:"regionValues,omitempty"`
+	// DependsOn names other addons that must be healthy in a region before this
+	// one is applied there, such as cert-manager before an ingress controller that
+	// asks it for certificates. Each must run in every region this addon runs in.
+	DependsOn []string `yaml:"dependsOn,omitempty"`
+	// DriftPolicy says what the daemon does when a live object of the addon no
+	// longer matches what Meridian applied: correct (the default) or report.
+	DriftPolicy string `yaml:"driftPolicy,omitempty" schema:"enum=correct|report"`
+	// AdoptExisting lets Meridian take over objects of the addon that already exist
+	// in a region but that Meridian did not create (an ingress controller installed
+	// by hand before Meridian); without it such an object is refused. Adopted
+	// objects are released when the addon leaves the region, never deleted.
+	AdoptExisting bool `yaml:"adoptExisting,omitempty"`
+}
+
+// Selects reports whether the addon runs in region r: r is listed in Regions, or
+// r's labels hold every label of RegionSelector, or the addon selects no region in
+// particular.
+func (a *Addon) Selects(r *Region) bool {
+	switch {
+	case len(a.Spec.Regions) > 0:
+		return slices.Contains(a.Spec.Regions, r.Metadata.Name)
+	case len(a.Spec.RegionSelector) > 0:
+		for k, v := range a.Spec.RegionSelector {
+			if got, ok := r.Metadata.Labels[k]; !ok || got != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// WritesNamespace reports whether the addon may write objects into namespace ns.
+func (a *Addon) WritesNamespace(ns string) bool {
+	return ns == a.Spec.Namespace || slices.Contains(a.Spec.Namespaces, ns)
+}
+
+// DependenciesOf returns the names of the apps the tenant's app depends on
+// (TenantApp.DependsOn), or nil when the tenant runs no such app.
+func (t *Tenant) DependenciesOf(app string) []string {
+	for _, a := range t.Spec.Apps {
+		if a.Name == app {
+			return a.DependsOn
+		}
+	}
+	return nil
+}
+
+// RegionsOf returns the regions the tenant runs its app in: the app entry's
+// regions, or else all the tenant's.
+func (ta TenantApp) RegionsOf(t *Tenant) []string {
+	if len(ta.Regions) > 0 {
+		return ta.Regions
+	}
+	return t.Spec.Regions
 }

@@ -16,8 +16,13 @@ func TestParseUnitID(t *testing.T) {
 	}{
 		{text: "t/r", want: UnitID{Tenant: "t", Region: "r"}},
 		{text: "t/r/a", want: UnitID{Tenant: "t", Region: "r", App: "a"}},
-		{text: "t", wantErr: `unit "t": want tenant/region or tenant/region/app`},
-		{text: "t/r/a/b", wantErr: `unit "t/r/a/b": want tenant/region or tenant/region/app`},
+		{text: "addon:r/ingress", want: AddonUnit("r", "ingress")},
+		{text: "t", wantErr: `unit "t": want tenant/region, tenant/region/app or addon:region/name`},
+		{text: "t/r/a/b", wantErr: `unit "t/r/a/b": want tenant/region, tenant/region/app or addon:region/name`},
+		{text: "addon:r", wantErr: `unit "addon:r": want addon:region/name`},
+		{text: "addon:r/a/b", wantErr: `unit "addon:r/a/b": want addon:region/name`},
+		{text: "addon:r/A", wantErr: `unit "addon:r/A": "A" is not a fleet name (a DNS-1123 label)`},
+		{text: "addon/r/a", want: UnitID{Tenant: "addon", Region: "r", App: "a"}}, // a tenant may be named addon
 		{text: "t//a", wantErr: `unit "t//a": "" is not a fleet name (a DNS-1123 label)`},
 		{text: "T/r", wantErr: `unit "T/r": "T" is not a fleet name (a DNS-1123 label)`},
 	}
@@ -49,6 +54,16 @@ func TestUnitIDNamespace(t *testing.T) {
 	if app.Namespace() != ns || ns.Namespace() != ns {
 		t.Errorf("Namespace() of %s = %s and of %s = %s, want %s for both", app, app.Namespace(), ns, ns.Namespace(), ns)
 	}
+	addon := AddonUnit("r", "ingress")
+	if !addon.IsAddon() || addon.IsNamespace() || ns.IsAddon() || app.IsAddon() {
+		t.Errorf("IsAddon/IsNamespace of %s: %t/%t, want true/false; IsAddon of %s, %s: %t, %t, want false", addon, addon.IsAddon(), addon.IsNamespace(), ns, app, ns.IsAddon(), app.IsAddon())
+	}
+	if !addon.Namespace().IsZero() {
+		t.Errorf("an addon unit has no namespace unit, got %s", addon.Namespace())
+	}
+	if addon.Name() != "ingress" || app.Name() != "a" || ns.Name() != "" {
+		t.Errorf("Name() = %q, %q, %q; want ingress, a and empty", addon.Name(), app.Name(), ns.Name())
+	}
 	if !(UnitID{}).IsZero() || ns.IsZero() {
 		t.Error("IsZero is true only for the empty ID")
 	}
@@ -61,9 +76,15 @@ func TestUnitIDCompare(t *testing.T) {
 		{Tenant: "a", Region: "r", App: "z"},
 		{Tenant: "a", Region: "r"},
 		{Tenant: "a", Region: "q", App: "a"},
+		AddonUnit("z", "a"),
+		AddonUnit("a", "b"),
+		AddonUnit("a", "a"),
 	}
 	slices.SortFunc(got, UnitID.Compare)
 	want := []UnitID{
+		AddonUnit("a", "a"), // addons before every tenant's unit
+		AddonUnit("a", "b"),
+		AddonUnit("z", "a"),
 		{Tenant: "a", Region: "q", App: "a"},
 		{Tenant: "a", Region: "r"}, // a namespace unit before its region's placements
 		{Tenant: "a", Region: "r", App: "z"},
@@ -76,12 +97,12 @@ func TestUnitIDCompare(t *testing.T) {
 }
 
 func TestUnitIDJSON(t *testing.T) {
-	in := map[UnitID]UnitID{NamespaceUnit("t", "r"): {Tenant: "t", Region: "r", App: "a"}}
+	in := map[UnitID]UnitID{NamespaceUnit("t", "r"): {Tenant: "t", Region: "r", App: "a"}, AddonUnit("r", "x"): AddonUnit("r", "y")}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"t/r":"t/r/a"}`; string(b) != want {
+	if want := `{"addon:r/x":"addon:r/y","t/r":"t/r/a"}`; string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}
 	var out map[UnitID]UnitID

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"net/url"
 	"path"
@@ -42,22 +43,35 @@ func (l *loader) validate() {
 	m.Regions = uniqueSorted(l, m.Regions, "region", func(r *Region) (string, Source) { return r.Metadata.Name, r.Source })
 	m.Apps = uniqueSorted(l, m.Apps, "app", func(a *App) (string, Source) { return a.Metadata.Name, a.Source })
 	m.Tenants = uniqueSorted(l, m.Tenants, "tenant", func(t *Tenant) (string, Source) { return t.Metadata.Name, t.Source })
+	m.Addons = uniqueSorted(l, m.Addons, "addon", func(a *Addon) (string, Source) { return a.Metadata.Name, a.Source })
 
 	if m.Fleet != nil {
 		l.checkAPIVersion(m.Fleet.TypeMeta, m.Fleet.Source)
+		l.labels(m.Fleet.Source, "metadata.labels", m.Fleet.Metadata.Labels)
 		l.validateFleet(m.Fleet)
 	}
 	for _, r := range m.Regions {
 		l.checkAPIVersion(r.TypeMeta, r.Source)
+		l.labels(r.Source, "metadata.labels", r.Metadata.Labels)
 		l.validateRegion(r)
 	}
 	for _, a := range m.Apps {
 		l.checkAPIVersion(a.TypeMeta, a.Source)
+		l.labels(a.Source, "metadata.labels", a.Metadata.Labels)
 		l.validateApp(a)
 	}
 	for _, t := range m.Tenants {
 		l.checkAPIVersion(t.TypeMeta, t.Source)
+		l.labels(t.Source, "metadata.labels", t.Metadata.Labels)
 		l.validateTenant(t)
+	}
+	for _, file := range l.fleetAndRegionSecrets() {
+		l.validateSecretsFile(file, func(string) string { return "" })
+	}
+	for _, a := range m.Addons {
+		l.checkAPIVersion(a.TypeMeta, a.Source)
+		l.labels(a.Source, "metadata.labels", a.Metadata.Labels)
+		l.validateAddon(a)
 	}
 }
 
@@ -284,24 +298,92 @@ func (l *loader) validateCluster(src Source, c ClusterAccess) {
 
 func (l *loader) validateApp(a *App) {
 	src, spec := a.Source, a.Spec
-	switch {
-	case spec.Helm == nil && spec.Kustomize == nil:
-		l.add(src.errorAt("spec", "app has neither a Helm chart nor a Kustomize base; set spec.helm.chart (or spec.helm.repository) or spec.kustomize.path"))
-	case spec.Helm != nil && spec.Kustomize != nil:
-		l.add(src.errorAt("spec", "app sets both spec.helm and spec.kustomize; an app is rendered one way, keep one"))
-	case spec.Helm != nil:
-		l.validateHelm(src, spec.Helm)
-	case spec.Kustomize != nil:
-		if dir, ok := l.resolve(src, "spec.kustomize.path", spec.Kustomize.Path); ok && !l.hasAnyFile(dir, kustomizationFiles) {
-			l.add(src.errorAt("spec.kustomize.path", "%s has no kustomization.yaml; point at a Kustomize directory", dir))
-		}
-	}
+	l.validateRenderSource(src, "app", spec.Helm, spec.Kustomize)
 	if e := spec.Expose; e != nil && !strings.HasPrefix(e.HealthCheck.Path, "/") && e.HealthCheck.Path != "" {
 		l.add(src.errorAt("spec.expose.healthCheck.path", "%q must start with /", e.HealthCheck.Path))
 	}
 	for i, k := range spec.AllowClusterScoped {
 		if !kindPattern.MatchString(k) {
 			l.add(src.errorAt(fmt.Sprintf("spec.allowClusterScoped[%d]", i), "%q is not a Kubernetes kind such as ClusterRole", k))
+		}
+	}
+}
+
+// validateRenderSource checks that an app or addon (noun) renders one way, from a
+// chart or a Kustomize directory that exists.
+func (l *loader) validateRenderSource(src Source, noun string, h *HelmSource, k *KustomizeSource) {
+	switch {
+	case h == nil && k == nil:
+		l.add(src.errorAt("spec", "%s has neither a Helm chart nor a Kustomize base; set spec.helm.chart (or spec.helm.repository) or spec.kustomize.path", noun))
+	case h != nil && k != nil:
+		l.add(src.errorAt("spec", "%s sets both spec.helm and spec.kustomize; an %s is rendered one way, keep one", noun, noun))
+	case h != nil:
+		l.validateHelm(src, h)
+	case k != nil:
+		if dir, ok := l.resolve(src, "spec.kustomize.path", k.Path); ok && !l.hasAnyFile(dir, kustomizationFiles) {
+			l.add(src.errorAt("spec.kustomize.path", "%s has no kustomization.yaml; point at a Kustomize directory", dir))
+		}
+	}
+}
+
+// validateAddon checks an addon: how it renders, the regions it selects, and the
+// namespaces it writes, none of which may be a tenant's or Meridian's own.
+func (l *loader) validateAddon(a *Addon) {
+	src, spec := a.Source, a.Spec
+	l.validateRenderSource(src, "addon", spec.Helm, spec.Kustomize)
+	if len(spec.Regions) > 0 && len(spec.RegionSelector) > 0 {
+		l.add(src.errorAt("spec.regionSelector", "is set with spec.regions; select regions by name or by labels, not both"))
+	}
+	for i, r := range spec.Regions {
+		l.knownRegion(src, fmt.Sprintf("spec.regions[%d]", i), r)
+	}
+	l.noDuplicates(src, spec.Regions, listItem("spec.regions"))
+	l.labels(src, "spec.regionSelector", spec.RegionSelector)
+	if len(spec.RegionSelector) > 0 && len(l.model.Regions) > 0 && len(l.model.RegionsOf(a)) == 0 {
+		l.warnings = append(l.warnings, src.errorAt("spec.regionSelector", "selects no region: no region's metadata.labels hold all of these labels; label a region or correct the selector"))
+	}
+	for r := range spec.RegionValues {
+		region := l.model.Region(r)
+		if region == nil || !a.Selects(region) {
+			l.add(src.errorAt("spec.regionValues."+r, "addon %q does not run in region %q; remove these values or select the region", a.Metadata.Name, r))
+		}
+	}
+	l.addonNamespace(a, "spec.namespace", spec.Namespace)
+	for i, ns := range spec.Namespaces {
+		field := fmt.Sprintf("spec.namespaces[%d]", i)
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			l.add(src.errorAt(field, "%q is not a namespace name (a DNS-1123 label)", ns))
+			continue
+		}
+		if ns == spec.Namespace {
+			l.add(src.errorAt(field, "%q is spec.namespace already; remove it here", ns))
+			continue
+		}
+		l.addonNamespace(a, field, ns)
+	}
+	l.noDuplicates(src, spec.Namespaces, listItem("spec.namespaces"))
+	l.addonDependencies(a)
+}
+
+// addonNamespace refuses a namespace an addon would write that belongs to a tenant
+// or to Meridian.
+func (l *loader) addonNamespace(a *Addon, field, ns string) {
+	switch {
+	case ns == SystemNamespace:
+		l.add(a.Source.errorAt(field, "%q is Meridian's own namespace, where it keeps its inventories; an addon may not write into it", ns))
+	case l.model.Tenant(ns) != nil:
+		l.add(a.Source.errorAt(field, "%q is the namespace of tenant %q (%s); an addon may not write into a tenant's namespace, choose another namespace", ns, ns, l.model.Tenant(ns).Source.File))
+	}
+}
+
+// labels checks a map of Kubernetes labels at field.
+func (l *loader) labels(src Source, field string, m map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			l.add(src.errorAt(field+"."+k, "%q is not a label key: %s", k, errs[0]))
+		}
+		if errs := validation.IsValidLabelValue(m[k]); len(errs) > 0 {
+			l.add(src.errorAt(field+"."+k, "%q is not a label value: %s", m[k], errs[0]))
 		}
 	}
 }
@@ -382,10 +464,12 @@ func (l *loader) validateTenant(t *Tenant) {
 		}
 	}
 	l.noDuplicates(src, names, func(i int) string { return fmt.Sprintf("spec.apps[%d].name", i) })
+	l.tenantDependencies(t)
 
 	if q := spec.Quota; q != nil {
 		l.quantities(src, "spec.quota.hard", q.Hard)
 	}
+	l.customResources(src, spec.CustomResources)
 	if d := spec.ContainerDefaults; d != nil {
 		l.quantities(src, "spec.containerDefaults.requests", d.Requests)
 		l.quantities(src, "spec.containerDefaults.limits", d.Limits)
@@ -393,6 +477,57 @@ func (l *loader) validateTenant(t *Tenant) {
 	if t.SecretsFile != "" {
 		l.validateSecrets(t, names)
 	}
+	for _, region := range slices.Sorted(maps.Keys(t.RegionSecretsFiles)) {
+		file := t.RegionSecretsFiles[region]
+		if !regions[region] {
+			l.add(&Error{File: file, Message: fmt.Sprintf("tenant %q does not run in region %q; name the file tenants/%s.<region>%s after one of its spec.regions or remove it", t.Metadata.Name, region, t.Metadata.Name, SecretsSuffix)})
+			continue
+		}
+		var here []string
+		for _, ta := range spec.Apps {
+			if slices.Contains(ta.RegionsOf(t), region) {
+				here = append(here, ta.Name)
+			}
+		}
+		l.validateSecretsFile(file, func(key string) string {
+			if slices.Contains(here, key) {
+				return ""
+			}
+			return fmt.Sprintf("tenant %q runs no app %q in region %q; top-level keys of this file are the names of the tenant's apps there", t.Metadata.Name, key, region)
+		})
+	}
+}
+
+// builtinGroups are API groups Kubernetes serves without CRDs that contain no dot:
+// a tenant may not be granted resources of them through customResources.
+var builtinGroups = []string{"apps", "batch", "autoscaling", "policy", "extensions"}
+
+// customResources checks a tenant's grants of custom resources: each names the API
+// group of a CRD (not one of Kubernetes' own, whose resources the tenant's Role
+// lists or leaves out on purpose) and its resources' plural names, once each.
+func (l *loader) customResources(src Source, grants []CustomResourceGrant) {
+	groups := make([]string, len(grants))
+	for i, g := range grants {
+		at := fmt.Sprintf("spec.customResources[%d]", i)
+		groups[i] = g.Group
+		switch {
+		case g.Group == "":
+		case g.Group == "k8s.io" || strings.HasSuffix(g.Group, ".k8s.io") || slices.Contains(builtinGroups, g.Group):
+			l.add(src.errorAt(at+".group", "%q is a Kubernetes API group; customResources grants custom resources only, the tenant's Role already holds what it may do with Kubernetes' own", g.Group))
+		case len(validation.IsDNS1123Subdomain(g.Group)) > 0 || !strings.Contains(g.Group, "."):
+			l.add(src.errorAt(at+".group", "%q is not the API group of a CustomResourceDefinition, a DNS name such as databases.example.com", g.Group))
+		}
+		if len(g.Resources) == 0 {
+			l.add(src.errorAt(at+".resources", "lists no resource; name the plural names of the group's resources, such as [databases]"))
+		}
+		for j, r := range g.Resources {
+			if len(validation.IsDNS1123Label(r)) > 0 {
+				l.add(src.errorAt(fmt.Sprintf("%s.resources[%d]", at, j), "%q is not a resource's plural name (lowercase, such as databases); wildcards are not granted", r))
+			}
+		}
+		l.noDuplicates(src, g.Resources, listItem(at+".resources"))
+	}
+	l.noDuplicates(src, groups, func(i int) string { return fmt.Sprintf("spec.customResources[%d].group", i) })
 }
 
 // reservedName says why no tenant may be called name, or returns "": a tenant's name is
@@ -474,7 +609,18 @@ func (l *loader) quantities(src Source, field string, m map[string]string) {
 // validateSecrets checks that a tenant's secrets file is SOPS-encrypted and only holds
 // values for the tenant's apps. It reads the file's structure, never its values.
 func (l *loader) validateSecrets(t *Tenant, apps []string) {
-	file := t.SecretsFile
+	l.validateSecretsFile(t.SecretsFile, func(key string) string {
+		if slices.Contains(apps, key) {
+			return ""
+		}
+		return fmt.Sprintf("tenant %q runs no app %q; top-level keys of a secrets file are the tenant's app names", t.Metadata.Name, key)
+	})
+}
+
+// validateSecretsFile checks that a secrets file is a SOPS-encrypted mapping whose
+// top-level keys keyProblem accepts (it returns why a key is refused, or ""). It
+// reads the file's structure, never its values.
+func (l *loader) validateSecretsFile(file string, keyProblem func(key string) string) {
 	node, ok := l.readChecked(file)
 	if !ok {
 		return
@@ -490,8 +636,8 @@ func (l *loader) validateSecrets(t *Tenant, apps []string) {
 			encrypted = true
 			continue
 		}
-		if !slices.Contains(apps, k.Value) {
-			l.add(&Error{File: file, Line: k.Line, Field: k.Value, Message: fmt.Sprintf("tenant %q runs no app %q; top-level keys of a secrets file are the tenant's app names", t.Metadata.Name, k.Value)})
+		if problem := keyProblem(k.Value); problem != "" {
+			l.add(&Error{File: file, Line: k.Line, Field: k.Value, Message: problem})
 		}
 	}
 	if !encrypted {
@@ -517,4 +663,134 @@ func (l *loader) readChecked(file string) (*yaml.Node, bool) {
 		return nil, false
 	}
 	return node, true
+}
+
+// tenantDependencies checks the dependsOn of a tenant's apps: each names another
+// app of the tenant that runs in every region the app runs in, and no app waits,
+// through others, for itself.
+func (l *loader) tenantDependencies(t *Tenant) {
+	entries := map[string]TenantApp{}
+	for _, ta := range t.Spec.Apps {
+		entries[ta.Name] = ta
+	}
+	edges := map[string][]string{}
+	for i, ta := range t.Spec.Apps {
+		at := fmt.Sprintf("spec.apps[%d].dependsOn", i)
+		for j, dep := range ta.DependsOn {
+			field := fmt.Sprintf("%s[%d]", at, j)
+			other, ok := entries[dep]
+			switch {
+			case dep == ta.Name:
+				l.add(t.Source.errorAt(field, "app %q depends on itself; remove it", dep))
+			case !ok:
+				l.add(t.Source.errorAt(field, "tenant %q runs no app %q; name one of its spec.apps", t.Metadata.Name, dep))
+			default:
+				if missing := notIn(ta.RegionsOf(t), other.RegionsOf(t)); len(missing) > 0 {
+					l.add(t.Source.errorAt(field, "app %q runs in %s, where %q does not run; a dependency must run in every region of the app that waits for it", ta.Name, strings.Join(missing, ", "), dep))
+					continue
+				}
+				edges[ta.Name] = append(edges[ta.Name], dep)
+			}
+		}
+		l.noDuplicates(t.Source, ta.DependsOn, listItem(at))
+	}
+	for i, ta := range t.Spec.Apps {
+		if cycle := cycleFrom(ta.Name, edges); cycle != nil {
+			l.add(t.Source.errorAt(fmt.Sprintf("spec.apps[%d].dependsOn", i), "apps wait for each other in a cycle (%s), so none would ever be applied; remove one of these dependencies", strings.Join(cycle, " → ")))
+		}
+	}
+}
+
+// addonDependencies checks an addon's dependsOn as tenantDependencies checks an
+// app's, against the other addons.
+func (l *loader) addonDependencies(a *Addon) {
+	edges := map[string][]string{}
+	for _, other := range l.model.Addons {
+		for _, dep := range other.Spec.DependsOn {
+			if d := l.model.Addon(dep); d != nil && dep != other.Metadata.Name && len(notInRegions(l.model.RegionsOf(other), l.model.RegionsOf(d))) == 0 {
+				edges[other.Metadata.Name] = append(edges[other.Metadata.Name], dep)
+			}
+		}
+	}
+	for j, dep := range a.Spec.DependsOn {
+		field := fmt.Sprintf("spec.dependsOn[%d]", j)
+		d := l.model.Addon(dep)
+		switch {
+		case dep == a.Metadata.Name:
+			l.add(a.Source.errorAt(field, "addon %q depends on itself; remove it", dep))
+		case d == nil:
+			l.known(a.Source, field, dep, KindAddon, "addons/"+dep+"/addon.yaml", false)
+		default:
+			if missing := notInRegions(l.model.RegionsOf(a), l.model.RegionsOf(d)); len(missing) > 0 {
+				l.add(a.Source.errorAt(field, "addon %q runs in %s, where %q does not run; a dependency must run in every region of the addon that waits for it", a.Metadata.Name, strings.Join(missing, ", "), dep))
+			}
+		}
+	}
+	l.noDuplicates(a.Source, a.Spec.DependsOn, listItem("spec.dependsOn"))
+	if cycle := cycleFrom(a.Metadata.Name, edges); cycle != nil {
+		l.add(a.Source.errorAt("spec.dependsOn", "addons wait for each other in a cycle (%s), so none would ever be applied; remove one of these dependencies", strings.Join(cycle, " → ")))
+	}
+}
+
+// notIn returns the names of want that have lacks, in want's order.
+func notIn(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// notInRegions is notIn for regions.
+func notInRegions(want, have []*Region) []string {
+	names := func(rs []*Region) []string {
+		out := make([]string, len(rs))
+		for i, r := range rs {
+			out[i] = r.Metadata.Name
+		}
+		return out
+	}
+	return notIn(names(want), names(have))
+}
+
+// cycleFrom returns a cycle of edges through start, as the names along it from
+// start back to start, or nil when start is on none.
+func cycleFrom(start string, edges map[string][]string) []string {
+	seen := map[string]bool{}
+	var path []string
+	var walk func(n string) []string
+	walk = func(n string) []string {
+		path = append(path, n)
+		defer func() { path = path[:len(path)-1] }()
+		for _, next := range edges[n] {
+			if next == start {
+				return append(slices.Clone(path), start)
+			}
+			if !seen[next] {
+				seen[next] = true
+				if c := walk(next); c != nil {
+					return c
+				}
+			}
+		}
+		return nil
+	}
+	return walk(start)
+}
+
+// fleetAndRegionSecrets lists the fleet's and regions' secrets files, which hold
+// values for every placement (of the fleet, of a region): any key is theirs.
+func (l *loader) fleetAndRegionSecrets() []string {
+	var out []string
+	if f := l.model.Fleet; f != nil && f.SecretsFile != "" {
+		out = append(out, f.SecretsFile)
+	}
+	for _, r := range l.model.Regions {
+		if r.SecretsFile != "" {
+			out = append(out, r.SecretsFile)
+		}
+	}
+	return out
 }

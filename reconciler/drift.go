@@ -99,7 +99,9 @@ func (r *Reconciler) drift(ctx context.Context, region string, in *rendered) *Re
 			names[j] = d.String()
 		}
 		policy := fleet.DriftCorrect
-		if t := in.snap.Model.Tenant(ch.Unit.Tenant); t != nil {
+		if a := in.snap.Model.Addon(ch.Unit.Addon); ch.Unit.IsAddon() && a != nil && a.Spec.DriftPolicy != "" {
+			policy = a.Spec.DriftPolicy
+		} else if t := in.snap.Model.Tenant(ch.Unit.Tenant); !ch.Unit.IsAddon() && t != nil {
 			policy = t.DriftPolicyOf(ch.Unit.App)
 		}
 		if policy == fleet.DriftReport {

@@ -213,7 +213,7 @@ func (c *fakeCluster) Apply(ctx context.Context, unit *render.Unit, prev *plan.I
 	if held, ok := c.held[id]; ok != (prev != nil) || ok && held.Digest != prev.Digest {
 		return fmt.Errorf("%s: prev is not the unit's inventory in %s", id, c.region)
 	}
-	if _, ok := c.held[id.Namespace()]; !ok && !id.IsNamespace() {
+	if _, ok := c.held[id.Namespace()]; !ok && !id.IsNamespace() && !id.IsAddon() {
 		// The API server refuses objects in a namespace that does not exist.
 		return &apply.Error{Object: plan.RefOf(unit.Objects[0]).String(), Op: "apply failed",
 			Err: apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, id.Tenant)}
@@ -316,7 +316,7 @@ func renderResult(revision string, units map[fleet.UnitID]string, failed []fleet
 // separated by spaces, each optionally with =value (a ConfigMap's data.value, a
 // Secret's stringData.value). The description is the unit's digest.
 func renderUnit(id fleet.UnitID, objects string) *render.Unit {
-	u := &render.Unit{Tenant: id.Tenant, Region: id.Region, App: id.App, Digest: objects}
+	u := &render.Unit{Tenant: id.Tenant, Region: id.Region, App: id.App, Addon: id.Addon, Digest: objects}
 	for _, o := range strings.Fields(objects) {
 		u.Objects = append(u.Objects, newObject(id.Tenant, o))
 	}

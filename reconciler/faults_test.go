@@ -511,8 +511,8 @@ func (f *fixture) checkConverged(t *testing.T) int {
 			for _, o := range list.Items {
 				checked++
 				ref := plan.RefOf(&o)
-				if ref.Kind == "Namespace" && ref.Name == inventory.Namespace {
-					continue // where the inventories are kept
+				if ref.Kind == "Namespace" && ref.Name == inventory.Namespace || ref.Namespace == inventory.Namespace {
+					continue // where the inventories are kept, and the inventories themselves
 				}
 				if !listed[r.Name+" "+ref.String()] {
 					t.Errorf("%s: %s is Meridian's but in no inventory (an orphan)", r.Name, ref)

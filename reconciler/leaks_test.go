@@ -69,6 +69,31 @@ func TestNoSecretLeaks(t *testing.T) {
 	head := f.push(t, "trucking: rotate the database password", map[string]string{secretsFile: string(rotated)})
 	waitConverged(t, addr, head)
 
+	// Secrets beyond tenants: the fleet's (logistics-eu's portal takes its database
+	// password from it), eu-west-2's (over the fleet's there) and trucking's in
+	// us-east-1 (over trucking's own there).
+	head = f.push(t, "secrets for the fleet, a region and a tenant in one region", map[string]string{
+		"fleet.secrets.sops.yaml":                      string(sopstest.Encrypt(t, keyFile, "database:\n  password: fleet-wide-secret-in-the-leak-test-91c2\n")),
+		"regions/eu-west-2.secrets.sops.yaml":          string(sopstest.Encrypt(t, keyFile, "database:\n  password: region-secret-in-the-leak-test-5b7d\n")),
+		"tenants/trucking.us-east-1.secrets.sops.yaml": string(sopstest.Encrypt(t, keyFile, "portal:\n  database:\n    password: tenant-region-secret-in-the-leak-test-e83a\n")),
+	})
+	waitConverged(t, addr, head)
+	for _, c := range []struct{ region, namespace, want string }{
+		{"us-east-1", "logistics-eu", "fleet-wide-secret-in-the-leak-test-91c2"},
+		{"eu-west-2", "logistics-eu", "region-secret-in-the-leak-test-5b7d"},
+		{"us-east-1", "trucking", "tenant-region-secret-in-the-leak-test-e83a"},
+		{"eu-west-2", "trucking", "rotated-in-the-leak-test-4f1e07"},
+	} {
+		s, err := kubernetes.NewForConfigOrDie(f.tb.Region(c.region).Config).CoreV1().Secrets(c.namespace).Get(t.Context(), "portal-database", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s: Secret/%s/portal-database: %v", c.region, c.namespace, err)
+		}
+		if string(s.Data["password"]) != c.want {
+			// Not the value: the test's own output must not hold one either.
+			t.Errorf("%s: Secret/%s/portal-database holds another layer's password than the one its precedence gives", c.region, c.namespace)
+		}
+	}
+
 	// Someone edits the live Secret; the drift check puts it back.
 	cs := kubernetes.NewForConfigOrDie(f.tb.Region("eu-west-2").Config)
 	secret, err := cs.CoreV1().Secrets("trucking").Get(t.Context(), "portal-database", metav1.GetOptions{})
@@ -96,14 +121,14 @@ func TestNoSecretLeaks(t *testing.T) {
 	// What the run decrypted: every secrets file at both revisions.
 	files := map[string][]byte{}
 	for _, rev := range []string{base, head} {
-		for _, name := range strings.Fields(gitOut(t, f, "ls-tree", "-r", "--name-only", rev, "tenants/")) {
+		for _, name := range strings.Fields(gitOut(t, f, "ls-tree", "-r", "--name-only", rev)) {
 			if strings.HasSuffix(name, ".secrets.sops.yaml") {
 				files[rev[:12]+":"+name] = []byte(gitOut(t, f, "show", rev+":"+name))
 			}
 		}
 	}
 	values := sopstest.Values(t, keyFile, files)
-	if len(values) < 3 {
+	if len(values) < 6 {
 		t.Fatalf("only %d decrypted values to look for", len(values))
 	}
 
@@ -127,12 +152,14 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 		events += len(list.Items)
 		places[r.Name+" events"] = mustJSON(t, list)
-		secrets, err := cs.CoreV1().Secrets("trucking").List(t.Context(), metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
+		for _, ns := range []string{"trucking", "logistics-eu"} {
+			secrets, err := cs.CoreV1().Secrets(ns).List(t.Context(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			liveSecrets += len(secrets.Items)
+			places[r.Name+" Secrets in "+ns+" (control)"] = mustJSON(t, secrets)
 		}
-		liveSecrets += len(secrets.Items)
-		places[r.Name+" Secrets in trucking (control)"] = mustJSON(t, secrets)
 	}
 	cached := 0
 	for _, root := range []string{cache, tmp} {

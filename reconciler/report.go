@@ -238,6 +238,22 @@ func (e *NamespaceFailedError) Error() string {
 	return "not applied: its namespace unit " + e.Namespace.String() + " failed; it is applied once that unit is"
 }
 
+// DependencyError is why a unit was not applied: a unit it depends on in the
+// same region (an addon, which every tenant unit waits for, or a dependsOn) is
+// not healthy there. The unit is left as it is — never deleted — and applied in a
+// later pass once the dependency is healthy.
+type DependencyError struct {
+	// Dependency is the unit waited for.
+	Dependency fleet.UnitID
+	// Reason says what the dependency is: failed, not healthy, not rendered.
+	Reason string
+}
+
+// Error says what the unit waits for.
+func (e *DependencyError) Error() string {
+	return "not applied: it waits for " + e.Dependency.String() + ", which " + e.Reason + "; it is applied once that unit is healthy"
+}
+
 // Err summarises a report's failures, or returns nil when the revision reached every
 // region healthy with nothing held.
 func (r *Report) Err() error {

@@ -549,6 +549,7 @@ func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *f
 	owns, fenced, release := d.opts.Ownership.Hold(ctx)
 	part := *m
 	part.Tenants = slices.DeleteFunc(slices.Clone(m.Tenants), func(t *fleet.Tenant) bool { return !owns(t.Metadata.Name) })
+	part.Addons = slices.DeleteFunc(slices.Clone(m.Addons), func(a *fleet.Addon) bool { return !owns(addonShard(a.Metadata.Name)) })
 	for name, cl := range clusters {
 		clusters[name] = ownedCluster{Cluster: cl, owns: owns}
 	}
@@ -561,7 +562,17 @@ type ownedCluster struct {
 	owns func(tenant string) bool
 }
 
+// addonShard is the name an addon is sharded by among replicas, as a tenant is by
+// its own name; the colon keeps it apart from every tenant's.
+func addonShard(addon string) string { return "addon:" + addon }
+
 func (c ownedCluster) unit(id fleet.UnitID) error {
+	if id.IsAddon() {
+		if !c.owns(addonShard(id.Addon)) {
+			return fmt.Errorf("%s: addon %s is not owned by this replica; left to its owner", id, id.Addon)
+		}
+		return nil
+	}
 	if !c.owns(id.Tenant) {
 		return fmt.Errorf("%s: tenant %s is not owned by this replica; left to its owner", id, id.Tenant)
 	}

@@ -58,16 +58,16 @@ const workerError = "apps/worker/chart/templates/deployment.yaml:46: unexpected 
 // exampleUnits are the units fleet-example places in each region.
 var exampleUnits = map[string][]string{
 	"eu-west-2": {
-		"logistics-eu/eu-west-2", "logistics-eu/eu-west-2/api", "logistics-eu/eu-west-2/portal",
+		"addon:eu-west-2/platform", "logistics-eu/eu-west-2", "logistics-eu/eu-west-2/api", "logistics-eu/eu-west-2/portal",
 		"trucking/eu-west-2", "trucking/eu-west-2/api", "trucking/eu-west-2/portal", "trucking/eu-west-2/worker",
 	},
 	"us-east-1": {
-		"charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker",
+		"addon:us-east-1/platform", "charging-stations-ca/us-east-1", "charging-stations-ca/us-east-1/portal", "charging-stations-ca/us-east-1/worker",
 		"logistics-eu/us-east-1", "logistics-eu/us-east-1/portal",
 		"trucking/us-east-1", "trucking/us-east-1/api", "trucking/us-east-1/portal", "trucking/us-east-1/worker",
 	},
 	"ap-northeast-2": {
-		"trucking/ap-northeast-2", "trucking/ap-northeast-2/api", "trucking/ap-northeast-2/portal", "trucking/ap-northeast-2/worker",
+		"addon:ap-northeast-2/platform", "trucking/ap-northeast-2", "trucking/ap-northeast-2/api", "trucking/ap-northeast-2/portal", "trucking/ap-northeast-2/worker",
 	},
 }
 
@@ -405,7 +405,7 @@ func TestRun(t *testing.T) {
 			var want, got []string
 			for _, u := range list {
 				id := mustUnit(u)
-				if id.IsNamespace() {
+				if id.IsNamespace() || id.IsAddon() {
 					continue
 				}
 				d := f.deployment(t, region, id.Tenant, id.App)
@@ -432,7 +432,7 @@ func TestRun(t *testing.T) {
 		if !p.Changed() {
 			t.Error("Changed() is false with a drifted Deployment")
 		}
-		want := "eu-west-2: 7 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
+		want := "eu-west-2: 8 unchanged\n  drift     trucking/eu-west-2/portal\n      Deployment/trucking/portal: replace /spec/replicas\n"
 		if !strings.Contains(text, want) {
 			t.Errorf("plan does not show the drift %q:\n%s", want, text)
 		}
@@ -850,7 +850,8 @@ func TestRun(t *testing.T) {
 		for last = next(t); last.Err() != nil; last = next(t) {
 		}
 		want := map[string]string{
-			"trucking/ap-northeast-2": "unchanged", "trucking/ap-northeast-2/api": "unchanged",
+			"addon:ap-northeast-2/platform": "unchanged",
+			"trucking/ap-northeast-2":       "unchanged", "trucking/ap-northeast-2/api": "unchanged",
 			"trucking/ap-northeast-2/portal": "update", "trucking/ap-northeast-2/worker": "unchanged",
 		}
 		if diff := cmp.Diff(want, changes(last)["ap-northeast-2"]); diff != "" {

@@ -32,6 +32,18 @@ func Facts(p fleet.Placement, zone string) map[string]any {
 	return f
 }
 
+// AddonFacts are the fleet facts of an addon in a region, as the values its chart
+// sees under its facts key: region, awsRegion, addon, namespace and zone.
+func AddonFacts(p fleet.AddonPlacement, zone string) map[string]any {
+	return map[string]any{
+		"region":    p.Region.Metadata.Name,
+		"awsRegion": p.Region.Spec.AWSRegion,
+		"addon":     p.Addon.Metadata.Name,
+		"namespace": p.Addon.Spec.Namespace,
+		"zone":      strings.TrimSuffix(zone, "."),
+	}
+}
+
 // substitutionVars flattens values into the variables a Kustomize app that
 // substitutes can use with ${name}: facts as meridian_tenant, meridian_host, ...,
 // and every scalar value by its path joined with underscores (image.tag →

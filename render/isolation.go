@@ -37,6 +37,16 @@ var tenantRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
 }
 
+// rulesOf returns the rules of a tenant's Role: tenantRules, and every verb on the
+// custom resources the tenant is granted (spec.customResources).
+func rulesOf(t *fleet.Tenant) []rbacv1.PolicyRule {
+	rules := slices.Clone(tenantRules)
+	for _, g := range t.Spec.CustomResources {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g.Group}, Resources: slices.Clone(g.Resources), Verbs: []string{"*"}})
+	}
+	return rules
+}
+
 // isolation returns the objects that make a tenant's namespace in one region an
 // isolated environment: the Namespace, its ResourceQuota and LimitRange (when the
 // tenant sets them), a NetworkPolicy that lets in only the namespace itself and the
@@ -80,7 +90,7 @@ func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, 
 		&rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: meta(TenantServiceAccount),
-			Rules:      tenantRules,
+			Rules:      rulesOf(t),
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -77,8 +77,12 @@ func EncodeYAML(w io.Writer, units []*Unit) error {
 
 // UnitFile is the path, relative to an output directory, of a unit's file:
 // <tenant>/<region>/<app>.yaml, or <tenant>/<region>/_namespace.yaml for a namespace
-// unit (app names cannot start with an underscore).
+// unit (app names cannot start with an underscore), and
+// _addons/<region>/<addon>.yaml for an addon unit (nor can tenant names).
 func UnitFile(u *Unit) string {
+	if u.Addon != "" {
+		return path.Join("_addons", u.Region, u.Addon+".yaml")
+	}
 	name := u.App
 	if name == "" {
 		name = "_namespace"

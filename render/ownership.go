@@ -19,6 +19,7 @@ const (
 	LabelTenant         = "meridian.dev/tenant"
 	LabelRegion         = "meridian.dev/region"
 	LabelApp            = "meridian.dev/app"
+	LabelAddon          = "meridian.dev/addon"
 	AnnotationRevision  = "meridian.dev/revision"
 	AnnotationPlacement = "meridian.dev/placement"
 )
@@ -83,15 +84,7 @@ func ObjectRef(u *unstructured.Unstructured) string {
 // moved), cluster-scoped objects that the app does not explicitly allow, and
 // objects that would replace the namespace's isolation objects.
 func confine(objects []*unstructured.Unstructured, namespace string, allowClusterScoped []string) error {
-	crdScoped := map[schema.GroupKind]bool{}
-	for _, u := range objects {
-		if u.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
-			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
-			scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
-			crdScoped[schema.GroupKind{Group: group, Kind: kind}] = scope == "Cluster"
-		}
-	}
+	crdScoped := clusterScopedCRDs(objects)
 	for _, u := range objects {
 		gk := u.GroupVersionKind().GroupKind()
 		if clusterScopedKinds[gk] || crdScoped[gk] {
@@ -116,6 +109,57 @@ func confine(objects []*unstructured.Unstructured, namespace string, allowCluste
 	return nil
 }
 
+// confineAddon puts every namespaced object of an addon that names no namespace
+// into the addon's namespace, and refuses one in a namespace the addon does not
+// name (spec.namespace, spec.namespaces), and a Namespace object of a tenant or of
+// Meridian: an addon is a platform component, and tenants' namespaces are theirs.
+// Cluster-scoped objects, CustomResourceDefinitions included, are what addons are
+// for and are let through.
+func confineAddon(objects []*unstructured.Unstructured, a *fleet.Addon, tenants map[string]bool) error {
+	crdScoped := clusterScopedCRDs(objects)
+	for _, u := range objects {
+		gk := u.GroupVersionKind().GroupKind()
+		if clusterScopedKinds[gk] || crdScoped[gk] {
+			u.SetNamespace("")
+			if gk == (schema.GroupKind{Kind: "Namespace"}) {
+				switch name := u.GetName(); {
+				case name == fleet.SystemNamespace:
+					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("%s is Meridian's own namespace; an addon may not write it", name)}
+				case tenants[name]:
+					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("%s is tenant %s's namespace; an addon may not write it, rename the namespace", name, name)}
+				case !a.WritesNamespace(name):
+					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("the addon writes namespace %s but does not name it; add it to the addon's spec.namespaces", name)}
+				}
+			}
+			continue
+		}
+		ns := u.GetNamespace()
+		if ns == "" {
+			u.SetNamespace(a.Spec.Namespace)
+			continue
+		}
+		if !a.WritesNamespace(ns) {
+			return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("the object is in namespace %q, which the addon does not name; add %q to the addon's spec.namespaces, or leave the namespace out so that Meridian puts it in %q", ns, ns, a.Spec.Namespace)}
+		}
+	}
+	return nil
+}
+
+// clusterScopedCRDs returns the kinds the objects' CustomResourceDefinitions
+// define, true for those that are cluster-scoped.
+func clusterScopedCRDs(objects []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, u := range objects {
+		if u.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+			scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+			out[schema.GroupKind{Group: group, Kind: kind}] = scope == "Cluster"
+		}
+	}
+	return out
+}
+
 // label marks objects with where they came from.
 func label(objects []*unstructured.Unstructured, unit fleet.UnitID, revision string) {
 	for _, u := range objects {
@@ -124,9 +168,14 @@ func label(objects []*unstructured.Unstructured, unit fleet.UnitID, revision str
 			labels = map[string]string{}
 		}
 		labels[LabelManagedBy] = ManagedByMeridian
-		labels[LabelTenant] = unit.Tenant
 		labels[LabelRegion] = unit.Region
-		if !unit.IsNamespace() {
+		switch {
+		case unit.IsAddon():
+			labels[LabelAddon] = unit.Addon
+		case unit.IsNamespace():
+			labels[LabelTenant] = unit.Tenant
+		default:
+			labels[LabelTenant] = unit.Tenant
 			labels[LabelApp] = unit.App
 		}
 		u.SetLabels(labels)

@@ -66,14 +66,22 @@ type Snapshot struct {
 	Model *fleet.Model
 }
 
-// Filter selects placements by tenant, region and app; empty fields match all.
+// Filter selects placements by tenant, region and app, and addon units by region
+// and addon; empty fields match all. A filter naming a tenant or an app selects
+// no addon, and one naming an addon selects no tenant's unit.
 type Filter struct {
 	Tenant, Region, App string
+	Addon               string
 }
 
 // matchNamespace reports whether the filter selects a tenant's namespace in a region.
 func (f Filter) matchNamespace(tenant, region string) bool {
-	return (f.Tenant == "" || f.Tenant == tenant) && (f.Region == "" || f.Region == region)
+	return f.Addon == "" && (f.Tenant == "" || f.Tenant == tenant) && (f.Region == "" || f.Region == region)
+}
+
+// matchAddon reports whether the filter selects an addon's unit.
+func (f Filter) matchAddon(p fleet.AddonPlacement) bool {
+	return f.Tenant == "" && f.App == "" && (f.Region == "" || f.Region == p.Region.Metadata.Name) && (f.Addon == "" || f.Addon == p.Addon.Metadata.Name)
 }
 
 // matchPlacement reports whether the filter selects a placement.
@@ -81,11 +89,13 @@ func (f Filter) matchPlacement(p fleet.Placement) bool {
 	return f.matchNamespace(p.Tenant.Metadata.Name, p.Region.Metadata.Name) && (f.App == "" || f.App == p.App.Metadata.Name)
 }
 
-// Unit is what one region gets for one placement, or — when App is empty — for one
-// tenant's namespace and its isolation objects.
+// Unit is what one region gets for one placement, for one tenant's namespace and
+// its isolation objects (App empty), or for one addon (Addon set, no Tenant).
 type Unit struct {
 	// Tenant, Region and App name the placement; App is empty for a namespace unit.
 	Tenant, Region, App string
+	// Addon names the addon of an addon unit, which has no Tenant and no App.
+	Addon string
 	// Objects are the rendered objects, sorted; they may hold decrypted secrets.
 	// They share all but their metadata with the Renderer's cache: read them, or
 	// deep-copy one before changing it.
@@ -124,14 +134,15 @@ type Hook = helm.Hook
 
 // ID names the unit.
 func (u *Unit) ID() fleet.UnitID {
-	return fleet.UnitID{Tenant: u.Tenant, Region: u.Region, App: u.App}
+	return fleet.UnitID{Tenant: u.Tenant, Region: u.Region, App: u.App, Addon: u.Addon}
 }
 
 // Result is a rendered snapshot.
 type Result struct {
 	// Revision is the snapshot's revision.
 	Revision string
-	// Units are every namespace unit and placement that rendered, ordered by tenant,
+	// Units are every addon unit, namespace unit and placement that rendered,
+	// ordered as fleet.UnitID.Compare orders them: addons first, then by tenant,
 	// region and app (a tenant's namespace unit before its apps).
 	Units []*Unit
 	// Errors holds one error per unit that failed to render. A failed unit has no
@@ -246,7 +257,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		return nil, fmt.Errorf("snapshot directory %q is not an absolute path", snap.Dir)
 	}
 	m := snap.Model
-	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, hashes: newFileHashes(snap.Dir), tenantSecrets: map[string]*tenantSecrets{}, charts: map[string]*chartDigest{}}
+	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, tenants: tenantNames(m), hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}}
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
@@ -270,29 +281,34 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		}
 	}
 
-	var placements []fleet.Placement
-	for _, p := range m.Placements() {
-		if filter.matchPlacement(p) {
-			placements = append(placements, p)
+	var jobs []job
+	for _, p := range m.AddonPlacements() {
+		if filter.matchAddon(p) {
+			jobs = append(jobs, run.addonJob(p))
 		}
 	}
-	units := make([]*Unit, len(placements))
-	errs := make([]*UnitError, len(placements))
+	for _, p := range m.Placements() {
+		if filter.matchPlacement(p) {
+			jobs = append(jobs, run.placementJob(p))
+		}
+	}
+	units := make([]*Unit, len(jobs))
+	errs := make([]*UnitError, len(jobs))
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(r.opts.Parallelism, len(placements)) {
+	for range min(r.opts.Parallelism, len(jobs)) {
 		wg.Go(func() {
 			for i := range work {
 				var err error
-				if units[i], err = run.placement(ctx, placements[i]); err != nil {
-					errs[i] = &UnitError{Unit: placements[i].ID(), Err: err}
+				if units[i], err = run.render(ctx, jobs[i]); err != nil {
+					errs[i] = &UnitError{Unit: jobs[i].id, Err: err}
 				}
 			}
 		})
 	}
-	for i := range placements {
+	for i := range jobs {
 		if ctx.Err() != nil {
-			errs[i] = &UnitError{Unit: placements[i].ID(), Err: ctx.Err()}
+			errs[i] = &UnitError{Unit: jobs[i].id, Err: ctx.Err()}
 			continue
 		}
 		work <- i
@@ -310,7 +326,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		}
 		result.Units = append(result.Units, u)
 	}
-	slices.SortStableFunc(result.Units, func(a, b *Unit) int { return strings.Compare(a.sortKey(), b.sortKey()) })
+	slices.SortStableFunc(result.Units, func(a, b *Unit) int { return a.ID().Compare(b.ID()) })
 	result.Units, result.Errors = shared(result.Units, result.Errors)
 	result.secretValues = run.secretValues()
 	return result, nil
@@ -354,8 +370,6 @@ func shared(units []*Unit, errs []*UnitError) ([]*Unit, []*UnitError) {
 	return kept, errs
 }
 
-func (u *Unit) sortKey() string { return u.Tenant + "\x00" + u.Region + "\x00" + u.App }
-
 // renderRun is one Render call: the snapshot, a memo of file digests (the snapshot
 // is immutable) and each tenant's secrets, decrypted at most once and only when a
 // placement of the tenant misses the cache.
@@ -364,10 +378,12 @@ type renderRun struct {
 	snap   Snapshot
 	zone   string
 	hashes *fileHashes
+	// tenants are the fleet's tenant names: namespaces no addon may write.
+	tenants map[string]bool
 
-	mu            sync.Mutex
-	tenantSecrets map[string]*tenantSecrets
-	charts        map[string]*chartDigest // by app directory
+	mu          sync.Mutex
+	secretFiles map[string]*secretsFile // by file
+	charts      map[string]*chartDigest // by app directory
 }
 
 type chartDigest struct {
@@ -390,7 +406,8 @@ func (run *renderRun) chartDigest(ctx context.Context, req helm.Request) (string
 	return d.digest, d.err
 }
 
-type tenantSecrets struct {
+// secretsFile is one SOPS file of the snapshot: read once, decrypted at most once.
+type secretsFile struct {
 	// Set under renderRun.mu when first asked for, then read-only.
 	ciphertext []byte
 	digest     string
@@ -401,43 +418,95 @@ type tenantSecrets struct {
 	err    error          // set by once
 }
 
-// secretsOf reads a tenant's secrets file (not decrypting it).
-func (run *renderRun) secretsOf(t *fleet.Tenant) *tenantSecrets {
+// secretsOf reads a secrets file of the snapshot (not decrypting it).
+func (run *renderRun) secretsOf(file string) *secretsFile {
 	run.mu.Lock()
-	s, ok := run.tenantSecrets[t.Metadata.Name]
+	s, ok := run.secretFiles[file]
 	if !ok {
-		s = &tenantSecrets{}
-		run.tenantSecrets[t.Metadata.Name] = s
-		if t.SecretsFile != "" {
-			s.ciphertext, s.readErr = readInSnapshot(run.snap.Dir, t.SecretsFile)
-			s.digest = digestBytes(s.ciphertext)
-		}
+		s = &secretsFile{}
+		run.secretFiles[file] = s
+		s.ciphertext, s.readErr = readInSnapshot(run.snap.Dir, file)
+		s.digest = digestBytes(s.ciphertext)
 	}
 	run.mu.Unlock()
 	return s
 }
 
-// decrypted returns a tenant's decrypted secrets, decrypting them once.
-func (run *renderRun) decrypted(ctx context.Context, t *fleet.Tenant) (map[string]any, error) {
-	s := run.secretsOf(t)
-	if s.readErr != nil || t.SecretsFile == "" {
+// decrypted returns a secrets file's decrypted values, decrypting it once; an
+// empty file name has none.
+func (run *renderRun) decrypted(ctx context.Context, file string) (map[string]any, error) {
+	if file == "" {
+		return nil, nil
+	}
+	s := run.secretsOf(file)
+	if s.readErr != nil {
 		return nil, s.readErr
 	}
 	s.once.Do(func() {
 		if run.r.opts.Decryptor == nil {
-			s.err = fmt.Errorf("%s: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)", t.SecretsFile)
+			s.err = fmt.Errorf("%s: no SOPS keys are configured; give Meridian the key this file is encrypted to (--key-file, SOPS_AGE_KEY_FILE)", file)
 			return
 		}
-		s.values, s.err = run.r.opts.Decryptor.DecryptContext(ctx, t.SecretsFile, s.ciphertext)
+		s.values, s.err = run.r.opts.Decryptor.DecryptContext(ctx, file, s.ciphertext)
 	})
 	return s.values, s.err
+}
+
+// secretFilesOf lists the secrets files a placement's values come from, in the
+// order of the precedence: fleet, region, tenant, tenant × region (empty names
+// for those it has not).
+func secretFilesOf(p fleet.Placement, m *fleet.Model) [4]string {
+	return [4]string{m.Fleet.SecretsFile, p.Region.SecretsFile, p.Tenant.SecretsFile, p.Tenant.RegionSecretsFiles[p.Region.Metadata.Name]}
+}
+
+// secretsDigest identifies the ciphertext of a placement's secrets files (never
+// their values), for its cache key.
+func (run *renderRun) secretsDigest(files [4]string) (string, error) {
+	var parts []string
+	for _, f := range files {
+		if f == "" {
+			parts = append(parts, "")
+			continue
+		}
+		s := run.secretsOf(f)
+		if s.readErr != nil {
+			return "", s.readErr
+		}
+		parts = append(parts, s.digest)
+	}
+	if strings.Join(parts, "") == "" {
+		return "", nil
+	}
+	if parts[0]+parts[1]+parts[3] == "" {
+		return parts[2], nil // the tenant's file alone: the digest it always had
+	}
+	return digestBytes([]byte(strings.Join(parts, "\x00"))), nil
+}
+
+// placementSecrets decrypts a placement's secrets files and returns the values of
+// each layer: the fleet's and region's whole, the tenant's for the app.
+func (run *renderRun) placementSecrets(ctx context.Context, p fleet.Placement, files [4]string) (fleet.Secrets, bool, error) {
+	var out [4]map[string]any
+	some := false
+	for i, f := range files {
+		v, err := run.decrypted(ctx, f)
+		if err != nil {
+			return fleet.Secrets{}, false, err
+		}
+		if i >= 2 { // tenants' files are keyed by app
+			v, _ = v[p.App.Metadata.Name].(map[string]any)
+		}
+		out[i] = v
+		some = some || len(v) > 0
+	}
+	return fleet.Secrets{Fleet: out[0], Region: out[1], Tenant: out[2], TenantRegion: out[3]}, some, nil
 }
 
 func (run *renderRun) secretValues() []string {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	var all []string
-	for _, s := range run.tenantSecrets {
+	for _, s := range run.secretFiles {
 		s.once.Do(func() {}) // every decryption has finished; values is safe to read
 		if s.values != nil {
 			all = append(all, secrets.Leaves(s.values)...)
@@ -451,47 +520,131 @@ func (run *renderRun) secretValues() []string {
 // without its secrets: the fleet's, and the placement's facts only where the App
 // asks for them — under its chart's facts key, or as substitution variables.
 func PlacementValues(p fleet.Placement, zone string) fleet.Values {
-	switch {
-	case p.App.Spec.Helm != nil && p.App.Spec.Helm.FactsKey != "":
-		return fleet.Merge(p.Values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
-	case p.App.Spec.Kustomize != nil && p.App.Spec.Kustomize.Substitute:
-		return fleet.Merge(p.Values, fleet.Values{FactsKey: Facts(p, zone)})
-	}
-	return p.Values
+	return withFacts(p, zone, p.Values)
 }
 
-// placement renders one placement, from the cache when its inputs are unchanged.
-func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, error) {
-	app := p.App.Metadata.Name
-	values := PlacementValues(p, run.zone)
-	sec := run.secretsOf(p.Tenant)
-	if sec.readErr != nil {
-		return nil, sec.readErr
+// withFacts adds the placement's facts to values where its App asks for them.
+func withFacts(p fleet.Placement, zone string, values fleet.Values) fleet.Values {
+	switch {
+	case p.App.Spec.Helm != nil && p.App.Spec.Helm.FactsKey != "":
+		return fleet.Merge(values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
+	case p.App.Spec.Kustomize != nil && p.App.Spec.Kustomize.Substitute:
+		return fleet.Merge(values, fleet.Values{FactsKey: Facts(p, zone)})
 	}
-	appDir := path.Dir(p.App.Source.File)
+	return values
+}
+
+// job is one unit to render from a chart or a Kustomize directory: a tenant's
+// placement or an addon in a region.
+type job struct {
+	id      fleet.UnitID
+	appFile string // app.yaml or addon.yaml
+	helm    *fleet.HelmSource
+	kust    *fleet.KustomizeSource
+	// namespace is the chart's release namespace, and where namespaced objects
+	// that name none land.
+	namespace   string
+	kubeVersion string
+	// values are the unit's values with the facts its source asks for, without
+	// secrets.
+	values fleet.Values
+	// scope is what the unit may write, part of its cache key: the placement's
+	// allowed cluster-scoped kinds, or the addon's namespaces.
+	scope []string
+	// secretsDigest returns the digest of the secrets files the unit's values
+	// come from (never their values); withSecrets the unit's values with its
+	// decrypted secrets, each merged at its place in the precedence.
+	secretsDigest func() (string, error)
+	withSecrets   func(ctx context.Context) (fleet.Values, error)
+	// confine checks and completes the rendered objects' namespaces.
+	confine func(objects []*unstructured.Unstructured) error
+	// extra are objects Meridian adds to what the source renders (an addon's
+	// Namespace when it asks Meridian to create it).
+	extra []*unstructured.Unstructured
+	adopt bool
+}
+
+// placementJob is the job of a tenant's placement.
+func (run *renderRun) placementJob(p fleet.Placement) job {
+	files := secretFilesOf(p, run.snap.Model)
+	values := PlacementValues(p, run.zone)
+	return job{
+		id: p.ID(), appFile: p.App.Source.File, helm: p.App.Spec.Helm, kust: p.App.Spec.Kustomize,
+		namespace: p.Namespace, kubeVersion: p.Region.Spec.KubernetesVersion,
+		values: values, scope: p.App.Spec.AllowClusterScoped,
+		secretsDigest: func() (string, error) { return run.secretsDigest(files) },
+		withSecrets: func(ctx context.Context) (fleet.Values, error) {
+			sec, some, err := run.placementSecrets(ctx, p, files)
+			if err != nil || !some {
+				return values, err
+			}
+			return withFacts(p, run.zone, p.ValuesWith(sec)), nil
+		},
+		confine: func(objects []*unstructured.Unstructured) error {
+			return confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped)
+		},
+		adopt: p.Tenant.AdoptsExisting(p.App.Metadata.Name),
+	}
+}
+
+// addonJob is the job of an addon in a region.
+func (run *renderRun) addonJob(p fleet.AddonPlacement) job {
+	a := p.Addon
+	values := p.Values
+	switch {
+	case a.Spec.Helm != nil && a.Spec.Helm.FactsKey != "":
+		values = fleet.Merge(values, fleet.Values{a.Spec.Helm.FactsKey: AddonFacts(p, run.zone)})
+	case a.Spec.Kustomize != nil && a.Spec.Kustomize.Substitute:
+		values = fleet.Merge(values, fleet.Values{FactsKey: AddonFacts(p, run.zone)})
+	}
+	j := job{
+		id: p.ID(), appFile: a.Source.File, helm: a.Spec.Helm, kust: a.Spec.Kustomize,
+		namespace: a.Spec.Namespace, kubeVersion: p.Region.Spec.KubernetesVersion,
+		values: values, scope: append([]string{a.Spec.Namespace}, a.Spec.Namespaces...),
+		secretsDigest: func() (string, error) { return "", nil },
+		withSecrets:   func(context.Context) (fleet.Values, error) { return values, nil },
+		confine:       func(objects []*unstructured.Unstructured) error { return confineAddon(objects, a, run.tenants) },
+		adopt:         a.Spec.AdoptExisting,
+	}
+	if a.Spec.CreateNamespace {
+		ns := &unstructured.Unstructured{}
+		ns.SetAPIVersion("v1")
+		ns.SetKind("Namespace")
+		ns.SetName(a.Spec.Namespace)
+		j.extra = append(j.extra, ns)
+	}
+	return j
+}
+
+// render renders one job, from the cache when its inputs are unchanged.
+func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
+	secretsDigest, err := j.secretsDigest()
+	if err != nil {
+		return nil, err
+	}
+	appDir := path.Dir(j.appFile)
 	key := cacheKey{
 		Meridian:    version.Version,
-		Placement:   p.ID().String(),
+		Placement:   j.id.String(),
 		AppDir:      appDir,
-		Helm:        p.App.Spec.Helm,
-		Kustomize:   p.App.Spec.Kustomize,
-		Allow:       p.App.Spec.AllowClusterScoped,
-		KubeVersion: p.Region.Spec.KubernetesVersion,
-		Values:      values,
-		Secrets:     sec.digest,
+		Helm:        j.helm,
+		Kustomize:   j.kust,
+		Allow:       j.scope,
+		KubeVersion: j.kubeVersion,
+		Values:      j.values,
+		Secrets:     secretsDigest,
 	}
 
 	var (
 		objects []*unstructured.Unstructured
 		inputs  map[string]string
 		digest  string
-		err     error
 	)
 	switch {
-	case p.App.Spec.Helm != nil:
+	case j.helm != nil:
 		req := helm.Request{
-			Root: run.snap.Dir, AppDir: appDir, Source: *p.App.Spec.Helm,
-			ReleaseName: app, Namespace: p.Namespace, KubeVersion: p.Region.Spec.KubernetesVersion,
+			Root: run.snap.Dir, AppDir: appDir, Source: *j.helm,
+			ReleaseName: j.id.Name(), Namespace: j.namespace, KubeVersion: j.kubeVersion,
 		}
 		if key.Chart, err = run.chartDigest(ctx, req); err != nil {
 			return nil, err
@@ -500,27 +653,27 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 			return nil, err
 		}
 		if objs, _, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(p, objs, digest, true), nil
+			return run.unit(j, objs, digest, true), nil
 		}
-		if req.Values, err = run.withSecrets(ctx, p, values); err != nil {
+		if req.Values, err = run.withSecrets(ctx, j); err != nil {
 			return nil, err
 		}
 		if objects, err = run.r.opts.Helm.Render(ctx, req); err != nil {
 			return nil, err
 		}
-	case p.App.Spec.Kustomize != nil:
+	case j.kust != nil:
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
 		if objs, inputs, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(p, objs, unitDigest(digest, inputs), true), nil
+			return run.unit(j, objs, unitDigest(digest, inputs), true), nil
 		}
-		withSecrets, err := run.withSecrets(ctx, p, values)
+		withSecrets, err := run.withSecrets(ctx, j)
 		if err != nil {
 			return nil, err
 		}
-		req := kustomize.Request{Root: run.snap.Dir, Dir: path.Join(appDir, p.App.Spec.Kustomize.Path)}
-		if p.App.Spec.Kustomize.Substitute {
+		req := kustomize.Request{Root: run.snap.Dir, Dir: path.Join(appDir, j.kust.Path)}
+		if j.kust.Substitute {
 			req.Vars = substitutionVars(withSecrets)
 		}
 		res, err := kustomize.Build(ctx, req)
@@ -540,43 +693,40 @@ func (run *renderRun) placement(ctx context.Context, p fleet.Placement) (*Unit, 
 			}
 		}
 	default:
-		return nil, &FileError{File: p.App.Source.File, Err: errors.New("app has neither helm nor kustomize")}
+		return nil, &FileError{File: j.appFile, Err: errors.New("neither helm nor kustomize is set")}
 	}
 
-	if err := confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped); err != nil {
-		return nil, &FileError{File: p.App.Source.File, Err: err}
+	for _, e := range j.extra {
+		if !slices.ContainsFunc(objects, func(o *unstructured.Unstructured) bool {
+			return o.GroupVersionKind() == e.GroupVersionKind() && o.GetName() == e.GetName()
+		}) {
+			objects = append(objects, e.DeepCopy())
+		}
+	}
+	if err := j.confine(objects); err != nil {
+		return nil, &FileError{File: j.appFile, Err: err}
 	}
 	sortObjects(objects)
 	run.r.cache.put(digest, objects, inputs)
-	return run.unit(p, objects, unitDigest(digest, inputs), false), nil
+	return run.unit(j, objects, unitDigest(digest, inputs), false), nil
 }
 
-// withSecrets merges the tenant's decrypted secrets for the placement's app over its
-// values: the last layer of the precedence.
-func (run *renderRun) withSecrets(ctx context.Context, p fleet.Placement, values fleet.Values) (fleet.Values, error) {
-	decrypted, err := run.decrypted(ctx, p.Tenant)
-	if err != nil {
-		return nil, err
-	}
-	appSecrets, _ := decrypted[p.App.Metadata.Name].(map[string]any)
-	if len(appSecrets) == 0 {
-		return values, nil
-	}
-	return fleet.Merge(values, appSecrets), nil
+// withSecrets returns the unit's values with its decrypted secrets.
+func (run *renderRun) withSecrets(ctx context.Context, j job) (fleet.Values, error) {
+	return j.withSecrets(ctx)
 }
 
 // unit labels copies of the cached objects with the snapshot's revision. The copies
 // have metadata of their own and share the rest with the cache: a pass holds the
 // fleet's specs once, not once more per pass.
-func (run *renderRun) unit(p fleet.Placement, objects []*unstructured.Unstructured, digest string, cached bool) *Unit {
+func (run *renderRun) unit(j job, objects []*unstructured.Unstructured, digest string, cached bool) *Unit {
 	out := make([]*unstructured.Unstructured, len(objects))
 	for i, o := range objects {
 		out[i] = withOwnMetadata(o)
 	}
-	label(out, p.ID(), run.snap.Revision)
-	u := &Unit{Tenant: p.Tenant.Metadata.Name, Region: p.Region.Metadata.Name, App: p.App.Metadata.Name, Objects: out, Digest: digest, Cached: cached,
-		AdoptExisting: p.Tenant.AdoptsExisting(p.App.Metadata.Name)}
-	if p.App.Spec.Helm != nil {
+	label(out, j.id, run.snap.Revision)
+	u := &Unit{Tenant: j.id.Tenant, Region: j.id.Region, App: j.id.App, Addon: j.id.Addon, Objects: out, Digest: digest, Cached: cached, AdoptExisting: j.adopt}
+	if j.helm != nil {
 		u.Objects, u.Hooks = helm.Hooks(out)
 	}
 	return u
@@ -621,4 +771,13 @@ func readInSnapshot(dir, file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: file is more than the limit of %d bytes; split it or move data out of the fleet repository", file, fleet.MaxFileBytes)
 	}
 	return data, nil
+}
+
+// tenantNames returns the names of the fleet's tenants, which are their namespaces.
+func tenantNames(m *fleet.Model) map[string]bool {
+	out := make(map[string]bool, len(m.Tenants))
+	for _, t := range m.Tenants {
+		out[t.Metadata.Name] = true
+	}
+	return out
 }

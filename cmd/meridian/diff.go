@@ -70,6 +70,7 @@ that failed to render in either revision).`,
 	f.StringVar(&o.filter.Tenant, "tenant", "", "compare only this tenant")
 	f.StringVar(&o.filter.Region, "region", "", "compare only this region")
 	f.StringVar(&o.filter.App, "app", "", "compare only this app")
+	f.StringVar(&o.filter.Addon, "addon", "", "compare only this addon (and no tenant's unit)")
 	f.StringArrayVar(&o.keyFiles, "key-file", nil, "SOPS key file: age identities, or armored OpenPGP keys (.asc); repeatable")
 	f.StringVar(&o.chartCache, "chart-cache", "", "directory for charts downloaded from repositories (default: the user cache)")
 	_ = cmd.MarkFlagRequired("base")
@@ -126,7 +127,7 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 			head = s.Commit
 		}
 	}
-	for _, n := range []struct{ what, name string }{{"tenant", o.filter.Tenant}, {"region", o.filter.Region}, {"app", o.filter.App}} {
+	for _, n := range []struct{ what, name string }{{"tenant", o.filter.Tenant}, {"region", o.filter.Region}, {"app", o.filter.App}, {"addon", o.filter.Addon}} {
 		if n.name != "" && !exists(sides[0].Model, n.what, n.name) && !exists(sides[1].Model, n.what, n.name) {
 			return fmt.Errorf("--%s %s: no such %s in either revision", n.what, n.name, n.what)
 		}

@@ -52,6 +52,7 @@ SOPS_AGE_KEY / SOPS_AGE_KEY_FILE, never from the fleet repository.`,
 	f.StringVar(&o.filter.Tenant, "tenant", "", "render only this tenant")
 	f.StringVar(&o.filter.Region, "region", "", "render only this region")
 	f.StringVar(&o.filter.App, "app", "", "render only this app")
+	f.StringVar(&o.filter.Addon, "addon", "", "render only this addon (and no tenant's unit)")
 	f.StringVar(&o.outputDir, "output-dir", "", "write <tenant>/<region>/<app>.yaml files here instead of printing")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print decrypted values instead of redacting them (never in CI logs)")
 	f.StringArrayVar(&o.keyFiles, "key-file", nil, "SOPS key file: age identities, or armored OpenPGP keys (.asc); repeatable")
@@ -71,7 +72,7 @@ func runRender(ctx context.Context, stdout, stderr io.Writer, o renderOptions) e
 		}
 		return err
 	}
-	for _, n := range []struct{ what, name string }{{"tenant", o.filter.Tenant}, {"region", o.filter.Region}, {"app", o.filter.App}} {
+	for _, n := range []struct{ what, name string }{{"tenant", o.filter.Tenant}, {"region", o.filter.Region}, {"app", o.filter.App}, {"addon", o.filter.Addon}} {
 		if n.name != "" && !exists(model, n.what, n.name) {
 			return fmt.Errorf("--%s %s: no such %s in %s", n.what, n.name, n.what, o.fleetDir)
 		}
@@ -159,6 +160,8 @@ func exists(m *fleet.Model, what, name string) bool {
 		return m.Tenant(name) != nil
 	case "region":
 		return m.Region(name) != nil
+	case "addon":
+		return m.Addon(name) != nil
 	}
 	return m.App(name) != nil
 }

@@ -50,11 +50,14 @@ func TestRenderExampleTwice(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(strings.TrimPrefix(doc, "---\n")), &o); err != nil {
 			t.Fatalf("not YAML: %v\n%s", err, doc)
 		}
-		var tenant string
-		if id, err := fleet.ParseUnitID(o.Metadata.Annotations["meridian.dev/placement"]); err == nil {
-			tenant = id.Tenant
-		}
+		id, err := fleet.ParseUnitID(o.Metadata.Annotations["meridian.dev/placement"])
+		tenant := id.Tenant
 		switch {
+		case err == nil && id.IsAddon():
+			// An addon writes the namespaces it names: fleet-example's, platform.
+			if ns := o.Metadata.Namespace; ns != "" && ns != "platform" {
+				t.Errorf("%s/%s of %s is in namespace %q, not the addon's", o.Kind, o.Metadata.Name, id, ns)
+			}
 		case tenant == "":
 			t.Errorf("%s/%s has no placement annotation", o.Kind, o.Metadata.Name)
 		case o.Kind == "Namespace":

@@ -77,6 +77,9 @@ type validateReport struct {
 	Regions    int    `json:"regions"`
 	Apps       int    `json:"apps"`
 	Placements int    `json:"placements"`
+	// Addons counts the platform addons, AddonUnits their units (addon × region).
+	Addons     int `json:"addons"`
+	AddonUnits int `json:"addonUnits"`
 	// Objects counts the rendered objects checked, and Kubernetes the versions whose
 	// schemas they were checked against; both empty with --no-render.
 	Objects    int               `json:"objects"`
@@ -140,6 +143,7 @@ func runValidate(ctx context.Context, out io.Writer, o validateOptions) error {
 		report.Warnings = append(report.Warnings, fromFleet(m.Warnings)...)
 		report.Tenants, report.Regions, report.Apps = len(m.Tenants), len(m.Regions), len(m.Apps)
 		report.Placements = len(m.Placements())
+		report.Addons, report.AddonUnits = len(m.Addons), len(m.AddonPlacements())
 	}
 	root, err := os.OpenRoot(o.fleetDir)
 	if err != nil {
@@ -242,11 +246,11 @@ func printValidateReport(out io.Writer, report validateReport, o validateOptions
 		case !report.Valid:
 			fmt.Fprintf(out, "%s is not valid: %d %s\n", o.fleetDir, len(report.Errors), plural(len(report.Errors), "error", "errors"))
 		case report.Objects > 0:
-			fmt.Fprintf(out, "%s is valid: %d tenants, %d regions, %d apps, %d placements; %d rendered objects fit Kubernetes %s\n",
-				o.fleetDir, report.Tenants, report.Regions, report.Apps, report.Placements, report.Objects, strings.Join(report.Kubernetes, ", "))
+			fmt.Fprintf(out, "%s is valid: %d tenants, %d regions, %d apps, %d placements, %s; %d rendered objects fit Kubernetes %s\n",
+				o.fleetDir, report.Tenants, report.Regions, report.Apps, report.Placements, addonCount(report), report.Objects, strings.Join(report.Kubernetes, ", "))
 		default:
-			fmt.Fprintf(out, "%s is valid: %d tenants, %d regions, %d apps, %d placements\n",
-				o.fleetDir, report.Tenants, report.Regions, report.Apps, report.Placements)
+			fmt.Fprintf(out, "%s is valid: %d tenants, %d regions, %d apps, %d placements, %s\n",
+				o.fleetDir, report.Tenants, report.Regions, report.Apps, report.Placements, addonCount(report))
 		}
 	}
 	if !report.Valid {
@@ -268,4 +272,9 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// addonCount says how many addons the fleet has and how many units they make.
+func addonCount(r validateReport) string {
+	return fmt.Sprintf("%d %s (%d addon %s)", r.Addons, plural(r.Addons, "addon", "addons"), r.AddonUnits, plural(r.AddonUnits, "unit", "units"))
 }

@@ -28,7 +28,7 @@ func TestValidateExample(t *testing.T) {
 	if err := runValidate(t.Context(), &out, validateOptions{fleetDir: example, output: "text"}); err != nil {
 		t.Fatalf("validate fleet-example: %v\n%s", err, out.String())
 	}
-	want := example + " is valid: 3 tenants, 3 regions, 3 apps, 14 placements; 76 rendered objects fit Kubernetes 1.37\n"
+	want := example + " is valid: 3 tenants, 3 regions, 3 apps, 14 placements, 1 addon (3 addon units); 85 rendered objects fit Kubernetes 1.37\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}

@@ -232,11 +232,18 @@ type writer struct {
 	tenant  bool
 }
 
+// asTenant reports whether a unit's namespaced objects are written as its tenant:
+// a placement's are; a namespace unit's and an addon's (which belongs to no
+// tenant, and which render confines to the namespaces it names) as Meridian.
+func (a *Applier) asTenant(id fleet.UnitID) bool {
+	return !id.IsNamespace() && !id.IsAddon()
+}
+
 // split divides a unit's objects between the writers that apply them: everything of
-// a namespace unit as Meridian; for a placement, cluster-scoped objects as Meridian
-// and the rest as the tenant.
+// a namespace unit or an addon as Meridian; for a placement, cluster-scoped objects
+// as Meridian and the rest as the tenant.
 func (a *Applier) split(id fleet.UnitID, objects []*unstructured.Unstructured) (self, tenant []*unstructured.Unstructured, tw writer, err error) {
-	if id.IsNamespace() {
+	if !a.asTenant(id) {
 		return objects, nil, writer{}, nil
 	}
 	tc, err := a.tenant(id.Tenant)
@@ -257,7 +264,7 @@ func (a *Applier) split(id fleet.UnitID, objects []*unstructured.Unstructured) (
 // writerFor returns who reads, deletes or dry-runs ref for a unit: the tenant for
 // a placement's namespaced objects, Meridian otherwise.
 func (a *Applier) writerFor(id fleet.UnitID, ref plan.ObjectRef) (writer, error) {
-	if id.IsNamespace() || ref.Namespace == "" {
+	if !a.asTenant(id) || ref.Namespace == "" {
 		return writer{client: a.admin, manager: a.self}, nil
 	}
 	tc, err := a.tenant(id.Tenant)

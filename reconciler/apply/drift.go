@@ -63,7 +63,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
 		c := a.admin
-		if !id.IsNamespace() && !a.asMeridian(o, scopes) {
+		if a.asTenant(id) && !a.asMeridian(o, scopes) {
 			tc, err := a.tenant(id.Tenant)
 			if err != nil {
 				return nil, err

@@ -92,6 +92,9 @@ func (e *RefusedError) Error() string {
 
 // adoptField says where in the fleet adoption is asked for.
 func (e *RefusedError) adoptField() string {
+	if e.Unit.IsAddon() {
+		return "in the spec of addon " + e.Unit.Addon
+	}
 	if e.Unit.IsNamespace() {
 		return "in the spec of tenant " + e.Unit.Tenant
 	}
@@ -267,7 +270,7 @@ func (a *Applier) release(ctx context.Context, id fleet.UnitID, ref plan.ObjectR
 // the resourceVersion that was checked.
 func releasePatch(live *unstructured.Unstructured) ([]byte, error) {
 	labels, annotations := map[string]any{}, map[string]any{}
-	for _, k := range []string{render.LabelTenant, render.LabelRegion, render.LabelApp, render.LabelManagedBy} {
+	for _, k := range []string{render.LabelTenant, render.LabelRegion, render.LabelApp, render.LabelAddon, render.LabelManagedBy} {
 		if _, ok := live.GetLabels()[k]; ok {
 			labels[k] = nil
 		}

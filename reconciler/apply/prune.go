@@ -117,6 +117,7 @@ func notOwned(u *unstructured.Unstructured, id fleet.UnitID) string {
 		{render.LabelTenant, id.Tenant},
 		{render.LabelRegion, id.Region},
 		{render.LabelApp, id.App},
+		{render.LabelAddon, id.Addon},
 	}
 	for _, c := range check {
 		if got := labels[c.key]; got != c.want {

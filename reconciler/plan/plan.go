@@ -283,7 +283,7 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		wanted[u] = true
 		cs.Changes = append(cs.Changes, Change{Unit: u, Action: Keep, Applied: inv[u]})
 	}
-	var namespaceDeleted fleet.UnitID
+	var namespaceDeleted, crdDeleted fleet.UnitID
 	for _, a := range applied {
 		if wanted[a.Unit] {
 			continue
@@ -296,6 +296,17 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 		}
 	}
 	slices.SortFunc(cs.Changes, func(a, b Change) int { return a.Unit.Compare(b.Unit) })
+	for _, ch := range cs.Changes {
+		// An addon's Namespace or CRD takes everything in it, or every custom
+		// resource of its kind (tenants' included), with it: whether the addon
+		// leaves or only stops rendering the object.
+		if ch.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isNamespace) && namespaceDeleted.IsZero() {
+			namespaceDeleted = ch.Unit
+		}
+		if ch.Unit.IsAddon() && slices.ContainsFunc(ch.Delete, isCRD) && crdDeleted.IsZero() {
+			crdDeleted = ch.Unit
+		}
+	}
 
 	deletions := cs.Deletions()
 	switch {
@@ -303,8 +314,12 @@ func Calculate(region string, desired []Desired, applied []Inventory, failed []f
 	case limits.NoPrune:
 		cs.Held = "an earlier step failed, and nothing is deleted because something failed"
 	case limits.AllowMassDeletion:
+	case !namespaceDeleted.IsZero() && namespaceDeleted.IsAddon():
+		cs.Held = fmt.Sprintf("the revision deletes a namespace of addon %s, and everything in it", namespaceDeleted) + allowIt
 	case !namespaceDeleted.IsZero():
 		cs.Held = fmt.Sprintf("the revision deletes tenant namespace %s", namespaceDeleted) + allowIt
+	case !crdDeleted.IsZero():
+		cs.Held = fmt.Sprintf("the revision deletes a CustomResourceDefinition of addon %s, and every custom resource of it in the region", crdDeleted) + allowIt
 	case total > 0 && deletions*100 > limits.MaxDeletePercent*total:
 		cs.Held = fmt.Sprintf("the revision deletes %d of %d objects (%d%%), more than the limit of %d%%",
 			deletions, total, deletions*100/total, limits.MaxDeletePercent) + allowIt
@@ -326,6 +341,12 @@ func (inv *Inventory) split(refs []ObjectRef) (del, release []ObjectRef) {
 }
 
 // isNamespace reports whether ref names a Namespace.
+// isCRD reports whether ref is a CustomResourceDefinition: deleting one deletes
+// every custom resource of its kind.
+func isCRD(ref ObjectRef) bool {
+	return ref.Group == "apiextensions.k8s.io" && ref.Kind == "CustomResourceDefinition"
+}
+
 func isNamespace(ref ObjectRef) bool { return ref.Group == "" && ref.Kind == "Namespace" }
 
 // leftBehind returns the applied objects and hooks that are no longer rendered.

@@ -150,6 +150,21 @@ func TestCalculate(t *testing.T) {
 		want:     []summary{{Unit: "t1/r", Action: "prune", Delete: []string{"Namespace/t1"}}, {Unit: "t2/r", Action: "unchanged"}},
 		wantHeld: "the revision deletes tenant namespace t1/r; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 	}, {
+		name:     "an addon deleting a namespace is held whatever the share",
+		desired:  []Desired{desired("t2/r", "d1", obj("Namespace", "", "t2"))},
+		applied:  []Inventory{applied("addon:r/ingress", "d1", ref("Namespace", "", "ingress-nginx")), applied("t2/r", "d1", ref("Namespace", "", "t2"))},
+		limits:   Limits{MaxDeletePercent: 100},
+		want:     []summary{{Unit: "addon:r/ingress", Action: "prune", Delete: []string{"Namespace/ingress-nginx"}}, {Unit: "t2/r", Action: "unchanged"}},
+		wantHeld: "the revision deletes a namespace of addon addon:r/ingress, and everything in it" + allowIt,
+	}, {
+		name:    "an addon deleting a CRD is held whatever the share",
+		desired: []Desired{desired("addon:r/db", "d2", obj("ConfigMap", "db", "settings"))},
+		applied: []Inventory{applied("addon:r/db", "d1", ref("ConfigMap", "db", "settings"),
+			ObjectRef{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition", Name: "databases.db.example.com"})},
+		limits:   Limits{MaxDeletePercent: 100},
+		want:     []summary{{Unit: "addon:r/db", Action: "update", Delete: []string{"CustomResourceDefinition/databases.db.example.com"}}},
+		wantHeld: "the revision deletes a CustomResourceDefinition of addon addon:r/db, and every custom resource of it in the region" + allowIt,
+	}, {
 		name:    "an explicit allowance lets a mass deletion through",
 		applied: []Inventory{applied("t1/r", "d1", ref("Namespace", "", "t1"))},
 		limits:  Limits{MaxDeletePercent: 10, AllowMassDeletion: true},

@@ -60,6 +60,10 @@ func loadExampleFleet(t *testing.T) exampleFleet {
 		region := p.Region.Metadata.Name
 		f.units[region] = append(f.units[region], p.ID())
 	}
+	for _, p := range m.AddonPlacements() {
+		region := p.Region.Metadata.Name
+		f.units[region] = append(f.units[region], p.ID())
+	}
 	for _, units := range f.units {
 		slices.SortFunc(units, fleet.UnitID.Compare)
 	}

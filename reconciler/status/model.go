@@ -127,14 +127,18 @@ type DNSHealth struct {
 }
 
 // Placement is one unit: a tenant's app in a region ("trucking/eu-west-2/portal"),
-// or a tenant's namespace in a region ("trucking/eu-west-2", App empty).
+// a tenant's namespace in a region ("trucking/eu-west-2", App empty), or a
+// platform addon in a region ("addon:eu-west-2/platform", no Tenant nor App).
 type Placement struct {
-	// Unit is the unit; in JSON tenant/region/app, or tenant/region.
+	// Unit is the unit; in JSON tenant/region/app, tenant/region or
+	// addon:region/name.
 	Unit fleet.UnitID `json:"unit"`
 	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`
 	App    string `json:"app"`
+	// Addon names an addon unit's addon; empty for a tenant's units.
+	Addon string `json:"addon,omitempty"`
 	// State is the unit's sync state.
 	State State `json:"state"`
 	// Reason says why the state is not Ready.
@@ -264,7 +268,7 @@ func (s *Store) Status() Status {
 	for _, unit := range s.sortedUnits() {
 		p := s.placements[unit]
 		out := Placement{
-			Unit: unit, Tenant: p.tenant, Region: p.region, App: p.app,
+			Unit: unit, Tenant: p.tenant, Region: p.region, App: p.app, Addon: p.addon,
 			State: p.state, Reason: p.reason, Revision: p.revision, Wave: p.wave,
 			LastError: p.lastError, Drift: p.drift, DNS: slices.Clone(s.dns[unit]),
 		}

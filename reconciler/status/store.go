@@ -98,6 +98,7 @@ type Store struct {
 // placement is what the Store keeps of one unit.
 type placement struct {
 	tenant, region, app string
+	addon               string
 	state               State
 	reason              string
 	revision            string
@@ -154,7 +155,7 @@ func (s *Store) placementOf(unit fleet.UnitID) *placement {
 	if p, ok := s.placements[unit]; ok {
 		return p
 	}
-	p := &placement{state: Unknown, tenant: unit.Tenant, region: unit.Region, app: unit.App}
+	p := &placement{state: Unknown, tenant: unit.Tenant, region: unit.Region, app: unit.App, addon: unit.Addon}
 	if r, ok := s.regions[p.region]; ok {
 		p.wave = r.Wave
 	}

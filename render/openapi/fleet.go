@@ -99,7 +99,7 @@ func CheckRendered(m *fleet.Model, res *render.Result, secretValues []string) (*
 	}
 	for _, u := range res.Units {
 		v := validators[u.Region]
-		file := m.Tenant(u.Tenant).Source.File
+		file := unitFile(m, u.ID())
 		p, isApp := placements[u.ID()]
 		if isApp {
 			file = p.App.Source.File
@@ -123,6 +123,21 @@ func CheckRendered(m *fleet.Model, res *render.Result, secretValues []string) (*
 		})
 	}
 	return c.report, nil
+}
+
+// unitFile is the fleet file a unit comes from, before its app's: the addon's
+// addon.yaml, or the tenant's file; empty when the model has neither.
+func unitFile(m *fleet.Model, id fleet.UnitID) string {
+	if id.IsAddon() {
+		if a := m.Addon(id.Addon); a != nil {
+			return a.Source.File
+		}
+		return ""
+	}
+	if t := m.Tenant(id.Tenant); t != nil {
+		return t.Source.File
+	}
+	return ""
 }
 
 type checker struct {
@@ -160,10 +175,7 @@ func (c *checker) add(warning bool, f *Finding) {
 // unitError reports a unit that did not render, traced to the app's file (or the
 // tenant's for its namespace), whose name the cause no longer needs to repeat.
 func (c *checker) unitError(e *render.UnitError, placements map[fleet.UnitID]fleet.Placement) {
-	file := ""
-	if t := c.model.Tenant(e.Unit.Tenant); t != nil {
-		file = t.Source.File
-	}
+	file := unitFile(c.model, e.Unit)
 	if p, ok := placements[e.Unit]; ok {
 		file = p.App.Source.File
 	}

@@ -3,6 +3,7 @@ package openapi
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -35,36 +36,75 @@ func UsePlaceholders(dir string, m *fleet.Model, dec *secrets.Decryptor) ([]stri
 	}
 	defer root.Close()
 	var replaced []string
-	for _, t := range m.Tenants {
-		if t.SecretsFile == "" {
-			continue
+	// placeholders returns the placeholder tree of file when dec has no key for it.
+	placeholders := func(file string) (map[string]any, bool, error) {
+		if file == "" {
+			return nil, false, nil
 		}
-		data, err := root.ReadFile(t.SecretsFile)
+		data, err := root.ReadFile(file)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if _, err := dec.Decrypt(t.SecretsFile, data); !errors.Is(err, secrets.ErrNoKey) {
-			continue
+		if _, err := dec.Decrypt(file, data); !errors.Is(err, secrets.ErrNoKey) {
+			return nil, false, nil
 		}
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-			return nil, fmt.Errorf("%s: not valid YAML", t.SecretsFile)
+			return nil, false, fmt.Errorf("%s: not valid YAML", file)
 		}
-		byApp, _ := placeholderValues(doc.Content[0]).(map[string]any)
-		for i, ta := range t.Spec.Apps {
-			appSecrets, _ := byApp[ta.Name].(map[string]any)
-			if len(appSecrets) == 0 {
-				continue
-			}
-			if ta.RegionValues == nil {
-				t.Spec.Apps[i].RegionValues = map[string]fleet.Values{}
-			}
+		tree, _ := placeholderValues(doc.Content[0]).(map[string]any)
+		replaced = append(replaced, file)
+		return tree, true, nil
+	}
+	// The fleet's and regions' files go into the values of their own layer.
+	if tree, ok, err := placeholders(m.Fleet.SecretsFile); err != nil {
+		return nil, err
+	} else if ok {
+		m.Fleet.Spec.Values = fleet.Merge(m.Fleet.Spec.Values, tree)
+		m.Fleet.SecretsFile = ""
+	}
+	for _, r := range m.Regions {
+		if tree, ok, err := placeholders(r.SecretsFile); err != nil {
+			return nil, err
+		} else if ok {
+			r.Spec.Values = fleet.Merge(r.Spec.Values, tree)
+			r.SecretsFile = ""
+		}
+	}
+	for _, t := range m.Tenants {
+		// A tenant's files, keyed by app, go last into its apps' values of every
+		// region they cover.
+		byRegion := map[string]map[string]any{}
+		if tree, ok, err := placeholders(t.SecretsFile); err != nil {
+			return nil, err
+		} else if ok {
 			for _, r := range t.Spec.Regions {
-				t.Spec.Apps[i].RegionValues[r] = fleet.Merge(ta.RegionValues[r], appSecrets)
+				byRegion[r] = tree
+			}
+			t.SecretsFile = ""
+		}
+		for _, r := range slices.Sorted(maps.Keys(t.RegionSecretsFiles)) {
+			tree, ok, err := placeholders(t.RegionSecretsFiles[r])
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				byRegion[r] = fleet.Merge(byRegion[r], tree)
+				delete(t.RegionSecretsFiles, r)
 			}
 		}
-		replaced = append(replaced, t.SecretsFile)
-		t.SecretsFile = ""
+		for i, ta := range t.Spec.Apps {
+			for r, byApp := range byRegion {
+				appSecrets, _ := byApp[ta.Name].(map[string]any)
+				if len(appSecrets) == 0 {
+					continue
+				}
+				if t.Spec.Apps[i].RegionValues == nil {
+					t.Spec.Apps[i].RegionValues = map[string]fleet.Values{}
+				}
+				t.Spec.Apps[i].RegionValues[r] = fleet.Merge(t.Spec.Apps[i].RegionValues[r], appSecrets)
+			}
+		}
 	}
 	slices.Sort(replaced)
 	return replaced, nil

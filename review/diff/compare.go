@@ -107,7 +107,7 @@ func (r *Report) compareUnits(base, head *render.Result) ([]Unit, error) {
 	out := []Unit{}
 	for _, id := range ids {
 		s := byID[id.ID()]
-		u := Unit{ID: id.ID(), Tenant: id.Tenant, Region: id.Region, App: id.App, Change: Changed, Adopt: adoptChange(s.base.raw, s.head.raw)}
+		u := Unit{ID: id.ID(), Tenant: id.Tenant, Region: id.Region, App: id.App, Addon: id.Addon, Change: Changed, Adopt: adoptChange(s.base.raw, s.head.raw)}
 		switch {
 		case s.base.raw == nil:
 			u.Change = Added
@@ -364,7 +364,12 @@ func (r *Report) summarize() {
 		}
 	}
 	for _, u := range r.Units {
-		touch(u.Tenant, u.Region, u.App)
+		if u.Addon != "" {
+			s.Addons = append(s.Addons, u.Addon)
+			s.Regions = append(s.Regions, u.Region)
+		} else {
+			touch(u.Tenant, u.Region, u.App)
+		}
 		s.Units++
 		for _, o := range u.Objects {
 			switch o.Change {
@@ -393,7 +398,7 @@ func (r *Report) summarize() {
 			s.HeldRegions = append(s.HeldRegions, g.Region)
 		}
 	}
-	for _, list := range []*[]string{&s.Tenants, &s.Regions, &s.Apps, &s.HeldRegions} {
+	for _, list := range []*[]string{&s.Tenants, &s.Regions, &s.Apps, &s.Addons, &s.HeldRegions} {
 		slices.Sort(*list)
 		*list = slices.Compact(*list)
 	}

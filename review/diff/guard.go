@@ -14,8 +14,8 @@ import (
 // deletions. notes say what it could not compute.
 func guard(base, head Revision, opts Options) ([]RegionGuard, []string) {
 	out, notes := []RegionGuard{}, []string{}
-	if opts.Filter.Tenant != "" || opts.Filter.App != "" {
-		return out, append(notes, "the mass-deletion guard is not computed with --tenant or --app: it counts every object of a region")
+	if opts.Filter.Tenant != "" || opts.Filter.App != "" || opts.Filter.Addon != "" {
+		return out, append(notes, "the mass-deletion guard is not computed with --tenant, --app or --addon: it counts every object of a region")
 	}
 	limit := fleet.DefaultMaxDeletePercent
 	if p := head.Model.Fleet.Spec.Safety.MaxDeletePercent; p != nil {

@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -53,6 +54,10 @@ func markdown(r *Report, limit int) string {
 	tenants := byTenant(r.Units)
 	if r.Changed {
 		head.WriteString("\n| Tenant | Regions | Apps | Objects added | changed | removed | DNS changes |\n|---|---|---|--:|--:|--:|--:|\n")
+		if len(r.Summary.Addons) > 0 {
+			row := tenantRow(r, addonsRow)
+			fmt.Fprintf(&head, "| %s | %s | %s | %d | %d | %d | %d |\n", addonsRow, joinOr(row.regions, "—"), joinOr(row.apps, "—"), row.added, row.changed, row.removed, row.dns)
+		}
 		for i, name := range r.Summary.Tenants {
 			if i == maxTableRows {
 				fmt.Fprintf(&head, "| … and %d more tenants | | | | | | |\n", len(r.Summary.Tenants)-maxTableRows)
@@ -186,11 +191,23 @@ type tenantUnits struct {
 	units []Unit
 }
 
+// addonsRow is the name the platform addons' units are listed under: they belong
+// to no tenant, and no tenant can be named so.
+const addonsRow = "(addons)"
+
+// ownerOf is the row a unit is listed in: its tenant, or addonsRow.
+func ownerOf(u Unit) string {
+	if u.Addon != "" {
+		return addonsRow
+	}
+	return u.Tenant
+}
+
 func byTenant(units []Unit) []tenantUnits {
 	var out []tenantUnits
 	for _, u := range units {
-		if len(out) == 0 || out[len(out)-1].name != u.Tenant {
-			out = append(out, tenantUnits{name: u.Tenant})
+		if len(out) == 0 || out[len(out)-1].name != ownerOf(u) {
+			out = append(out, tenantUnits{name: ownerOf(u)})
 		}
 		out[len(out)-1].units = append(out[len(out)-1].units, u)
 	}
@@ -213,14 +230,14 @@ func tenantRow(r *Report, tenant string) row {
 		}
 	}
 	for _, u := range r.Units {
-		if u.Tenant == tenant {
-			touch(u.Region, u.App)
+		if ownerOf(u) == tenant {
+			touch(u.Region, cmp.Or(u.App, u.Addon))
 			a, c, d := counts(u)
 			out.added, out.changed, out.removed = out.added+a, out.changed+c, out.removed+d
 		}
 	}
 	for _, d := range r.DNS {
-		if d.Tenant == tenant {
+		if d.Tenant == tenant && tenant != addonsRow {
 			touch(d.Region, d.App)
 			out.dns++
 		}

@@ -51,6 +51,8 @@ type Summary struct {
 	Tenants []string `json:"tenants"`
 	Regions []string `json:"regions"`
 	Apps    []string `json:"apps"`
+	// Addons are the platform addons touched by a changed unit, sorted.
+	Addons []string `json:"addons,omitempty"`
 	// Units counts the units that differ.
 	Units int `json:"units"`
 	// ObjectsAdded, ObjectsChanged and ObjectsRemoved count objects over all units.
@@ -68,13 +70,15 @@ type Summary struct {
 // Unit is one unit that differs: a placement (tenant/region/app) or, when App is
 // empty, a tenant's namespace in a region.
 type Unit struct {
-	// ID is the unit; in JSON tenant/region/app, or tenant/region for a namespace
-	// unit.
+	// ID is the unit; in JSON tenant/region/app, tenant/region for a namespace
+	// unit, or addon:region/name for an addon unit.
 	ID fleet.UnitID `json:"unit"`
 	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`
 	App    string `json:"app,omitempty"`
+	// Addon names an addon unit's addon; such a unit has no Tenant and no App.
+	Addon string `json:"addon,omitempty"`
 	// Change is Added when only the head renders the unit, Removed when only the
 	// base does, Changed otherwise.
 	Change Change `json:"change"`

@@ -29,8 +29,12 @@ func headline(r *Report) string {
 	if !r.Changed {
 		return "No changes: every unit renders the same objects and DNS is unchanged."
 	}
-	return fmt.Sprintf("Touches %s, %s and %s: %s change (objects %d added, %d changed, %d removed); DNS endpoints %d added, %d changed, %d removed.",
-		plural(len(s.Tenants), "tenant", "tenants"), plural(len(s.Regions), "region", "regions"), plural(len(s.Apps), "app", "apps"),
+	addons := ""
+	if len(s.Addons) > 0 {
+		addons = ", " + plural(len(s.Addons), "addon", "addons")
+	}
+	return fmt.Sprintf("Touches %s, %s and %s%s: %s change (objects %d added, %d changed, %d removed); DNS endpoints %d added, %d changed, %d removed.",
+		plural(len(s.Tenants), "tenant", "tenants"), plural(len(s.Regions), "region", "regions"), plural(len(s.Apps), "app", "apps"), addons,
 		plural(s.Units, "unit", "units"), s.ObjectsAdded, s.ObjectsChanged, s.ObjectsRemoved, s.DNSAdded, s.DNSChanged, s.DNSRemoved)
 }
 

@@ -113,8 +113,14 @@
     return order;
   }
 
+  // owner is the row a unit is shown in: its tenant, or "(addons)" for the
+  // platform addons, which belong to no tenant.
+  function owner(p) {
+    return p.addon ? "(addons)" : p.tenant;
+  }
+
   function matches(p) {
-    return (!filters.tenant || p.tenant === filters.tenant) &&
+    return (!filters.tenant || owner(p) === filters.tenant) &&
       (!filters.app || p.app === filters.app || (filters.app === "(namespace)" && p.app === "")) &&
       (!filters.state || p.state === filters.state);
   }
@@ -131,8 +137,8 @@
     for (const d of p.dns || []) {
       badges.push(el("span", { class: "badge dns", "data-healthy": String(d.healthy), text: "DNS " + (d.healthy ? "healthy" : "unhealthy"), title: d.name }));
     }
-    return el("div", { class: "unit", "data-unit": p.unit, "data-state": p.state, "data-tenant": p.tenant, "data-app": p.app, title: title.join("\n") },
-      el("span", { class: "app", text: p.app || "namespace" }),
+    return el("div", { class: "unit", "data-unit": p.unit, "data-state": p.state, "data-tenant": owner(p), "data-app": p.app || p.addon, title: title.join("\n") },
+      el("span", { class: "app", text: p.app || (p.addon ? "addon " + p.addon : "namespace") }),
       el("span", { class: "state", text: p.state }),
       el("span", { class: "rev", text: p.revision ? short(p.revision) + (p.commitSubject ? " " + p.commitSubject : "") : "not applied yet" }),
       p.state !== "Ready" && p.reason ? el("span", { class: "reason", text: p.reason }) : null,
@@ -141,8 +147,8 @@
 
   function drawMatrix(st) {
     const placements = st.placements || [];
-    const tenants = [...new Set(placements.map((p) => p.tenant))].sort();
-    const apps = [...new Set(placements.map((p) => p.app || "(namespace)"))].sort();
+    const tenants = [...new Set(placements.map(owner))].sort();
+    const apps = [...new Set(placements.filter((p) => !p.addon).map((p) => p.app || "(namespace)"))].sort();
     setOptions(document.getElementById("filter-tenant"), tenants, filters.tenant);
     setOptions(document.getElementById("filter-app"), apps, filters.app);
     setOptions(document.getElementById("filter-state"), st.states || [], filters.state);
@@ -162,8 +168,8 @@
       const cells = [];
       let any = false;
       for (const r of regions) {
-        const units = placements.filter((p) => p.tenant === t && p.region === r && matches(p));
-        const all = placements.filter((p) => p.tenant === t && p.region === r);
+        const units = placements.filter((p) => owner(p) === t && p.region === r && matches(p));
+        const all = placements.filter((p) => owner(p) === t && p.region === r);
         shown += units.length;
         if (units.length) any = true;
         cells.push(units.length
