@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"meridian.dev/meridian/internal/progress"
 )
 
 // recipe is part of every cache key: change it when the way programs are built
@@ -69,9 +71,9 @@ func Built(ctx context.Context, cacheDir string, p Program) (string, bool, error
 // not there; building prints a line to progress before and after, because a first
 // build takes minutes. The binary appears by an atomic rename, so a concurrent
 // caller never runs a half-written one (two may both build it).
-func Build(ctx context.Context, cacheDir string, p Program, progress io.Writer) (string, error) {
-	if progress == nil {
-		progress = io.Discard
+func Build(ctx context.Context, cacheDir string, p Program, w io.Writer) (string, error) {
+	if w == nil {
+		w = io.Discard
 	}
 	bin, ok, err := Built(ctx, cacheDir, p)
 	if err != nil || ok {
@@ -80,12 +82,15 @@ func Build(ctx context.Context, cacheDir string, p Program, progress io.Writer) 
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		return "", fmt.Errorf("gotool: %s: %w", p.Name, err)
 	}
-	fmt.Fprintf(progress, "gotool: building %s (first time only)\n", p.Package)
+	fmt.Fprintf(w, "gotool: building %s (first time only)\n", p.Package)
 	start := time.Now()
-	if err := buildInTempModule(ctx, p, bin); err != nil {
+	stop := progress.Every(w, progress.DefaultInterval, "gotool: building "+p.Name, "")
+	err = buildInTempModule(ctx, p, bin)
+	stop()
+	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(progress, "gotool: built %s in %s\n", p.Name, time.Since(start).Round(time.Second))
+	fmt.Fprintf(w, "gotool: built %s in %s\n", p.Name, time.Since(start).Round(time.Second))
 	return bin, nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"meridian.dev/meridian/internal/progress"
 )
 
 // Component names one program of a region. Its value is the binary's file name
@@ -389,9 +391,9 @@ func (m *componentsModule) download(ctx context.Context) (map[string]moduleInfo,
 
 // build compiles one component into a temporary file next to the cache's bin
 // directory and renames it into place.
-func (m *componentsModule) build(ctx context.Context, c Component, mods map[string]moduleInfo, binDir string, progress io.Writer) error {
+func (m *componentsModule) build(ctx context.Context, c Component, mods map[string]moduleInfo, binDir string, w io.Writer) error {
 	info := componentInfos[c]
-	fmt.Fprintf(progress, "testbed: building %s %s (first time only, %s)...\n", c, mods[info.module].Version, info.estimate)
+	fmt.Fprintf(w, "testbed: building %s %s (first time only, %s)...\n", c, mods[info.module].Version, info.estimate)
 	start := time.Now()
 	tmp, err := os.MkdirTemp(filepath.Dir(binDir), "build-")
 	if err != nil {
@@ -403,13 +405,16 @@ func (m *componentsModule) build(ctx context.Context, c Component, mods map[stri
 	if info.module == "k8s.io/kubernetes" {
 		args = append(args, "-ldflags", kubeVersionFlags(mods[info.module].Version))
 	}
-	if _, err := m.goCmd(ctx, append(args, info.pkg)...); err != nil {
+	stop := progress.Every(w, progress.DefaultInterval, "testbed: building "+string(c), info.estimate+" on two cores")
+	_, err = m.goCmd(ctx, append(args, info.pkg)...)
+	stop()
+	if err != nil {
 		return fmt.Errorf("testbed: %s: build: %w", c, err)
 	}
 	if err := os.Rename(out, filepath.Join(binDir, string(c))); err != nil {
 		return fmt.Errorf("testbed: %s: build: %w", c, err)
 	}
-	fmt.Fprintf(progress, "testbed: built %s in %s\n", c, time.Since(start).Round(time.Second))
+	fmt.Fprintf(w, "testbed: built %s in %s\n", c, time.Since(start).Round(time.Second))
 	return nil
 }
 
