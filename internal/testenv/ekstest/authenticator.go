@@ -18,6 +18,8 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
+
+	"meridian.dev/meridian/internal/testenv/ststest"
 )
 
 // AccessEntry maps an IAM principal to a Kubernetes user, as an EKS access
@@ -182,7 +184,7 @@ func (a *Authenticator) authenticate(token string) (authv1.UserInfo, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		var e errorResponse
+		var e ststest.ErrorResponse
 		_ = xml.Unmarshal(body, &e)
 		return none, fmt.Sprintf("STS refused the token's request: %d %s", resp.StatusCode, e.Error.Code)
 	}

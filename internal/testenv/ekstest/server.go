@@ -1,11 +1,9 @@
 package ekstest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/internal/testenv/sigv4test"
+	"meridian.dev/meridian/internal/testenv/ststest"
 )
 
 // Account is the AWS account id of every identity and cluster the server makes.
@@ -302,76 +301,23 @@ func (s *Server) describeCluster(r *http.Request, body []byte, call *Call) (any,
 	}}, nil
 }
 
-const stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
-
-type assumeRoleResponse struct {
-	XMLName xml.Name `xml:"AssumeRoleResponse"`
-	Xmlns   string   `xml:"xmlns,attr"`
-	Result  struct {
-		Credentials struct {
-			AccessKeyID     string `xml:"AccessKeyId"`
-			SecretAccessKey string `xml:"SecretAccessKey"`
-			SessionToken    string `xml:"SessionToken"`
-			Expiration      string `xml:"Expiration"`
-		} `xml:"Credentials"`
-		AssumedRoleUser struct {
-			Arn           string `xml:"Arn"`
-			AssumedRoleID string `xml:"AssumedRoleId"`
-		} `xml:"AssumedRoleUser"`
-	} `xml:"AssumeRoleResult"`
-	RequestID string `xml:"ResponseMetadata>RequestId"`
-}
-
 // CallerIdentity is the result of STS GetCallerIdentity.
-type CallerIdentity struct {
-	XMLName xml.Name `xml:"GetCallerIdentityResponse"`
-	Xmlns   string   `xml:"xmlns,attr"`
-	Result  struct {
-		Arn     string `xml:"Arn"`
-		UserID  string `xml:"UserId"`
-		Account string `xml:"Account"`
-	} `xml:"GetCallerIdentityResult"`
-	RequestID string `xml:"ResponseMetadata>RequestId"`
-}
-
-type errorResponse struct {
-	XMLName xml.Name `xml:"ErrorResponse"`
-	Xmlns   string   `xml:"xmlns,attr"`
-	Error   struct {
-		Type    string `xml:"Type"`
-		Code    string `xml:"Code"`
-		Message string `xml:"Message"`
-	} `xml:"Error"`
-	RequestID string `xml:"RequestId"`
-}
+type CallerIdentity = ststest.CallerIdentity
 
 // serveSTS answers STS's query protocol: AssumeRole (POST) and
 // GetCallerIdentity (POST, or GET with a presigned URL).
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 	call := Call{Service: "sts"}
 	out, aerr := s.sts(r, body, &call)
-	w.Header().Set("Content-Type", "text/xml")
 	reqID := s.newRequestID()
-	w.Header().Set("X-Amzn-Requestid", reqID)
 	if aerr != nil {
 		call.Error = aerr.code
 		s.record(call)
-		var e errorResponse
-		e.Xmlns = stsNamespace
-		e.Error.Type = "Sender"
-		e.Error.Code, e.Error.Message, e.RequestID = aerr.code, aerr.message, reqID
-		w.WriteHeader(aerr.status)
-		_ = xml.NewEncoder(w).Encode(e)
+		ststest.WriteError(w, aerr.status, aerr.code, aerr.message, reqID)
 		return
 	}
 	s.record(call)
-	switch o := out.(type) {
-	case *assumeRoleResponse:
-		o.Xmlns, o.RequestID = stsNamespace, reqID
-	case *CallerIdentity:
-		o.Xmlns, o.RequestID = stsNamespace, reqID
-	}
-	_ = xml.NewEncoder(w).Encode(out)
+	ststest.WriteResult(w, out, reqID)
 }
 
 func (s *Server) sts(r *http.Request, body []byte, call *Call) (any, *apiError) {
@@ -412,8 +358,8 @@ func (s *Server) sts(r *http.Request, body []byte, call *Call) (any, *apiError) 
 }
 
 func (s *Server) assumeRole(sg *signed, form url.Values) (any, *apiError) {
-	role, session := form.Get("RoleArn"), form.Get("RoleSessionName")
-	if role == "" || session == "" {
+	role, sessionName := form.Get("RoleArn"), form.Get("RoleSessionName")
+	if role == "" || sessionName == "" {
 		return nil, errorf(400, "ValidationError", "RoleArn and RoleSessionName are required")
 	}
 	s.mu.Lock()
@@ -423,28 +369,13 @@ func (s *Server) assumeRole(sg *signed, form url.Values) (any, *apiError) {
 		return nil, errorf(403, "AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s", sg.cred.identity, role)
 	}
 	s.seq++
-	akid := fmt.Sprintf("ASIAEKSTEST%09d", s.seq)
-	roleName := role[strings.LastIndex(role, "/")+1:]
-	c := &credential{
-		secret:   randomHex(20),
-		token:    randomHex(32),
-		identity: fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", Account, roleName, session),
-		userID:   "AROAEKSTEST" + strings.ToUpper(roleName) + ":" + session,
-		expires:  s.now().Add(time.Hour),
+	session := ststest.NewSession(Account, role, sessionName, "ASIAEKSTEST", "AROAEKSTEST", s.seq, s.now())
+	s.creds[session.AccessKeyID] = &credential{
+		secret:   session.SecretAccessKey,
+		token:    session.SessionToken,
+		identity: session.Identity,
+		userID:   session.RoleID,
+		expires:  session.Expires,
 	}
-	s.creds[akid] = c
-	out := &assumeRoleResponse{}
-	out.Result.Credentials.AccessKeyID = akid
-	out.Result.Credentials.SecretAccessKey = c.secret
-	out.Result.Credentials.SessionToken = c.token
-	out.Result.Credentials.Expiration = c.expires.UTC().Format(time.RFC3339)
-	out.Result.AssumedRoleUser.Arn = c.identity
-	out.Result.AssumedRoleUser.AssumedRoleID = c.userID
-	return out, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return session.Response(), nil
 }
