@@ -80,15 +80,16 @@ type cacheEntry struct {
 	digest  string
 	objects []*unstructured.Unstructured
 	inputs  map[string]string // file → digest, for kustomizations
+	unit    string            // the units' digest: unitDigest(digest, inputs)
 }
 
 func newCache(max int) *cache {
 	return &cache{max: max, entries: map[string]*list.Element{}, lru: list.New()}
 }
 
-// get returns the objects rendered for digest and the digests of the files they
-// were built from, if those files still have them.
-func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, map[string]string, bool) {
+// get returns the objects rendered for digest, and the digest of their units, if
+// the files they were built from still have the digests they had.
+func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructured, string, bool) {
 	c.mu.Lock()
 	el, ok := c.entries[digest]
 	if ok {
@@ -96,29 +97,33 @@ func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructu
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil, nil, false
+		return nil, "", false
 	}
 	e := el.Value.(*cacheEntry)
 	for file, want := range e.inputs {
 		if got, err := files.file(file); err != nil || got != want {
-			return nil, nil, false
+			return nil, "", false
 		}
 	}
-	return e.objects, e.inputs, true
+	return e.objects, e.unit, true
 }
 
-func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) {
+// put keeps the objects rendered for digest from files of the given digests
+// (inputs), and returns the digest of their units.
+func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) string {
+	unit := unitDigest(digest, inputs)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[digest]; ok {
 		c.lru.Remove(el)
 	}
-	c.entries[digest] = c.lru.PushFront(&cacheEntry{digest: digest, objects: objects, inputs: inputs})
+	c.entries[digest] = c.lru.PushFront(&cacheEntry{digest: digest, objects: objects, inputs: inputs, unit: unit})
 	for c.lru.Len() > c.max {
 		oldest := c.lru.Back()
 		c.lru.Remove(oldest)
 		delete(c.entries, oldest.Value.(*cacheEntry).digest)
 	}
+	return unit
 }
 
 // fileHashes memoizes the digests of a snapshot's files; the snapshot is immutable.

@@ -652,10 +652,10 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, _, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(j, objs, digest, true), nil
+		if objs, unitDig, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(j, objs, unitDig, true), nil
 		}
-		if req.Values, err = run.withSecrets(ctx, j); err != nil {
+		if req.Values, err = j.withSecrets(ctx); err != nil {
 			return nil, err
 		}
 		if objects, err = run.r.opts.Helm.Render(ctx, req); err != nil {
@@ -665,10 +665,10 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		if digest, err = key.digest(); err != nil {
 			return nil, err
 		}
-		if objs, inputs, ok := run.r.cache.get(digest, run.hashes); ok {
-			return run.unit(j, objs, unitDigest(digest, inputs), true), nil
+		if objs, unitDig, ok := run.r.cache.get(digest, run.hashes); ok {
+			return run.unit(j, objs, unitDig, true), nil
 		}
-		withSecrets, err := run.withSecrets(ctx, j)
+		withSecrets, err := j.withSecrets(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -707,13 +707,7 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		return nil, &FileError{File: j.appFile, Err: err}
 	}
 	sortObjects(objects)
-	run.r.cache.put(digest, objects, inputs)
-	return run.unit(j, objects, unitDigest(digest, inputs), false), nil
-}
-
-// withSecrets returns the unit's values with its decrypted secrets.
-func (run *renderRun) withSecrets(ctx context.Context, j job) (fleet.Values, error) {
-	return j.withSecrets(ctx)
+	return run.unit(j, objects, run.r.cache.put(digest, objects, inputs), false), nil
 }
 
 // unit labels copies of the cached objects with the snapshot's revision. The copies
