@@ -25,7 +25,12 @@ func crd(group, kind, scope string) *unstructured.Unstructured {
 
 func TestConfineAddon(t *testing.T) {
 	addon := &fleet.Addon{Spec: fleet.AddonSpec{Namespace: "ingress-nginx", Namespaces: []string{"kube-system"}}}
-	tenants := map[string]bool{"trucking": true}
+	tenants := func(name string) *fleet.Tenant {
+		if name == "trucking" {
+			return &fleet.Tenant{}
+		}
+		return nil
+	}
 	tests := []struct {
 		name    string
 		objects []*unstructured.Unstructured

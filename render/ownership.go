@@ -112,10 +112,11 @@ func confine(objects []*unstructured.Unstructured, namespace string, allowCluste
 // confineAddon puts every namespaced object of an addon that names no namespace
 // into the addon's namespace, and refuses one in a namespace the addon does not
 // name (spec.namespace, spec.namespaces), and a Namespace object of a tenant or of
-// Meridian: an addon is a platform component, and tenants' namespaces are theirs.
+// Meridian: an addon is a platform component, and tenants' namespaces are theirs
+// (tenant finds a tenant by name, as fleet.Model.Tenant does).
 // Cluster-scoped objects, CustomResourceDefinitions included, are what addons are
 // for and are let through.
-func confineAddon(objects []*unstructured.Unstructured, a *fleet.Addon, tenants map[string]bool) error {
+func confineAddon(objects []*unstructured.Unstructured, a *fleet.Addon, tenant func(name string) *fleet.Tenant) error {
 	crdScoped := clusterScopedCRDs(objects)
 	for _, u := range objects {
 		gk := u.GroupVersionKind().GroupKind()
@@ -125,7 +126,7 @@ func confineAddon(objects []*unstructured.Unstructured, a *fleet.Addon, tenants 
 				switch name := u.GetName(); {
 				case name == fleet.SystemNamespace:
 					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("%s is Meridian's own namespace; an addon may not write it", name)}
-				case tenants[name]:
+				case tenant(name) != nil:
 					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("%s is tenant %s's namespace; an addon may not write it, rename the namespace", name, name)}
 				case !a.WritesNamespace(name):
 					return &ObjectError{Object: ObjectRef(u), Err: fmt.Errorf("the addon writes namespace %s but does not name it; add it to the addon's spec.namespaces", name)}

@@ -257,7 +257,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		return nil, fmt.Errorf("snapshot directory %q is not an absolute path", snap.Dir)
 	}
 	m := snap.Model
-	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, tenants: tenantNames(m), hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}}
+	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}}
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
@@ -378,8 +378,6 @@ type renderRun struct {
 	snap   Snapshot
 	zone   string
 	hashes *fileHashes
-	// tenants are the fleet's tenant names: namespaces no addon may write.
-	tenants map[string]bool
 
 	mu          sync.Mutex
 	secretFiles map[string]*secretsFile // by file
@@ -520,16 +518,17 @@ func (run *renderRun) secretValues() []string {
 // without its secrets: the fleet's, and the placement's facts only where the App
 // asks for them — under its chart's facts key, or as substitution variables.
 func PlacementValues(p fleet.Placement, zone string) fleet.Values {
-	return withFacts(p, zone, p.Values)
+	return withFacts(p.App.Spec.Helm, p.App.Spec.Kustomize, func() map[string]any { return Facts(p, zone) }, p.Values)
 }
 
-// withFacts adds the placement's facts to values where its App asks for them.
-func withFacts(p fleet.Placement, zone string, values fleet.Values) fleet.Values {
+// withFacts adds a unit's facts to values where its source asks for them: under
+// its chart's facts key, or as substitution variables.
+func withFacts(h *fleet.HelmSource, k *fleet.KustomizeSource, facts func() map[string]any, values fleet.Values) fleet.Values {
 	switch {
-	case p.App.Spec.Helm != nil && p.App.Spec.Helm.FactsKey != "":
-		return fleet.Merge(values, fleet.Values{p.App.Spec.Helm.FactsKey: Facts(p, zone)})
-	case p.App.Spec.Kustomize != nil && p.App.Spec.Kustomize.Substitute:
-		return fleet.Merge(values, fleet.Values{FactsKey: Facts(p, zone)})
+	case h != nil && h.FactsKey != "":
+		return fleet.Merge(values, fleet.Values{h.FactsKey: facts()})
+	case k != nil && k.Substitute:
+		return fleet.Merge(values, fleet.Values{FactsKey: facts()})
 	}
 	return values
 }
@@ -578,7 +577,7 @@ func (run *renderRun) placementJob(p fleet.Placement) job {
 			if err != nil || !some {
 				return values, err
 			}
-			return withFacts(p, run.zone, p.ValuesWith(sec)), nil
+			return withFacts(p.App.Spec.Helm, p.App.Spec.Kustomize, func() map[string]any { return Facts(p, run.zone) }, p.ValuesWith(sec)), nil
 		},
 		confine: func(objects []*unstructured.Unstructured) error {
 			return confine(objects, p.Namespace, p.App.Spec.AllowClusterScoped)
@@ -590,21 +589,17 @@ func (run *renderRun) placementJob(p fleet.Placement) job {
 // addonJob is the job of an addon in a region.
 func (run *renderRun) addonJob(p fleet.AddonPlacement) job {
 	a := p.Addon
-	values := p.Values
-	switch {
-	case a.Spec.Helm != nil && a.Spec.Helm.FactsKey != "":
-		values = fleet.Merge(values, fleet.Values{a.Spec.Helm.FactsKey: AddonFacts(p, run.zone)})
-	case a.Spec.Kustomize != nil && a.Spec.Kustomize.Substitute:
-		values = fleet.Merge(values, fleet.Values{FactsKey: AddonFacts(p, run.zone)})
-	}
+	values := withFacts(a.Spec.Helm, a.Spec.Kustomize, func() map[string]any { return AddonFacts(p, run.zone) }, p.Values)
 	j := job{
 		id: p.ID(), appFile: a.Source.File, helm: a.Spec.Helm, kust: a.Spec.Kustomize,
 		namespace: a.Spec.Namespace, kubeVersion: p.Region.Spec.KubernetesVersion,
 		values: values, scope: append([]string{a.Spec.Namespace}, a.Spec.Namespaces...),
 		secretsDigest: func() (string, error) { return "", nil },
 		withSecrets:   func(context.Context) (fleet.Values, error) { return values, nil },
-		confine:       func(objects []*unstructured.Unstructured) error { return confineAddon(objects, a, run.tenants) },
-		adopt:         a.Spec.AdoptExisting,
+		confine: func(objects []*unstructured.Unstructured) error {
+			return confineAddon(objects, a, run.snap.Model.Tenant)
+		},
+		adopt: a.Spec.AdoptExisting,
 	}
 	if a.Spec.CreateNamespace {
 		ns := &unstructured.Unstructured{}
@@ -765,13 +760,4 @@ func readInSnapshot(dir, file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: file is more than the limit of %d bytes; split it or move data out of the fleet repository", file, fleet.MaxFileBytes)
 	}
 	return data, nil
-}
-
-// tenantNames returns the names of the fleet's tenants, which are their namespaces.
-func tenantNames(m *fleet.Model) map[string]bool {
-	out := make(map[string]bool, len(m.Tenants))
-	for _, t := range m.Tenants {
-		out[t.Metadata.Name] = true
-	}
-	return out
 }
