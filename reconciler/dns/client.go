@@ -2,19 +2,15 @@ package dns
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"net/http"
-	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"meridian.dev/meridian/internal/awsload"
 )
 
 // ClientOptions say how to reach Route53. Credentials are never among them:
@@ -41,20 +37,9 @@ type ClientOptions struct {
 // Route53API. The SDK's own retries are kept for network errors; the Applier
 // retries throttling itself. Errors name the option at fault.
 func NewRoute53Client(ctx context.Context, opts ClientOptions) (*route53.Client, error) {
-	load := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(opts.Region)}
-	if opts.Profile != "" {
-		load = append(load, awsconfig.WithSharedConfigProfile(opts.Profile))
-	}
-	if opts.CAFile != "" {
-		client, err := trustingClient(opts.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		load = append(load, awsconfig.WithHTTPClient(client))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsload.Config(ctx, opts.Region, opts.Profile, opts.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return nil, err
 	}
 	return route53.NewFromConfig(cfg, func(o *route53.Options) {
 		if opts.Endpoint != "" {
@@ -64,25 +49,6 @@ func NewRoute53Client(ctx context.Context, opts ClientOptions) (*route53.Client,
 			o.APIOptions = append(o.APIOptions, observer(opts.Observe))
 		}
 	}), nil
-}
-
-// trustingClient returns an HTTP client that trusts the system's certificates
-// and those of caFile.
-func trustingClient(caFile string) (*http.Client, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: transport}, nil
 }
 
 // observer adds a middleware that tells observe of every attempt: it sits in the
