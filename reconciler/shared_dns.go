@@ -70,11 +70,12 @@ func (d *daemon) reportHealth(ctx context.Context, report *Report, board HealthB
 
 // refreshDNS is the Route53 writer's look at the others' health reports between
 // passes: when they changed since its last publish, it publishes again, under the
-// writer's Lease.
+// writer's Lease. It runs only with Ownership set, every DNSRefresh on every
+// replica, so it asks the Lease and nothing else: no region is reached.
 func (d *daemon) refreshDNS(ctx context.Context) {
 	passCtx, done := d.passContext(ctx)
 	defer done()
-	passCtx, _, _, owns, release := d.owned(passCtx, d.current.model)
+	owns, passCtx, release := d.opts.Ownership.Hold(passCtx)
 	defer release()
 	if !owns(DNSWriter) {
 		d.dnsHealth = nil

@@ -83,9 +83,11 @@ func hooksFor(unit *render.Unit, prev *plan.Inventory) hookRun {
 		return run
 	}
 	run.before, run.after = helm.Phase(unit.Hooks, run.pre), helm.Phase(unit.Hooks, run.post)
+	var refs []plan.ObjectRef
 	for _, h := range slices.Concat(run.before, run.after) {
-		run.recordedNow, _ = unionRefs(run.recordedNow, []plan.ObjectRef{plan.RefOf(h.Object)})
+		refs = append(refs, plan.RefOf(h.Object))
 	}
+	run.recordedNow, _ = unionRefs(nil, refs)
 	return run
 }
 

@@ -212,19 +212,12 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 func (m *Manager) Leader() bool { return m.leader.Load() }
 
 // Owned returns the tenant shards this replica holds, within their validity, and
-// owns by hashing, sorted; the Route53 writer's Lease is WritesDNS.
+// owns by hashing, sorted; the Route53 writer's Lease is not among them (a
+// Hold's owns(DNSWriter) says whether this replica holds it).
 func (m *Manager) Owned() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.DeleteFunc(m.owned(m.clock.Now()), func(s int) bool { return s == dnsShard })
-}
-
-// WritesDNS reports whether this replica holds the Route53 writer's Lease now
-// (Options.DNS).
-func (m *Manager) WritesDNS() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Contains(m.owned(m.clock.Now()), dnsShard)
 }
 
 // ownedNow is owned, the Route53 writer's Lease included, at the clock's time.
