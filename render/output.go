@@ -25,7 +25,7 @@ func (r *Result) Redact(units []*Unit) ([]*Unit, error) {
 		redactedAll := make([]*unstructured.Unstructured, len(all))
 		for j, o := range all {
 			o = o.DeepCopy()
-			if o.GetKind() == "Secret" && o.GroupVersionKind().Group == "" {
+			if IsSecret(o) {
 				for _, field := range []string{"data", "stringData"} {
 					if m, ok := o.Object[field].(map[string]any); ok {
 						for k := range m {

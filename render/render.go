@@ -222,6 +222,11 @@ func (r *Result) Err() error {
 // fresh Renderer or redact Secret objects as a whole too.
 func (r *Result) SecretValues() []string { return r.secretValues }
 
+// IsSecret reports whether o is a core Secret, whose values Meridian never shows.
+func IsSecret(o *unstructured.Unstructured) bool {
+	return o != nil && o.GetKind() == "Secret" && o.GroupVersionKind().Group == ""
+}
+
 // Shown returns the values that showing the result must hide: those decrypted
 // for it (SecretValues), and every value of the Secrets its units render,
 // hooks' included, since units served from the render cache were decrypted
@@ -230,7 +235,7 @@ func (r *Result) Shown() []string {
 	values := slices.Clone(r.secretValues)
 	for _, u := range r.Units {
 		for _, o := range u.All() {
-			if o.GetKind() != "Secret" || o.GroupVersionKind().Group != "" {
+			if !IsSecret(o) {
 				continue
 			}
 			if m, ok := o.Object["stringData"].(map[string]any); ok {

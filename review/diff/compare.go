@@ -270,15 +270,10 @@ func (r *Report) yaml(o *unstructured.Unstructured) (string, error) {
 	return string(r.redactor.Redact(data)), nil
 }
 
-// isSecret reports whether o is a core Secret, whose values are never shown.
-func isSecret(o *unstructured.Unstructured) bool {
-	return o != nil && o.GetKind() == "Secret" && o.GroupVersionKind().Group == ""
-}
-
 // secretDigests returns a digest of each value of a Secret, by key: data decoded,
 // with stringData merged over it as the API server does.
 func secretDigests(o *unstructured.Unstructured) map[string][32]byte {
-	if !isSecret(o) {
+	if !render.IsSecret(o) {
 		return nil
 	}
 	out := map[string][32]byte{}

@@ -237,7 +237,7 @@ func tenantRow(r *Report, tenant string) row {
 		}
 	}
 	for _, d := range r.DNS {
-		if d.Tenant == tenant && tenant != addonsRow {
+		if d.Tenant == tenant {
 			touch(d.Region, d.App)
 			out.dns++
 		}
