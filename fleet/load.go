@@ -351,23 +351,33 @@ func (l *loader) yamlFiles(dir string) []string {
 	return files
 }
 
-func (l *loader) loadRegions() {
-	secrets := map[string]string{} // region file base name → secrets file
-	for _, file := range l.yamlFiles(RegionsDir) {
+// eachFile calls load with every YAML file of dir (regions/, tenants/) but its
+// SOPS files: those named <name>.secrets.sops.yaml are returned by base name,
+// and any other SOPS file is an error naming the form noun's must have.
+func (l *loader) eachFile(dir, noun string, load func(file string)) (secrets map[string]string) {
+	secrets = map[string]string{}
+	for _, file := range l.yamlFiles(dir) {
 		if strings.HasSuffix(file, SecretsSuffix) {
 			secrets[strings.TrimSuffix(path.Base(file), SecretsSuffix)] = file
 			continue
 		}
 		if strings.HasSuffix(file, ".sops.yaml") || strings.HasSuffix(file, ".sops.yml") {
-			l.add(&Error{File: file, Message: "SOPS files in regions/ must be named <region>" + SecretsSuffix})
+			l.add(&Error{File: file, Message: "SOPS files in " + dir + "/ must be named <" + noun + ">" + SecretsSuffix})
 			continue
 		}
+		load(file)
+	}
+	return secrets
+}
+
+func (l *loader) loadRegions() {
+	secrets := l.eachFile(RegionsDir, "region", func(file string) {
 		var r Region
 		if src, ok := l.object(file, KindRegion, &r); ok {
 			r.Source = src
 			l.model.Regions = append(l.model.Regions, &r)
 		}
-	}
+	})
 	for _, r := range l.model.Regions {
 		if file, ok := secrets[r.Metadata.Name]; ok {
 			r.SecretsFile = file
@@ -436,16 +446,7 @@ func (l *loader) eachDir(parent, name, kind string, load func(file string)) {
 }
 
 func (l *loader) loadTenants() {
-	secrets := map[string]string{} // tenant file base name → secrets file
-	for _, file := range l.yamlFiles(TenantsDir) {
-		if strings.HasSuffix(file, SecretsSuffix) {
-			secrets[strings.TrimSuffix(path.Base(file), SecretsSuffix)] = file
-			continue
-		}
-		if strings.HasSuffix(file, ".sops.yaml") || strings.HasSuffix(file, ".sops.yml") {
-			l.add(&Error{File: file, Message: "SOPS files in tenants/ must be named <tenant>" + SecretsSuffix})
-			continue
-		}
+	secrets := l.eachFile(TenantsDir, "tenant", func(file string) {
 		var t Tenant
 		if src, ok := l.object(file, KindTenant, &t); ok {
 			t.Source = src
@@ -454,7 +455,7 @@ func (l *loader) loadTenants() {
 				l.valuesFiles(src, fmt.Sprintf("spec.apps[%d].valuesFiles", i), app.ValuesFiles)
 			}
 		}
-	}
+	})
 	for _, t := range l.model.Tenants {
 		if file, ok := secrets[t.Metadata.Name]; ok {
 			t.SecretsFile = file
