@@ -165,6 +165,10 @@ type loader struct {
 	// files, bytes and visits count what was read and decoded so far, against limits.
 	files, bytes, visits int
 	overVisits           bool
+
+	// addonEdges are the addons' valid dependencies, by addon, built once for
+	// the cycle checks of every addon.
+	addonEdges map[string][]string
 }
 
 func (l *loader) add(err *Error) { l.errs = append(l.errs, err) }

@@ -704,11 +704,13 @@ func (l *loader) tenantDependencies(t *Tenant) {
 // addonDependencies checks an addon's dependsOn as tenantDependencies checks an
 // app's, against the other addons.
 func (l *loader) addonDependencies(a *Addon) {
-	edges := map[string][]string{}
-	for _, other := range l.model.Addons {
-		for _, dep := range other.Spec.DependsOn {
-			if d := l.model.Addon(dep); d != nil && dep != other.Metadata.Name && len(notInRegions(l.model.RegionsOf(other), l.model.RegionsOf(d))) == 0 {
-				edges[other.Metadata.Name] = append(edges[other.Metadata.Name], dep)
+	if l.addonEdges == nil {
+		l.addonEdges = map[string][]string{}
+		for _, other := range l.model.Addons {
+			for _, dep := range other.Spec.DependsOn {
+				if d := l.model.Addon(dep); d != nil && dep != other.Metadata.Name && len(notInRegions(l.model.RegionsOf(other), l.model.RegionsOf(d))) == 0 {
+					l.addonEdges[other.Metadata.Name] = append(l.addonEdges[other.Metadata.Name], dep)
+				}
 			}
 		}
 	}
@@ -727,7 +729,7 @@ func (l *loader) addonDependencies(a *Addon) {
 		}
 	}
 	l.noDuplicates(a.Source, a.Spec.DependsOn, listItem("spec.dependsOn"))
-	if cycle := cycleFrom(a.Metadata.Name, edges); cycle != nil {
+	if cycle := cycleFrom(a.Metadata.Name, l.addonEdges); cycle != nil {
 		l.add(a.Source.errorAt("spec.dependsOn", "addons wait for each other in a cycle (%s), so none would ever be applied; remove one of these dependencies", strings.Join(cycle, " → ")))
 	}
 }
