@@ -166,16 +166,13 @@ func (e *AwaitingWithdrawalError) Error() string {
 
 // PublishDNS is a publish step outside a pass, for the replica that writes
 // Route53 when other replicas reported new health: it reads the zone and
-// publishes model's placements as health says (known false: kept as they are),
-// withdrawing those found unhealthy and those that left the fleet.
-func (r *Reconciler) PublishDNS(ctx context.Context, model *fleet.Model, health func(fleet.UnitID) (healthy, known bool)) (*DNSReport, error) {
+// publishes model's placements as Options.DNSHealth says (known false: kept as
+// they are), withdrawing those found unhealthy and those that left the fleet.
+func (r *Reconciler) PublishDNS(ctx context.Context, model *fleet.Model) (*DNSReport, error) {
 	if r.opts.DNS == nil {
 		return nil, nil
 	}
 	report := &DNSReport{}
-	saved := r.opts.DNSHealth
-	r.opts.DNSHealth = health
-	defer func() { r.opts.DNSHealth = saved }()
 	err := r.publish(ctx, model, nil, report)
 	report.Err = err
 	return report, err

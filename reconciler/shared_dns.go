@@ -90,8 +90,8 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 	if d.dnsHealth != nil && maps.Equal(reported, d.dnsHealth) {
 		return
 	}
-	r := New(Options{DNS: d.dnsApplier(cur.model), Log: d.log})
-	if _, err := r.PublishDNS(passCtx, cur.model, lookup(reported)); err != nil {
+	r := New(Options{DNS: d.dnsApplier(cur.model), Log: d.log, DNSHealth: lookup(reported)})
+	if _, err := r.PublishDNS(passCtx, cur.model); err != nil {
 		d.log.Error("DNS records could not be published", "error", err)
 		return
 	}
