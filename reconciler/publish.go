@@ -87,16 +87,18 @@ func (r *Reconciler) publish(ctx context.Context, model *fleet.Model, regions ma
 	unknown := func(id fleet.UnitID) bool { _, ok := known(id); return !ok }
 	// A placement whose health is unknown keeps what it has; Endpoints still lists
 	// it when it is published, as the zone goes on holding it.
+	// The fleet is placed once; each list below is a part of every endpoint.
+	all := dns.Desired(model, func(fleet.UnitID) bool { return true })
 	published := cur.Published()
-	report.Endpoints = dns.Desired(model, func(id fleet.UnitID) bool { return healthy(id) || (unknown(id) && published[id]) })
+	report.Endpoints = dns.Only(all, func(id fleet.UnitID) bool { return healthy(id) || (unknown(id) && published[id]) })
 	stays := map[fleet.UnitID]bool{}
-	for _, e := range dns.Desired(model, unknown) {
+	for _, e := range dns.Only(all, unknown) {
 		stays[e.Unit()], stays[e.CheckUnit()] = true, true
 	}
-	report.Published = dns.PlanKeeping(dns.Desired(model, healthy), func(id fleet.UnitID) bool { return stays[id] }, cur)
+	report.Published = dns.PlanKeeping(dns.Only(all, healthy), func(id fleet.UnitID) bool { return stays[id] }, cur)
 	// What the whole fleet needs, every exposed placement published, against
 	// what the account and zone allow: known before anything is refused.
-	report.Quotas = dns.Needs(dns.Desired(model, func(fleet.UnitID) bool { return true }), cur)
+	report.Quotas = dns.Needs(all, cur)
 	for _, q := range []dns.Quota{report.Quotas.HealthChecks, report.Quotas.RecordSets} {
 		if !q.Fits() {
 			r.opts.Log.Warn("the fleet does not fit in a Route53 limit", "quota", q.String())

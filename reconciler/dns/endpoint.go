@@ -123,6 +123,18 @@ func Desired(model *fleet.Model, healthy func(fleet.UnitID) bool) []Endpoint {
 	return out
 }
 
+// Only returns the endpoints whose placement keep accepts, in their order:
+// Only(Desired(m, all), keep) is Desired(m, keep) without placing the fleet again.
+func Only(endpoints []Endpoint, keep func(fleet.UnitID) bool) []Endpoint {
+	var out []Endpoint
+	for _, e := range endpoints {
+		if keep(e.Unit()) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // CheckUnit is the owner of the health check the endpoint uses: its placement,
 // or with a shared check its app and region (tenant SharedTenant).
 func (e Endpoint) CheckUnit() fleet.UnitID {

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -515,4 +516,26 @@ func TestPlanSharedHealthChecks(t *testing.T) {
 			t.Errorf("the next plan: %s", strings.Join(next.Lines(), "\n"))
 		}
 	})
+}
+
+// Only keeps the endpoints of the placements it is asked for, as Desired would
+// have placed them.
+func TestOnlyIsDesiredFiltered(t *testing.T) {
+	m, err := fleet.LoadDir(filepath.Join("..", "..", "fleet-example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := Desired(m, func(fleet.UnitID) bool { return true })
+	for _, keep := range []func(fleet.UnitID) bool{
+		func(id fleet.UnitID) bool { return id.Tenant == "trucking" },
+		func(id fleet.UnitID) bool { return id.Region == "eu-west-2" },
+		func(fleet.UnitID) bool { return false },
+	} {
+		if diff := cmp.Diff(Desired(m, keep), Only(all, keep)); diff != "" {
+			t.Errorf("Only differs from Desired (-Desired +Only):\n%s", diff)
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("fleet-example exposes nothing; the test checks nothing")
+	}
 }
