@@ -128,6 +128,25 @@ func summarize(objects []ObjectHealth) Health {
 // times out still completes (or fails) on its own.
 const readTimeout = 30 * time.Second
 
+// pause waits before a poll's next read: *interval, which then doubles up to
+// PollInterval, and never past deadline. It reports false, without waiting, once
+// the deadline passed, and ctx's error when ctx ends first.
+func (a *Applier) pause(ctx context.Context, interval *time.Duration, deadline time.Time) (bool, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(min(*interval, left))
+	*interval = min(2**interval, a.opts.PollInterval)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false, ctx.Err()
+	case <-t.C:
+		return true, nil
+	}
+}
+
 // Wait polls Health until the unit is Ready, Failed, or timeout passed, and returns
 // the last Health. An object seen Current is not read again within the wait: most
 // (ConfigMaps, Secrets, Services, RBAC) are Current once they exist, so a unit
@@ -183,17 +202,12 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 		default:
 			lastErr = err
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
+		more, err := a.pause(ctx, &interval, deadline)
+		if err != nil {
+			return last, err
 		}
-		t := time.NewTimer(min(interval, left))
-		interval = min(2*interval, a.opts.PollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return last, ctx.Err()
-		case <-t.C:
+		if !more {
+			break
 		}
 	}
 	op := fmt.Sprintf("not ready after %s", timeout)

@@ -318,20 +318,15 @@ func (a *Applier) poll(ctx context.Context, check func() (bool, error)) (err err
 		case err != nil && !transient(err):
 			return err, false
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
+		more, cerr := a.pause(ctx, &interval, deadline)
+		if cerr != nil {
+			return cerr, true
+		}
+		if !more {
 			if err == nil {
 				err = fmt.Errorf("not done after %s", a.opts.HookTimeout)
 			}
 			return err, true
-		}
-		t := time.NewTimer(min(interval, left))
-		interval = min(2*interval, a.opts.PollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err(), true
-		case <-t.C:
 		}
 	}
 }
