@@ -10,7 +10,6 @@ import (
 
 	"github.com/fluxcd/pkg/ssa/normalize"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -123,21 +122,13 @@ func (a *Applier) claimHooks(ctx context.Context, id fleet.UnitID, run hookRun, 
 		if recorded[ref.Key()] || ref.Namespace != "" && fresh[ref.Namespace] {
 			continue
 		}
-		w, err := a.writerFor(id, ref)
+		live, _, err := a.readExisting(ctx, id, ref, "read before hook failed")
 		if err != nil {
-			return &Error{Object: ref.String(), Op: "read before hook failed", Err: err}
+			return err
 		}
-		live := stub(ref)
-		err = w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
-		switch {
-		case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
-			continue
-		case w.tenant && apierrors.IsForbidden(err):
-			continue // the API server refuses the tenant's write, and says why
-		case err != nil:
-			return &Error{Object: ref.String(), Op: "read before hook failed", Err: err, Transient: transient(err)}
+		if live != nil {
+			found = append(found, describe(ref, live))
 		}
-		found = append(found, describe(ref, live))
 	}
 	if len(found) > 0 {
 		return &Error{Object: id.String(), Op: "refused", Err: &RefusedError{Unit: id, Objects: found, Hooks: true}}

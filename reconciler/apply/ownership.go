@@ -134,29 +134,44 @@ func (a *Applier) existing(ctx context.Context, unit *render.Unit, prev *plan.In
 		if ref.Namespace != "" && fresh[ref.Namespace] {
 			continue
 		}
-		w, err := a.writerFor(id, ref)
-		if err != nil {
-			return nil, nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err}
-		}
-		live := stub(ref)
-		err = w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
+		live, notFound, err := a.readExisting(ctx, id, ref, "read before apply failed")
 		switch {
-		case apierrors.IsNotFound(err) && namespaceRank(u) == 0:
+		case err != nil:
+			return nil, nil, err
+		case notFound && namespaceRank(u) == 0:
 			fresh[ref.Name] = true
 			absent = append(absent, ref.Name)
 			continue
-		case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+		case live == nil:
 			continue
-		case w.tenant && apierrors.IsForbidden(err):
-			// The tenant may not read it, so it may not write it either: the
-			// API server refuses the apply, and says why.
-			continue
-		case err != nil:
-			return nil, nil, &Error{Object: ref.String(), Op: "read before apply failed", Err: err, Transient: transient(err)}
 		}
 		found = append(found, describe(ref, live))
 	}
 	return found, absent, nil
+}
+
+// readExisting reads an object a unit would write, as the writer that would
+// write it, before the write: the live object, or nil when there is none to
+// claim — not found (notFound), a kind the region does not know yet (its CRD
+// comes with the unit), or one the tenant may not read (the tenant may not write
+// it either: the API server refuses the write, and says why). Errors are *Error
+// with op.
+func (a *Applier) readExisting(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef, op string) (live *unstructured.Unstructured, notFound bool, err error) {
+	w, err := a.writerFor(id, ref)
+	if err != nil {
+		return nil, false, &Error{Object: ref.String(), Op: op, Err: err}
+	}
+	live = stub(ref)
+	err = w.client.Get(ctx, client.ObjectKeyFromObject(live), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, true, nil
+	case meta.IsNoMatchError(err), w.tenant && apierrors.IsForbidden(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, &Error{Object: ref.String(), Op: op, Err: err, Transient: transient(err)}
+	}
+	return live, false, nil
 }
 
 // namespaceRank sorts Namespaces (0) before everything else (1).
