@@ -159,6 +159,10 @@ type Placement struct {
 	Drift Drift `json:"drift"`
 	// DNS are the unit's Route53 endpoints and their health.
 	DNS []DNSEndpoint `json:"dns"`
+	// Objects are the unit's objects with their kstatus, as a watch last saw
+	// them (see Store.ObserveHealth); HealthAt is when.
+	Objects  []ObjectStatus `json:"objects,omitempty"`
+	HealthAt *time.Time     `json:"healthAt,omitempty"`
 }
 
 // Drift is what a drift check found in one unit.
@@ -273,6 +277,11 @@ func (s *Store) Status() Status {
 			LastError: p.lastError, Drift: p.drift, DNS: slices.Clone(s.dns[unit]),
 		}
 		out.Drift.Details = slices.Clone(p.drift.Details)
+		out.Objects = slices.Clone(p.objects)
+		if !p.healthAt.IsZero() {
+			t := p.healthAt
+			out.HealthAt = &t
+		}
 		if c, ok := s.commits[p.revision]; ok {
 			out.CommitSubject = c.Subject
 		}

@@ -107,6 +107,9 @@ type placement struct {
 	lastErrorAt         time.Time
 	lastSync            time.Time
 	drift               Drift
+	// objects and healthAt are what a watch last saw of the unit's objects.
+	objects  []ObjectStatus
+	healthAt time.Time
 }
 
 // New returns an empty Store; its metrics are registered in a registry of its own

@@ -1,0 +1,56 @@
+package status
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/render/secrets"
+)
+
+// TestObserveHealth checks that a watch's view of a unit changes its state
+// between passes, is redacted, and leaves alone units it must not change.
+func TestObserveHealth(t *testing.T) {
+	f := loadExampleFleet(t)
+	clock := newClock()
+	s := New(Options{Now: clock.Now, Redactor: secrets.NewRedactor([]string{secretValue})})
+	s.ObservePass(f.readyReport("3f1c9a7e5b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e"), time.Minute)
+	portal := unit("trucking/us-east-1/portal")
+	at := clock.Now().Add(time.Second)
+	s.ObserveHealth(portal, UnitHealth{
+		State: Progressing, Reason: "Deployment/trucking/portal: InProgress: 0 of 2 replicas " + secretValue, At: at,
+		Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "InProgress", Message: "0 of 2 " + secretValue}},
+	})
+	s.ObserveHealth(fleet.UnitID{Tenant: "nobody", Region: "us-east-1", App: "x"}, UnitHealth{State: Failed, At: at})
+
+	var got *Placement
+	st := s.Status()
+	for i, p := range st.Placements {
+		if p.Unit == portal {
+			got = &st.Placements[i]
+		}
+		if p.Tenant == "nobody" {
+			t.Errorf("a unit the Store did not know appeared: %s", p.Unit)
+		}
+	}
+	if got == nil {
+		t.Fatalf("no placement %s", portal)
+	}
+	if got.State != Progressing || !strings.HasPrefix(got.Reason, "Deployment/trucking/portal") {
+		t.Errorf("state %s (%q), want Progressing with the Deployment's reason", got.State, got.Reason)
+	}
+	if len(got.Objects) != 1 || got.Objects[0].Status != "InProgress" || got.HealthAt == nil || !got.HealthAt.Equal(at) {
+		t.Errorf("objects %+v at %v, want the Deployment InProgress at %v", got.Objects, got.HealthAt, at)
+	}
+	if strings.Contains(got.Reason+got.Objects[0].Message, secretValue) {
+		t.Errorf("a secret reached the status: %q %q", got.Reason, got.Objects[0].Message)
+	}
+
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: at.Add(time.Second)})
+	for _, p := range s.Status().Placements {
+		if p.Unit == portal && (p.State != Ready || p.Reason != "") {
+			t.Errorf("after recovery: %s (%q), want Ready", p.State, p.Reason)
+		}
+	}
+}
