@@ -113,6 +113,9 @@ type Unit struct {
 	// the region but that Meridian did not create (fleet's adoptExisting); without
 	// it applying such an object is refused.
 	AdoptExisting bool
+	// Source says where the objects come from, for people: the chart (with its
+	// version) or the Kustomize directory; empty for a namespace unit.
+	Source string
 }
 
 // All returns the unit's objects followed by its hooks' objects: everything it
@@ -262,7 +265,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 		return nil, fmt.Errorf("snapshot directory %q is not an absolute path", snap.Dir)
 	}
 	m := snap.Model
-	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}}
+	run := &renderRun{r: r, snap: snap, zone: m.Fleet.Spec.DNS.Zone, hashes: newFileHashes(snap.Dir), secretFiles: map[string]*secretsFile{}, charts: map[string]*chartDigest{}, sources: map[string]string{}}
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
@@ -387,6 +390,7 @@ type renderRun struct {
 	mu          sync.Mutex
 	secretFiles map[string]*secretsFile // by file
 	charts      map[string]*chartDigest // by app directory
+	sources     map[string]string       // by chart directory (sourceOf)
 }
 
 type chartDigest struct {
@@ -719,7 +723,7 @@ func (run *renderRun) unit(j job, objects []*unstructured.Unstructured, digest s
 		out[i] = withOwnMetadata(o)
 	}
 	label(out, j.id, run.snap.Revision)
-	u := &Unit{Tenant: j.id.Tenant, Region: j.id.Region, App: j.id.App, Addon: j.id.Addon, Objects: out, Digest: digest, Cached: cached, AdoptExisting: j.adopt}
+	u := &Unit{Tenant: j.id.Tenant, Region: j.id.Region, App: j.id.App, Addon: j.id.Addon, Objects: out, Digest: digest, Cached: cached, AdoptExisting: j.adopt, Source: run.sourceOf(j)}
 	if j.helm != nil {
 		u.Objects, u.Hooks = helm.Hooks(out)
 	}

@@ -86,11 +86,14 @@ type Desired struct {
 	Objects []*unstructured.Unstructured
 	// Hooks are the objects of the unit's Helm hooks.
 	Hooks []ObjectRef
+	// Source is the chart (with its version) or Kustomize directory the objects
+	// come from (render.Unit.Source), for the dashboard.
+	Source string
 }
 
 // DesiredOf is what a rendered unit asks of its region.
 func DesiredOf(u *render.Unit) Desired {
-	d := Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects}
+	d := Desired{Unit: u.ID(), Digest: u.Digest, Objects: u.Objects, Source: u.Source}
 	for _, h := range u.Hooks {
 		d.Hooks = append(d.Hooks, RefOf(h.Object))
 	}
