@@ -24,8 +24,15 @@ type Status struct {
 	Waves []Wave `json:"waves"`
 	// Regions are every region the Store knows, by name.
 	Regions []Region `json:"regions"`
-	// Placements are every unit the Store knows, by tenant, region and app.
+	// Placements are every unit the Store knows, by tenant, region and app:
+	// despite the field's name (kept for the clients that read it), it lists the
+	// tenants' namespace units and the addons too; Kind tells them apart, and
+	// Counts counts each kind. A request with filters (see Filter) lists only
+	// the units that match.
 	Placements []Placement `json:"placements"`
+	// Counts counts the units the Store knows by kind and state, whatever the
+	// request's filters.
+	Counts Counts `json:"counts"`
 	// Errors are the recent errors, oldest first.
 	Errors []ErrorEntry `json:"errors"`
 	// Fetch is how fetching the fleet repository goes.
@@ -133,6 +140,14 @@ type Placement struct {
 	// Unit is the unit; in JSON tenant/region/app, tenant/region or
 	// addon:region/name.
 	Unit fleet.UnitID `json:"unit"`
+	// Kind is what the unit is: KindPlacement (a tenant's app in a region, what
+	// `meridian validate` counts as a placement), KindNamespace (a tenant's
+	// namespace in a region) or KindAddon (a platform addon in a region).
+	Kind string `json:"kind"`
+	// Source is the chart (with its version) or Kustomize directory the unit's
+	// objects come from, as the last pass that rendered it said; empty for a
+	// namespace unit and before the first pass.
+	Source string `json:"source,omitempty"`
 	// Tenant, Region and App name the unit; App is empty for a namespace unit.
 	Tenant string `json:"tenant"`
 	Region string `json:"region"`
@@ -163,6 +178,56 @@ type Placement struct {
 	// them (see Store.ObserveHealth); HealthAt is when.
 	Objects  []ObjectStatus `json:"objects,omitempty"`
 	HealthAt *time.Time     `json:"healthAt,omitempty"`
+}
+
+// The kinds of unit a Placement can be.
+const (
+	KindPlacement = "placement"
+	KindNamespace = "namespace"
+	KindAddon     = "addon"
+)
+
+// kindOf returns the kind of a unit.
+func kindOf(u fleet.UnitID) string {
+	switch {
+	case u.IsAddon():
+		return KindAddon
+	case u.IsNamespace():
+		return KindNamespace
+	}
+	return KindPlacement
+}
+
+// Counts counts units by kind and state. A placement is a tenant's app in a
+// region (tenant × region × app): the number `meridian validate` gives.
+type Counts struct {
+	// Placements, Namespaces and Addons count the units of each kind; Units
+	// counts them all.
+	Placements int `json:"placements"`
+	Namespaces int `json:"namespaces"`
+	Addons     int `json:"addons"`
+	Units      int `json:"units"`
+	// PlacementStates counts the placements in each state, UnitStates every unit.
+	PlacementStates map[State]int `json:"placementStates"`
+	UnitStates      map[State]int `json:"unitStates"`
+}
+
+// add counts one unit.
+func (c *Counts) add(kind string, st State) {
+	if c.PlacementStates == nil {
+		c.PlacementStates, c.UnitStates = map[State]int{}, map[State]int{}
+	}
+	c.Units++
+	c.UnitStates[st]++
+	switch kind {
+	case KindPlacement:
+		c.Placements++
+		c.PlacementStates[st]++
+	case KindNamespace:
+		c.Namespaces++
+	case KindAddon:
+		c.Addons++
+	}
 }
 
 // Drift is what a drift check found in one unit.
@@ -212,6 +277,12 @@ const maxDriftDetails = 20
 
 // Status returns a copy of the whole status, safe to keep and to encode.
 func (s *Store) Status() Status {
+	return s.StatusOf(Filter{})
+}
+
+// StatusOf returns a copy of the status whose Placements are only the units f
+// matches; everything else is as Status returns it.
+func (s *Store) StatusOf(f Filter) Status {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := Status{
@@ -222,6 +293,7 @@ func (s *Store) Status() Status {
 		Errors:      slices.Clone(s.recent),
 		Fetch:       s.fetch,
 		States:      slices.Clone(States),
+		Counts:      Counts{PlacementStates: map[State]int{}, UnitStates: map[State]int{}},
 	}
 	st.Route53Quotas = slices.Clone(s.quotas)
 	if st.Errors == nil {
@@ -271,32 +343,41 @@ func (s *Store) Status() Status {
 	}
 	for _, unit := range s.sortedUnits() {
 		p := s.placements[unit]
-		out := Placement{
-			Unit: unit, Tenant: p.tenant, Region: p.region, App: p.app, Addon: p.addon,
-			State: p.state, Reason: p.reason, Revision: p.revision, Wave: p.wave,
-			LastError: p.lastError, Drift: p.drift, DNS: slices.Clone(s.dns[unit]),
+		st.Counts.add(kindOf(unit), p.state)
+		if !f.matches(unit, p.state) {
+			continue
 		}
-		out.Drift.Details = slices.Clone(p.drift.Details)
-		out.Objects = slices.Clone(p.objects)
-		if !p.healthAt.IsZero() {
-			t := p.healthAt
-			out.HealthAt = &t
-		}
-		if c, ok := s.commits[p.revision]; ok {
-			out.CommitSubject = c.Subject
-		}
-		if !p.lastErrorAt.IsZero() {
-			t := p.lastErrorAt
-			out.LastErrorAt = &t
-		}
-		if !p.lastSync.IsZero() {
-			t := p.lastSync
-			out.LastSyncAt = &t
-		}
-		if out.DNS == nil {
-			out.DNS = []DNSEndpoint{}
-		}
-		st.Placements = append(st.Placements, out)
+		st.Placements = append(st.Placements, s.placementView(unit, p))
 	}
 	return st
+}
+
+// placementView returns the API's copy of a unit; the caller holds s.mu.
+func (s *Store) placementView(unit fleet.UnitID, p *placement) Placement {
+	out := Placement{
+		Unit: unit, Kind: kindOf(unit), Source: p.source, Tenant: p.tenant, Region: p.region, App: p.app, Addon: p.addon,
+		State: p.state, Reason: p.reason, Revision: p.revision, Wave: p.wave,
+		LastError: p.lastError, Drift: p.drift, DNS: slices.Clone(s.dns[unit]),
+	}
+	out.Drift.Details = slices.Clone(p.drift.Details)
+	out.Objects = slices.Clone(p.objects)
+	if !p.healthAt.IsZero() {
+		t := p.healthAt
+		out.HealthAt = &t
+	}
+	if c, ok := s.commits[p.revision]; ok {
+		out.CommitSubject = c.Subject
+	}
+	if !p.lastErrorAt.IsZero() {
+		t := p.lastErrorAt
+		out.LastErrorAt = &t
+	}
+	if !p.lastSync.IsZero() {
+		t := p.lastSync
+		out.LastSyncAt = &t
+	}
+	if out.DNS == nil {
+		out.DNS = []DNSEndpoint{}
+	}
+	return out
 }

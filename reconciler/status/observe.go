@@ -125,6 +125,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	}
 	waveOf := s.observeWaves(r)
 	s.observeUnits(r, outcome, now)
+	s.observeApplies(r, outcome, now)
 	s.observeRegions(r, outcome, waveOf)
 	pass := &Pass{Revision: r.Revision, At: now, DurationSeconds: d.Seconds(), Converged: true}
 	if err := r.Err(); err != nil {
@@ -132,6 +133,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		pass.Problems = s.clean(err.Error())
 	}
 	s.lastPass = pass
+	history := s.recordPass(r, pass, d)
 	s.forgetCommits()
 	events := s.passEvents(r)
 	subject := ""
@@ -139,6 +141,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		subject = c.Subject
 	}
 	s.mu.Unlock()
+	s.saveHistory(history)
 
 	result := "converged"
 	if !pass.Converged {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"
 )
@@ -30,6 +31,15 @@ type Options struct {
 	Now func() time.Time
 	// Log receives what the Store could not do. Nil discards it.
 	Log *slog.Logger
+	// Events, when set, reads the Kubernetes events of a unit's objects for the
+	// unit page (/api/v1/events/<unit>). Nil: the page says events cannot be read.
+	Events EventReader
+	// History, when set, keeps the history of passes across restarts: New loads
+	// it, and every pass saves it. Nil keeps it in memory only.
+	History HistoryStore
+	// HistorySize bounds the passes the history keeps; zero means
+	// DefaultHistorySize.
+	HistorySize int
 }
 
 // Commit is a revision of the fleet repository as people know it.
@@ -77,6 +87,9 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	// historyMu orders the saves of the history (Options.History).
+	historyMu sync.Mutex
+
 	mu         sync.RWMutex
 	redact     *secrets.Redactor
 	current    *Commit
@@ -90,6 +103,7 @@ type Store struct {
 	fetch      Fetch
 	dns        map[fleet.UnitID][]DNSEndpoint
 	quotas     []Route53Quota
+	history    []PassRecord
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string
@@ -110,6 +124,13 @@ type placement struct {
 	// objects and healthAt are what a watch last saw of the unit's objects.
 	objects  []ObjectStatus
 	healthAt time.Time
+	// source is where the unit's objects come from (plan.Desired.Source);
+	// desired the objects the last pass rendered for it; lastApply what that
+	// pass did; revisions the last revisions passes took it to, oldest first.
+	source    string
+	desired   []plan.ObjectRef
+	lastApply *UnitApply
+	revisions []UnitRevision
 }
 
 // New returns an empty Store; its metrics are registered in a registry of its own
@@ -124,6 +145,9 @@ func New(opts Options) *Store {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.HistorySize <= 0 {
+		opts.HistorySize = DefaultHistorySize
+	}
 	s := &Store{
 		opts:       opts,
 		now:        opts.Now,
@@ -136,6 +160,7 @@ func New(opts Options) *Store {
 		notified:   map[string]string{},
 	}
 	s.metrics = newMetrics(s)
+	s.loadHistory()
 	return s
 }
 

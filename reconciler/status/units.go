@@ -1,0 +1,319 @@
+package status
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/plan"
+)
+
+// AddonsRow is the name the API and the dashboard give the addons where a tenant
+// is expected (a filter, a row of the heatmap): addons belong to no tenant.
+const AddonsRow = "(addons)"
+
+// Filter selects units, as the query of /api/v1/status, /api/v1/summary and the
+// dashboard's address say it: every field that is set must match.
+type Filter struct {
+	// Tenant is a tenant's name, or AddonsRow for the addons.
+	Tenant string
+	// Region is a region's name.
+	Region string
+	// App is an app's or an addon's name.
+	App string
+	// State is a State.
+	State State
+	// Kind is KindPlacement, KindNamespace or KindAddon.
+	Kind string
+	// Search is a text the unit's name (tenant/region/app) contains.
+	Search string
+}
+
+// FilterOf reads a Filter from a query: tenant, region, app, state, kind and q.
+func FilterOf(q url.Values) Filter {
+	return Filter{
+		Tenant: q.Get("tenant"), Region: q.Get("region"), App: q.Get("app"),
+		State: State(q.Get("state")), Kind: q.Get("kind"), Search: q.Get("q"),
+	}
+}
+
+// matches reports whether the unit, in state st, passes the filter.
+func (f Filter) matches(u fleet.UnitID, st State) bool {
+	switch {
+	case f.Tenant != "" && rowOf(u) != f.Tenant,
+		f.Region != "" && u.Region != f.Region,
+		f.App != "" && u.Name() != f.App,
+		f.State != "" && st != f.State,
+		f.Kind != "" && kindOf(u) != f.Kind,
+		f.Search != "" && !strings.Contains(strings.ToLower(u.String()), strings.ToLower(f.Search)):
+		return false
+	}
+	return true
+}
+
+// rowOf is the tenant a unit is shown under: its tenant, or AddonsRow.
+func rowOf(u fleet.UnitID) string {
+	if u.IsAddon() {
+		return AddonsRow
+	}
+	return u.Tenant
+}
+
+// UnitDetail is everything the Store knows of one unit: what /api/v1/units/<unit>
+// serves and the dashboard's unit page shows.
+type UnitDetail struct {
+	Placement
+	// LastApply is what the last pass that planned the unit did to it; nil before.
+	LastApply *UnitApply `json:"lastApply"`
+	// Revisions are the last revisions passes took the unit to, newest first,
+	// with each one's outcome. They are kept in memory: a restart forgets them.
+	Revisions []UnitRevision `json:"revisions"`
+	// Commit is the commit of Revision, when the Store knows it.
+	Commit *Commit `json:"commit,omitempty"`
+}
+
+// UnitApply is what one pass did to a unit, by object. Each list names objects
+// (Kind/namespace/name, never a value) and holds at most maxApplyObjects.
+type UnitApply struct {
+	// Revision is the pass's revision; At when the pass finished.
+	Revision string    `json:"revision"`
+	At       time.Time `json:"at"`
+	// Action is what the plan said: create, update, unchanged, prune or keep
+	// (the unit failed to render and was left as it is).
+	Action string `json:"action"`
+	// Created are the objects applied that the unit did not have; Applied the
+	// objects it had, applied again because the unit's render changed (update);
+	// Deleted those deleted, Released the adopted ones let go; HeldDeletions
+	// those whose deletion waits (held, or the apply failed).
+	Created       []string `json:"created,omitempty"`
+	Applied       []string `json:"applied,omitempty"`
+	Deleted       []string `json:"deleted,omitempty"`
+	Released      []string `json:"released,omitempty"`
+	HeldDeletions []string `json:"heldDeletions,omitempty"`
+	// Objects counts the unit's rendered objects.
+	Objects int `json:"objects"`
+	// Health is what the pass read of the unit's health: healthy, progressing,
+	// unhealthy or unknown.
+	Health string `json:"health"`
+	// Error is why the apply, the prune or the health failed, redacted.
+	Error string `json:"error,omitempty"`
+}
+
+// UnitRevision is one revision a pass took a unit to.
+type UnitRevision struct {
+	// Revision, Subject and Author are the commit's.
+	Revision string `json:"revision"`
+	Subject  string `json:"subject,omitempty"`
+	Author   string `json:"author,omitempty"`
+	// First is when a pass first took the unit to it, Last when one last did.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// State is the unit's state after the last pass of the revision.
+	State State `json:"state"`
+}
+
+// KubeEvent is a Kubernetes event of one of a unit's objects.
+type KubeEvent struct {
+	// Type is Normal or Warning.
+	Type string `json:"type"`
+	// Reason is the event's reason (BackOff, ScalingReplicaSet, ...).
+	Reason string `json:"reason"`
+	// Object is the object it concerns: Kind/namespace/name.
+	Object string `json:"object"`
+	// Message is the event's message, redacted.
+	Message string `json:"message"`
+	// Count is how many times it happened; Last when it last did.
+	Count int32     `json:"count"`
+	Last  time.Time `json:"last"`
+}
+
+// EventReader reads the Kubernetes events of a unit's objects on demand (the
+// dashboard's unit page asks for them), from the unit's region. objects are the
+// unit's objects as the Store knows them (its last apply, its watch). It returns
+// an error when the region cannot be read; the Store redacts what it returns.
+type EventReader func(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error)
+
+const (
+	// maxApplyObjects bounds each list of objects of a UnitApply.
+	maxApplyObjects = 100
+	// maxUnitRevisions is how many revisions a unit keeps.
+	maxUnitRevisions = 10
+)
+
+// refNames returns the names of refs, at most maxApplyObjects of them.
+func refNames(refs []plan.ObjectRef) []string {
+	var out []string
+	for i, r := range refs {
+		if i == maxApplyObjects {
+			break
+		}
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// observeApplies records, for every unit a pass planned, what it did to its
+// objects and the revision it took the unit to; the caller holds s.mu for
+// writing, after observeUnits.
+func (s *Store) observeApplies(r *reconciler.Report, outcome PassOutcome, now time.Time) {
+	commit := s.commits[r.Revision]
+	for _, rr := range r.Regions {
+		if rr == nil {
+			continue
+		}
+		for _, ch := range rr.Changes.Changes {
+			p, ok := s.placements[ch.Unit]
+			if !ok {
+				continue
+			}
+			res := rr.Units[ch.Unit]
+			if res == nil {
+				res = &reconciler.UnitResult{Action: ch.Action}
+			}
+			a := &UnitApply{Revision: r.Revision, At: now, Action: ch.Action.String(), Health: res.Health.String()}
+			if ch.Desired != nil {
+				a.Objects = len(ch.Desired.Objects)
+				p.desired = make([]plan.ObjectRef, len(ch.Desired.Objects))
+				for i, o := range ch.Desired.Objects {
+					p.desired[i] = plan.RefOf(o)
+				}
+				if ch.Desired.Source != "" {
+					p.source = s.clean(ch.Desired.Source)
+				}
+			}
+			if res.Err == nil && ch.Desired != nil && (ch.Action == plan.Create || ch.Action == plan.Update) {
+				had := map[string]bool{}
+				if ch.Applied != nil {
+					for _, o := range ch.Applied.Objects {
+						had[o.Key()] = true
+					}
+				}
+				var created, applied []plan.ObjectRef
+				for _, ref := range p.desired {
+					if had[ref.Key()] {
+						applied = append(applied, ref)
+					} else {
+						created = append(created, ref)
+					}
+				}
+				a.Created, a.Applied = refNames(created), refNames(applied)
+			}
+			if res.Pruned {
+				a.Deleted, a.Released = refNames(ch.Delete), refNames(ch.Release)
+			} else {
+				a.HeldDeletions = refNames(ch.Delete)
+			}
+			switch {
+			case res.Err != nil:
+				a.Error = s.clean(res.Err.Error())
+			case res.HealthErr != nil:
+				a.Error = s.clean(res.HealthErr.Error())
+			}
+			p.lastApply = a
+			o := outcome.Units[ch.Unit]
+			if ch.Action == plan.Keep || (!o.Applied && o.State != Failed) {
+				continue // the pass did not try the revision on the unit
+			}
+			s.observeUnitRevision(p, commit, r.Revision, now)
+		}
+	}
+}
+
+// observeUnitRevision records that a pass took the unit to revision; the caller
+// holds s.mu for writing.
+func (s *Store) observeUnitRevision(p *placement, c Commit, revision string, now time.Time) {
+	if n := len(p.revisions); n > 0 && p.revisions[n-1].Revision == revision {
+		last := &p.revisions[n-1]
+		last.Last, last.State = now, p.state
+		return
+	}
+	p.revisions = append(p.revisions, UnitRevision{Revision: revision, Subject: c.Subject, Author: c.Author, First: now, Last: now, State: p.state})
+	if over := len(p.revisions) - maxUnitRevisions; over > 0 {
+		p.revisions = slices.Delete(p.revisions, 0, over)
+	}
+}
+
+// Unit returns everything the Store knows of a unit, and false when it knows
+// nothing of it.
+func (s *Store) Unit(unit fleet.UnitID) (UnitDetail, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.placements[unit]
+	if !ok {
+		return UnitDetail{}, false
+	}
+	d := UnitDetail{Placement: s.placementView(unit, p), Revisions: []UnitRevision{}}
+	if p.lastApply != nil {
+		a := *p.lastApply
+		d.LastApply = &a
+	}
+	for i := len(p.revisions) - 1; i >= 0; i-- {
+		d.Revisions = append(d.Revisions, p.revisions[i])
+	}
+	if c, ok := s.commits[p.revision]; ok {
+		d.Commit = &c
+	} else if n := len(p.revisions); n > 0 && p.revisions[n-1].Revision == p.revision {
+		r := p.revisions[n-1]
+		d.Commit = &Commit{Revision: r.Revision, Subject: r.Subject, Author: r.Author}
+	}
+	return d, true
+}
+
+// UnitEvents reads the Kubernetes events of a unit's objects through
+// Options.Events, redacted. It returns ErrNoEvents when the Store has no way to
+// read them, and ErrUnknownUnit for a unit it does not know.
+func (s *Store) UnitEvents(ctx context.Context, unit fleet.UnitID) ([]KubeEvent, error) {
+	if s.opts.Events == nil {
+		return nil, ErrNoEvents
+	}
+	s.mu.RLock()
+	p, ok := s.placements[unit]
+	var refs []plan.ObjectRef
+	seen := map[string]bool{}
+	add := func(r plan.ObjectRef) {
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			refs = append(refs, r)
+		}
+	}
+	if ok {
+		for _, o := range p.objects {
+			add(plan.ObjectRef{Group: o.Group, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
+		}
+		for _, o := range p.desired {
+			add(o)
+		}
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return nil, ErrUnknownUnit
+	}
+	events, err := s.opts.Events(ctx, unit, refs)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err != nil {
+		return nil, errorString(s.clean(err.Error()))
+	}
+	out := make([]KubeEvent, len(events))
+	for i, e := range events {
+		e.Message, e.Reason, e.Object = s.clean(e.Message), s.clean(e.Reason), s.clean(e.Object)
+		out[i] = e
+	}
+	slices.SortStableFunc(out, func(a, b KubeEvent) int { return b.Last.Compare(a.Last) })
+	return out, nil
+}
+
+// errorString is an error that is only its (redacted) message.
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// The errors of UnitEvents.
+var (
+	ErrNoEvents    error = errorString("this daemon cannot read Kubernetes events")
+	ErrUnknownUnit error = errorString("no such unit")
+)
