@@ -31,7 +31,7 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 //
 //	/                       the web dashboard (and its files under /static/)
 //	/api/v1/status          the Status document as JSON (?tenant=&region=&app=&state=&kind=&q= filter its units)
-//	/api/v1/summary         the Summary: counts and the tenants × regions heatmap (same filters)
+//	/api/v1/summary         the Summary: counts and the tenants × regions heatmap (same filters; rows=false leaves the heatmap out)
 //	/api/v1/units/<unit>    one unit's UnitDetail (404 for a unit the Store does not know)
 //	/api/v1/events/<unit>   the Kubernetes events of a unit's objects (Options.Events)
 //	/api/v1/apps            where every app and addon runs ([]AppView)
@@ -55,7 +55,11 @@ func (s *Store) Handler() http.Handler {
 		s.writeJSON(w, r, http.StatusOK, s.StatusOf(FilterOf(r.URL.Query())))
 	})
 	mux.HandleFunc("GET /api/v1/summary", func(w http.ResponseWriter, r *http.Request) {
-		s.writeJSON(w, r, http.StatusOK, s.Summary(FilterOf(r.URL.Query())))
+		sum := s.Summary(FilterOf(r.URL.Query()))
+		if r.URL.Query().Get("rows") == "false" {
+			sum.Rows = []HeatRow{}
+		}
+		s.writeJSON(w, r, http.StatusOK, sum)
 	})
 	mux.HandleFunc("GET /api/v1/apps", func(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusOK, s.Apps())
