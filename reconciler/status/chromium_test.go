@@ -83,18 +83,58 @@ func browser(t *testing.T) (context.Context, func() []string) {
 	}
 }
 
-// shownUnits reads the matrix: every unit card shown, as its tenant row, region
-// column and state.
+// shownUnits reads the overview's list of units: every unit shown, as its
+// kind and state.
 const shownUnits = `(() => {
   const out = {};
-  for (const e of document.querySelectorAll("#matrix tbody .unit")) {
-    out[e.dataset.unit] = e.closest("tr").dataset.tenant + " " + e.closest("td").dataset.region + " " + e.dataset.state;
+  for (const e of document.querySelectorAll("#units tbody tr")) {
+    out[e.dataset.unit] = e.children[1].textContent + " " + e.dataset.state;
   }
   return out;
 })()`
 
+// shownCells reads the overview's heatmap: every cell that has units, as its
+// tenant, region, worst state and number of units.
+const shownCells = `(() => {
+  const out = {};
+  for (const e of document.querySelectorAll("#heatmap .cell[data-state]")) {
+    out[e.closest(".tile").dataset.tenant + " " + e.dataset.region] = e.dataset.state + " " + e.dataset.units;
+  }
+  return out;
+})()`
+
+// wantCells is the heatmap the summary describes.
+func wantCells(sum Summary) map[string]string {
+	out := map[string]string{}
+	for _, row := range sum.Rows {
+		for i, c := range row.Cells {
+			if c.Units > 0 {
+				out[row.Tenant+" "+sum.Columns[i]] = fmt.Sprintf("%s %d", c.State, c.Units)
+			}
+		}
+	}
+	return out
+}
+
 func setFilter(id, value string) string {
 	return fmt.Sprintf(`(() => { const s = document.getElementById(%q); s.value = %q; s.dispatchEvent(new Event("change")); return s.value; })()`, id, value)
+}
+
+// filterBy sets a filter of the overview as a person would, and waits until the
+// page shows what the filters in its address select.
+func filterBy(ctx context.Context, t *testing.T, id, value string) {
+	t.Helper()
+	eval[string](ctx, t, setFilter(id, value))
+	waitShown(ctx, t)
+}
+
+// waitShown waits until the page drew the view its address names.
+func waitShown(ctx context.Context, t *testing.T) {
+	t.Helper()
+	err := chromedp.Do(ctx, waitFor(`document.body.dataset.shown === "overview?" + (location.hash.split("?")[1] || "")`, 10*time.Second))
+	if err != nil {
+		t.Fatalf("the page did not draw %s: %v", eval[string](ctx, t, `location.hash`), err)
+	}
 }
 
 func TestDashboardInChromium(t *testing.T) {
@@ -112,28 +152,32 @@ func TestDashboardInChromium(t *testing.T) {
 	want := func() map[string]string {
 		out := map[string]string{}
 		for _, p := range s.Status().Placements {
-			owner := p.Tenant
-			if p.Addon != "" {
-				owner = "(addons)" // the row of the platform addons, which belong to no tenant
-			}
-			out[p.Unit.String()] = owner + " " + p.Region + " " + string(p.State)
+			out[p.Unit.String()] = p.Kind + " " + string(p.State)
 		}
 		return out
 	}
 	n := len(s.Status().Placements)
 
-	t.Run("the matrix shows every placement with its state", func(t *testing.T) {
+	t.Run("the overview shows every unit with its state", func(t *testing.T) {
 		err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(1400, 1000),
 			chromedp.Navigate(srv.URL+"/"),
-			waitFor(fmt.Sprintf(`document.querySelectorAll("#matrix tbody .unit").length === %d`, n), 20*time.Second),
+			waitFor(fmt.Sprintf(`document.querySelectorAll("#units tbody tr").length === %d`, n), 20*time.Second),
 		)
 		if err != nil {
 			t.Fatalf("load the dashboard: %v", err)
 		}
 		got := eval[map[string]string](ctx, t, shownUnits)
 		if diff := cmp.Diff(want(), got); diff != "" {
-			t.Errorf("matrix (-want +got):\n%s", diff)
+			t.Errorf("units (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(wantCells(s.Summary(Filter{})), eval[map[string]string](ctx, t, shownCells)); diff != "" {
+			t.Errorf("heatmap (-want +got):\n%s", diff)
+		}
+		c := s.Status().Counts
+		totals := eval[string](ctx, t, `document.getElementById("totals").textContent`)
+		if wantTotals := fmt.Sprintf("%d placements (tenant × region × app)", c.Placements); !strings.HasPrefix(totals, wantTotals) || c.Placements == n {
+			t.Errorf("totals = %q; want it to start with %q, namespace units and addons not counted as placements (%d units)", totals, wantTotals, n)
 		}
 		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
@@ -142,8 +186,8 @@ func TestDashboardInChromium(t *testing.T) {
 		saveScreenshot(t, "dashboard-troubled.png", shot)
 		if img, err := png.Decode(bytes.NewReader(shot)); err != nil {
 			t.Errorf("screenshot is not a PNG: %v", err)
-		} else if failed, _ := countColour(img, 0xc5, 0x30, 0x30); failed < 1000 {
-			t.Errorf("screenshot has %d pixels of the Failed colour; want the failed placements drawn", failed)
+		} else if failed, _ := countColour(img, 0xc5, 0x30, 0x30); failed < 12*14*eval[int](ctx, t, `document.querySelectorAll('#heatmap .cell[data-state="Failed"]').length`) {
+			t.Errorf("screenshot has %d pixels of the Failed colour; want the heatmap's Failed cells drawn", failed)
 		}
 		page := eval[string](ctx, t, `document.documentElement.outerHTML`)
 		text := eval[string](ctx, t, `document.body.innerText`)
@@ -157,17 +201,18 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 
-	t.Run("filters narrow the matrix", func(t *testing.T) {
-		eval[string](ctx, t, setFilter("filter-state", "Failed"))
+	t.Run("filters narrow the overview", func(t *testing.T) {
+		filterBy(ctx, t, "filter-state", "Failed")
 		failed := eval[map[string]string](ctx, t, shownUnits)
 		hash := eval[string](ctx, t, `location.hash`)
-		eval[string](ctx, t, setFilter("filter-state", ""))
-		eval[string](ctx, t, setFilter("filter-tenant", "trucking"))
-		eval[string](ctx, t, setFilter("filter-app", "portal"))
+		filterBy(ctx, t, "filter-state", "")
+		filterBy(ctx, t, "filter-tenant", "trucking")
+		filterBy(ctx, t, "filter-app", "portal")
 		portals := eval[map[string]string](ctx, t, shownUnits)
-		eval[string](ctx, t, setFilter("filter-app", ""))
+		filterBy(ctx, t, "filter-app", "")
 		trucking := eval[map[string]string](ctx, t, shownUnits)
 		eval[bool](ctx, t, `document.getElementById("filter-clear").click() === undefined`)
+		waitShown(ctx, t)
 		if all := eval[map[string]string](ctx, t, shownUnits); len(all) != n {
 			t.Errorf("%d units shown after clear; want %d", len(all), n)
 		}
@@ -191,20 +236,20 @@ func TestDashboardInChromium(t *testing.T) {
 				t.Errorf("filter %s (-want +got):\n%s", name, diff)
 			}
 		}
-		if hash != "#state=Failed" {
-			t.Errorf("location.hash = %q with the state filter; want #state=Failed, so the view can be shared", hash)
+		if hash != "#/?state=Failed" {
+			t.Errorf("location.hash = %q with the state filter; want #/?state=Failed, so the view can be shared", hash)
 		}
 	})
 
 	t.Run("the page follows the store live", func(t *testing.T) {
 		s.ObservePass(f.readyReport(rev2), 30*time.Second)
-		err := chromedp.Do(ctx, waitFor(`document.querySelectorAll('#matrix tbody .unit[data-state="Ready"]').length === document.querySelectorAll("#matrix tbody .unit").length`, 10*time.Second))
+		err := chromedp.Do(ctx, waitFor(`document.querySelectorAll('#units tbody tr[data-state="Ready"]').length === document.querySelectorAll("#units tbody tr").length`, 10*time.Second))
 		if err != nil {
 			t.Fatalf("the page did not show the new pass: %v", err)
 		}
 		got := eval[map[string]string](ctx, t, shownUnits)
 		if diff := cmp.Diff(want(), got); diff != "" {
-			t.Errorf("matrix after the update (-want +got):\n%s", diff)
+			t.Errorf("units after the update (-want +got):\n%s", diff)
 		}
 	})
 
@@ -225,8 +270,8 @@ func TestDashboardInChromium(t *testing.T) {
 		if colours < 20 {
 			t.Errorf("screenshot has %d colours: blank", colours)
 		}
-		if ready < 5000 {
-			t.Errorf("screenshot has %d pixels of the Ready colour; want the Ready placements drawn", ready)
+		if cells := eval[int](ctx, t, `document.querySelectorAll('#heatmap .cell[data-state="Ready"]').length`); ready < 12*14*cells || cells == 0 {
+			t.Errorf("screenshot has %d pixels of the Ready colour; want the heatmap's %d Ready cells drawn", ready, cells)
 		}
 	})
 
@@ -253,7 +298,7 @@ func TestDashboardShowsWhenTheDaemonIsGone(t *testing.T) {
 		t.Fatalf("the page did not say the daemon is gone: %v", err)
 	}
 	live := eval[string](ctx, t, `document.getElementById("live").textContent`)
-	units := eval[int](ctx, t, `document.querySelectorAll("#matrix tbody .unit").length`)
+	units := eval[int](ctx, t, `document.querySelectorAll("#units tbody tr").length`)
 	if !strings.Contains(live, "cannot reach the daemon") || units == 0 {
 		t.Errorf("live = %q with %d units; want the last data kept and the daemon said unreachable", live, units)
 	}

@@ -52,7 +52,7 @@ func TestHandlerServes(t *testing.T) {
 		path, contentType, contains string
 		status                      int
 	}{
-		{"/", "text/html; charset=utf-8", `<table id="matrix"`, 200},
+		{"/", "text/html; charset=utf-8", `<div id="heatmap"`, 200},
 		{"/static/app.js", "text/javascript; charset=utf-8", "/api/v1/status", 200},
 		{"/static/style.css", "text/css; charset=utf-8", "--ready", 200},
 		{"/api/v1/status", "application/json", `"placements"`, 200},

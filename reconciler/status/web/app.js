@@ -133,6 +133,7 @@
     const drawn = performance.now();
     const b = document.body.dataset;
     b.view = route.view;
+    b.shown = route.view + "?" + (route.view === "overview" ? query(filters) : route.unit || route.app || "");
     b.generated = data.summary.generatedAt;
     b.fetchMs = (fetched - started).toFixed(1);
     b.drawMs = (drawn - fetched).toFixed(1);
@@ -279,6 +280,7 @@
     const m = st.matched.units;
     const note = document.getElementById("units-note");
     const tbody = document.querySelector("#units tbody");
+    document.getElementById("units").hidden = !status;
     if (!status) {
       note.textContent = m === 0 ? "No unit matches." : m + " units match: narrow the filters (a tenant, a region, a state, or a search) to list them, or click a tenant or a cell of the map.";
       tbody.replaceChildren();
@@ -382,13 +384,14 @@
     } else {
       const list = (name, items) => items && items.length ? el("div", { class: "changes", "data-change": name },
         el("strong", { text: name + " (" + items.length + ")" }), el("ul", {}, ...items.map((x) => el("li", { text: x })))) : null;
-      apply.replaceChildren(
+      apply.replaceChildren(...[
         el("p", { "data-apply": a.action }, "Pass of ", el("code", { text: short(a.revision) }), " " + ago(a.at) + ": ",
           el("strong", { text: a.action }), ", " + a.objects + " objects rendered, health " + a.health + "."),
         a.error ? el("p", { class: "msg error", text: a.error }) : null,
         list("created", a.created), list("applied", a.applied), list("deleted", a.deleted),
         list("released", a.released), list("deletions held", a.heldDeletions),
-        a.action === "unchanged" && !(a.heldDeletions || []).length ? el("p", { class: "note", text: "Nothing changed: the unit rendered as it was applied." }) : null);
+        a.action === "unchanged" && !(a.heldDeletions || []).length ? el("p", { class: "note", text: "Nothing changed: the unit rendered as it was applied." }) : null,
+      ].filter(Boolean));
     }
 
     rows("unit-revisions", u.revisions || [], (r) => el("tr", { "data-revision": r.revision },
@@ -458,7 +461,7 @@
       el("td", { class: "outcome", "data-converged": String(p.converged), text: p.converged ? "converged" : "did not converge", title: p.problems || "" }),
       el("td", { class: "region-outcomes" }, ...(p.regions || []).map((r) => el("span", { class: "badge", "data-region-state": r.state, title: [r.changes, r.error].filter(Boolean).join("\n"), text: r.name + " " + r.state }))),
       el("td", {}, String(p.placements) + " ", stateCounts(p.states)),
-      el("td", { class: "n", text: String(p.renders) })))));
+      el("td", { class: "n", text: String(p.renders) }))));
   }
 
   // --- the loop -------------------------------------------------------------
@@ -497,7 +500,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     readRoute();
-    for (const k of ["tenant", "region", "app", "kind", "state"]) {
+    for (const k of FILTERS) {
       document.getElementById("filter-" + k).addEventListener("change", onFilter(k));
     }
     let typing = null;
