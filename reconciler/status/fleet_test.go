@@ -117,6 +117,9 @@ func setAction(rr *reconciler.RegionReport, ch plan.Change) {
 		if ch.Delete != nil {
 			cs.Changes[i].Delete = ch.Delete
 		}
+		if ch.Desired != nil {
+			cs.Changes[i].Desired = ch.Desired
+		}
 	}
 	res := &reconciler.UnitResult{Action: ch.Action}
 	switch ch.Action {

@@ -1,0 +1,243 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/plan"
+	"meridian.dev/meridian/render/secrets"
+)
+
+func TestFiltersSelectUnits(t *testing.T) {
+	s := New(Options{})
+	feedExample(s, loadExampleFleet(t))
+	tests := []struct {
+		name  string
+		query string
+		want  []string
+	}{
+		{"a tenant's app", "tenant=trucking&app=portal", []string{"trucking/ap-northeast-2/portal", "trucking/eu-west-2/portal", "trucking/us-east-1/portal"}},
+		{"a state in a region", "region=us-east-1&state=RenderFailed", []string{"charging-stations-ca/us-east-1/worker"}},
+		{"namespace units of a region", "kind=namespace&region=ap-northeast-2", []string{"trucking/ap-northeast-2"}},
+		{"a search, whatever the case", "q=LOGISTICS-EU/us", []string{"logistics-eu/us-east-1", "logistics-eu/us-east-1/portal", "logistics-eu/us-east-1/reports"}},
+		{"nothing", "tenant=nobody", nil},
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + "/api/v1/status?" + tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var st Status
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range st.Placements {
+				got = append(got, p.Unit.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("units (-want +got):\n%s", diff)
+			}
+			if st.Counts.Units != len(s.Status().Placements) || st.Counts.Placements != 15 {
+				t.Errorf("counts = %d units, %d placements; want every unit counted whatever the filter", st.Counts.Units, st.Counts.Placements)
+			}
+		})
+	}
+}
+
+func TestSummaryHeatmap(t *testing.T) {
+	s := New(Options{})
+	feedExample(s, loadExampleFleet(t))
+	sum := s.Summary(Filter{Tenant: "trucking"})
+	if len(sum.Rows) != 1 || sum.Rows[0].Tenant != "trucking" {
+		t.Fatalf("rows = %+v; want trucking's only", sum.Rows)
+	}
+	got := map[string]HeatCell{}
+	for i, c := range sum.Rows[0].Cells {
+		got[sum.Columns[i]] = c
+	}
+	// us-east-1: the namespace, api (progressing), portal, worker; ap-northeast-2:
+	// the portal failed.
+	want := map[string]HeatCell{
+		"us-east-1":      {State: Progressing, Units: 4, NotReady: 1},
+		"eu-west-2":      {State: Ready, Units: 4},
+		"ap-northeast-2": {State: Failed, Units: 4, NotReady: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("trucking's cells (-want +got):\n%s", diff)
+	}
+	if !slices.Equal(sum.Tenants, []string{AddonsRow, "charging-stations-ca", "logistics-eu", "trucking"}) || sum.Matched.Units != 12 {
+		t.Errorf("tenants %v, %d units matched; want every tenant, 12 of trucking's units", sum.Tenants, sum.Matched.Units)
+	}
+	for _, tt := range []struct{ a, b, want State }{{Ready, Failed, Failed}, {Held, Progressing, Held}, {RenderFailed, Failed, Failed}, {"", Unknown, Unknown}, {Ready, Unknown, Unknown}} {
+		if got := Worse(tt.a, tt.b); got != tt.want {
+			t.Errorf("Worse(%q, %q) = %q; want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestUnitDetail(t *testing.T) {
+	f := loadExampleFleet(t)
+	s := New(Options{})
+	s.ObserveRevision(commit1)
+	first := f.readyReport(rev1)
+	portal := unit("trucking/us-east-1/portal")
+	deploy := plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal"}
+	svc := plan.ObjectRef{Version: "v1", Kind: "Service", Namespace: "trucking", Name: "portal"}
+	old := plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "trucking", Name: "portal-v1"}
+	desired := func(source string) *plan.Desired {
+		return &plan.Desired{Unit: portal, Source: source, Objects: scaleObjectsOf(deploy, svc)}
+	}
+	setAction(first.Regions["us-east-1"], plan.Change{Unit: portal, Action: plan.Create, Desired: desired("chart apps/portal/chart (portal 0.1.0)")})
+	s.ObservePass(first, time.Second)
+	s.ObserveRevision(commit2)
+	second := f.readyReport(rev2)
+	us := second.Regions["us-east-1"]
+	setAction(us, plan.Change{Unit: portal, Action: plan.Update, Desired: desired("chart apps/portal/chart (portal 0.2.0)"),
+		Applied: &plan.Inventory{Unit: portal, Revision: rev1, Objects: []plan.ObjectRef{deploy, old}}, Delete: []plan.ObjectRef{old}})
+	us.Units[portal].Pruned = true
+	s.ObservePass(second, time.Second)
+
+	d, ok := s.Unit(portal)
+	if !ok {
+		t.Fatal("the unit is not known")
+	}
+	wantApply := &UnitApply{Revision: rev2, Action: "update", Created: []string{"Service/trucking/portal"}, Applied: []string{"Deployment/trucking/portal"},
+		Deleted: []string{"ConfigMap/trucking/portal-v1"}, Objects: 2, Health: "healthy"}
+	if diff := cmp.Diff(wantApply, d.LastApply, cmpIgnoreAt); diff != "" {
+		t.Errorf("last apply (-want +got):\n%s", diff)
+	}
+	var revs []string
+	for _, r := range d.Revisions {
+		revs = append(revs, r.Revision[:7]+" "+r.Subject+" "+string(r.State))
+	}
+	if diff := cmp.Diff([]string{rev2[:7] + " " + commit2.Subject + " Ready", rev1[:7] + " " + commit1.Subject + " Ready"}, revs); diff != "" {
+		t.Errorf("revisions (-want +got):\n%s", diff)
+	}
+	if d.Source != "chart apps/portal/chart (portal 0.2.0)" || d.Kind != KindPlacement || d.Commit == nil || d.Commit.Author != commit2.Author {
+		t.Errorf("source %q, kind %q, commit %+v; want the new chart version, a placement, rev2's commit", d.Source, d.Kind, d.Commit)
+	}
+
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/api/v1/units/trucking/us-east-1/portal":    200,
+		"/api/v1/units/trucking/us-east-1":           200,
+		"/api/v1/units/addon:us-east-1/nothing":      404,
+		"/api/v1/units/trucking/us-east-1/a/b":       400,
+		"/api/v1/events/trucking/us-east-1/portal":   501,
+		"/api/v1/events/nobody/us-east-1/portal":     501,
+		"/api/v1/units/trucking/nowhere/portal":      404,
+		"/api/v1/history":                            200,
+		"/api/v1/apps":                               200,
+		"/api/v1/summary?tenant=trucking&rows=false": 200,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		decodeErr := json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s; want %d", path, resp.Status, want)
+		}
+		if want >= 400 && (decodeErr != nil || body["error"] == "") {
+			t.Errorf("GET %s: %v %v; want {\"error\": ...}", path, body, decodeErr)
+		}
+	}
+}
+
+// cmpIgnoreAt leaves out when a UnitApply was taken.
+var cmpIgnoreAt = cmp.Transformer("noAt", func(a *UnitApply) *UnitApply {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.At = time.Time{}
+	return &c
+})
+
+func TestUnitEvents(t *testing.T) {
+	f := loadExampleFleet(t)
+	var asked []string
+	read := func(_ context.Context, u fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error) {
+		for _, o := range objects {
+			asked = append(asked, o.String())
+		}
+		if u.Region == "eu-west-2" {
+			return nil, errors.New("eu-west-2: Unauthorized; token " + secretValue)
+		}
+		t0 := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
+		return []KubeEvent{
+			{Type: "Normal", Reason: "Scheduled", Object: "Pod/trucking/portal-1", Message: "assigned", Last: t0},
+			{Type: "Warning", Reason: "BackOff", Object: "Pod/trucking/portal-1", Message: "env " + secretValue, Last: t0.Add(time.Minute), Count: 3},
+		}, nil
+	}
+	s := New(Options{Events: read, Redactor: secrets.NewRedactor([]string{secretValue})})
+	feedExample(s, f)
+	portal := unit("trucking/us-east-1/portal")
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: time.Now(), Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/api/v1/events/trucking/us-east-1/portal")
+	var got struct{ Events []KubeEvent }
+	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 200 {
+		t.Fatalf("events: %d %s (%v)", code, body, err)
+	}
+	if len(got.Events) != 2 || got.Events[0].Reason != "BackOff" || strings.Contains(body, secretValue) {
+		t.Errorf("events = %s; want both, newest first, the secret redacted", body)
+	}
+	if !slices.Equal(asked, []string{"Deployment/trucking/portal"}) {
+		t.Errorf("the reader was asked for %v; want the unit's objects", asked)
+	}
+	code, body = get("/api/v1/events/trucking/eu-west-2/portal")
+	if code != http.StatusBadGateway || !strings.Contains(body, "Unauthorized") || strings.Contains(body, secretValue) {
+		t.Errorf("events of an unreadable region: %d %s; want 502 with the reason, redacted", code, body)
+	}
+	if code, _ := get("/api/v1/events/nobody/us-east-1/portal"); code != http.StatusNotFound {
+		t.Errorf("events of an unknown unit: %d; want 404", code)
+	}
+}
+
+// scaleObjectsOf returns objects with the references given.
+func scaleObjectsOf(refs ...plan.ObjectRef) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(refs))
+	for i, r := range refs {
+		o := &unstructured.Unstructured{}
+		o.SetGroupVersionKind(r.GroupVersionKind())
+		o.SetNamespace(r.Namespace)
+		o.SetName(r.Name)
+		out[i] = o
+	}
+	return out
+}
