@@ -32,6 +32,10 @@ type Config struct {
 	// CacheDir holds the repository cache, snapshots and downloaded charts. Empty
 	// means the user cache directory.
 	CacheDir string `yaml:"cacheDir,omitempty"`
+	// StateDir holds what the daemon keeps across restarts and may not lose with
+	// a cache: the dashboard's history of passes (status/history.json). Empty
+	// means CacheDir's state/ directory.
+	StateDir string `yaml:"stateDir,omitempty"`
 	// Listen is the address of the HTTP server (health, webhooks). Default :8080.
 	Listen string `yaml:"listen,omitempty"`
 	// TLS makes the server on Listen speak HTTPS only.
@@ -198,7 +202,7 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: repository: set exactly one of branch, tag and semver", path)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Kubeconfig, &c.CacheDir, &c.Repository.UsernameFile, &c.Repository.PasswordFile, &c.Repository.TokenFile,
+	for _, p := range []*string{&c.Kubeconfig, &c.CacheDir, &c.StateDir, &c.Repository.UsernameFile, &c.Repository.PasswordFile, &c.Repository.TokenFile,
 		&c.Repository.SSHKeyFile, &c.Repository.KnownHostsFile, &c.Repository.CAFile, &c.Repository.VerifySSHAllowedSignersFile,
 		&c.Repository.GitHubSecretFile, &c.Repository.GitLabTokenFile, &c.Repository.GenericSecretFile,
 		&c.Notifications.WebhookURLFile, &c.Notifications.SlackURLFile, &c.EKS.CAFile} {
@@ -243,6 +247,9 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: set cacheDir: %w", path, err)
 		}
 		c.CacheDir = filepath.Join(cache, "meridian")
+	}
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(c.CacheDir, "state")
 	}
 	if err := c.checkHA(path); err != nil {
 		return nil, err

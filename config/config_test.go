@@ -44,7 +44,7 @@ cacheDir: cache
 	if diff := cmp.Diff([]string{filepath.Join(dir, "keys.txt")}, c.Decryption.KeyFiles); diff != "" {
 		t.Errorf("key files (-want +got):\n%s", diff)
 	}
-	if c.Listen != ":8080" || time.Duration(c.HealthTimeout) != 5*time.Minute || time.Duration(c.DriftInterval) != 10*time.Minute || c.CacheDir != filepath.Join(dir, "cache") {
+	if c.Listen != ":8080" || time.Duration(c.HealthTimeout) != 5*time.Minute || time.Duration(c.DriftInterval) != 10*time.Minute || c.CacheDir != filepath.Join(dir, "cache") || c.StateDir != filepath.Join(dir, "cache", "state") {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	creds, err := c.Repository.ReadCredentials()

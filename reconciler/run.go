@@ -72,6 +72,10 @@ type RunOptions struct {
 	// NewCluster builds a region's write side from its rest.Config. Nil means an
 	// apply.Applier whose inventory is kept in that region's cluster.
 	NewCluster func(region string, cfg *rest.Config) (Cluster, error)
+	// Connected, when set, is told each region's rest.Config (a copy) whenever the
+	// region's write side is built anew, for what reads the regions on the side,
+	// such as the dashboard's events of a unit. Called from Run's goroutine.
+	Connected func(region string, cfg *rest.Config)
 	// HealthTimeout bounds how long a wave waits for health; zero means the
 	// Reconciler's default.
 	HealthTimeout time.Duration
@@ -694,6 +698,9 @@ func (d *daemon) region(ctx context.Context, region *fleet.Region) (Cluster, err
 	}
 	d.clusters[name] = builtCluster{access: region.Spec.Cluster, cfg: key, cluster: cl}
 	d.log.Info("connected to region", append(via, "region", name, "server", cfg.Host)...)
+	if d.opts.Connected != nil {
+		d.opts.Connected(name, rest.CopyConfig(cfg))
+	}
 	return cl, nil
 }
 

@@ -70,7 +70,9 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
-	storeOpts := status.Options{Log: log.With("component", "status")}
+	events := newRegionEvents()
+	storeOpts := status.Options{Log: log.With("component", "status"), Events: events.read,
+		History: status.HistoryFile{Path: filepath.Join(cfg.StateDir, "status", "history.json")}}
 	if webhookURL != "" || slackURL != "" {
 		storeOpts.Notifier = status.NewNotifier(status.NotifierOptions{WebhookURL: webhookURL, SlackURL: slackURL, Log: log.With("component", "notify")})
 		defer storeOpts.Notifier.Close(10 * time.Second)
@@ -188,6 +190,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 			ready.Store(true)
 		},
 		DriftChecked: store.ObserveDrift,
+		Connected:    events.connected,
 		Log:          log,
 		Ownership:    ownership,
 		Health:       health,
