@@ -186,7 +186,7 @@ func TestDashboardAtScaleInChromium(t *testing.T) {
 			want.DNS = append(want.DNS, e.Name+" | "+e.HealthCheckID+" | "+map[bool]string{true: "healthy", false: "unhealthy"}[e.Healthy])
 		}
 		for _, r := range d.Revisions {
-			want.Revisions = append(want.Revisions, r.Revision[:12]+" | "+r.Subject+" | "+r.Author+" | "+string(r.State))
+			want.Revisions = append(want.Revisions, r.Revision[:12]+" | "+r.Subject+" | "+r.Author+" | "+string(r.State)+" | "+map[bool]string{true: "changed", false: "unchanged"}[r.Changed])
 		}
 		events, err := s.UnitEvents(context.Background(), failing)
 		if err != nil {

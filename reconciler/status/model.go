@@ -162,6 +162,11 @@ type Placement struct {
 	Revision string `json:"revision,omitempty"`
 	// CommitSubject is the subject of Revision's commit, when the Store saw it.
 	CommitSubject string `json:"commitSubject,omitempty"`
+	// Changed is the last revision whose pass changed the unit (created it or
+	// applied a new render of it), with its commit's subject and author and when;
+	// nil when no pass since the daemon started did. Revision says the unit
+	// runs the revision; Changed says which commit last did something to it.
+	Changed *Change `json:"changed,omitempty"`
 	// Wave is the rollout wave of the unit's region.
 	Wave string `json:"wave,omitempty"`
 	// LastError is the unit's most recent error, kept after it recovers.
@@ -178,6 +183,14 @@ type Placement struct {
 	// them (see Store.ObserveHealth); HealthAt is when.
 	Objects  []ObjectStatus `json:"objects,omitempty"`
 	HealthAt *time.Time     `json:"healthAt,omitempty"`
+}
+
+// Change is a revision that changed a unit.
+type Change struct {
+	Revision string    `json:"revision"`
+	Subject  string    `json:"subject,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // The kinds of unit a Placement can be.
@@ -378,6 +391,10 @@ func (s *Store) placementView(unit fleet.UnitID, p *placement) Placement {
 	}
 	if out.DNS == nil {
 		out.DNS = []DNSEndpoint{}
+	}
+	if p.changed != nil {
+		c := *p.changed
+		out.Changed = &c
 	}
 	return out
 }

@@ -131,6 +131,8 @@ type placement struct {
 	desired   []plan.ObjectRef
 	lastApply *UnitApply
 	revisions []UnitRevision
+	// changed is the last revision that changed the unit.
+	changed *Change
 }
 
 // New returns an empty Store; its metrics are registered in a registry of its own

@@ -114,6 +114,9 @@ type UnitRevision struct {
 	Last  time.Time `json:"last"`
 	// State is the unit's state after the last pass of the revision.
 	State State `json:"state"`
+	// Changed reports that a pass of the revision changed the unit (created it
+	// or applied a new render of it); false when the revision left it as it was.
+	Changed bool `json:"changed"`
 }
 
 // KubeEvent is a Kubernetes event of one of a unit's objects.
@@ -218,20 +221,25 @@ func (s *Store) observeApplies(r *reconciler.Report, outcome PassOutcome, now ti
 			if ch.Action == plan.Keep || (!o.Applied && o.State != Failed) {
 				continue // the pass did not try the revision on the unit
 			}
-			s.observeUnitRevision(p, commit, r.Revision, now)
+			changed := res.Err == nil && (ch.Action == plan.Create || ch.Action == plan.Update)
+			if changed {
+				p.changed = &Change{Revision: r.Revision, Subject: commit.Subject, Author: commit.Author, At: now}
+			}
+			s.observeUnitRevision(p, commit, r.Revision, changed, now)
 		}
 	}
 }
 
 // observeUnitRevision records that a pass took the unit to revision; the caller
 // holds s.mu for writing.
-func (s *Store) observeUnitRevision(p *placement, c Commit, revision string, now time.Time) {
+func (s *Store) observeUnitRevision(p *placement, c Commit, revision string, changed bool, now time.Time) {
 	if n := len(p.revisions); n > 0 && p.revisions[n-1].Revision == revision {
 		last := &p.revisions[n-1]
 		last.Last, last.State = now, p.state
+		last.Changed = last.Changed || changed
 		return
 	}
-	p.revisions = append(p.revisions, UnitRevision{Revision: revision, Subject: c.Subject, Author: c.Author, First: now, Last: now, State: p.state})
+	p.revisions = append(p.revisions, UnitRevision{Revision: revision, Subject: c.Subject, Author: c.Author, First: now, Last: now, State: p.state, Changed: changed})
 	if over := len(p.revisions) - maxUnitRevisions; over > 0 {
 		p.revisions = slices.Delete(p.revisions, 0, over)
 	}

@@ -130,6 +130,23 @@ func TestUnitDetail(t *testing.T) {
 	if diff := cmp.Diff([]string{rev2[:7] + " " + commit2.Subject + " Ready", rev1[:7] + " " + commit1.Subject + " Ready"}, revs); diff != "" {
 		t.Errorf("revisions (-want +got):\n%s", diff)
 	}
+	if d.Changed == nil || d.Changed.Revision != rev2 || d.Changed.Subject != commit2.Subject {
+		t.Errorf("changed = %+v; want rev2, which updated the unit", d.Changed)
+	}
+
+	// A later revision that leaves the unit as it is: the unit runs it, but the
+	// last change stays rev2's.
+	rev3 := "0123456789abcdef0123456789abcdef01234567"
+	s.ObserveRevision(Commit{Revision: rev3, Subject: "api: two replicas", Author: "Ana Lima"})
+	s.ObservePass(f.readyReport(rev3), time.Second)
+	d3, _ := s.Unit(portal)
+	var changed []bool
+	for _, r := range d3.Revisions {
+		changed = append(changed, r.Changed)
+	}
+	if d3.Revision != rev3 || d3.Changed == nil || d3.Changed.Revision != rev2 || !slices.Equal(changed, []bool{false, true, true}) {
+		t.Errorf("after an unchanged pass: runs %.7s, changed %+v, revisions changed %v; want rev3, rev2, [false true true]", d3.Revision, d3.Changed, changed)
+	}
 	if d.Source != "chart apps/portal/chart (portal 0.2.0)" || d.Kind != KindPlacement || d.Commit == nil || d.Commit.Author != commit2.Author {
 		t.Errorf("source %q, kind %q, commit %+v; want the new chart version, a placement, rev2's commit", d.Source, d.Kind, d.Commit)
 	}

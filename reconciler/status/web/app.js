@@ -295,10 +295,22 @@
         el("td", { text: p.kind }),
         el("td", { class: "state", "data-state": p.state, text: p.state }),
         el("td", { class: "reason", text: p.state !== "Ready" ? p.reason || "" : "" }),
-        el("td", { title: p.revision || "" }, p.revision ? el("code", { text: short(p.revision) }) : "not applied yet", p.commitSubject ? " " + p.commitSubject : ""),
+        el("td", { class: "rev", title: p.revision ? "runs " + p.revision + (p.commitSubject ? " (" + p.commitSubject + ")" : "") : "" }, ...changedBy(p)),
         el("td", { class: "dns", text: dns.length ? "DNS " + (healthy === dns.length ? "healthy" : "unhealthy") + " " + healthy + "/" + dns.length : "—", title: dns.map((d) => d.name).join("\n") }),
         el("td", { class: "drift", text: p.drift && p.drift.objects > 0 ? p.drift.objects + " drifted (" + p.drift.action + ")" : "", title: ((p.drift && p.drift.details) || []).join("\n") }));
     }));
+  }
+
+  // changedBy says which revision a unit runs and which commit last changed it:
+  // the revision in use is not news for a unit it left as it was.
+  function changedBy(p) {
+    if (!p.revision) return ["not applied yet"];
+    const out = [el("code", { text: short(p.revision) })];
+    const c = p.changed;
+    if (!c) out.push(" unchanged since the daemon started");
+    else if (c.revision === p.revision) out.push(" changed it: " + (c.subject || ""));
+    else out.push(" · last changed by ", el("code", { text: short(c.revision) }), " " + (c.subject || "") + " " + ago(c.at));
+    return out;
   }
 
   function drawRegions(st) {
@@ -357,6 +369,7 @@
     fact(dl, "source", u.source || "—");
     fact(dl, "revision", u.revision ? el("code", { text: short(u.revision), title: u.revision }) : "not applied yet",
       u.commit && u.commit.subject ? " " + u.commit.subject : "", u.commit && u.commit.author ? " — " + u.commit.author : "");
+    if (u.changed) fact(dl, "last changed by", el("code", { text: short(u.changed.revision), title: u.changed.revision }), " " + (u.changed.subject || "") + (u.changed.author ? " — " + u.changed.author : "") + ", " + when(u.changed.at));
     if (u.lastSyncAt) fact(dl, "last Ready", when(u.lastSyncAt));
     if (u.lastError) fact(dl, "last error", el("span", { class: "msg", text: u.lastError }), " " + ago(u.lastErrorAt));
     if (u.healthAt) fact(dl, "health seen", when(u.healthAt));
@@ -400,7 +413,8 @@
       el("td", { text: r.author || "" }),
       el("td", { text: when(r.first) }),
       el("td", { text: when(r.last) }),
-      el("td", { class: "state", "data-state": r.state, text: r.state })), "No pass has taken this unit to a revision since the daemon started.");
+      el("td", { class: "state", "data-state": r.state, text: r.state }),
+      el("td", { text: r.changed ? "changed" : "unchanged" })), "No pass has taken this unit to a revision since the daemon started.");
 
     if (eventsFor !== route.unit) loadEvents();
   }
