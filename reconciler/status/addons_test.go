@@ -33,7 +33,7 @@ func TestAddonUnits(t *testing.T) {
 
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	line := `meridian_placement_sync_state{addon="platform",app="",region="eu-west-2",state="Ready",tenant=""} 1`
+	line := `meridian_placement_sync_state{addon="platform",app="",kind="addon",region="eu-west-2",state="Ready",tenant=""} 1`
 	if !strings.Contains(rec.Body.String(), line) {
 		t.Errorf("/metrics lacks %s", line)
 	}

@@ -104,10 +104,10 @@ func newMetrics(s *Store) *metrics {
 
 // The metrics read from the Store at scrape time.
 var (
-	placementLabels = []string{"tenant", "region", "app", "addon"}
+	placementLabels = []string{"tenant", "region", "app", "addon", "kind"}
 
 	syncStateDesc = prometheus.NewDesc("meridian_placement_sync_state",
-		"The placement's sync state: 1 for its current state, 0 for the others (Ready, Progressing, Failed, Held, RenderFailed, Unknown). app is empty for a tenant's namespace; an addon's unit has its name in addon, and tenant and app empty.",
+		"The placement's sync state: 1 for its current state, 0 for the others (Ready, Progressing, Failed, Held, RenderFailed, Unknown). app is empty for a tenant's namespace; an addon's unit has its name in addon, and tenant and app empty; kind is placement (tenant × region × app), namespace or addon.",
 		append(slices.Clone(placementLabels), "state"), nil)
 	placementRevisionDesc = prometheus.NewDesc("meridian_placement_revision_info",
 		"The revision the placement runs, as far as Meridian applied it; always 1.",
@@ -157,7 +157,7 @@ func (c *placementCollector) Collect(ch chan<- prometheus.Metric) {
 	defer s.mu.RUnlock()
 	for _, unit := range s.sortedUnits() {
 		p := s.placements[unit]
-		labels := []string{p.tenant, p.region, p.app, p.addon}
+		labels := []string{p.tenant, p.region, p.app, p.addon, kindOf(unit)}
 		for _, state := range States {
 			v := 0.0
 			if p.state == state {

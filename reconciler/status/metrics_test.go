@@ -28,9 +28,9 @@ func TestMetricsFollowPrometheusNaming(t *testing.T) {
 		}
 	}
 
-	// Labels are bounded: placements (tenant, region, app), a fixed set of values
-	// (state, operation, result), and a revision on info metrics only.
-	allowed := map[string]bool{"tenant": true, "region": true, "app": true, "addon": true, "state": true, "operation": true, "result": true}
+	// Labels are bounded: units (tenant, region, app, addon), a fixed set of
+	// values (kind, state, operation, result), and a revision on info metrics only.
+	allowed := map[string]bool{"tenant": true, "region": true, "app": true, "addon": true, "kind": true, "state": true, "operation": true, "result": true}
 	mfs, err := s.metrics.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -66,14 +66,14 @@ func TestMetricsOfTheExampleDay(t *testing.T) {
 	}{{
 		name: "meridian_placement_sync_state",
 		want: `
-# HELP meridian_placement_sync_state The placement's sync state: 1 for its current state, 0 for the others (Ready, Progressing, Failed, Held, RenderFailed, Unknown). app is empty for a tenant's namespace; an addon's unit has its name in addon, and tenant and app empty.
+# HELP meridian_placement_sync_state The placement's sync state: 1 for its current state, 0 for the others (Ready, Progressing, Failed, Held, RenderFailed, Unknown). app is empty for a tenant's namespace; an addon's unit has its name in addon, and tenant and app empty; kind is placement (tenant × region × app), namespace or addon.
 # TYPE meridian_placement_sync_state gauge
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="Failed",tenant="trucking"} 1
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="Held",tenant="trucking"} 0
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="Progressing",tenant="trucking"} 0
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="Ready",tenant="trucking"} 0
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="RenderFailed",tenant="trucking"} 0
-meridian_placement_sync_state{addon="",app="portal",region="ap-northeast-2",state="Unknown",tenant="trucking"} 0
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="Failed",tenant="trucking"} 1
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="Held",tenant="trucking"} 0
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="Progressing",tenant="trucking"} 0
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="Ready",tenant="trucking"} 0
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="RenderFailed",tenant="trucking"} 0
+meridian_placement_sync_state{addon="",app="portal",kind="placement",region="ap-northeast-2",state="Unknown",tenant="trucking"} 0
 `,
 	}, {
 		name: "meridian_held_deletions",
@@ -176,16 +176,16 @@ meridian_passes_total{result="problems"} 1
 	t.Run("per placement values", func(t *testing.T) {
 		body := scrape(t, s)
 		for _, line := range []string{
-			`meridian_placement_drifted_objects{addon="",app="portal",region="us-east-1",tenant="logistics-eu"} 2`,
-			`meridian_placement_drifted_objects{addon="",app="api",region="us-east-1",tenant="trucking"} 0`,
-			`meridian_dns_endpoint_healthy{addon="",app="portal",region="ap-northeast-2",tenant="trucking"} 0`,
-			`meridian_dns_endpoint_healthy{addon="",app="portal",region="eu-west-2",tenant="trucking"} 1`,
-			`meridian_placement_revision_info{addon="",app="worker",region="us-east-1",revision="` + rev1 + `",tenant="charging-stations-ca"} 1`,
-			`meridian_placement_last_sync_timestamp_seconds{addon="",app="portal",region="eu-west-2",tenant="trucking"} ` + strconv.FormatFloat(at, 'g', -1, 64),
+			`meridian_placement_drifted_objects{addon="",app="portal",kind="placement",region="us-east-1",tenant="logistics-eu"} 2`,
+			`meridian_placement_drifted_objects{addon="",app="api",kind="placement",region="us-east-1",tenant="trucking"} 0`,
+			`meridian_dns_endpoint_healthy{addon="",app="portal",kind="placement",region="ap-northeast-2",tenant="trucking"} 0`,
+			`meridian_dns_endpoint_healthy{addon="",app="portal",kind="placement",region="eu-west-2",tenant="trucking"} 1`,
+			`meridian_placement_revision_info{addon="",app="worker",kind="placement",region="us-east-1",revision="` + rev1 + `",tenant="charging-stations-ca"} 1`,
+			`meridian_placement_last_sync_timestamp_seconds{addon="",app="portal",kind="placement",region="eu-west-2",tenant="trucking"} ` + strconv.FormatFloat(at, 'g', -1, 64),
 			`meridian_pass_duration_seconds_count 2`,
 			`meridian_render_duration_seconds_count 2`,
 			`meridian_placements_rendered_total 16`,
-			`meridian_placement_sync_state{addon="",app="",region="eu-west-2",state="Ready",tenant="trucking"} 1`,
+			`meridian_placement_sync_state{addon="",app="",kind="namespace",region="eu-west-2",state="Ready",tenant="trucking"} 1`,
 		} {
 			if !strings.Contains(body, line+"\n") {
 				t.Errorf("/metrics lacks %s", line)

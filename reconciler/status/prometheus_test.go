@@ -136,10 +136,9 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 			}
 		}
 	})
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
+	var once sync.Once
+	quiet := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer quiet()
 
 	prom := startPrometheus(t, bin, strings.TrimPrefix(target.URL, "http://"))
 	// Wait until Prometheus has scraped the target several times.
@@ -175,6 +174,29 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 		t.Errorf("%d dashboard queries; want every panel's", n)
 	}
 	t.Logf("%d dashboard queries answered by %s", n, bin)
+
+	// Prometheus counts placements as the API does: tenant × region × app, not
+	// the namespace units and addons. The passes stop first (a unit that left
+	// the fleet comes and goes with them), and the check waits for a scrape of
+	// what they left.
+	quiet()
+	c := s.Status().Counts
+	for kind, want := range map[string]int{KindPlacement: c.Placements, KindNamespace: c.Namespaces} {
+		q := `sum(meridian_placement_sync_state{kind="` + kind + `"})`
+		var got string
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			res, err := prom.query(q)
+			if err != nil || len(res) != 1 {
+				t.Fatalf("%s: %v %v", q, res, err)
+			}
+			if got, _ = res[0].Value[1].(string); got == strconv.Itoa(want) {
+				break
+			}
+		}
+		if got != strconv.Itoa(want) || want == 0 {
+			t.Errorf("%s = %s; want %d, as /api/v1/status counts", q, got, want)
+		}
+	}
 }
 
 // promServer is a Prometheus server the test started.
