@@ -123,17 +123,8 @@ func (s *Store) History() []PassRecord {
 	for i := len(s.history) - 1; i >= 0; i-- {
 		p := s.history[i]
 		p.Regions = slices.Clone(p.Regions)
-		p.States = cloneStates(p.States)
+		p.States = maps.Clone(p.States)
 		out = append(out, p)
-	}
-	return out
-}
-
-// cloneStates copies a count of states.
-func cloneStates(m map[State]int) map[State]int {
-	out := make(map[State]int, len(m))
-	for k, v := range m {
-		out[k] = v
 	}
 	return out
 }
