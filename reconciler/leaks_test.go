@@ -24,9 +24,9 @@ import (
 // TestNoSecretLeaks runs the meridian binary on three regions through a secret
 // rotation and a manual edit of a live Secret, then collects everything the run
 // left where people or tools can read it: the daemon's log, /metrics, the status
-// API, the dashboard and its assets, every region's Kubernetes events, `meridian
+// API (a unit's detail and its events included), the dashboard and its assets, every region's Kubernetes events, `meridian
 // diff` in each format, `meridian plan`, and every file under the daemon's cache
-// and temporary directories. None may hold a value the run decrypted, as it is or
+// (its state, the history of passes, included) and temporary directories. None may hold a value the run decrypted, as it is or
 // in base64. The live Secrets, which must hold them, are searched too, to show
 // the search finds what is there.
 func TestNoSecretLeaks(t *testing.T) {
@@ -133,7 +133,8 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 
 	places := map[string][]byte{}
-	for _, path := range []string{"/metrics", "/api/v1/status", "/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=2"} {
+	for _, path := range []string{"/metrics", "/api/v1/status", "/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=2",
+		"/api/v1/summary", "/api/v1/apps", "/api/v1/history", "/api/v1/units/trucking/eu-west-2/portal", "/api/v1/events/trucking/eu-west-2/portal"} {
 		places["GET "+path] = get(t, "http://"+addr+path)
 	}
 	for _, m := range regexp.MustCompile(`(?:src|href)="(/[^"]*)"`).FindAllStringSubmatch(string(places["GET /"]), -1) {
@@ -179,6 +180,17 @@ func TestNoSecretLeaks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The new places are searched, not only listed: the unit's events came from its
+	// region, and the history of passes is on disk.
+	var unitEvents struct {
+		Events []struct{ Object string } `json:"events"`
+	}
+	if err := json.Unmarshal(places["GET /api/v1/events/trucking/eu-west-2/portal"], &unitEvents); err != nil || len(unitEvents.Events) == 0 {
+		t.Errorf("/api/v1/events/trucking/eu-west-2/portal: %d events (%v); want the portal's, read from eu-west-2", len(unitEvents.Events), err)
+	}
+	if _, ok := places[filepath.Join("cache", "state", "status", "history.json")]; !ok {
+		t.Error("the history of passes is not in the daemon's state directory")
 	}
 	// The log last: it should hold everything the run did up to now.
 	cancel()
