@@ -54,14 +54,19 @@ func scaleObjects(tenant string) []*unstructured.Unstructured {
 // fails to render in ap-northeast-2; every 10th tenant's web is updated (its
 // ConfigMap is new), the others unchanged.
 func scaleReport(rev string, trouble bool) *reconciler.Report {
-	r := &reconciler.Report{Revision: rev, Regions: map[string]*reconciler.RegionReport{}, Renders: scaleTenants / 10 * len(scaleRegions)}
+	return scaleReportOf(scaleTenants, rev, trouble)
+}
+
+// scaleReportOf is scaleReport with tenants tenants.
+func scaleReportOf(tenants int, rev string, trouble bool) *reconciler.Report {
+	r := &reconciler.Report{Revision: rev, Regions: map[string]*reconciler.RegionReport{}, Renders: tenants / 10 * len(scaleRegions)}
 	for i, region := range scaleRegions {
 		r.Waves = append(r.Waves, reconciler.WaveReport{Name: fmt.Sprintf("wave-%d", i+1), Regions: []string{region}, Healthy: true})
 		rr := &reconciler.RegionReport{Changes: plan.ChangeSet{Region: region}, Units: map[fleet.UnitID]*reconciler.UnitResult{}}
 		addon := fleet.AddonUnit(region, "ingress")
 		rr.Changes.Changes = append(rr.Changes.Changes, plan.Change{Unit: addon, Action: plan.Unchanged})
 		rr.Units[addon] = &reconciler.UnitResult{Action: plan.Unchanged, Health: reconciler.Healthy}
-		for t := range scaleTenants {
+		for t := range tenants {
 			tenant := scaleTenant(t)
 			ns := fleet.UnitID{Tenant: tenant, Region: region}
 			rr.Changes.Changes = append(rr.Changes.Changes, plan.Change{Unit: ns, Action: plan.Unchanged})
@@ -103,13 +108,19 @@ func scaleReport(rev string, trouble bool) *reconciler.Report {
 // unhealthy).
 func scaleStore(t testing.TB, opts Options) *Store {
 	t.Helper()
+	return scaleStoreOf(t, scaleTenants, opts)
+}
+
+// scaleStoreOf is scaleStore with tenants tenants.
+func scaleStoreOf(t testing.TB, tenants int, opts Options) *Store {
+	t.Helper()
 	s := New(opts)
 	s.ObserveRevision(commit1)
-	s.ObservePass(scaleReport(rev1, false), 95*time.Second)
+	s.ObservePass(scaleReportOf(tenants, rev1, false), 95*time.Second)
 	s.ObserveRevision(commit2)
-	s.ObservePass(scaleReport(rev2, true), 4*time.Minute)
+	s.ObservePass(scaleReportOf(tenants, rev2, true), 4*time.Minute)
 	var eps []DNSEndpoint
-	for t := range scaleTenants {
+	for t := range tenants {
 		tenant := scaleTenant(t)
 		for _, region := range scaleRegions {
 			eps = append(eps, DNSEndpoint{Tenant: tenant, Region: region, App: "web", Name: "web." + tenant + ".fleet.example.com",
