@@ -313,6 +313,11 @@
     return out;
   }
 
+  // clip shortens a long text for a table cell; the cell's title keeps it whole.
+  function clip(text, n) {
+    return text.length > n ? text.slice(0, n) + "…" : text;
+  }
+
   function drawRegions(st) {
     document.querySelector("#regions tbody").replaceChildren(...(st.regions || []).map((r) =>
       el("tr", { "data-region": r.name },
@@ -323,7 +328,7 @@
         el("td", { class: "held", text: String(r.heldDeletions), title: r.held || "" }),
         el("td", { class: "drift", text: String(r.driftedObjects), title: r.driftError || "" }),
         el("td", { class: "dns", text: r.dns.total ? r.dns.healthy + " / " + r.dns.total : "—" }),
-        el("td", { class: "problem", text: r.error || (r.held ? "deletions held: " + r.held : "") }))));
+        el("td", { class: "problem", text: clip(r.error || (r.held ? "deletions held: " + r.held : ""), 400), title: r.error || r.held || "" }))));
   }
 
   function drawErrors(st) {
