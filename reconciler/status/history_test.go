@@ -32,8 +32,8 @@ func TestHistoryIsKeptAcrossARestart(t *testing.T) {
 	if len(before) != 2 || before[0].Revision != rev2 || before[1].Revision != rev1 || before[0].Converged || !before[1].Converged {
 		t.Fatalf("history before the restart = %+v; want rev2 (did not converge), then rev1 (converged)", before)
 	}
-	// The example's 14 placements and 9 namespace units; the troubled pass
-	// keeps a placement that left the fleet (its deletion held).
+	// The example's 14 placements, 6 namespace units and 3 addon units; the
+	// troubled pass keeps a placement that left the fleet (its deletion held).
 	if before[0].Subject != commit2.Subject || before[0].Author != commit2.Author || before[1].Placements != 14 || before[1].Units != 23 || before[0].Placements != 15 {
 		t.Errorf("newest pass = %s by %s; placements %d then %d, units %d; want %q by %s, 14 then 15 placements, 23 units",
 			before[0].Subject, before[0].Author, before[1].Placements, before[0].Placements, before[1].Units, commit2.Subject, commit2.Author)

@@ -258,3 +258,29 @@ func scaleObjectsOf(refs ...plan.ObjectRef) []*unstructured.Unstructured {
 	}
 	return out
 }
+
+// TestCountsAgreeWithValidate counts fleet-example's units after a pass as
+// `meridian validate` counts its model: placements are tenant × region × app
+// (fleet.Model.Placements), addon units are counted apart, and so are the
+// tenants' namespace units.
+func TestCountsAgreeWithValidate(t *testing.T) {
+	m, err := fleet.LoadDir("../../fleet-example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	namespaces := 0
+	for _, tenant := range m.Tenants {
+		namespaces += len(tenant.Spec.Regions)
+	}
+	s := New(Options{})
+	s.ObservePass(loadExampleFleet(t).readyReport(rev1), time.Second)
+	c := s.Status().Counts
+	want := Counts{Placements: len(m.Placements()), Namespaces: namespaces, Addons: len(m.AddonPlacements())}
+	want.Units = want.Placements + want.Namespaces + want.Addons
+	if c.Placements != want.Placements || c.Namespaces != want.Namespaces || c.Addons != want.Addons || c.Units != want.Units || c.PlacementStates[Ready] != want.Placements {
+		t.Errorf("counts = %+v; want %d placements (as validate says), %d namespace units, %d addon units", c, want.Placements, want.Namespaces, want.Addons)
+	}
+	if want.Placements == c.Units {
+		t.Error("the example fleet has no namespace or addon units: the test cannot tell them from placements")
+	}
+}
