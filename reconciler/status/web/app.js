@@ -307,8 +307,8 @@
     if (!p.revision) return ["not applied yet"];
     const out = [el("code", { text: short(p.revision) })];
     const c = p.changed;
-    if (!c) out.push(" unchanged since the daemon started");
-    else if (c.revision === p.revision) out.push(" changed it: " + (c.subject || ""));
+    if (!c) return out; // no pass since the daemon started changed it
+    if (c.revision === p.revision) out.push(" changed it: " + (c.subject || ""));
     else out.push(" · last changed by ", el("code", { text: short(c.revision) }), " " + (c.subject || "") + " " + ago(c.at));
     return out;
   }
