@@ -346,9 +346,11 @@ type banner struct {
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
-Meridian is running: every placement of fleet-example is applied in three regions.
+Meridian is running: every unit of fleet-example (its placements, its tenants' namespaces,
+its addon) is applied in three regions.
 
   dashboard   {{.Dashboard}}
+  status      go run ./cmd/meridian status --server {{.Dashboard}}   (the same in a terminal)
   fleet repo  {{.Clone}}   (a clone; commit and push there)
   DNS         {{.DNSHost}} port {{.DNSPort}}   (Route53 test server; clients are in us-east-1)
   kubeconfig  {{.Kubeconfig}}   (contexts us-east-1, eu-west-2, ap-northeast-2)
