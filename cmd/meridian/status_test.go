@@ -320,7 +320,7 @@ func TestStatusErrors(t *testing.T) {
 		{"credentials", statusOptions{server: "http://admin:hunter2@host:8080"}, "--server: the address must not carry credentials"},
 		{"empty server", statusOptions{server: ""}, "--server is empty"},
 		{"bad output", statusOptions{server: srv.URL, output: "xml"}, `-o "xml": use table, wide, json or yaml`},
-		{"bad state", statusOptions{server: srv.URL, states: []string{"Ready,Green"}}, "--state Ready,Green: no such state; use Ready, Progressing"},
+		{"bad state", statusOptions{server: srv.URL, states: []string{"Ready", "Green"}}, "--state Green: no such state; use Ready, Progressing"},
 		{"bad kind", statusOptions{server: srv.URL, kinds: []string{"app"}}, "--kind app: no such kind of unit"},
 		{"unknown tenant", statusOptions{server: srv.URL, tenants: []string{"truckin"}}, "--tenant truckin: the daemon knows no such tenant (it knows charging-stations-ca, logistics-eu, trucking)"},
 		{"unknown region", statusOptions{server: srv.URL, regions: []string{"us-east-2"}}, "--region us-east-2: the daemon knows no such region (it knows ap-northeast-2, eu-west-2, us-east-1)"},
@@ -423,6 +423,34 @@ func TestStatusCells(t *testing.T) {
 	}
 	if got := sinceCell(now, nil); got != "never" {
 		t.Errorf("sinceCell(nil) = %q", got)
+	}
+}
+
+// TestStatusCommandLine checks the flags as a shell gives them: comma lists,
+// repeated flags, -o.
+func TestStatusCommandLine(t *testing.T) {
+	srv := statusServer(t, nil, portalDown(t))
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"status", "--server", srv.URL, "--tenant", "trucking,logistics-eu", "--region", "us-east-1",
+		"--region", "eu-west-2", "--state", "failed,Progressing", "-o", "json"})
+	err := root.Execute()
+	var exit exitError
+	if !errors.As(err, &exit) || exit.code != statusNotReady {
+		t.Fatalf("meridian status: %v, want exit status %d", err, statusNotReady)
+	}
+	var got []status.Placement
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var units []string
+	for _, p := range got {
+		units = append(units, p.Unit.String()+" "+string(p.State))
+	}
+	want := []string{"logistics-eu/eu-west-2/api Progressing", "trucking/us-east-1/portal Failed"}
+	if diff := cmp.Diff(want, units); diff != "" {
+		t.Errorf("units (-want +got):\n%s", diff)
 	}
 }
 
