@@ -329,12 +329,15 @@ func TestREADMECommands(t *testing.T) {
 				t.Fatalf("README.md:%d (the block at line %d): %s: exit status %d, %v after %s; its output ends:\n%s",
 					c.Line, b.Line, c.Text, code, err, time.Since(began).Round(time.Second), tail(out, 3000))
 			}
-			t.Logf("  exit status %d after %s", code, time.Since(began).Round(time.Second))
+			t.Logf("  exit status %d after %s; its output ends:\n%s", code, time.Since(began).Round(time.Second), lastLines(out, 3))
 			ran++
 		}
 	}
 	if bg != nil {
 		bg.stop(t)
+	}
+	if left := leftRunning(env); len(left) > 0 {
+		t.Errorf("README's commands left region processes running (Ctrl-C of a background command, or meridian-dev down, should stop them): %s", strings.Join(left, ", "))
 	}
 	t.Logf("README.md: ran %d commands of %d blocks, skipped %d blocks, in %s", ran, len(blocks)-skipped, skipped, time.Since(start).Round(time.Second))
 	if ran == 0 {
@@ -441,16 +444,42 @@ func commandEnv(t *testing.T, cacheDir string) []string {
 	)
 }
 
-// stopLeftRegions stops regions a failed run left behind in the test's cache
-// directory (meridian-dev up's, the demo's).
-func stopLeftRegions(t *testing.T, env []string) {
+// regionDirs are where README's commands keep regions under the test's cache
+// directory: meridian-dev up's and the demo's.
+func regionDirs(env []string) []string {
 	var cache string
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "XDG_CACHE_HOME="); ok {
 			cache = v
 		}
 	}
-	for _, dir := range []string{filepath.Join(cache, "meridian", "dev"), filepath.Join(cache, "meridian", "demo", "regions")} {
+	return []string{filepath.Join(cache, "meridian", "dev"), filepath.Join(cache, "meridian", "demo", "regions")}
+}
+
+// leftRunning lists the region processes still running that README's commands
+// started: after `meridian-dev down`, or the demo stopped by Ctrl-C, none.
+func leftRunning(env []string) []string {
+	var left []string
+	for _, dir := range regionDirs(env) {
+		st, err := testbed.ReadState(dir)
+		if err != nil {
+			continue
+		}
+		for _, r := range st.Regions {
+			for _, p := range r.Processes {
+				if syscall.Kill(p.PID, 0) == nil {
+					left = append(left, fmt.Sprintf("%s %s (pid %d)", r.Name, p.Component, p.PID))
+				}
+			}
+		}
+	}
+	return left
+}
+
+// stopLeftRegions stops regions a failed run left behind in the test's cache
+// directory.
+func stopLeftRegions(t *testing.T, env []string) {
+	for _, dir := range regionDirs(env) {
 		if err := testbed.Down(dir); err != nil && !errors.Is(err, testbed.ErrNotRunning) && !errors.Is(err, os.ErrNotExist) {
 			t.Logf("stopping regions left in %s: %v", dir, err)
 		}
@@ -498,7 +527,9 @@ type background struct {
 func startBackground(ctx context.Context, t *testing.T, dir string, env []string, b block, c command) *background {
 	t.Helper()
 	bg := &background{line: c.Line, text: c.Text, out: &syncBuffer{}, done: make(chan error, 1)}
-	bg.cmd = newShell(ctx, dir, env, c.Text, bg.out)
+	// Its output goes to the test's log as it comes (a first build of the
+	// regions shows its progress there), and is kept to find Until in.
+	bg.cmd = newShell(ctx, dir, env, c.Text, io.MultiWriter(bg.out, &lineLog{t: t, start: time.Now()}))
 	began := time.Now()
 	if err := bg.cmd.Start(); err != nil {
 		t.Fatalf("README.md:%d: %s: %v", c.Line, c.Text, err)
@@ -532,10 +563,51 @@ func (bg *background) stop(t *testing.T) {
 	select {
 	case <-bg.done:
 		t.Logf("README.md:%d: %s stopped by SIGINT after %s", bg.line, bg.text, time.Since(began).Round(time.Second))
+		// What it started in its process group must have ended with it.
+		deadline := time.Now().Add(stopTimeout)
+		for syscall.Kill(-bg.cmd.Process.Pid, 0) == nil {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
+				t.Errorf("README.md:%d: %s ended, but processes it started still ran %s after SIGINT (Ctrl-C)", bg.line, bg.text, stopTimeout)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	case <-time.After(stopTimeout):
 		_ = syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
 		<-bg.done
 		t.Errorf("README.md:%d: %s did not stop within %s of SIGINT (Ctrl-C); its output ends:\n%s", bg.line, bg.text, stopTimeout, tail(bg.out.String(), 3000))
+	}
+}
+
+// lastLines is the last n lines of s, indented.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    | " + strings.Join(lines, "\n    | ")
+}
+
+// lineLog writes each whole line written to it to the test's log.
+type lineLog struct {
+	t       *testing.T
+	start   time.Time
+	mu      sync.Mutex
+	partial []byte
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.t.Logf("  %6s | %s", time.Since(l.start).Round(time.Second), l.partial[:i])
+		l.partial = l.partial[i+1:]
 	}
 }
 
