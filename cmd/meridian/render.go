@@ -90,8 +90,8 @@ func runRender(ctx context.Context, stdout, stderr io.Writer, o renderOptions) e
 	if err != nil {
 		return err
 	}
-	for _, e := range result.Errors {
-		fmt.Fprintln(stderr, "Error:", e)
+	if writeRenderErrors(stderr, "", result.Errors, func(msg string) string { return msg }) {
+		writeKeyHint(stderr)
 	}
 	if len(result.Errors) > 0 {
 		return exitError{code: 1}
