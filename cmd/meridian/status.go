@@ -62,6 +62,9 @@ type statusOptions struct {
 	apps    []string
 	states  []string
 	kinds   []string
+	// revision, when set, is a commit (or a prefix of its hash) every selected
+	// unit must run for the exit status to be 0.
+	revision string
 }
 
 func newStatusCommand() *cobra.Command {
@@ -86,14 +89,14 @@ fleet. --app matches an addon unit by its addon's name.
 The server is --server, else $MERIDIAN_SERVER, else http://127.0.0.1:8080 (the
 daemon's default listen address, and the demo's).
 
-Exit status: 0 every selected unit is Ready; 2 some selected unit is not Ready,
-or the daemon has not finished a pass yet; 1 an error (the daemon cannot be
-reached or answered something else than its status, or a flag is wrong).`,
+Exit status: 0 every selected unit is Ready (and, with --revision, runs that
+commit); 2 some selected unit is not, or the daemon has not finished a pass yet; 1 an error (the daemon cannot be
+reached or answered with something other than its status, or a flag is wrong).`,
 		Example: `  meridian status
   meridian status --server http://meridian.example.internal:8080 --tenant trucking -o wide
   meridian status --state Failed,Held --region us-east-1
   meridian status --kind placement -o json
-  until meridian status --tenant acme >/dev/null; do sleep 5; done   # wait for acme to be Ready`,
+  until meridian status --tenant logistics-eu --revision "$(git rev-parse HEAD)" >/dev/null; do sleep 5; done`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("server") {
@@ -114,6 +117,7 @@ reached or answered something else than its status, or a flag is wrong).`,
 	f.StringSliceVar(&o.apps, "app", nil, "only these apps or addons (comma-separated, repeatable)")
 	f.StringSliceVar(&o.states, "state", nil, "only these states: "+statesList()+" (comma-separated, repeatable)")
 	f.StringSliceVar(&o.kinds, "kind", nil, "only these kinds of unit: placement, namespace, addon (default all)")
+	f.StringVar(&o.revision, "revision", "", "exit 0 only when every selected unit is Ready at this commit (its hash or a prefix of at least 7 characters)")
 	return cmd
 }
 
@@ -124,6 +128,10 @@ func runStatus(ctx context.Context, stdout io.Writer, o statusOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.revision != "" && (len(o.revision) < 7 || strings.Trim(strings.ToLower(o.revision), "0123456789abcdef") != "") {
+		return fmt.Errorf("--revision %q: give a commit hash or a prefix of at least 7 hex digits (git rev-parse HEAD)", o.revision)
+	}
+	o.revision = strings.ToLower(o.revision)
 	switch o.output {
 	case "table", "wide", "json", "yaml":
 	default:
@@ -157,10 +165,21 @@ func runStatus(ctx context.Context, stdout io.Writer, o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	if st.LastPass == nil || !allReady(units) {
+	if st.LastPass == nil || !allReady(units) || !allAt(units, o.revision) {
 		return exitError{code: statusNotReady}
 	}
 	return nil
+}
+
+// allAt reports whether every unit runs revision (a prefix of its hash); true
+// when revision is empty.
+func allAt(units []status.Placement, revision string) bool {
+	for _, p := range units {
+		if revision != "" && !strings.HasPrefix(p.Revision, revision) {
+			return false
+		}
+	}
+	return true
 }
 
 // statusClient is the HTTP client of `meridian status`, trusting caFile's

@@ -175,6 +175,44 @@ func TestStatusAgainstTheStore(t *testing.T) {
 	}
 }
 
+// TestStatusShowsARefusedRevision: when the latest commit's fleet files are not
+// valid, the table says so and which revision still runs.
+func TestStatusShowsARefusedRevision(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s := status.New(status.Options{Now: func() time.Time { return now }})
+	s.ObserveRevision(status.Commit{Revision: statusRev1, Subject: "a good commit", Time: now})
+	r := examplePass(t, statusRev1)
+	s.ObservePass(r, r.Duration)
+	s.ObserveRefused(status.Commit{Revision: statusRev2, Subject: "trucking: a typo", Time: now},
+		[]error{errors.New("tenants/trucking.yaml:7: spec.regoins: unknown field")})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	out, code, err := runStatusTest(t, statusOptions{server: srv.URL, regions: []string{"eu-west-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "refused: revision 9b8a7c6d5e4f (trucking: a typo): 1 error(s) in its fleet files; it keeps running 3f1c9a7e5b2d\n"
+	if !strings.Contains(out, want) || code != statusAllReady {
+		t.Errorf("exit status %d, output:\n%s\nwant exit status 0 (its units are Ready) and %q", code, out, want)
+	}
+	// A script waiting for the refused commit never sees it Ready.
+	for _, tt := range []struct {
+		revision string
+		code     int
+	}{{statusRev1[:7], statusAllReady}, {strings.ToUpper(statusRev1), statusAllReady}, {statusRev2[:12], statusNotReady}} {
+		_, code, err := runStatusTest(t, statusOptions{server: srv.URL, revision: tt.revision})
+		if err != nil || code != tt.code {
+			t.Errorf("--revision %s: exit status %d, %v; want %d", tt.revision, code, err, tt.code)
+		}
+	}
+	for _, bad := range []string{"3f1c9a", "main", "HEAD~1"} {
+		_, _, err := runStatusTest(t, statusOptions{server: srv.URL, revision: bad})
+		if err == nil || !strings.Contains(err.Error(), "--revision "+strconv.Quote(bad)+": give a commit hash") {
+			t.Errorf("--revision %s: %v, want an error asking for a hash", bad, err)
+		}
+	}
+}
+
 // TestStatusCountsWhatTheAPIServes checks the table against the document it
 // was made from: one row per selected unit, and a summary that adds up.
 func TestStatusCountsWhatTheAPIServes(t *testing.T) {
