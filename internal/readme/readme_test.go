@@ -422,8 +422,10 @@ func commandEnv(t *testing.T, cacheDir string) []string {
 	if len(goenv) != 2 {
 		t.Fatalf("go env GOCACHE GOMODCACHE: %q", out)
 	}
+	// MAKEFLAGS and MAKELEVEL are make test's, which a newcomer's make does not inherit.
 	dropped := []string{"XDG_CACHE_HOME", "GOCACHE", "GOMODCACHE", "GOTOOLCHAIN", "GOFLAGS", "MERIDIAN_SERVER",
-		"SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "SOPS_PGP_FP", "GNUPGHOME", "KUBECONFIG"}
+		"SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "SOPS_PGP_FP", "GNUPGHOME", "KUBECONFIG",
+		"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
