@@ -22,6 +22,7 @@ import (
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/reconciler/status"
+	"meridian.dev/meridian/review/unitstatus"
 )
 
 // The revisions the status tests' passes apply.
@@ -382,88 +383,6 @@ func TestStatusErrors(t *testing.T) {
 	}
 }
 
-func TestStatusURL(t *testing.T) {
-	tests := []struct{ server, want string }{
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/api/v1/status"},
-		{"http://127.0.0.1:8080/", "http://127.0.0.1:8080/api/v1/status"},
-		{"localhost:8080", "http://localhost:8080/api/v1/status"},
-		{"https://meridian.example.internal", "https://meridian.example.internal/api/v1/status"},
-		{"https://example.internal/meridian/?x=1#top", "https://example.internal/meridian/api/v1/status"},
-	}
-	for _, tt := range tests {
-		got, err := statusURL(tt.server)
-		if err != nil || got != tt.want {
-			t.Errorf("statusURL(%q) = %q, %v; want %q", tt.server, got, err, tt.want)
-		}
-	}
-}
-
-func TestStatusFilter(t *testing.T) {
-	units := []status.Placement{
-		{Tenant: "trucking", Region: "us-east-1", State: status.Ready},
-		{Tenant: "trucking", Region: "us-east-1", App: "portal", State: status.Failed},
-		{Tenant: "trucking", Region: "eu-west-2", App: "portal", State: status.Ready},
-		{Tenant: "acme", Region: "us-east-1", App: "api", State: status.Progressing},
-		{Region: "us-east-1", Addon: "platform", State: status.Ready},
-	}
-	name := func(p status.Placement) string {
-		return strings.Join([]string{p.Tenant, p.Region, unitApp(p)}, "/")
-	}
-	tests := []struct {
-		name string
-		o    statusOptions
-		want []string
-	}{
-		{"all", statusOptions{}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api", "/us-east-1/platform"}},
-		{"tenant", statusOptions{tenants: []string{"trucking"}}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal"}},
-		{"two tenants, blanks", statusOptions{tenants: []string{" acme", "trucking", ""}}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api"}},
-		{"region and app", statusOptions{regions: []string{"us-east-1"}, apps: []string{"portal"}}, []string{"trucking/us-east-1/portal"}},
-		{"addon by app", statusOptions{apps: []string{"platform"}}, []string{"/us-east-1/platform"}},
-		{"state any case", statusOptions{states: []string{"failed", "PROGRESSING"}}, []string{"trucking/us-east-1/portal", "acme/us-east-1/api"}},
-		{"placements", statusOptions{kinds: []string{"placement"}}, []string{"trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api"}},
-		{"namespaces and addons", statusOptions{kinds: []string{"namespace", "addon"}}, []string{"trucking/us-east-1/", "/us-east-1/platform"}},
-		{"nothing", statusOptions{tenants: []string{"acme"}, states: []string{"Ready"}}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sel, err := newUnitSelection(tt.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, p := range sel.filter(units) {
-				got = append(got, name(p))
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("selected (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestStatusCells(t *testing.T) {
-	if got := truncate("Deployment/trucking/portal: Available=False", 20); got != "Deployment/trucking…" || len([]rune(got)) != 20 {
-		t.Errorf("truncate = %q", got)
-	}
-	if got := truncate("héllo", 5); got != "héllo" {
-		t.Errorf("truncate of a short string = %q", got)
-	}
-	if got := oneLine("a\n  b\tc "); got != "a b c" {
-		t.Errorf("oneLine = %q", got)
-	}
-	if got := dnsCell([]status.DNSEndpoint{{Healthy: true}, {}}); got != "1/2" {
-		t.Errorf("dnsCell = %q", got)
-	}
-	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	at := now.Add(-90 * time.Second)
-	if got := sinceCell(now, &at); got != "1m30s ago" {
-		t.Errorf("sinceCell = %q", got)
-	}
-	if got := sinceCell(now, nil); got != "never" {
-		t.Errorf("sinceCell(nil) = %q", got)
-	}
-}
-
 // TestStatusCommandLine checks the flags as a shell gives them: comma lists,
 // repeated flags, -o.
 func TestStatusCommandLine(t *testing.T) {
@@ -496,7 +415,7 @@ func TestStatusCommandLine(t *testing.T) {
 // when --server is not given, and that --server wins over it.
 func TestStatusServerFromEnvironment(t *testing.T) {
 	srv := statusServer(t, nil)
-	t.Setenv(serverEnv, srv.URL)
+	t.Setenv(unitstatus.ServerEnv, srv.URL)
 	for _, args := range [][]string{{"status"}, {"status", "--server", "http://127.0.0.1:1"}} {
 		root := newRootCommand()
 		var out bytes.Buffer
@@ -504,10 +423,10 @@ func TestStatusServerFromEnvironment(t *testing.T) {
 		root.SetArgs(args)
 		err := root.Execute()
 		if len(args) == 1 && err != nil {
-			t.Errorf("meridian status with $%s: %v", serverEnv, err)
+			t.Errorf("meridian status with $%s: %v", unitstatus.ServerEnv, err)
 		}
 		if len(args) == 3 && (err == nil || !strings.Contains(err.Error(), "cannot reach the daemon at http://127.0.0.1:1")) {
-			t.Errorf("meridian status --server with $%s: %v; want --server used", serverEnv, err)
+			t.Errorf("meridian status --server with $%s: %v; want --server used", unitstatus.ServerEnv, err)
 		}
 	}
 }
