@@ -60,6 +60,12 @@ func Run(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(filepath.Join(fleetDir, "fleet.yaml")); err != nil {
 		return fmt.Errorf("%s has no fleet.yaml; run the demo from a Meridian checkout or pass --fleet", fleetDir)
 	}
+	// Before minutes of starting regions: the daemon's address must be free.
+	l, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("the daemon's address %s is taken (another demo, or a daemon, running?): %w; stop it, or pass --listen 127.0.0.1:PORT", opts.Listen, err)
+	}
+	l.Close()
 	if err := prepareDir(opts.Dir); err != nil {
 		return err
 	}
