@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -428,5 +432,30 @@ func TestStatusServerFromEnvironment(t *testing.T) {
 		if len(args) == 3 && (err == nil || !strings.Contains(err.Error(), "cannot reach the daemon at http://127.0.0.1:1")) {
 			t.Errorf("meridian status --server with $%s: %v; want --server used", unitstatus.ServerEnv, err)
 		}
+	}
+}
+
+// TestStatusOverHTTPS reads a daemon that serves HTTPS with its own
+// certificate: trusted with --ca-file, refused without it.
+func TestStatusOverHTTPS(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s := status.New(status.Options{Now: func() time.Time { return now }})
+	r := examplePass(t, statusRev1)
+	s.ObservePass(r, r.Duration)
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "daemon.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code, err := runStatusTest(t, statusOptions{server: srv.URL, caFile: ca})
+	if err != nil || code != statusAllReady || !strings.HasSuffix(out, "23 units (14 placements): 23 Ready\n") {
+		t.Errorf("with --ca-file: exit status %d, %v, output:\n%s", code, err, out)
+	}
+	_, _, err = runStatusTest(t, statusOptions{server: srv.URL})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the daemon at "+srv.URL+": tls: failed to verify certificate") {
+		t.Errorf("without --ca-file: %v, want a certificate error", err)
 	}
 }
