@@ -32,6 +32,7 @@ check: ## formatting, vet, tidy go.mod
 	$(GO) mod tidy -diff
 
 build-dev: ## build bin/meridian-dev: local regions and the demo (never deployed)
+	@echo "building bin/meridian-dev (the first build compiles Meridian and its Kubernetes, Helm and AWS libraries: a few minutes on two cores, silently)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/meridian-dev ./cmd/meridian-dev
 
 demo: build-dev ## run Meridian end to end on this machine (see README)

@@ -149,13 +149,18 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, o diffOptions) error
 		values = append(values, s.Result.SecretValues()...)
 	}
 	redact := secrets.NewRedactor(values)
-	failed := false
+	failed, noKey := false, false
 	for i, s := range sides {
-		for _, e := range s.Result.Errors {
-			msg := strings.ReplaceAll(e.Error(), snaps[i].Dir+string(filepath.Separator), "")
-			fmt.Fprintf(stderr, "Error: %s %s: %s\n", []string{"base", "head"}[i], sources.ShortRevision(s.Name), redact.RedactString(msg))
-			failed = true
+		clean := func(msg string) string {
+			return redact.RedactString(strings.ReplaceAll(msg, snaps[i].Dir+string(filepath.Separator), ""))
 		}
+		if writeRenderErrors(stderr, []string{"base", "head"}[i]+" "+sources.ShortRevision(s.Name)+": ", s.Result.Errors, clean) {
+			noKey = true
+		}
+		failed = failed || len(s.Result.Errors) > 0
+	}
+	if noKey {
+		writeKeyHint(stderr)
 	}
 	if failed {
 		return exitError{code: 1}

@@ -30,10 +30,10 @@ func newRenderCommand() *cobra.Command {
 	o := renderOptions{}
 	cmd := &cobra.Command{
 		Use:   "render",
-		Short: "Render the objects every placement of a fleet gets, as YAML",
+		Short: "Render the objects every unit of a fleet gets (placements, tenant namespaces, addons), as YAML",
 		Long: `Render decrypts SOPS values, renders every selected placement (Helm chart or
 Kustomize base) and the isolation objects of every tenant namespace, and prints
-them as one YAML stream, or writes one file per placement with --output-dir.
+them as one YAML stream, or writes one file per unit with --output-dir.
 
 Decrypted values are redacted unless --show-secrets is given. SOPS keys come from
 --key-file (age identity files, or armored OpenPGP keys ending in .asc) and from
@@ -90,8 +90,8 @@ func runRender(ctx context.Context, stdout, stderr io.Writer, o renderOptions) e
 	if err != nil {
 		return err
 	}
-	for _, e := range result.Errors {
-		fmt.Fprintln(stderr, "Error:", e)
+	if writeRenderErrors(stderr, "", result.Errors, func(msg string) string { return msg }) {
+		writeKeyHint(stderr)
 	}
 	if len(result.Errors) > 0 {
 		return exitError{code: 1}

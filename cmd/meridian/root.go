@@ -25,6 +25,7 @@ records pointing clients at the nearest healthy region.`,
 		newValidateCommand(),
 		newVersionCommand(),
 		newRunCommand(),
+		newStatusCommand(),
 		newMovedCommand("dev", "the local regions are"),
 		newMovedCommand("demo", "the demo is"),
 	)

@@ -15,12 +15,13 @@ func newRunCommand() *cobra.Command {
 		Use:   "run",
 		Short: "Run the daemon: follow the fleet repository and reconcile every region",
 		Long: `Run follows the fleet repository named in the configuration file, and for every
-new revision renders each placement, applies it to its region's cluster wave by
-wave, prunes what left the fleet and waits for health. A revision that is not
+new revision renders each unit (every placement, tenant namespace and addon in
+each region), applies it to its region's cluster wave by wave, prunes what left the fleet and waits for health. A revision that is not
 valid is refused and the last good one keeps being served; a pass that did not
 converge is retried with backoff.
 
-It serves /healthz, /readyz (once the first pass finished) and, when a webhook
+It serves /healthz, /readyz (once the first pass finished), the dashboard,
+/api/v1/status (what meridian status reads), /metrics and, when a webhook
 secret is configured, /hooks/git on the configured listen address. SIGINT or
 SIGTERM lets the pass in flight finish, then exits. See docs/run.md.`,
 		Example: `  meridian run --config /etc/meridian/config.yaml

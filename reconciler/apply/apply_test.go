@@ -684,6 +684,46 @@ func TestRegion(t *testing.T) {
 		}
 	})
 
+	t.Run("a namespace Meridian created is not deleted while it holds what Meridian did not create", func(t *testing.T) {
+		u := namespaceUnit("payments-created", false)
+		applyOK(t, u, nil)
+		notes := configMap("payments-created", "notes", map[string]any{"k": "v"})
+		if err := admin.Create(ctx, notes, client.FieldOwner("payments-team")); err != nil {
+			t.Fatal(err)
+		}
+		cs := plan.Calculate(region, nil, []plan.Inventory{*recorded(t, u.ID())}, nil, plan.Limits{AllowMassDeletion: true})
+		err := applier.Region().Prune(ctx, cs.Changes[0])
+		want := "Namespace/payments-created: delete refused: namespace payments-created holds 1 object(s) Meridian did not create (ConfigMap/payments-created/notes): " +
+			"deleting the namespace would delete them; delete or move them, and the next pass deletes the namespace"
+		if diff := cmp.Diff(want, errString(err)); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+		var foreign *apply.ForeignObjectsError
+		if !errors.As(err, &foreign) || apply.IsTransient(err) {
+			t.Errorf("error %#v: want a permanent *apply.ForeignObjectsError", err)
+		}
+		if ns := live(t, refsOf(u)[0]); ns.GetDeletionTimestamp() != nil {
+			t.Fatal("the namespace is being deleted, with the ConfigMap Meridian did not create")
+		}
+		if recorded(t, u.ID()) == nil {
+			t.Fatal("the refused unit's inventory is gone: the next pass could not delete the namespace")
+		}
+
+		// Once the ConfigMap is gone, the next pass deletes the namespace.
+		if err := admin.Delete(ctx, notes); err != nil {
+			t.Fatal(err)
+		}
+		if err := applier.Region().Prune(ctx, cs.Changes[0]); err != nil {
+			t.Fatal(err)
+		}
+		if ns := live(t, refsOf(u)[0]); ns.GetDeletionTimestamp() == nil {
+			t.Error("the emptied namespace is not being deleted")
+		}
+		if recorded(t, u.ID()) != nil {
+			t.Error("the pruned unit's inventory is still recorded")
+		}
+	})
+
 	t.Run("an object of another unit is never adopted", func(t *testing.T) {
 		// A new pass, as the daemon starts one: the namespaces earlier passes
 		// created are checked again.

@@ -34,6 +34,9 @@ const pruneAttempts = 3
 // so an inventory can never make Meridian delete outside the tenant's namespace; an
 // object the tenant may not read is not the tenant's and is left in place.
 //
+// A namespace is deleted only while it holds nothing Meridian did not create (see
+// ForeignObjectsError): deleting it would delete everything in it.
+//
 // Objects are deleted in the reverse of the apply order. A failure does not stop the
 // others; the failures are joined, each an *Error naming its object.
 func (a *Applier) Prune(ctx context.Context, id fleet.UnitID, refs []plan.ObjectRef) error {
@@ -54,6 +57,15 @@ func (a *Applier) Prune(ctx context.Context, id fleet.UnitID, refs []plan.Object
 // prune deletes one object if the unit still owns it.
 func (a *Applier) prune(ctx context.Context, id fleet.UnitID, ref plan.ObjectRef) error {
 	return a.ifOwned(ctx, id, ref, deletion, func(c client.Client, live *unstructured.Unstructured) error {
+		if ref.Group == "" && ref.Kind == "Namespace" {
+			foreign, err := a.foreignObjects(ctx, ref.Name)
+			switch {
+			case err != nil:
+				return &Error{Object: ref.String(), Op: "read before delete failed", Err: err, Transient: transient(err)}
+			case foreign != nil:
+				return &Error{Object: ref.String(), Op: "delete refused", Err: foreign}
+			}
+		}
 		uid, rv := live.GetUID(), live.GetResourceVersion()
 		return c.Delete(ctx, live,
 			client.Preconditions(metav1.Preconditions{UID: &uid, ResourceVersion: &rv}),
@@ -96,11 +108,14 @@ func (a *Applier) ifOwned(ctx context.Context, id fleet.UnitID, ref plan.ObjectR
 			return nil
 		}
 		err = act(w.client, live)
+		var refused *Error
 		switch {
 		case err == nil, apierrors.IsNotFound(err):
 			return nil
 		case apierrors.IsConflict(err):
 			continue // changed since the check: check again
+		case errors.As(err, &refused):
+			return err // act said what failed
 		default:
 			return &Error{Object: ref.String(), Op: op.verb + " failed", Err: err, Transient: transient(err)}
 		}

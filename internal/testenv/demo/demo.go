@@ -60,6 +60,12 @@ func Run(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(filepath.Join(fleetDir, "fleet.yaml")); err != nil {
 		return fmt.Errorf("%s has no fleet.yaml; run the demo from a Meridian checkout or pass --fleet", fleetDir)
 	}
+	// Before minutes of starting regions: the daemon's address must be free.
+	l, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("the daemon's address %s is taken (another demo, or a daemon, running?): %w; stop it, or pass --listen 127.0.0.1:PORT", opts.Listen, err)
+	}
+	l.Close()
 	if err := prepareDir(opts.Dir); err != nil {
 		return err
 	}
@@ -346,9 +352,11 @@ type banner struct {
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
-Meridian is running: every placement of fleet-example is applied in three regions.
+Meridian is running: every unit of fleet-example (its placements, its tenants' namespaces,
+its addon) is applied in three regions.
 
   dashboard   {{.Dashboard}}
+  status      go run ./cmd/meridian status --server {{.Dashboard}}   (the same in a terminal)
   fleet repo  {{.Clone}}   (a clone; commit and push there)
   DNS         {{.DNSHost}} port {{.DNSPort}}   (Route53 test server; clients are in us-east-1)
   kubeconfig  {{.Kubeconfig}}   (contexts us-east-1, eu-west-2, ap-northeast-2)

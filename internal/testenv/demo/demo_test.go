@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +58,24 @@ func TestLocalEndpointKeepsTheRegionValid(t *testing.T) {
 		if r.Spec.Endpoint.Type != fleet.EndpointA || !strings.HasPrefix(r.Spec.Endpoint.Target, "127.0.0.1") {
 			t.Errorf("%s: endpoint %+v", r.Metadata.Name, r.Spec.Endpoint)
 		}
+	}
+}
+
+// TestRunRefusesATakenAddress: a demo whose daemon address is in use says so
+// and how to choose another before it starts anything.
+func TestRunRefusesATakenAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := filepath.Join(t.TempDir(), "demo")
+	err = Run(t.Context(), Options{FleetDir: filepath.Join("..", "..", "..", "fleet-example"), Dir: dir, Listen: l.Addr().String()})
+	want := "the daemon's address " + l.Addr().String() + " is taken (another demo, or a daemon, running?): "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), "; stop it, or pass --listen 127.0.0.1:PORT") {
+		t.Fatalf("error = %v, want one starting %q and saying to pass --listen", err, want)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the refused demo made its directory: %v", err)
 	}
 }
