@@ -102,7 +102,7 @@ func TestUnitDetail(t *testing.T) {
 	svc := plan.ObjectRef{Version: "v1", Kind: "Service", Namespace: "trucking", Name: "portal"}
 	old := plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "trucking", Name: "portal-v1"}
 	desired := func(source string) *plan.Desired {
-		return &plan.Desired{Unit: portal, Source: source, Objects: scaleObjectsOf(deploy, svc)}
+		return &plan.Desired{Unit: portal, Source: source, Objects: objectsOf(deploy, svc)}
 	}
 	setAction(first.Regions["us-east-1"], plan.Change{Unit: portal, Action: plan.Create, Desired: desired("chart apps/portal/chart (portal 0.1.0)")})
 	s.ObservePass(first, time.Second)
@@ -246,8 +246,8 @@ func TestUnitEvents(t *testing.T) {
 	}
 }
 
-// scaleObjectsOf returns objects with the references given.
-func scaleObjectsOf(refs ...plan.ObjectRef) []*unstructured.Unstructured {
+// objectsOf returns objects with the references given.
+func objectsOf(refs ...plan.ObjectRef) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(refs))
 	for i, r := range refs {
 		o := &unstructured.Unstructured{}
