@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"meridian.dev/meridian/fleet"
@@ -106,6 +107,17 @@ type Management struct {
 	// cluster. Empty means the pod's own service account (in-cluster), as in the
 	// Helm chart.
 	KubeconfigContext string `yaml:"kubeconfigContext,omitempty"`
+	// HistoryConfigMap, as namespace/name, is the ConfigMap of the management
+	// cluster the daemon keeps the dashboard's history of passes in (it creates
+	// it, and needs get, create and update on ConfigMaps there); replicas that
+	// name the same one share one history. Empty keeps it in StateDir.
+	HistoryConfigMap string `yaml:"historyConfigMap,omitempty"`
+}
+
+// HistoryConfigMapName returns the namespace and name of HistoryConfigMap.
+func (m Management) HistoryConfigMapName() (namespace, name string) {
+	namespace, name, _ = strings.Cut(m.HistoryConfigMap, "/")
+	return namespace, name
 }
 
 // EKS says how Meridian reaches the EKS and STS APIs for regions that name an EKS
@@ -247,6 +259,12 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: set cacheDir: %w", path, err)
 		}
 		c.CacheDir = filepath.Join(cache, "meridian")
+	}
+	if hc := c.Management.HistoryConfigMap; hc != "" {
+		ns, name, ok := strings.Cut(hc, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%s: management.historyConfigMap: %q is not namespace/name; name the ConfigMap, e.g. meridian-system/meridian-status-history", path, hc)
+		}
 	}
 	if c.StateDir == "" {
 		c.StateDir = filepath.Join(c.CacheDir, "state")

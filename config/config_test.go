@@ -69,6 +69,10 @@ func TestLoadErrors(t *testing.T) {
 		name:    "two references",
 		content: "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository:\n  url: https://x/y.git\n  branch: main\n  tag: v1\n",
 		want:    "meridian.yaml: repository: set exactly one of branch, tag and semver",
+	}, {
+		name:    "a history ConfigMap without its namespace",
+		content: "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository:\n  url: https://x/y.git\n  branch: main\nmanagement:\n  historyConfigMap: meridian-status-history\n",
+		want:    `meridian.yaml: management.historyConfigMap: "meridian-status-history" is not namespace/name`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,8 @@
 // revision is accepted or refused, ObservePass after every reconcile pass,
 // ObserveDrift after every drift check, ObserveFetchFailure when the git fetch
 // fails, and ObserveDNS and Route53Request from the Route53 code. The history of
-// passes outlives the process through Options.History (HistoryFile). The states of
+// passes outlives the process through Options.History (HistoryFile,
+// HistoryConfigMap). The states of
 // placements are derived from the reconciler's Report (see DeriveStates), so the
 // logs, the metrics and the dashboard tell one story.
 //

@@ -71,8 +71,11 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		return err
 	}
 	events := newRegionEvents()
-	storeOpts := status.Options{Log: log.With("component", "status"), Events: events.read,
-		History: status.HistoryFile{Path: filepath.Join(cfg.StateDir, "status", "history.json")}}
+	history, err := historyStore(cfg)
+	if err != nil {
+		return err
+	}
+	storeOpts := status.Options{Log: log.With("component", "status"), Events: events.read, History: history}
 	if webhookURL != "" || slackURL != "" {
 		storeOpts.Notifier = status.NewNotifier(status.NotifierOptions{WebhookURL: webhookURL, SlackURL: slackURL, Log: log.With("component", "notify")})
 		defer storeOpts.Notifier.Close(10 * time.Second)
