@@ -15,9 +15,9 @@
 // ObserveDrift after every drift check, ObserveFetchFailure when the git fetch
 // fails, and ObserveDNS and Route53Request from the Route53 code. The history of
 // passes outlives the process through Options.History (HistoryFile,
-// HistoryConfigMap). The states of
-// placements are derived from the reconciler's Report (see DeriveStates), so the
-// logs, the metrics and the dashboard tell one story.
+// HistoryConfigMap). The states of placements are derived from the reconciler's
+// Report (see DeriveStates), so the logs, the metrics and the dashboard tell one
+// story.
 //
 // Every string the Store keeps goes through a secrets.Redactor when it has one,
 // even though the reconciler redacts its errors already: nothing the Store shows
