@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -328,6 +329,39 @@ func TestDashboardAtScaleInChromium(t *testing.T) {
 		}
 	})
 
+	t.Run("an addon, an unknown unit and one app", func(t *testing.T) {
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/#/unit/addon:eu-west-2/ingress"),
+			waitFor(`document.body.dataset.shown === "unit?addon:eu-west-2/ingress"`, 20*time.Second),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind := eval[string](ctx, t, `document.querySelector('#unit-facts dd[data-fact="kind"]').textContent`); kind != "platform addon" {
+			t.Errorf("the addon's page says kind %q", kind)
+		}
+		err = chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/#/unit/nobody/eu-west-2/web"),
+			waitFor(`document.body.dataset.shown === "unit?nobody/eu-west-2/web"`, 20*time.Second),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if missing := eval[bool](ctx, t, `!document.getElementById("unit-missing").hidden && document.getElementById("unit-facts").childElementCount === 0`); !missing {
+			t.Error("the page of a unit the daemon does not know does not say so")
+		}
+		err = chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/#/app/web"),
+			waitFor(`document.body.dataset.shown === "apps?web"`, 20*time.Second),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if apps := eval[[]string](ctx, t, `[...new Set(Array.from(document.querySelectorAll("#apps tbody tr")).map((tr) => tr.dataset.app))]`); !slices.Equal(apps, []string{"web"}) {
+			t.Errorf("#/app/web shows apps %v; want web only", apps)
+		}
+	})
+
 	// A thousand tenants: the overview still fits a screen. Only measured here;
 	// the views are compared with the API at 400 tenants above.
 	t.Run("1,000 tenants", func(t *testing.T) {
@@ -361,7 +395,17 @@ func TestDashboardAtScaleInChromium(t *testing.T) {
 		saveScreenshot(t, "scale-1000-tenants.png", shot)
 	})
 
-	if p := problems(); len(p) > 0 {
-		t.Errorf("the page logged problems:\n%s", strings.Join(p, "\n"))
+	// Chromium logs the answers the test asked for on purpose: a unit the daemon
+	// does not know (404), and the events of the addon, whose objects the test's
+	// reader does not know (502). Anything else is a problem of the page.
+	var unexpected []string
+	for _, p := range problems() {
+		if strings.Contains(p, "Failed to load resource") && (strings.Contains(p, "/api/v1/units/nobody/") || strings.Contains(p, "/api/v1/events/nobody/") || strings.Contains(p, "/api/v1/events/addon:eu-west-2/ingress")) {
+			continue
+		}
+		unexpected = append(unexpected, p)
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("the page logged problems:\n%s", strings.Join(unexpected, "\n"))
 	}
 }
