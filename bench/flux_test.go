@@ -1,0 +1,203 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/testenv/fleetgen"
+	"meridian.dev/meridian/render"
+)
+
+func TestFluxBuildModule(t *testing.T) {
+	ctl := fluxController{"kustomize-controller", "github.com/fluxcd/kustomize-controller", "v1.9.6"}
+	for _, tc := range []struct {
+		name, gomod, want, err string
+	}{{
+		name: "module replacements kept, the api directory dropped",
+		gomod: `module github.com/fluxcd/kustomize-controller
+
+go 1.26.0
+
+replace github.com/fluxcd/kustomize-controller/api => ./api
+
+// a comment
+replace example.com/digest => example.com/digest v1.0.1-0.2022 // pinned
+
+require (
+	example.com/a v1.0.0
+)
+
+replace (
+	sigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.21.1
+	example.com/old v1.2.3 => example.com/new v1.2.4
+)
+`,
+		want: `module fluxbuild/kustomize-controller
+
+go 1.26.0
+
+require github.com/fluxcd/kustomize-controller v1.9.6
+
+replace (
+	example.com/digest => example.com/digest v1.0.1-0.2022
+	sigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.21.1
+	example.com/old v1.2.3 => example.com/new v1.2.4
+)
+`,
+	}, {
+		name:  "toolchain kept, no replacements",
+		gomod: "module m\n\ngo 1.27.0\n\ntoolchain go1.27.4\n\nreplace m/api => ./api\n",
+		want:  "module fluxbuild/kustomize-controller\n\ngo 1.27.0\n\ntoolchain go1.27.4\n\nrequire github.com/fluxcd/kustomize-controller v1.9.6\n",
+	}, {
+		name:  "no go directive",
+		gomod: "module m\n",
+		err:   "no go directive",
+	}, {
+		name:  "unreadable replace",
+		gomod: "module m\n\ngo 1.26\n\nreplace a b c\n",
+		err:   "go.mod:5: cannot read replace directive",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := fluxBuildModule(ctl, []byte(tc.gomod))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, string(got)); diff != "" {
+				t.Errorf("go.mod (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFluxFleet(t *testing.T) {
+	dir := t.TempDir()
+	if err := fleetgen.Write(dir, fleetgen.Spec{Tenants: 2, Regions: 3, Apps: 4, Example: "../fleet-example", Secrets: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := fleet.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "tenant-001", "creationTimestamp": nil}}}
+	units := []*render.Unit{
+		{Tenant: "tenant-001", Region: "eu-west-2", Objects: []*unstructured.Unstructured{ns}},
+		{Tenant: "tenant-001", Region: "eu-west-2", App: "api"}, // not a namespace unit
+	}
+	secrets := map[string]map[string]any{"tenant-000": {"portal": map[string]any{"database": map[string]any{"password": "s3cret"}}}}
+	ff, err := fluxFleet(m, zone, units, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 tenants × 3 regions × (portal, portal-1, worker) Helm, × api Kustomize.
+	if len(ff.HelmReleases) != 18 {
+		t.Errorf("%d HelmReleases, want 18", len(ff.HelmReleases))
+	}
+	wantKs := []string{"tenant-000-secrets", "tenant-001-eu-west-2-namespace"}
+	for _, tenant := range []string{"tenant-000", "tenant-001"} {
+		for i := range 3 {
+			wantKs = append(wantKs, tenant+"-"+fleetgen.RegionName(i)+"-api")
+		}
+	}
+	got := append([]string(nil), ff.Kustomizations...)
+	if diff := cmp.Diff(sorted(wantKs), got); diff != "" {
+		t.Errorf("Kustomizations (-want +got):\n%s", diff)
+	}
+
+	objs := map[string]map[string]any{}
+	for _, name := range []string{"flux/fleet/tenant-000.yaml", "flux/fleet/tenant-001.yaml", "flux/fleet/charts.yaml"} {
+		data, ok := ff.Files[name]
+		if !ok {
+			t.Fatalf("no %s; files: %v", name, keys(ff.Files))
+		}
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			var o map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			md := o["metadata"].(map[string]any)
+			if md["namespace"] != fluxNamespace {
+				t.Errorf("%s %s in namespace %v, want %s", o["kind"], md["name"], md["namespace"], fluxNamespace)
+			}
+			objs[o["kind"].(string)+"/"+md["name"].(string)] = o
+		}
+	}
+	if len(objs) != 18+len(wantKs)+3 {
+		t.Errorf("%d objects in flux/fleet, want %d (and the 3 charts)", len(objs), 18+len(wantKs)+3)
+	}
+	for _, p := range m.Placements() {
+		id := p.ID()
+		if p.App.Spec.Helm == nil {
+			k := objs["Kustomization/"+fluxName(id)]["spec"].(map[string]any)
+			if k["targetNamespace"] != id.Tenant || k["path"] != "./apps/api/base" || k["wait"] != true {
+				t.Errorf("%s: Kustomization spec %v", id, k)
+			}
+			if diff := cmp.Diff([]any{map[string]any{"name": id.Tenant + "-" + id.Region + "-namespace"}}, k["dependsOn"]); diff != "" {
+				t.Errorf("%s: dependsOn (-want +got):\n%s", id, diff)
+			}
+			continue
+		}
+		hr := objs["HelmRelease/"+fluxName(id)]["spec"].(map[string]any)
+		// The same values as Meridian's, through a YAML round trip.
+		var want map[string]any
+		data, _ := yaml.Marshal(render.PlacementValues(p, zone))
+		if err := yaml.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, hr["values"]); diff != "" {
+			t.Errorf("%s: values (-want +got):\n%s", id, diff)
+		}
+		if got := hr["kubeConfig"].(map[string]any)["secretRef"].(map[string]any)["name"]; got != "kubeconfig-"+id.Region {
+			t.Errorf("%s: kubeconfig Secret %v", id, got)
+		}
+		if hr["releaseName"] != id.App || hr["targetNamespace"] != id.Tenant || hr["storageNamespace"] != id.Tenant {
+			t.Errorf("%s: release %v in %v (storage %v)", id, hr["releaseName"], hr["targetNamespace"], hr["storageNamespace"])
+		}
+		_, from := hr["valuesFrom"]
+		if wantFrom := id.Tenant == "tenant-000" && id.App == "portal"; from != wantFrom {
+			t.Errorf("%s: valuesFrom %v, want %v", id, hr["valuesFrom"], wantFrom)
+		}
+	}
+	chart := objs["HelmChart/portal-1"]["spec"].(map[string]any)
+	if chart["chart"] != "./apps/portal-1/chart" {
+		t.Errorf("portal-1 chart from %v", chart["chart"])
+	}
+	if !strings.Contains(string(ff.Files["flux/namespaces/tenant-001/eu-west-2/objects.yaml"]), "kind: Namespace\nmetadata:\n  name: tenant-001\n") {
+		t.Errorf("namespace objects:\n%s", ff.Files["flux/namespaces/tenant-001/eu-west-2/objects.yaml"])
+	}
+	if _, ok := ff.Files["flux/namespaces/tenant-001/eu-west-2/api/objects.yaml"]; ok {
+		t.Error("a placement was written as namespace objects")
+	}
+	secret := string(ff.ValuesSecrets["tenant-000"])
+	for _, want := range []string{"name: tenant-000-values", "namespace: flux-system", "portal.yaml: |\n    database:\n      password: s3cret\n"} {
+		if !strings.Contains(secret, want) {
+			t.Errorf("values Secret lacks %q:\n%s", want, secret)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	slices.Sort(out)
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
