@@ -241,6 +241,11 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 			return size, err
 		}
 	}
+	if e.o.peer == "flux" {
+		if err := e.flux(ctx, f, dir, keyFile, size); err != nil {
+			return size, err
+		}
+	}
 	if e.o.scenarios["profile"] {
 		if err := e.profile(ctx, f, dir, keyFile, r53); err != nil {
 			return size, err
@@ -385,6 +390,12 @@ func (e *env) meridian(ctx context.Context, f *Fleet, dir, keyFile string, r53 *
 	}
 	side.AppliedSeconds = since(d.Start, applied)
 	e.logf("meridian: applied in %.1f s", side.AppliedSeconds)
+	c.tracker.mu.Lock()
+	created, all := c.tracker.Created(size.Placements)
+	c.tracker.mu.Unlock()
+	if all {
+		side.CreatedSeconds = since(d.Start, created)
+	}
 	if e.o.workloads {
 		ready, note, err := waitReady(wctx, c, size.Placements)
 		if err != nil {

@@ -201,3 +201,41 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestFluxTable(t *testing.T) {
+	s := &Size{
+		Meridian:    &Side{CreatedSeconds: 1, ReadySeconds: 2, AppliedSeconds: 1.5, CPUSeconds: 0.5, PeakRSSMiB: 100, ClientRequests: map[string]int{"APPLY": 10}},
+		NoOpCommit:  &Cycle{CPUSeconds: 0.1, ClientRequests: map[string]int{}},
+		Incremental: []Incremental{{AppliedSeconds: 0.2}, {AppliedSeconds: 0.4}, {AppliedSeconds: 0.3}},
+		Flux: &FluxSide{
+			Versions:       map[string]string{"source-controller": "v1.9.0", "helm-controller": "v1.4.3"},
+			CreatedSeconds: 5, ReadySeconds: 8, FluxReadySeconds: 9, CPUSeconds: 4, PeakRSSSumMiB: 300,
+			ClientRequests: map[string]int{"APPLY": 20, "GET": 10}, ManagementRequests: map[string]int{"WATCH": 7},
+			NoOpCommit:  &FluxCycle{CPUSeconds: 1, ClientRequests: map[string]int{"DRYRUN-APPLY": 12}, KubernetesWrites: 0},
+			Incremental: []Incremental{{AppliedSeconds: 3}},
+		},
+	}
+	var b strings.Builder
+	writeFluxTable(&b, s)
+	// Columns are aligned with spaces; compare with every run of them as one.
+	got := strings.Join(strings.Fields(b.String()), " ")
+	for _, want := range []string{
+		"Flux (source-controller v1.9.0, helm-controller v1.4.3)",
+		"cold: every Deployment created 1.00 s 5.00 s 5.0×",
+		"cold: every Deployment ready 2.00 s 8.00 s 4.0×",
+		"cold: requests to the regions 10 30 3.0×",
+		"no-op commit: requests to the regions 0 12 —",
+		"one-tenant change: trigger to applied (median) 0.30 s 3.00 s 10.0×",
+		"peak RSS (Flux: sum of the controllers') 100 MiB 300 MiB 3.0×",
+		"Flux no-op commit: region requests DRYRUN-APPLY 12; management requests none",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	writeFluxTable(&b, &Size{Meridian: s.Meridian})
+	if b.Len() != 0 {
+		t.Errorf("a table without Flux:\n%s", b.String())
+	}
+}
