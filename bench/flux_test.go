@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -237,5 +240,72 @@ func TestFluxTable(t *testing.T) {
 	writeFluxTable(&b, &Size{Meridian: s.Meridian})
 	if b.Len() != 0 {
 		t.Errorf("a table without Flux:\n%s", b.String())
+	}
+}
+
+func TestWriteFluxTree(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote.git")
+	if err := (&Fleet{Dir: dir}).git(ctx, "init", "--quiet", "--bare", remote); err != nil {
+		t.Fatal(err)
+	}
+	spec := fleetgen.Spec{Tenants: 1, Regions: 3, Apps: 4, Example: "../fleet-example", Secrets: true}
+	f, err := writeFleet(ctx, filepath.Join(dir, "fleet"), spec, "Z0BENCH", remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := "../fleet-example/demo-age-key.txt"
+	ff, err := writeFluxTree(ctx, f, keyFile, filepath.Join(dir, "charts"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ff.HelmReleases) != 9 || len(ff.Kustomizations) != 3+3+1 {
+		t.Errorf("%d HelmReleases, %d Kustomizations; want 9, 7 (api and namespace in 3 regions, secrets)", len(ff.HelmReleases), len(ff.Kustomizations))
+	}
+	ns, err := os.ReadFile(filepath.Join(f.Dir, "flux", "namespaces", "tenant-000", "eu-west-2", "objects.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"Namespace", "ResourceQuota", "NetworkPolicy", "ServiceAccount", "RoleBinding"} {
+		if !strings.Contains(string(ns), "kind: "+kind+"\n") {
+			t.Errorf("namespace objects lack a %s:\n%s", kind, ns)
+		}
+	}
+	enc, err := os.ReadFile(filepath.Join(f.Dir, "flux", "secrets", "tenant-000", "values.sops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Secret", "name: tenant-000-values", "encrypted_regex: ^(data|stringData)$", "portal.yaml: ENC["} {
+		if !strings.Contains(string(enc), want) {
+			t.Errorf("values Secret lacks %q:\n%s", want, enc)
+		}
+	}
+	// The values written encrypted are the tenant's decrypted secrets.
+	if !strings.Contains(string(ff.ValuesSecrets["tenant-000"]), "portal.yaml: |\n    database:\n      password: ") {
+		t.Errorf("plain values Secret:\n%s", ff.ValuesSecrets["tenant-000"])
+	}
+	// A second write without secrets leaves the encrypted file as it was.
+	if _, err := writeFluxTree(ctx, f, keyFile, filepath.Join(dir, "charts"), false); err != nil {
+		t.Fatal(err)
+	}
+	again, err := os.ReadFile(filepath.Join(f.Dir, "flux", "secrets", "tenant-000", "values.sops.yaml"))
+	if err != nil || string(again) != string(enc) {
+		t.Errorf("the encrypted values changed (%v)", err)
+	}
+	// Meridian still loads the fleet with flux/ in it; on another commit the
+	// namespace objects are the same (no commit in them).
+	if err := f.Commit(ctx, "flux"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeFluxTree(ctx, f, keyFile, filepath.Join(dir, "charts"), false); err != nil {
+		t.Fatal(err)
+	}
+	nsAgain, err := os.ReadFile(filepath.Join(f.Dir, "flux", "namespaces", "tenant-000", "eu-west-2", "objects.yaml"))
+	if err != nil || string(nsAgain) != string(ns) {
+		t.Errorf("namespace objects changed with the commit (%v):\n%s", err, cmp.Diff(string(ns), string(nsAgain)))
+	}
+	if strings.Contains(string(ns), "meridian.dev/revision") || strings.Contains(string(ns), "managed-by: meridian") {
+		t.Errorf("Meridian's bookkeeping in Flux's files:\n%s", ns)
 	}
 }

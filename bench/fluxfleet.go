@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -237,11 +238,25 @@ func valuesSecret(tenant string, apps map[string]any) (map[string]any, error) {
 	}, nil
 }
 
-// cleanObject is o without what the API server sets, as a file in git holds it.
+// cleanObject is o as a file in git holds it: without what the API server sets
+// and without Meridian's bookkeeping (its annotations, among them the commit it
+// was rendered from, and its managed-by label), which Flux keeps its own way.
 func cleanObject(o *unstructured.Unstructured) map[string]any {
 	c := o.DeepCopy()
 	unstructured.RemoveNestedField(c.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(c.Object, "status")
+	annotations := c.GetAnnotations()
+	for k := range annotations {
+		if strings.HasPrefix(k, "meridian.dev/") {
+			delete(annotations, k)
+		}
+	}
+	c.SetAnnotations(annotations)
+	labels := c.GetLabels()
+	if labels["app.kubernetes.io/managed-by"] == "meridian" {
+		delete(labels, "app.kubernetes.io/managed-by")
+	}
+	c.SetLabels(labels)
 	return c.Object
 }
 
