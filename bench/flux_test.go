@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -307,5 +308,31 @@ func TestWriteFluxTree(t *testing.T) {
 	}
 	if strings.Contains(string(ns), "meridian.dev/revision") || strings.Contains(string(ns), "managed-by: meridian") {
 		t.Errorf("Meridian's bookkeeping in Flux's files:\n%s", ns)
+	}
+}
+
+func TestPeerFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		peer string
+		err  string
+	}{
+		{[]string{"-peer", "flux"}, "flux", ""},
+		{nil, "", ""},
+		{[]string{"-peer", "argo"}, "", `unknown peer "argo"`},
+		{[]string{"-peer", "flux", "-scenarios", "render"}, "", "add cold"},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+		} else if o.peer != tc.peer {
+			t.Errorf("%v: peer %q, want %q", tc.args, o.peer, tc.peer)
+		}
 	}
 }
