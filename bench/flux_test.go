@@ -246,16 +246,7 @@ func TestFluxTable(t *testing.T) {
 
 func TestWriteFluxTree(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	remote := filepath.Join(dir, "remote.git")
-	if err := (&Fleet{Dir: dir}).git(ctx, "init", "--quiet", "--bare", remote); err != nil {
-		t.Fatal(err)
-	}
-	spec := fleetgen.Spec{Tenants: 1, Regions: 3, Apps: 4, Example: "../fleet-example", Secrets: true}
-	f, err := writeFleet(ctx, filepath.Join(dir, "fleet"), spec, "Z0BENCH", remote)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, dir := oneTenantFleet(t)
 	keyFile := "../fleet-example/demo-age-key.txt"
 	ff, err := writeFluxTree(ctx, f, keyFile, filepath.Join(dir, "charts"), true)
 	if err != nil {

@@ -22,14 +22,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"meridian.dev/meridian/internal/testenv/sopstest"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/render"
-	"meridian.dev/meridian/render/helm"
-	"meridian.dev/meridian/render/secrets"
 )
 
 var (
@@ -215,13 +212,7 @@ func startFluxProc(name, bin string, args []string, kubeconfig, dir string) (*fl
 
 func (p *fluxPeer) close() {
 	for _, proc := range p.procs {
-		_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-proc.done:
-		case <-time.After(15 * time.Second):
-			_ = proc.cmd.Process.Kill()
-			<-proc.done
-		}
+		terminate(proc.cmd.Process, proc.done, 15*time.Second)
 	}
 	if p.proxy != nil {
 		p.proxy.Close()
@@ -268,12 +259,7 @@ func (p *fluxPeer) peakRSS() (map[string]float64, error) {
 // regionKubeconfig is a kubeconfig for r alone through its counting proxy, as
 // the admin: what a kubeconfig Secret of a Flux user holds.
 func regionKubeconfig(r *benchRegion) ([]byte, error) {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[r.Name] = &clientcmdapi.Cluster{Server: r.Proxy.URL, CertificateAuthorityData: r.Proxy.CAPEM}
-	cfg.AuthInfos[r.Name] = &clientcmdapi.AuthInfo{Token: r.Config.BearerToken}
-	cfg.Contexts[r.Name] = &clientcmdapi.Context{Cluster: r.Name, AuthInfo: r.Name}
-	cfg.CurrentContext = r.Name
-	return clientcmd.Write(*cfg)
+	return clientcmd.Write(*proxyKubeconfig([]*benchRegion{r}))
 }
 
 // writeFluxTree generates the Flux objects of f's current model into its work
@@ -281,20 +267,11 @@ func regionKubeconfig(r *benchRegion) ([]byte, error) {
 // keyFile's age key (the files change with every encryption, so a later call
 // that changes no secret leaves them).
 func writeFluxTree(ctx context.Context, f *Fleet, keyFile, chartsDir string, withSecrets bool) (*FluxFleet, error) {
-	keys, err := secrets.KeysFromFiles(keyFile)
+	r, snap, dec, err := fleetRenderer(ctx, f, keyFile, chartsDir)
 	if err != nil {
 		return nil, err
 	}
-	dec := secrets.NewDecryptor(keys)
-	charts, err := helm.New(helm.Options{CacheDir: chartsDir})
-	if err != nil {
-		return nil, err
-	}
-	rev, err := f.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := render.New(render.Options{Helm: charts, Decryptor: dec}).Render(ctx, render.Snapshot{Dir: f.Dir, Revision: rev, Model: f.Model}, render.Filter{})
+	res, err := r.Render(ctx, snap, render.Filter{})
 	if err != nil {
 		return nil, err
 	}
