@@ -168,7 +168,11 @@ func (e *env) startFlux(ctx context.Context, bins *FluxBinaries, c *cluster, dir
 		}
 		args := append(append([]string{"--health-addr=" + health}, fluxCommon...), fluxTuning[ctl.Name]...)
 		if ctl.Name == "source-controller" {
-			args = append(args, "--storage-path="+filepath.Join(dir, "source-storage"), "--storage-addr="+storage, "--storage-adv-addr="+storage)
+			storageDir := filepath.Join(dir, "source-storage")
+			if err := os.MkdirAll(storageDir, 0o755); err != nil {
+				return nil, err
+			}
+			args = append(args, "--storage-path="+storageDir, "--storage-addr="+storage, "--storage-adv-addr="+storage)
 		}
 		proc, err := startFluxProc(ctl.Name, bins.Bin[ctl.Name], args, kubeconfig, dir)
 		if err != nil {
