@@ -150,18 +150,26 @@ func TestProxyCounts(t *testing.T) {
 // TestOneTenantFleet generates the smallest fleet, commits it to a local bare
 // repository, prepares the baseline's jobs and values, and makes the incremental
 // change.
-func TestOneTenantFleet(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
+// oneTenantFleet writes a fleet of one tenant in three regions with four apps
+// into a temporary directory, pushed to a bare repository beside it.
+func oneTenantFleet(t *testing.T) (f *Fleet, dir string) {
+	t.Helper()
+	dir = t.TempDir()
 	remote := filepath.Join(dir, "remote.git")
-	if err := (&Fleet{Dir: dir}).git(ctx, "init", "--quiet", "--bare", remote); err != nil {
+	if err := (&Fleet{Dir: dir}).git(context.Background(), "init", "--quiet", "--bare", remote); err != nil {
 		t.Fatal(err)
 	}
 	spec := fleetgen.Spec{Tenants: 1, Regions: 3, Apps: 4, Example: "../fleet-example", Secrets: true}
-	f, err := writeFleet(ctx, filepath.Join(dir, "fleet"), spec, "Z0BENCH", remote)
+	f, err := writeFleet(context.Background(), filepath.Join(dir, "fleet"), spec, "Z0BENCH", remote)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, dir
+}
+
+func TestOneTenantFleet(t *testing.T) {
+	ctx := context.Background()
+	f, dir := oneTenantFleet(t)
 	if got := len(f.Model.Placements()); got != 12 {
 		t.Fatalf("%d placements, want 12", got)
 	}

@@ -138,14 +138,19 @@ func (d *Daemon) Stop() error {
 		return d.err
 	default:
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(90 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	terminate(d.cmd.Process, d.done, 90*time.Second)
 	return nil
+}
+
+// terminate sends p SIGTERM and waits for done, killing p after grace.
+func terminate(p *os.Process, done <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+	}
 }
 
 // Exited reports an error when the daemon is no longer running.
@@ -260,6 +265,12 @@ func (d *Daemon) poll(ctx context.Context, cond func() bool) (time.Time, error) 
 // writeProxyKubeconfig writes a kubeconfig with one context per region that reaches
 // its API server through the region's counting proxy, as the cluster admin.
 func writeProxyKubeconfig(path string, regions []*benchRegion) error {
+	return clientcmd.WriteToFile(*proxyKubeconfig(regions), path)
+}
+
+// proxyKubeconfig is the kubeconfig writeProxyKubeconfig writes; its current
+// context is the first region's.
+func proxyKubeconfig(regions []*benchRegion) *clientcmdapi.Config {
 	cfg := clientcmdapi.NewConfig()
 	for _, r := range regions {
 		cfg.Clusters[r.Name] = &clientcmdapi.Cluster{Server: r.Proxy.URL, CertificateAuthorityData: r.Proxy.CAPEM}
@@ -267,5 +278,5 @@ func writeProxyKubeconfig(path string, regions []*benchRegion) error {
 		cfg.Contexts[r.Name] = &clientcmdapi.Context{Cluster: r.Name, AuthInfo: r.Name}
 	}
 	cfg.CurrentContext = regions[0].Name
-	return clientcmd.WriteToFile(*cfg, path)
+	return cfg
 }

@@ -241,6 +241,11 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 			return size, err
 		}
 	}
+	if e.o.peer == "flux" {
+		if err := e.flux(ctx, f, dir, keyFile, size); err != nil {
+			return size, err
+		}
+	}
 	if e.o.scenarios["profile"] {
 		if err := e.profile(ctx, f, dir, keyFile, r53); err != nil {
 			return size, err
@@ -249,23 +254,32 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 	return size, nil
 }
 
-// renderThroughput renders the fleet with Meridian's render package, cold (a new
-// Renderer) and warm (the same snapshot again).
-func renderThroughput(ctx context.Context, f *Fleet, keyFile, chartsDir string) (*RenderResult, error) {
+// fleetRenderer is a new Renderer of f's work tree at its head, with the
+// decryptor of keyFile's keys it renders with.
+func fleetRenderer(ctx context.Context, f *Fleet, keyFile, chartsDir string) (*render.Renderer, render.Snapshot, *secrets.Decryptor, error) {
 	keys, err := secrets.KeysFromFiles(keyFile)
 	if err != nil {
-		return nil, err
+		return nil, render.Snapshot{}, nil, err
 	}
 	charts, err := helm.New(helm.Options{CacheDir: chartsDir})
 	if err != nil {
-		return nil, err
+		return nil, render.Snapshot{}, nil, err
 	}
 	rev, err := f.Head(ctx)
 	if err != nil {
+		return nil, render.Snapshot{}, nil, err
+	}
+	dec := secrets.NewDecryptor(keys)
+	return render.New(render.Options{Helm: charts, Decryptor: dec}), render.Snapshot{Dir: f.Dir, Revision: rev, Model: f.Model}, dec, nil
+}
+
+// renderThroughput renders the fleet with Meridian's render package, cold (a new
+// Renderer) and warm (the same snapshot again).
+func renderThroughput(ctx context.Context, f *Fleet, keyFile, chartsDir string) (*RenderResult, error) {
+	r, snap, _, err := fleetRenderer(ctx, f, keyFile, chartsDir)
+	if err != nil {
 		return nil, err
 	}
-	r := render.New(render.Options{Helm: charts, Decryptor: secrets.NewDecryptor(keys)})
-	snap := render.Snapshot{Dir: f.Dir, Revision: rev, Model: f.Model}
 	out := &RenderResult{}
 	n := float64(f.Spec.Placements())
 	start := time.Now()
@@ -385,6 +399,12 @@ func (e *env) meridian(ctx context.Context, f *Fleet, dir, keyFile string, r53 *
 	}
 	side.AppliedSeconds = since(d.Start, applied)
 	e.logf("meridian: applied in %.1f s", side.AppliedSeconds)
+	c.tracker.mu.Lock()
+	created, all := c.tracker.Created(size.Placements)
+	c.tracker.mu.Unlock()
+	if all {
+		side.CreatedSeconds = since(d.Start, created)
+	}
 	if e.o.workloads {
 		ready, note, err := waitReady(wctx, c, size.Placements)
 		if err != nil {

@@ -5,6 +5,7 @@
 // test server. See BENCHMARKS.md for what it measures and the figures of a run.
 //
 //	go run ./bench -tenants 1,100 -out bench-results.json
+//	go run ./bench -tenants 1 -scenarios cold,noop,incremental -peer flux
 package main
 
 import (
@@ -37,6 +38,7 @@ type options struct {
 	out         string
 	keep        bool
 	kubeQPS     int
+	peer        string
 }
 
 // allScenarios are the scenarios -scenarios may name.
@@ -76,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dir, "dir", "", "working directory (default: a new temporary directory)")
 	fs.StringVar(&o.out, "out", "", "write the results as JSON to this file")
 	fs.IntVar(&o.kubeQPS, "kube-qps", 0, "the daemon's kubeAPI.qps per region, burst twice that (0: the daemon's default)")
+	fs.StringVar(&o.peer, "peer", "", "also run this GitOps peer on the same fleet, in fresh regions, after Meridian: flux (source-, kustomize- and helm-controller; needs cold)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -102,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if (o.scenarios["noop"] || o.scenarios["incremental"]) && !o.scenarios["cold"] {
 		return nil, errors.New("-scenarios: noop and incremental run on the daemon the cold scenario starts; add cold")
 	}
+	if o.peer != "" && o.peer != "flux" {
+		return nil, fmt.Errorf("-peer: unknown peer %q; the one there is is flux", o.peer)
+	}
+	if o.peer != "" && !o.scenarios["cold"] {
+		return nil, errors.New("-peer: the peer is compared with Meridian's cold run; add cold")
+	}
 	if o.regions < 1 || o.apps < 1 || o.parallelism < 1 || o.sample < 0 || o.repeat < 0 {
 		return nil, errors.New("-regions, -apps and -parallel must be positive; -baseline-sample and -repeat not negative")
 	}
@@ -122,7 +131,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	tools, err := buildTools(ctx, repo, dir, progress)
+	tools, err := buildTools(ctx, repo, dir, o.scenarios["baseline"], progress)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type Size struct {
 	Render   *RenderResult `json:"render,omitempty"`
 	Meridian *Side         `json:"meridian,omitempty"`
 	Baseline *Side         `json:"baseline,omitempty"`
+	// Flux is the Flux peer on the same fleet (-peer flux).
+	Flux *FluxSide `json:"flux,omitempty"`
 	// NoOpPoll is a webhook-triggered poll that finds the same commit; NoOpCommit a
 	// new commit that changes no placement (a README edit): a full pass.
 	NoOpPoll   *Cycle `json:"noOpPoll,omitempty"`
@@ -66,6 +68,9 @@ type RenderResult struct {
 type Side struct {
 	// AppliedSeconds: empty regions to every placement applied.
 	AppliedSeconds float64 `json:"appliedSeconds"`
+	// CreatedSeconds: to every placement's Deployment created, as the
+	// regions' watches see it (Meridian and Flux alike).
+	CreatedSeconds float64 `json:"createdSeconds,omitempty"`
 	// ReadySeconds: to every Deployment ready (with workloads only).
 	ReadySeconds float64 `json:"readySeconds,omitempty"`
 	// PassSeconds: Meridian's first pass finished, DNS included.
@@ -203,6 +208,7 @@ func (r *Results) WriteTable(w io.Writer) {
 			}
 			fmt.Fprintf(w, "incremental, webhook to applied: median %.2f s; runs %s\n", medianApplied(s.Incremental), strings.Join(parts, ", "))
 		}
+		writeFluxTable(w, s)
 		if m != nil && m.Note != "" {
 			fmt.Fprintf(w, "Meridian: %s\n", m.Note)
 		}

@@ -43,9 +43,10 @@ func toolModules(repo string) map[string]string {
 }
 
 // buildTools builds what is missing: the baseline CLIs into gotool's cache (once
-// per version set, shared with other users of gotool), the Meridian binary into
-// workDir. repo is the Meridian checkout.
-func buildTools(ctx context.Context, repo, workDir string, progress io.Writer) (*Tools, error) {
+// per version set, shared with other users of gotool) when baseline says the
+// scripted baseline runs, the Meridian binary into workDir. repo is the
+// Meridian checkout.
+func buildTools(ctx context.Context, repo, workDir string, baseline bool, progress io.Writer) (*Tools, error) {
 	cacheDir, err := gotool.CacheDir()
 	if err != nil {
 		return nil, err
@@ -53,6 +54,9 @@ func buildTools(ctx context.Context, repo, workDir string, progress io.Writer) (
 	mods := toolModules(repo)
 	t := &Tools{}
 	for _, tool := range cliTools {
+		if !baseline {
+			break
+		}
 		bin, err := gotool.Build(ctx, cacheDir, gotool.Program{Name: tool.name, Package: tool.pkg, ModDir: mods[tool.module]}, progress)
 		if err != nil {
 			return nil, err

@@ -29,6 +29,9 @@ type Tracker struct {
 	deployments map[string]map[string]*appsv1.Deployment
 	// applied by region: unit → digest recorded after its apply ("" before).
 	inventories map[string]map[fleet.UnitID]string
+	// lastCreated is when the tracker last saw a Deployment it had not seen:
+	// with every Deployment there, when the last of them was created.
+	lastCreated time.Time
 	stop        context.CancelFunc
 }
 
@@ -88,6 +91,9 @@ func (t *Tracker) onDeployment(region string, obj any, deleted bool) {
 	if deleted {
 		delete(t.deployments[region], d.Namespace+"/"+d.Name)
 	} else {
+		if _, ok := t.deployments[region][d.Namespace+"/"+d.Name]; !ok {
+			t.lastCreated = time.Now()
+		}
 		t.deployments[region][d.Namespace+"/"+d.Name] = d
 	}
 	t.mu.Unlock()
@@ -168,6 +174,14 @@ func (t *Tracker) Deployments() (total, ready int) {
 		}
 	}
 	return total, ready
+}
+
+// Created returns when the last of at least n Deployments appeared, and whether
+// there are n: the moment every placement's Deployment had been created, seen
+// alike for Meridian and Flux. Call it within Wait.
+func (t *Tracker) Created(n int) (time.Time, bool) {
+	total, _ := t.Deployments()
+	return t.lastCreated, total >= n
 }
 
 func deploymentReady(d *appsv1.Deployment) bool {

@@ -5,6 +5,7 @@ package sopstest
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -24,43 +25,59 @@ import (
 // Encrypt encrypts plain YAML for the first age identity of keyFile, in memory.
 func Encrypt(t testing.TB, keyFile, plain string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := age.ParseIdentities(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient := ids[0].(*age.X25519Identity).Recipient().String()
-	store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
-	branches, err := store.LoadPlainFile([]byte(plain))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
-		KeyGroups:         []sops.KeyGroup{{&sopsage.MasterKey{Recipient: recipient}}},
-		UnencryptedSuffix: sops.DefaultUnencryptedSuffix,
-		Version:           "3.13.3",
-	}}
-	dataKey, errs := tree.GenerateDataKey()
-	if len(errs) > 0 {
-		t.Fatalf("encrypt the data key: %v", errs)
-	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
-		t.Fatal(err)
-	}
-	out, err := store.EmitEncryptedFile(tree)
+	out, err := EncryptYAML(keyFile, plain, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// EncryptYAML encrypts plain YAML for the first age identity of keyFile, in
+// memory: every value, or with encryptedRegex only the values under keys it
+// matches, as `sops --encrypt --encrypted-regex` does (Flux's way for a Secret:
+// '^(data|stringData)$').
+func EncryptYAML(keyFile, plain, encryptedRegex string) ([]byte, error) {
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	x, ok := ids[0].(*age.X25519Identity)
+	if !ok {
+		return nil, fmt.Errorf("%s: the first identity is not an X25519 age key", keyFile)
+	}
+	store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
+	branches, err := store.LoadPlainFile([]byte(plain))
+	if err != nil {
+		return nil, err
+	}
+	md := sops.Metadata{
+		KeyGroups: []sops.KeyGroup{{&sopsage.MasterKey{Recipient: x.Recipient().String()}}},
+		Version:   "3.13.3",
+	}
+	if encryptedRegex != "" {
+		md.EncryptedRegex = encryptedRegex
+	} else {
+		md.UnencryptedSuffix = sops.DefaultUnencryptedSuffix
+	}
+	tree := sops.Tree{Branches: branches, Metadata: md}
+	dataKey, errs := tree.GenerateDataKey()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("encrypt the data key: %v", errs)
+	}
+	cipher := aes.NewCipher()
+	mac, err := tree.Encrypt(dataKey, cipher)
+	if err != nil {
+		return nil, err
+	}
+	tree.Metadata.LastModified = time.Now().UTC()
+	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
+		return nil, err
+	}
+	return store.EmitEncryptedFile(tree)
 }
 
 // Values decrypts each SOPS file (file name → content) with the keys of keyFile
