@@ -59,6 +59,13 @@ func (d *daemon) reportHealth(ctx context.Context, report *Report, board HealthB
 			healthy[id] = u.Health == Healthy
 		}
 	}
+	if report.DNS != nil {
+		// Placements leaving the fleet whose deletion this pass let through:
+		// the writer withdraws their records, and this replica then deletes them.
+		for _, id := range report.DNS.Going {
+			healthy[id] = false
+		}
+	}
 	if err := board.ReportHealth(ctx, report.Revision, healthy); err != nil {
 		d.log.Warn("placement health not reported; the Route53 writer keeps their records as they are", "error", err)
 		return
