@@ -724,11 +724,11 @@ func TestRunOnceDNS(t *testing.T) {
 		published: except("charging/us-east-1/portal", "trucking/us-east-1/portal"),
 		held:      map[string]string{},
 	}, {
-		name:      "when Route53 refuses the withdrawal nothing is pruned in any region",
-		before:    &standard,
-		after:     withoutCharging,
-		allow:     true,
-		fault:     func(w *world) { w.dns.applyErr = accessDenied },
+		name:   "when Route53 refuses the withdrawal nothing is pruned in any region",
+		before: &standard,
+		after:  withoutCharging,
+		allow:  true,
+		fault:  func(w *world) { w.dns.applyErr = accessDenied },
 		// The first wave's withdrawal failed: no later region tries.
 		events:    []string{"dns apply -charging/eu-west-2/portal: " + accessDenied.Error()},
 		published: all,
