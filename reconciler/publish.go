@@ -68,7 +68,10 @@ type dnsPass struct {
 	mine             func(tenant string) bool
 	staying          []dns.Endpoint
 
-	read chan struct{} // closed once the zone was read and the first withdrawal done
+	// load reads the zone and, by the writer, withdraws what no region's guard
+	// decides on; read is closed once it did.
+	load func()
+	read chan struct{}
 	mu   sync.Mutex
 	cur  dns.State
 	err  error // the first failure: no region deletes after it
@@ -77,17 +80,18 @@ type dnsPass struct {
 	awaiting []fleet.UnitID
 }
 
-// startDNS starts the DNS side of a pass (nil without DNS): the zone is read
-// (which takes seconds at Route53's request rate, so it runs while the regions
-// apply) and, by the writer, the records no region's guard decides on are
-// withdrawn.
+// startDNS starts the DNS side of a pass (nil without DNS). The writer reads the
+// zone at once (which takes seconds at Route53's request rate, so it runs while
+// the regions apply) and withdraws the records no region's guard decides on. A
+// replica that does not write Route53 reads it only when a region is about to
+// delete something: most of its passes read nothing there.
 func (r *Reconciler) startDNS(ctx context.Context, model *fleet.Model, regions []string, report *Report) *dnsPass {
 	if r.opts.DNS == nil {
 		return nil
 	}
 	report.DNS = &DNSReport{}
 	d := r.newDNSPass(model, regions, report.DNS)
-	go func() {
+	d.load = sync.OnceFunc(func() {
 		defer close(d.read)
 		cur, err := r.opts.DNS.Current(ctx)
 		d.mu.Lock()
@@ -100,7 +104,10 @@ func (r *Reconciler) startDNS(ctx context.Context, model *fleet.Model, regions [
 		if !r.opts.DNSReadOnly {
 			d.withdrawLocked(ctx, func(id fleet.UnitID) bool { return d.fate(id) == goNow })
 		}
-	}()
+	})
+	if !r.opts.DNSReadOnly {
+		go d.load()
+	}
 	return d
 }
 
@@ -202,7 +209,7 @@ func (d *dnsPass) proceed(ctx context.Context, region string, deletes bool) erro
 		d.mu.Unlock()
 		return nil
 	}
-	<-d.read
+	d.load()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
@@ -238,10 +245,13 @@ func (d *dnsPass) proceed(ctx context.Context, region string, deletes bool) erro
 	return nil
 }
 
-// wait returns once the zone was read and the first withdrawal done, and says
-// whether every DNS step so far succeeded.
+// wait returns once the zone was read and the first withdrawal done (at once on
+// a replica that does not write Route53, which reads it only in proceed), and
+// says whether every DNS step so far succeeded.
 func (d *dnsPass) wait() error {
-	<-d.read
+	if !d.r.opts.DNSReadOnly {
+		<-d.read
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.err
