@@ -70,8 +70,9 @@ type OperationRate struct {
 // are paced apart, every other request is paced by RequestsPerSecond alone.
 // Creating 900 health checks therefore takes 50 at once and then 2 s each.
 var DocumentedOperationRates = map[string]OperationRate{
-	"CreateHealthCheck": {PerSecond: 0.5, Burst: 50},
-	"DeleteHealthCheck": {PerSecond: 3, Burst: 15},
+	"CreateHealthCheck":    {PerSecond: 0.5, Burst: 50},
+	"DeleteHealthCheck":    {PerSecond: 3, Burst: 15},
+	"GetHealthCheckStatus": {PerSecond: 1, Burst: 4},
 }
 
 // Applier reads what a fleet owns in Route53 and applies plans to it.
@@ -88,6 +89,8 @@ type Applier struct {
 	// at limitsAt.
 	checkLimit, recordLimit int64
 	limitsAt                time.Time
+	// checkIDs are the health checks the latency records use, by placement.
+	checkIDs map[fleet.UnitID]string
 }
 
 // NewApplier returns an Applier for one fleet's hosted zone.
@@ -327,6 +330,9 @@ func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[f
 		return fmt.Errorf("%d changes from %s: %w; the batch was not applied, and the next cycle plans again from what Route53 holds", len(changes), first, err)
 	}
 	a.opts.Logger.Info("submitted record changes", "changes", len(changes), "change", aws.ToString(out.ChangeInfo.Id))
+	a.mu.Lock()
+	a.noteBatchLocked(batch, ids)
+	a.mu.Unlock()
 	return a.waitInSync(ctx, aws.ToString(out.ChangeInfo.Id), out.ChangeInfo.Status)
 }
 
