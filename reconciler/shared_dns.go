@@ -23,6 +23,7 @@ func (d *daemon) sharedDNS(ctx context.Context, opts *Options, owns func(string)
 	opts.DNSFleet = d.current.model
 	opts.DNSReadOnly = !owns(DNSWriter)
 	opts.DNSTenants = owns
+	d.live.writing.Store(!opts.DNSReadOnly)
 	if opts.DNSReadOnly {
 		return d.opts.Health
 	}
@@ -86,8 +87,10 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 	defer release()
 	if !owns(DNSWriter) {
 		d.dnsHealth = nil
+		d.live.writing.Store(false)
 		return
 	}
+	d.live.writing.Store(true)
 	cur := d.current
 	reported, err := d.opts.Health.Health(passCtx, cur.snap.Revision)
 	if err != nil {
@@ -98,9 +101,11 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 		return
 	}
 	r := New(Options{DNS: d.dnsApplier(cur.model), Log: d.log, DNSHealth: lookup(reported)})
-	if _, err := r.PublishDNS(passCtx, cur.model); err != nil {
+	report, err := r.PublishDNS(passCtx, cur.model)
+	if err != nil {
 		d.log.Error("DNS records could not be published", "error", err)
 		return
 	}
 	d.dnsHealth = reported
+	d.live.published(report.Endpoints)
 }
