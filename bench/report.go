@@ -49,6 +49,8 @@ type Size struct {
 	// Incremental are the webhook-to-applied latencies of one tenant's value
 	// changed, one per repetition.
 	Incremental []Incremental `json:"incremental,omitempty"`
+	// DNS is the dns scenario.
+	DNS *DNSResult `json:"dns,omitempty"`
 }
 
 // RenderResult is in-process render throughput with Meridian's render package.
@@ -202,6 +204,10 @@ func (r *Results) WriteTable(w io.Writer) {
 				parts = append(parts, fmt.Sprintf("%.2f s (pass %.2f s)", x.AppliedSeconds, x.PassSeconds))
 			}
 			fmt.Fprintf(w, "incremental, webhook to applied: median %.2f s; runs %s\n", medianApplied(s.Incremental), strings.Join(parts, ", "))
+		}
+		if d := s.DNS; d != nil {
+			fmt.Fprintf(w, "dns (%d endpoints, rates ×%g): first pass %.1f s, floor %.1f s (%s), %.3f×; calls %s, %d throttled; no-op pass %.1f s, %d change calls, reads %s (one listing: %d)\n",
+				d.Endpoints, d.RateScale, d.FirstSeconds, d.FloorSeconds, d.FloorOperation, d.Ratio, counts(d.FirstCalls), d.Throttled, d.NoOpSeconds, d.NoOpChanges, counts(d.NoOpCalls), d.ListingCalls)
 		}
 		if m != nil && m.Note != "" {
 			fmt.Fprintf(w, "Meridian: %s\n", m.Note)
