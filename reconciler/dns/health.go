@@ -130,6 +130,13 @@ type FollowerOptions struct {
 	// Changed is called, from Run's goroutine, when a followed check's health
 	// changed, or was first read as not healthy.
 	Changed func()
+	// Watch is how long a poked placement's check stays watched: read again
+	// every WatchEvery, before the round-robin, since Route53 decides only
+	// after the check's interval × failure threshold; default 3 minutes
+	// (Route53's slowest: 30 s × 3, twice) and 10 s.
+	Watch, WatchEvery time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Follower follows Route53's health checks of the published endpoints between
@@ -144,7 +151,10 @@ type Follower struct {
 
 	mu     sync.Mutex
 	pokes  []fleet.UnitID
-	last   string // the check the round-robin read last
+	// watched are the poked placements still watched: until when, and when
+	// their check was last read.
+	watched map[fleet.UnitID]watch
+	last    string // the check the round-robin read last
 	status map[string]CheckStatus
 	wake   chan struct{}
 }
@@ -154,8 +164,20 @@ func NewFollower(opts FollowerOptions) *Follower {
 	if opts.PollsPerSecond <= 0 {
 		opts.PollsPerSecond = DefaultPollsPerSecond
 	}
-	return &Follower{opts: opts, status: map[string]CheckStatus{}, wake: make(chan struct{}, 1)}
+	if opts.Watch <= 0 {
+		opts.Watch = 3 * time.Minute
+	}
+	if opts.WatchEvery <= 0 {
+		opts.WatchEvery = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Follower{opts: opts, status: map[string]CheckStatus{}, watched: map[fleet.UnitID]watch{}, wake: make(chan struct{}, 1)}
 }
+
+// watch is a poked placement's watch.
+type watch struct{ until, read time.Time }
 
 // Poke asks for the health check of a placement's endpoint to be read next: a
 // watch saw the placement's health change, and Route53's checkers will see it
@@ -165,6 +187,7 @@ func (f *Follower) Poke(unit fleet.UnitID) {
 	if !slices.Contains(f.pokes, unit) {
 		f.pokes = append(f.pokes, unit)
 	}
+	f.watched[unit] = watch{until: f.opts.Now().Add(f.opts.Watch)}
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
@@ -232,17 +255,34 @@ func (f *Follower) idle(ctx context.Context, d time.Duration) {
 	}
 }
 
-// next picks the check to read: a poked placement's first, else the one after
-// the last in the round-robin (by check ID), over the checks ids holds.
+// next picks the check to read: a poked placement's first; then a watched
+// one's not read for WatchEvery (the longest waiting first); else the one
+// after the last in the round-robin (by check ID), over the checks ids holds.
 func (f *Follower) next(ids map[fleet.UnitID]string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.opts.Now()
 	for len(f.pokes) > 0 {
 		unit := f.pokes[0]
 		f.pokes = f.pokes[1:]
 		if id, ok := ids[unit]; ok {
+			f.watched[unit] = watch{until: f.watched[unit].until, read: now}
 			return id, true
 		}
+	}
+	var due fleet.UnitID
+	for unit, w := range f.watched {
+		_, ok := ids[unit]
+		switch {
+		case !ok || now.After(w.until):
+			delete(f.watched, unit)
+		case now.Sub(w.read) >= f.opts.WatchEvery && (due.IsZero() || w.read.Before(f.watched[due].read)):
+			due = unit
+		}
+	}
+	if !due.IsZero() {
+		f.watched[due] = watch{until: f.watched[due].until, read: now}
+		return ids[due], true
 	}
 	if len(ids) == 0 {
 		return "", false

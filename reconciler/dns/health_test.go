@@ -86,26 +86,35 @@ func TestFollowerSeesACheckTurnUnhealthyBetweenPasses(t *testing.T) {
 }
 
 func TestFollowerPollsPokedChecksFirst(t *testing.T) {
-	f := NewFollower(FollowerOptions{})
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewFollower(FollowerOptions{Now: func() time.Time { return now }})
 	ids := map[fleet.UnitID]string{
 		{Tenant: "a", Region: "r", App: "x"}: "hc-1",
 		{Tenant: "b", Region: "r", App: "x"}: "hc-2",
 		{Tenant: "c", Region: "r", App: "x"}: "hc-3",
 		{Tenant: "d", Region: "r", App: "x"}: "hc-3", // a shared check is read once a round
+		{Tenant: "e", Region: "r", App: "x"}: "hc-4",
 	}
 	var got []string
-	pick := func() {
+	pick := func(after time.Duration) {
+		now = now.Add(after)
 		id, _ := f.next(ids)
 		got = append(got, id)
 	}
-	pick()
-	pick()
+	pick(0)
+	pick(time.Second)
 	f.Poke(fleet.UnitID{Tenant: "c", Region: "r", App: "x"})
 	f.Poke(fleet.UnitID{Tenant: "gone", Region: "r", App: "x"}) // no check: skipped
-	pick()
-	pick()
-	pick()
-	want := []string{"hc-1", "hc-2", "hc-3", "hc-3", "hc-1"}
+	pick(time.Second) // the poke
+	pick(time.Second) // the round-robin goes on
+	pick(time.Second)
+	pick(8 * time.Second) // 10 s after the poke: watched, read again
+	pick(time.Second)
+	now = now.Add(3 * time.Minute) // the watch is over: the round-robin alone
+	for range 4 {
+		pick(10 * time.Second)
+	}
+	want := []string{"hc-1", "hc-2", "hc-3", "hc-3", "hc-4", "hc-3", "hc-1", "hc-2", "hc-3", "hc-4", "hc-1"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("order %v, want %v", got, want)
 	}
