@@ -149,14 +149,14 @@ type FollowerOptions struct {
 type Follower struct {
 	opts FollowerOptions
 
-	mu     sync.Mutex
-	pokes  []fleet.UnitID
+	mu    sync.Mutex
+	pokes []fleet.UnitID
 	// watched are the poked placements still watched: until when, and when
 	// their check was last read.
 	watched map[fleet.UnitID]watch
 	last    string // the check the round-robin read last
-	status map[string]CheckStatus
-	wake   chan struct{}
+	status  map[string]CheckStatus
+	wake    chan struct{}
 }
 
 // NewFollower returns a Follower; Run starts it.

@@ -105,8 +105,8 @@ func TestFollowerPollsPokedChecksFirst(t *testing.T) {
 	pick(time.Second)
 	f.Poke(fleet.UnitID{Tenant: "c", Region: "r", App: "x"})
 	f.Poke(fleet.UnitID{Tenant: "gone", Region: "r", App: "x"}) // no check: skipped
-	pick(time.Second) // the poke
-	pick(time.Second) // the round-robin goes on
+	pick(time.Second)                                           // the poke
+	pick(time.Second)                                           // the round-robin goes on
 	pick(time.Second)
 	pick(8 * time.Second) // 10 s after the poke: watched, read again
 	pick(time.Second)
