@@ -133,7 +133,8 @@ type FollowerOptions struct {
 	// Watch is how long a poked placement's check stays watched: read again
 	// every WatchEvery, before the round-robin, since Route53 decides only
 	// after the check's interval × failure threshold; default 3 minutes
-	// (Route53's slowest: 30 s × 3, twice) and 10 s.
+	// (Route53's slowest: 30 s × 3, twice) and 5 s (a watched check takes at
+	// most 2 of every 5 polls at the default budget).
 	Watch, WatchEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -168,7 +169,7 @@ func NewFollower(opts FollowerOptions) *Follower {
 		opts.Watch = 3 * time.Minute
 	}
 	if opts.WatchEvery <= 0 {
-		opts.WatchEvery = 10 * time.Second
+		opts.WatchEvery = 5 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

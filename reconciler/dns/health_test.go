@@ -108,7 +108,7 @@ func TestFollowerPollsPokedChecksFirst(t *testing.T) {
 	pick(time.Second)                                           // the poke
 	pick(time.Second)                                           // the round-robin goes on
 	pick(time.Second)
-	pick(8 * time.Second) // 10 s after the poke: watched, read again
+	pick(8 * time.Second) // 10 s after the poke, past WatchEvery: watched, read again
 	pick(time.Second)
 	now = now.Add(3 * time.Minute) // the watch is over: the round-robin alone
 	for range 4 {
