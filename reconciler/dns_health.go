@@ -2,8 +2,11 @@ package reconciler
 
 import (
 	"context"
+	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/dns"
@@ -24,12 +27,29 @@ type DNSEndpointHealth struct {
 	Report string
 }
 
+// DNSHealthBoard shares the Route53 writer's reading of its endpoints' health
+// checks with the other replicas, so that Route53 is read by one replica and
+// every dashboard shows it; *shard.Manager is one. Run uses it when the
+// RunOptions.Health board is one too.
+type DNSHealthBoard interface {
+	// ShareDNSHealth replaces the shared health: each published endpoint's
+	// placement, and whether its check passes.
+	ShareDNSHealth(ctx context.Context, healthy map[fleet.UnitID]bool) error
+	// SharedDNSHealth returns what the writer shared last; nil when nothing.
+	SharedDNSHealth(ctx context.Context) (map[fleet.UnitID]bool, error)
+}
+
 // dnsLive is the DNS health the daemon reports between passes: the endpoints
 // the last publish left in the zone, with the health of their checks as the
 // follower reads them on the replica that writes Route53.
 type dnsLive struct {
 	observe  func([]DNSEndpointHealth)
 	follower *dns.Follower
+	// board, with several replicas, shares the writer's reading with the
+	// others; ctx bounds its writes.
+	board DNSHealthBoard
+	ctx   context.Context
+	log   *slog.Logger
 
 	// applier is the Route53 applier of the fleet's zone; writing whether this
 	// replica writes Route53 now (always without Ownership).
@@ -38,6 +58,8 @@ type dnsLive struct {
 
 	mu        sync.Mutex
 	endpoints []dns.Endpoint
+	// shared is what was shared or read from the board last.
+	shared map[fleet.UnitID]bool
 }
 
 // start follows Route53's health checks until ctx is done (with polls
@@ -48,6 +70,7 @@ func (v *dnsLive) start(ctx context.Context, polls float64, pokes <-chan fleet.U
 	if polls < 0 {
 		return func() {}
 	}
+	v.ctx = ctx
 	v.follower = dns.NewFollower(dns.FollowerOptions{PollsPerSecond: polls, Changed: v.emit})
 	var wg sync.WaitGroup
 	wg.Go(func() { v.follower.Run(ctx, v.writer) })
@@ -102,6 +125,48 @@ func (v *dnsLive) emit() {
 			}
 		}
 		out[i] = h
+	}
+	v.observe(out)
+	if v.board == nil || v.ctx == nil || !v.writing.Load() {
+		return
+	}
+	healthy := make(map[fleet.UnitID]bool, len(out))
+	for _, h := range out {
+		healthy[h.Unit()] = h.Healthy
+	}
+	if maps.Equal(healthy, v.shared) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(v.ctx, 10*time.Second)
+	defer cancel()
+	if err := v.board.ShareDNSHealth(ctx, healthy); err != nil {
+		v.log.Warn("DNS health not shared with the other replicas; their dashboards show it later", "error", err)
+		return
+	}
+	v.shared = healthy
+}
+
+// follow is a replica that does not write Route53 taking the writer's shared
+// reading of the health checks: it reports the endpoints of model the writer
+// shared, with their health, when that changed.
+func (v *dnsLive) follow(ctx context.Context, model *fleet.Model) {
+	if v.board == nil || v.observe == nil {
+		return
+	}
+	healthy, err := v.board.SharedDNSHealth(ctx)
+	if err != nil {
+		v.log.Warn("the Route53 writer's DNS health not read", "error", err)
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if healthy == nil || maps.Equal(healthy, v.shared) {
+		return
+	}
+	v.shared = healthy
+	var out []DNSEndpointHealth
+	for _, e := range dns.Desired(model, func(id fleet.UnitID) bool { _, ok := healthy[id]; return ok }) {
+		out = append(out, DNSEndpointHealth{Endpoint: e, Healthy: healthy[e.Unit()]})
 	}
 	v.observe(out)
 }

@@ -256,7 +256,10 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DNSRefresh = DefaultDNSRefresh
 	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
-	d.live.observe = opts.DNSObserved
+	d.live.observe, d.live.log = opts.DNSObserved, opts.Log
+	if b, ok := opts.Health.(DNSHealthBoard); ok && opts.Ownership != nil {
+		d.live.board = b
+	}
 	d.live.writing.Store(opts.Ownership == nil)
 	defer d.release()
 	if opts.Once {

@@ -88,6 +88,9 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 	if !owns(DNSWriter) {
 		d.dnsHealth = nil
 		d.live.writing.Store(false)
+		// The writer's reading of Route53's health checks, for this
+		// replica's dashboard.
+		d.live.follow(passCtx, d.current.model)
 		return
 	}
 	d.live.writing.Store(true)

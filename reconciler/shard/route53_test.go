@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -98,6 +99,13 @@ func (e *route53Env) options(opts *reconciler.RunOptions, name string, r *replic
 	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 50 * time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 	opts.Health = r.mgr
 	opts.DNSRefresh = 500 * time.Millisecond
+	opts.DNSObserved = func(eps []reconciler.DNSEndpointHealth) {
+		view := map[string]bool{}
+		for _, e := range eps {
+			view[e.Unit().String()] = e.Healthy
+		}
+		r.dnsView.Store(&view)
+	}
 }
 
 // arm kills the replica that makes the n-th Route53 write from now, right after
@@ -415,4 +423,51 @@ func TestReplicasKeepHeldRemovalsInRoute53(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("the allowed removal: records withdrawn and units deleted %s after the push", time.Since(start).Round(time.Millisecond))
+}
+
+// TestReplicasShareDNSHealth runs three replicas with one Route53: only the
+// writer reads the health checks, and every replica's dashboard is given every
+// published endpoint with the health the writer read.
+func TestReplicasShareDNSHealth(t *testing.T) {
+	h := newHarness(t)
+	h.dns = newRoute53Env(t)
+	r53 := h.dns
+	var replicas []*replica
+	for _, name := range []string{"replica-a", "replica-b", "replica-c"} {
+		replicas = append(replicas, h.start(t, name, nil))
+	}
+	waitBalanced(t, 30*time.Second, replicas[0].mgr, replicas[1].mgr, replicas[2].mgr)
+	h.pushFleet(t, "json")
+	r53.published(t, r53.path, 60*time.Second)
+
+	want := map[string]bool{}
+	for i := range testTenants {
+		for j := range testRegions {
+			want[fleet.UnitID{Tenant: fleetgen.TenantName(i), Region: fleetgen.RegionName(j), App: "portal"}.String()] = true
+		}
+	}
+	start := time.Now()
+	for {
+		var wrong []string
+		for _, r := range replicas {
+			if v := r.dnsView.Load(); v == nil || !maps.Equal(*v, want) {
+				n := 0
+				if v != nil {
+					n = len(*v)
+				}
+				wrong = append(wrong, fmt.Sprintf("%s shows %d endpoints", r.name, n))
+			}
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("after 20s, not every replica shows the %d endpoints healthy: %v", len(want), wrong)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every replica shows the %d endpoints %s after Route53 held them", len(want), time.Since(start).Round(time.Millisecond))
+	if n := r53.srv.Count("GetHealthCheckStatus"); n == 0 {
+		t.Error("nobody read the health checks' status")
+	}
 }
