@@ -251,6 +251,11 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 			return size, err
 		}
 	}
+	if e.o.scenarios["dns"] {
+		if size.DNS, err = e.dnsScenario(ctx, f); err != nil {
+			return size, err
+		}
+	}
 	return size, nil
 }
 

@@ -39,10 +39,12 @@ type options struct {
 	keep        bool
 	kubeQPS     int
 	peer        string
+	// route53Scale scales Route53's documented rates for the dns scenario.
+	route53Scale float64
 }
 
 // allScenarios are the scenarios -scenarios may name.
-var allScenarios = []string{"render", "baseline", "cold", "noop", "incremental", "profile"}
+var allScenarios = []string{"render", "baseline", "cold", "noop", "incremental", "profile", "dns"}
 
 func main() {
 	o, err := parseFlags(os.Args[1:], os.Stderr)
@@ -70,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&tenants, "tenants", "1,100", "comma-separated fleet sizes in tenants, run in order (1 × 3 × 4 = 12 placements, 100 × 3 × 4 = 1,200)")
 	fs.IntVar(&o.regions, "regions", 3, "regions per tenant (each a local region)")
 	fs.IntVar(&o.apps, "apps", 4, "apps per tenant (cycling Helm portal, Kustomize api, Helm worker)")
-	fs.StringVar(&scenarios, "scenarios", "render,baseline,cold,noop,incremental", "which scenarios to run, of "+strings.Join(allScenarios, ",")+" (profile: one cold pass in process under pprof, into the working directory)")
+	fs.StringVar(&scenarios, "scenarios", "render,baseline,cold,noop,incremental", "which scenarios to run, of "+strings.Join(allScenarios, ",")+" (profile: one cold pass in process under pprof, into the working directory; dns: the Route53 applier in process, first and no-op pass)")
 	fs.BoolVar(&o.workloads, "workloads", true, "run kube-controller-manager, kube-scheduler and kwok in each region and measure readiness; false: API servers only")
 	fs.IntVar(&o.parallelism, "parallel", 4, "placements the scripted baseline runs at once (xargs -P)")
 	fs.IntVar(&o.sample, "baseline-sample", 0, "run the baseline on every Nth placement only and extrapolate (0: every placement)")
@@ -79,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "write the results as JSON to this file")
 	fs.IntVar(&o.kubeQPS, "kube-qps", 0, "the daemon's kubeAPI.qps per region, burst twice that (0: the daemon's default)")
 	fs.StringVar(&o.peer, "peer", "", "also run this GitOps peer on the same fleet, in fresh regions, after Meridian: flux (source-, kustomize- and helm-controller; needs cold)")
+	fs.Float64Var(&o.route53Scale, "route53-rate-scale", 1, "dns scenario: multiply every Route53 rate and burst of the test server and of the applier alike (1: Route53's documented rates)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -51,6 +51,8 @@ type Size struct {
 	// Incremental are the webhook-to-applied latencies of one tenant's value
 	// changed, one per repetition.
 	Incremental []Incremental `json:"incremental,omitempty"`
+	// DNS is the dns scenario.
+	DNS *DNSResult `json:"dns,omitempty"`
 }
 
 // RenderResult is in-process render throughput with Meridian's render package.
@@ -209,6 +211,10 @@ func (r *Results) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "incremental, webhook to applied: median %.2f s; runs %s\n", medianApplied(s.Incremental), strings.Join(parts, ", "))
 		}
 		writeFluxTable(w, s)
+		if d := s.DNS; d != nil {
+			fmt.Fprintf(w, "dns (%d endpoints, rates ×%g): first pass %.1f s, floor %.1f s (%s), %.3f×; calls %s, %d throttled; no-op pass %.1f s, %d change calls, reads %s (one listing: %d)\n",
+				d.Endpoints, d.RateScale, d.FirstSeconds, d.FloorSeconds, d.FloorOperation, d.Ratio, counts(d.FirstCalls), d.Throttled, d.NoOpSeconds, d.NoOpChanges, counts(d.NoOpCalls), d.ListingCalls)
+		}
 		if m != nil && m.Note != "" {
 			fmt.Fprintf(w, "Meridian: %s\n", m.Note)
 		}

@@ -14,3 +14,10 @@ func TestDNSWriterIsTheShardManagers(t *testing.T) {
 		t.Errorf("reconciler.DNSWriter %q, shard.DNSWriter %q: the Route53 writer's Lease would never be found held", reconciler.DNSWriter, shard.DNSWriter)
 	}
 }
+
+// The daemon shares the writer's DNS health through its health board when the
+// board can: shard.Manager must be one.
+var (
+	_ reconciler.HealthBoard    = (*shard.Manager)(nil)
+	_ reconciler.DNSHealthBoard = (*shard.Manager)(nil)
+)

@@ -698,11 +698,13 @@ func TestRunOnceDNS(t *testing.T) {
 		before: &standard,
 		after:  withoutCharging,
 		allow:  true,
+		// Each region's, once its guard let its deletions through.
 		events: []string{
-			"dns apply -charging/eu-west-2/portal -charging/us-east-1/portal",
+			"dns apply -charging/eu-west-2/portal",
 			"eu-west-2 prune charging/eu-west-2/worker (gone): ConfigMap/charging/worker Deployment/charging/worker",
 			"eu-west-2 prune charging/eu-west-2/portal (gone): ConfigMap/charging/portal Deployment/charging/portal",
 			"eu-west-2 prune charging/eu-west-2 (gone): Namespace/charging",
+			"dns apply -charging/us-east-1/portal",
 			"us-east-1 prune charging/us-east-1/worker (gone): ConfigMap/charging/worker Deployment/charging/worker",
 			"us-east-1 prune charging/us-east-1/portal (gone): ConfigMap/charging/portal Deployment/charging/portal",
 			"us-east-1 prune charging/us-east-1 (gone): Namespace/charging",
@@ -722,12 +724,13 @@ func TestRunOnceDNS(t *testing.T) {
 		published: except("charging/us-east-1/portal", "trucking/us-east-1/portal"),
 		held:      map[string]string{},
 	}, {
-		name:      "when Route53 refuses the withdrawal nothing is pruned in any region",
-		before:    &standard,
-		after:     withoutCharging,
-		allow:     true,
-		fault:     func(w *world) { w.dns.applyErr = accessDenied },
-		events:    []string{"dns apply -charging/eu-west-2/portal -charging/us-east-1/portal: " + accessDenied.Error()},
+		name:   "when Route53 refuses the withdrawal nothing is pruned in any region",
+		before: &standard,
+		after:  withoutCharging,
+		allow:  true,
+		fault:  func(w *world) { w.dns.applyErr = accessDenied },
+		// The first wave's withdrawal failed: no later region tries.
+		events:    []string{"dns apply -charging/eu-west-2/portal: " + accessDenied.Error()},
 		published: all,
 		held:      map[string]string{"eu-west-2": withdrawFailed, "us-east-1": withdrawFailed},
 		dnsErr:    "withdraw: " + accessDenied.Error(),
@@ -749,7 +752,6 @@ func TestRunOnceDNS(t *testing.T) {
 			"us-east-1": "the revision deletes tenant namespace charging/us-east-1; to let this revision through, end its commit message with the trailer \"Meridian-Allow-Mass-Deletion: true\"",
 		},
 		published: all,
-		bug:       "known bug, left for the issue that reworks the withdraw step (Route53 in the highly available daemon): withdraw and publish (publish.go) take the records and health checks of a removal the mass-deletion guard holds",
 	}, {
 		name:   "when Route53 refuses to publish the pass says so",
 		before: &standard,
@@ -1127,6 +1129,15 @@ func TestRunOnceDNSReadOnly(t *testing.T) {
 	w := lastPass(t, standard)
 	readOnly := func(o *reconciler.Options) { o.DNSReadOnly = true }
 
+	// A pass that deletes nothing does not read the zone: only the writer needs to.
+	before := len(w.log.all())
+	w.runWith(t, standard, false, readOnly)
+	for _, e := range w.log.all()[before:] {
+		if e.who == "dns" {
+			t.Errorf("a replica that does not write Route53 called it in a pass that deletes nothing: %s", e)
+		}
+	}
+
 	report := w.runWith(t, withoutCharging, true, readOnly)
 	if got := w.log.lines(func(e event) bool { return isPrune(e) || isDNSApply(e) }); len(got) > 0 {
 		t.Errorf("a replica that does not write Route53 pruned or wrote DNS while the records were there:\n%s", strings.Join(got, "\n"))
@@ -1140,13 +1151,35 @@ func TestRunOnceDNSReadOnly(t *testing.T) {
 		t.Errorf("held (-want +got):\n%s", diff)
 	}
 
-	// The writer withdraws them (its pass plans over every tenant); the next
-	// pass of this replica deletes.
-	w.runWith(t, withoutCharging, true, func(o *reconciler.Options) {
-		o.Clusters = map[string]reconciler.Cluster{} // the writer's own tenants are elsewhere
-		o.DNSFleet = withoutCharging.model
-	})
-	before := len(w.log.all())
+	if diff := cmp.Diff([]fleet.UnitID{mustUnit("charging/eu-west-2/portal"), mustUnit("charging/us-east-1/portal")}, report.DNS.Going); diff != "" {
+		t.Errorf("placements reported going (-want +got):\n%s", diff)
+	}
+
+	// The writer (its pass plans over every tenant, charging's not among its own)
+	// keeps the records of a removal not reported going: the guard of the
+	// replica that removes it may have held it.
+	writer := func(reported map[fleet.UnitID]bool) func(o *reconciler.Options) {
+		return func(o *reconciler.Options) {
+			o.Clusters = map[string]reconciler.Cluster{} // the writer's own tenants are elsewhere
+			o.DNSFleet = withoutCharging.model
+			o.DNSTenants = func(tenant string) bool { return tenant != "charging" }
+			o.DNSHealth = func(id fleet.UnitID) (bool, bool) { h, ok := reported[id]; return h, ok }
+		}
+	}
+	w.runWith(t, withoutCharging, true, writer(nil))
+	if got := w.dns.published(); !slices.Contains(got, "charging/eu-west-2/portal") || !slices.Contains(got, "charging/us-east-1/portal") {
+		t.Errorf("the writer withdrew a removal nobody reported let through; published: %v", got)
+	}
+	// Reported going, they are withdrawn; the next pass of this replica deletes.
+	going := map[fleet.UnitID]bool{}
+	for _, id := range report.DNS.Going {
+		going[id] = false
+	}
+	w.runWith(t, withoutCharging, true, writer(going))
+	if got := w.dns.published(); slices.Contains(got, "charging/eu-west-2/portal") || slices.Contains(got, "charging/us-east-1/portal") {
+		t.Errorf("the writer kept the records of removals reported going; published: %v", got)
+	}
+	before = len(w.log.all())
 	report = w.runWith(t, withoutCharging, true, readOnly)
 	if report.DNS.Err != nil {
 		t.Fatalf("DNS error %v after the writer withdrew", report.DNS.Err)

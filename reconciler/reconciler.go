@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"sync"
 	"time"
 
 	"meridian.dev/meridian/fleet"
@@ -111,10 +110,13 @@ func New(opts Options) *Reconciler {
 // nothing could be attempted (the snapshot could not be rendered at all); what
 // happened in each region is in the Report.
 //
-// Its steps: render; start withdrawing from DNS what leaves the fleet (DNS leaves
-// first); each wave's regions side by side (plan, apply, prune once the withdrawal
-// is done, wait for health), stopping at a wave that is not healthy; then publish
-// in DNS what the waves found healthy.
+// Its steps: render; start reading the zone and withdraw from DNS what no
+// region's deletions decide (drained regions, regions gone, placements no longer
+// exposed); each wave's regions side by side (plan, apply, and once the
+// mass-deletion guard let the region's deletions through, withdraw from DNS the
+// records of its placements leaving the fleet, then prune; wait for health),
+// stopping at a wave that is not healthy; then publish in DNS what the waves
+// found healthy, keeping the records of removals that were held.
 func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Report, error) {
 	start := time.Now()
 	in, err := r.render(ctx, snap, allowMassDeletion)
@@ -129,13 +131,15 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	if r.opts.DNSFleet != nil {
 		dnsModel = r.opts.DNSFleet
 	}
-	withdrawn := r.startWithdraw(ctx, dnsModel, report)
-	defer withdrawn() // returns only once the withdrawal did
-	for _, wave := range waves(snap.Model) {
-		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, withdrawn))
+	d := r.startDNS(ctx, dnsModel, regionNames(snap.Model), report)
+	if d != nil {
+		defer d.wait() // returns only once the zone's read and first withdrawal did
 	}
-	if report.DNS != nil && !r.opts.DNSReadOnly && withdrawn() == nil {
-		if err := r.publish(ctx, dnsModel, report.Regions, report.DNS); err != nil {
+	for _, wave := range waves(snap.Model) {
+		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, d))
+	}
+	if d != nil && !r.opts.DNSReadOnly && d.wait() == nil {
+		if err := d.publish(ctx, report.Regions); err != nil {
 			report.DNS.Err = err
 			r.opts.Log.Error("DNS records could not be published", "error", err)
 		}
@@ -143,42 +147,14 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	return report, nil
 }
 
-// startWithdraw starts the first DNS step: records of placements that are going
-// away are withdrawn, and INSYNC, before any workload is deleted. Reading the zone
-// takes seconds at Route53's request rate, so it runs while the regions apply;
-// only their deletions wait for it. The returned function waits for the
-// withdrawal and says whether it succeeded; without DNS it returns nil at once.
-func (r *Reconciler) startWithdraw(ctx context.Context, model *fleet.Model, report *Report) func() error {
-	if r.opts.DNS == nil {
-		return func() error { return nil }
-	}
-	report.DNS = &DNSReport{}
-	done := make(chan error, 1)
-	go func() {
-		if r.opts.DNSReadOnly {
-			done <- r.awaitWithdrawal(ctx, model)
-			return
-		}
-		done <- r.withdraw(ctx, model, report.DNS)
-	}()
-	return sync.OnceValue(func() error {
-		err := <-done
-		if err != nil {
-			report.DNS.Err = err
-			r.opts.Log.Error("DNS records could not be withdrawn; nothing is deleted in this pass", "error", err)
-		}
-		return err
-	})
-}
-
 // wave runs one wave's regions side by side, unless an earlier wave stopped the
 // revision, and stops the revision when the wave is not healthy.
-func (r *Reconciler) wave(ctx context.Context, wave Wave, in *rendered, report *Report, withdrawn func() error) WaveReport {
+func (r *Reconciler) wave(ctx context.Context, wave Wave, in *rendered, report *Report, d *dnsPass) WaveReport {
 	if report.Stopped != "" {
 		return WaveReport{Name: wave.Name, Regions: wave.Regions, Skipped: true}
 	}
 	maps.Copy(report.Regions, eachRegion(wave.Regions, func(region string) *RegionReport {
-		return r.region(ctx, region, in, withdrawn)
+		return r.region(ctx, region, in, d)
 	}))
 	healthy := true
 	for _, region := range wave.Regions {

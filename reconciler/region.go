@@ -16,10 +16,10 @@ import (
 // applyConcurrency is how many units of a region are applied at once.
 const applyConcurrency = 8
 
-// region runs one region's pass: plan, apply, prune, wait. withdrawn waits until
-// the records of what is going away left DNS, and says whether they did: the
-// region's deletions wait for it, and are held when it failed.
-func (r *Reconciler) region(ctx context.Context, region string, in *rendered, withdrawn func() error) *RegionReport {
+// region runs one region's pass: plan, apply, prune, wait. The region's
+// deletions wait until d withdrew from DNS the records of what they remove, and
+// are held when that failed.
+func (r *Reconciler) region(ctx context.Context, region string, in *rendered, d *dnsPass) *RegionReport {
 	log := r.opts.Log.With("region", region)
 	rp, err := r.planRegion(ctx, region, in)
 	if err != nil {
@@ -41,7 +41,7 @@ func (r *Reconciler) region(ctx context.Context, region string, in *rendered, wi
 		// and nothing is deleted because something failed.
 		return rr
 	}
-	if r.gatePrune(rr, withdrawn) {
+	if r.gatePrune(ctx, region, rr, d) {
 		// A prune that fails (the API server refuses a deletion, for good or for
 		// now) fails its unit, which is retried with backoff; it takes nothing
 		// away from what runs, so the region still waits for health, and the
@@ -242,17 +242,20 @@ func blocked(id fleet.UnitID, rr *RegionReport, needs func(fleet.UnitID) []fleet
 }
 
 // gatePrune decides whether the region's deletions go ahead: only when nothing
-// holds them and DNS no longer points at what they remove. It holds them (in
-// rr.Changes.Held) when the withdrawal from DNS failed.
-func (r *Reconciler) gatePrune(rr *RegionReport, withdrawn func() error) bool {
-	if rr.Changes.Held != "" || rr.Changes.Deletions() == 0 {
+// holds them and DNS no longer points at what they remove. Only once the
+// mass-deletion guard let them through are the records of the region's
+// placements leaving the fleet withdrawn (d.proceed): a held removal keeps them.
+// It holds the deletions (in rr.Changes.Held) when the withdrawal failed.
+func (r *Reconciler) gatePrune(ctx context.Context, region string, rr *RegionReport, d *dnsPass) bool {
+	if rr.Changes.Held != "" {
 		return false
 	}
-	if withdrawn() != nil {
+	deletes := rr.Changes.Deletions() > 0
+	if err := d.proceed(ctx, region, deletes); err != nil {
 		rr.Changes.Held = "DNS records could not be withdrawn, and nothing is deleted because something failed"
 		return false
 	}
-	return true
+	return deletes
 }
 
 // prune carries out the plan's deletions: placements, then namespaces, then

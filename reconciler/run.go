@@ -102,6 +102,19 @@ type RunOptions struct {
 	// DNS tunes the Route53 applier (rate limit, retries, polling); HostedZoneID
 	// and Fleet are taken from the fleet.
 	DNS dns.Options
+	// DNSObserved, when set, is called with every endpoint the last publish left
+	// in the zone and Route53's health of its check: after each publish of the
+	// replica that writes Route53, and whenever a check's health changes between
+	// passes (read by a dns.Follower on that replica). From any goroutine, one
+	// call at a time.
+	DNSObserved func([]DNSEndpointHealth)
+	// DNSPolls is the budget of GetHealthCheckStatus requests a second with
+	// which the health checks are followed between passes (with DNSObserved);
+	// zero means dns.DefaultPollsPerSecond, negative not at all.
+	DNSPolls float64
+	// DNSPokes names placements whose health a watch saw change: their checks
+	// are read before the others'. Nil: none.
+	DNSPokes <-chan fleet.UnitID
 	// Once fetches once and runs one pass, then returns.
 	Once bool
 	// Passed, when set, is called after every pass with its report, from Run's
@@ -247,9 +260,19 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DNSRefresh = DefaultDNSRefresh
 	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
+	d.live.observe, d.live.log = opts.DNSObserved, opts.Log
+	if b, ok := opts.Health.(DNSHealthBoard); ok && opts.Ownership != nil {
+		d.live.board = b
+	}
+	d.live.writing.Store(opts.Ownership == nil)
 	defer d.release()
 	if opts.Once {
 		return d.once(ctx)
+	}
+	if opts.Route53 != nil && opts.DNSObserved != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		wait := d.live.start(fctx, opts.DNSPolls, opts.DNSPokes)
+		defer func() { cancel(); wait() }()
 	}
 	return d.loop(ctx)
 }
@@ -271,6 +294,8 @@ type daemon struct {
 	// dnsHealth is the health the last publish of this replica planned from,
 	// when it writes Route53 among several replicas.
 	dnsHealth map[fleet.UnitID]bool
+	// live reports DNS health between passes.
+	live dnsLive
 }
 
 // revision is a snapshot with its loaded fleet.
@@ -485,6 +510,9 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 	}
 	report.Duration = d.clock.Since(start)
 	d.reportHealth(passCtx, report, board)
+	if report.DNS != nil && report.DNS.Endpoints != nil { // nil on a replica that does not write Route53
+		d.live.published(report.DNS.Endpoints)
+	}
 	attrs := []any{"revision", cur.snap.Revision, "duration", report.Duration.Round(time.Millisecond), "rendered", report.Renders}
 	for _, w := range report.Waves {
 		for _, region := range w.Regions {
@@ -640,6 +668,7 @@ func (d *daemon) dnsApplier(m *fleet.Model) DNS {
 			opts.Logger = d.log.With("component", "dns")
 		}
 		d.dns, d.dnsZone, d.dnsFleet = dns.NewApplier(d.opts.Route53, opts), zone, name
+		d.live.applier.Store(d.dns)
 	}
 	return d.dns
 }

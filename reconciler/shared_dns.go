@@ -23,6 +23,7 @@ func (d *daemon) sharedDNS(ctx context.Context, opts *Options, owns func(string)
 	opts.DNSFleet = d.current.model
 	opts.DNSReadOnly = !owns(DNSWriter)
 	opts.DNSTenants = owns
+	d.live.writing.Store(!opts.DNSReadOnly)
 	if opts.DNSReadOnly {
 		return d.opts.Health
 	}
@@ -59,6 +60,13 @@ func (d *daemon) reportHealth(ctx context.Context, report *Report, board HealthB
 			healthy[id] = u.Health == Healthy
 		}
 	}
+	if report.DNS != nil {
+		// Placements leaving the fleet whose deletion this pass let through:
+		// the writer withdraws their records, and this replica then deletes them.
+		for _, id := range report.DNS.Going {
+			healthy[id] = false
+		}
+	}
 	if err := board.ReportHealth(ctx, report.Revision, healthy); err != nil {
 		d.log.Warn("placement health not reported; the Route53 writer keeps their records as they are", "error", err)
 		return
@@ -79,8 +87,13 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 	defer release()
 	if !owns(DNSWriter) {
 		d.dnsHealth = nil
+		d.live.writing.Store(false)
+		// The writer's reading of Route53's health checks, for this
+		// replica's dashboard.
+		d.live.follow(passCtx, d.current.model)
 		return
 	}
+	d.live.writing.Store(true)
 	cur := d.current
 	reported, err := d.opts.Health.Health(passCtx, cur.snap.Revision)
 	if err != nil {
@@ -91,9 +104,11 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 		return
 	}
 	r := New(Options{DNS: d.dnsApplier(cur.model), Log: d.log, DNSHealth: lookup(reported)})
-	if _, err := r.PublishDNS(passCtx, cur.model); err != nil {
+	report, err := r.PublishDNS(passCtx, cur.model)
+	if err != nil {
 		d.log.Error("DNS records could not be published", "error", err)
 		return
 	}
 	d.dnsHealth = reported
+	d.live.published(report.Endpoints)
 }

@@ -31,6 +31,9 @@ type Route53API interface {
 	GetAccountLimit(ctx context.Context, in *route53.GetAccountLimitInput, opts ...func(*route53.Options)) (*route53.GetAccountLimitOutput, error)
 	// GetHostedZoneLimit reads the zone's record-set limit (MAX_RRSETS_BY_ZONE).
 	GetHostedZoneLimit(ctx context.Context, in *route53.GetHostedZoneLimitInput, opts ...func(*route53.Options)) (*route53.GetHostedZoneLimitOutput, error)
+	// GetHealthCheckStatus reports each Route53 checker's last observation of a
+	// check.
+	GetHealthCheckStatus(ctx context.Context, in *route53.GetHealthCheckStatusInput, opts ...func(*route53.Options)) (*route53.GetHealthCheckStatusOutput, error)
 	// DeleteHealthCheck is refused with HealthCheckInUse while a record uses the check.
 	DeleteHealthCheck(ctx context.Context, in *route53.DeleteHealthCheckInput, opts ...func(*route53.Options)) (*route53.DeleteHealthCheckOutput, error)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,8 +71,9 @@ type OperationRate struct {
 // are paced apart, every other request is paced by RequestsPerSecond alone.
 // Creating 900 health checks therefore takes 50 at once and then 2 s each.
 var DocumentedOperationRates = map[string]OperationRate{
-	"CreateHealthCheck": {PerSecond: 0.5, Burst: 50},
-	"DeleteHealthCheck": {PerSecond: 3, Burst: 15},
+	"CreateHealthCheck":    {PerSecond: 0.5, Burst: 50},
+	"DeleteHealthCheck":    {PerSecond: 3, Burst: 15},
+	"GetHealthCheckStatus": {PerSecond: 1, Burst: 4},
 }
 
 // Applier reads what a fleet owns in Route53 and applies plans to it.
@@ -88,6 +90,8 @@ type Applier struct {
 	// at limitsAt.
 	checkLimit, recordLimit int64
 	limitsAt                time.Time
+	// checkIDs are the health checks the latency records use, by placement.
+	checkIDs map[fleet.UnitID]string
 }
 
 // NewApplier returns an Applier for one fleet's hosted zone.
@@ -142,39 +146,83 @@ func (a *Applier) Requests() int64 { return a.requests.Load() }
 // except that records needing a check that failed are skipped; the next cycle
 // plans again from what Route53 holds.
 func (a *Applier) Apply(ctx context.Context, ch Changes) error {
+	// Record groups are written while the health checks are created: a group
+	// is ready once every check it needs exists, and every full batch of ready
+	// groups goes at once, so that writing the records overlaps the pacing of
+	// the creations (CreateHealthCheck refills at 0.5 a second) instead of
+	// following it.
 	var errs []error
-	ids := map[fleet.UnitID]string{}
-	failed := map[fleet.UnitID]bool{}
-	for _, h := range ch.HealthChecks {
-		id, err := a.applyCheck(ctx, h)
-		if err != nil {
-			errs = append(errs, err)
-			failed[h.Unit()] = true
+	if _, err := a.batches(ch.Records); err != nil {
+		errs = append(errs, err) // a group too large for any batch; left out below
+	}
+	pending := make([]int, len(ch.Records)) // checks each group still waits for
+	skipped := make([]bool, len(ch.Records))
+	byCheck := map[fleet.UnitID][]int{}
+	var ready []int
+	for i, g := range ch.Records {
+		if r, c := groupSize(g); r > a.opts.MaxBatchRecords || c > a.opts.MaxBatchChars {
+			skipped[i] = true
 			continue
 		}
-		ids[h.Unit()] = id
-	}
-	var groups []RecordGroup
-	for _, g := range ch.Records {
-		skip := false
 		for _, c := range g.Changes {
-			if !c.HealthCheck.IsZero() && failed[c.HealthCheck] {
-				skip = true
+			if u := c.HealthCheck; !u.IsZero() && !slices.Contains(byCheck[u], i) {
+				byCheck[u] = append(byCheck[u], i)
+				pending[i]++
 			}
 		}
-		if !skip {
-			groups = append(groups, g)
+		if pending[i] == 0 {
+			ready = append(ready, i)
 		}
 	}
-	batches, err := a.batches(groups)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for i, b := range batches {
-		if err := a.applyBatch(ctx, b, ids); err != nil {
-			errs = append(errs, fmt.Errorf("route53 zone %s: batch %d of %d: %w", a.opts.HostedZoneID, i+1, len(batches), err))
+	ids := map[fleet.UnitID]string{}
+	n := 0
+	submit := func(all bool) {
+		slices.Sort(ready)
+		groups := make([]RecordGroup, len(ready))
+		for j, i := range ready {
+			groups[j] = ch.Records[i]
+		}
+		batches, _ := a.batches(groups)
+		if !all && len(batches) < 2 {
+			return
+		}
+		if !all {
+			// The last batch may not be full yet: keep its groups ready.
+			last := len(batches) - 1
+			ready = ready[len(ready)-len(batches[last]):]
+			batches = batches[:last]
+		} else {
+			ready = nil
+		}
+		for _, b := range batches {
+			n++
+			if err := a.applyBatch(ctx, b, ids); err != nil {
+				errs = append(errs, fmt.Errorf("route53 zone %s: batch %d: %w", a.opts.HostedZoneID, n, err))
+			}
 		}
 	}
+	results := make(chan checkResult, len(ch.HealthChecks)) // creations never wait for a batch
+	var checkErrs []error
+	go func() {
+		checkErrs = a.applyChecks(ctx, ch.HealthChecks, results)
+		close(results)
+	}()
+	for r := range results {
+		if r.id != "" {
+			ids[r.unit] = r.id
+		}
+		for _, i := range byCheck[r.unit] {
+			if r.id == "" {
+				skipped[i] = true // records needing a check that failed wait for the next cycle
+			}
+			if pending[i]--; pending[i] == 0 && !skipped[i] {
+				ready = append(ready, i)
+			}
+		}
+		submit(false)
+	}
+	submit(true)
+	errs = append(checkErrs, errs...)
 	for _, h := range ch.DeleteHealthChecks {
 		_, err := call(ctx, a, "DeleteHealthCheck", func(ctx context.Context) (*route53.DeleteHealthCheckOutput, error) {
 			return a.api.DeleteHealthCheck(ctx, &route53.DeleteHealthCheckInput{HealthCheckId: aws.String(h.ID)})
@@ -190,6 +238,38 @@ func (a *Applier) Apply(ctx context.Context, ch Changes) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkConcurrency is how many health checks Apply creates or updates at once:
+// the rate limiters pace them, and one at a time left a first pass bound by
+// each request's round trip rather than by Route53's rates.
+const checkConcurrency = 8
+
+// checkResult is one health check created or updated: its unit and id, or
+// an empty id when it failed.
+type checkResult struct {
+	unit fleet.UnitID
+	id   string
+}
+
+// applyChecks creates (and tags) or updates the plan's health checks,
+// checkConcurrency at a time, sends each result as it comes, and returns the
+// errors in the plan's order.
+func (a *Applier) applyChecks(ctx context.Context, checks []HealthCheckChange, results chan<- checkResult) []error {
+	errs := make([]error, len(checks))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, checkConcurrency)
+	for i, h := range checks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			id, err := a.applyCheck(ctx, h)
+			errs[i] = err
+			results <- checkResult{unit: h.Unit(), id: id}
+		})
+	}
+	wg.Wait()
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 // applyCheck creates (and tags) or updates one health check and returns its id.
@@ -268,6 +348,15 @@ func size(c RecordChange) (records, chars int) {
 	return w * records, w * chars
 }
 
+// groupSize counts a group the way Route53's limits do.
+func groupSize(g RecordGroup) (records, chars int) {
+	for _, c := range g.Changes {
+		r, ch := size(c)
+		records, chars = records+r, chars+ch
+	}
+	return records, chars
+}
+
 // batches packs whole groups into batches within the limits.
 func (a *Applier) batches(groups []RecordGroup) ([][]RecordGroup, error) {
 	var out [][]RecordGroup
@@ -305,7 +394,9 @@ func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[f
 		for _, c := range g.Changes {
 			r := c.Record
 			if !c.HealthCheck.IsZero() {
-				r.HealthCheckID = ids[c.HealthCheck]
+				if r.HealthCheckID = ids[c.HealthCheck]; r.HealthCheckID == "" {
+					return fmt.Errorf("%s: the health check of %s does not exist yet; the batch was not applied", r.ID(), c.HealthCheck)
+				}
 			}
 			if first == "" {
 				first = string(c.Action) + " " + r.ID()
@@ -327,6 +418,9 @@ func (a *Applier) applyBatch(ctx context.Context, batch []RecordGroup, ids map[f
 		return fmt.Errorf("%d changes from %s: %w; the batch was not applied, and the next cycle plans again from what Route53 holds", len(changes), first, err)
 	}
 	a.opts.Logger.Info("submitted record changes", "changes", len(changes), "change", aws.ToString(out.ChangeInfo.Id))
+	a.mu.Lock()
+	a.noteBatchLocked(batch, ids)
+	a.mu.Unlock()
 	return a.waitInSync(ctx, aws.ToString(out.ChangeInfo.Id), out.ChangeInfo.Status)
 }
 

@@ -465,7 +465,7 @@ func TestApplyReportsAFailedBatch(t *testing.T) {
 	m := manyTenants(1, "127.0.0.1", 1, "us-east-1")
 	cur := mustCurrent(t, e.applier)
 	err := e.applier.Apply(context.Background(), Plan(Desired(m, allHealthy), cur))
-	want := "route53 zone " + e.zoneID + ": batch 1 of 1: 4 changes from CREATE api.t000.fleet.example.com CNAME [us-east-1]: "
+	want := "route53 zone " + e.zoneID + ": batch 1: 4 changes from CREATE api.t000.fleet.example.com CNAME [us-east-1]: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; the batch was not applied, and the next cycle plans again from what Route53 holds") {
 		t.Errorf("error = %v, want %q...", err, want)
 	}

@@ -98,6 +98,7 @@ func (a *Applier) Current(ctx context.Context) (State, error) {
 	}
 	a.mu.Lock()
 	a.fleetTags = ours
+	a.noteChecksLocked(s)
 	a.mu.Unlock()
 	return s, nil
 }

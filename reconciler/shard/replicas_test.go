@@ -249,11 +249,14 @@ func (h *harness) pushFleet(t *testing.T, logFormat string) string {
 
 // replica is one daemon, with its own git cache, renderer and Leases.
 type replica struct {
-	name   string
-	mgr    *Manager
-	dead   atomic.Bool
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	name string
+	mgr  *Manager
+	dead atomic.Bool
+	// dnsView is the DNS health the replica's dashboard was last given, by
+	// placement (with Route53).
+	dnsView atomic.Pointer[map[string]bool]
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
 }
 
 // start starts a replica; own nil means a shard Manager of its own.

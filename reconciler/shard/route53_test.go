@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"meridian.dev/meridian/internal/testenv/route53test"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/dns"
+	"meridian.dev/meridian/reconciler/inventory"
 )
 
 // dnsRateScale runs Route53's documented rates twice as fast, in the test server
@@ -97,6 +99,13 @@ func (e *route53Env) options(opts *reconciler.RunOptions, name string, r *replic
 	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 50 * time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 	opts.Health = r.mgr
 	opts.DNSRefresh = 500 * time.Millisecond
+	opts.DNSObserved = func(eps []reconciler.DNSEndpointHealth) {
+		view := map[string]bool{}
+		for _, e := range eps {
+			view[e.Unit().String()] = e.Healthy
+		}
+		r.dnsView.Store(&view)
+	}
 }
 
 // arm kills the replica that makes the n-th Route53 write from now, right after
@@ -321,4 +330,144 @@ func TestReplicasShareRoute53(t *testing.T) {
 		t.Errorf("Route53 written by %v: want the first writer and the two that took over", writers)
 	}
 	t.Logf("%d Route53 writes by %v; %d requests throttled by the server, and retried", len(writes), writers, r53.srv.Throttled())
+}
+
+// TestReplicasKeepHeldRemovalsInRoute53 runs two replicas of the daemon with one
+// Route53 and removes a tenant from the fleet. Without the mass-deletion
+// trailer the replica that owns the tenant holds its removal, and the tenant
+// keeps its workloads and its DNS records, whichever replica writes Route53.
+// With the trailer, that replica reports the tenant's placements going, the
+// writer withdraws their records, and the replica then deletes them.
+func TestReplicasKeepHeldRemovalsInRoute53(t *testing.T) {
+	h := newHarness(t)
+	h.dns = newRoute53Env(t)
+	r53 := h.dns
+	a, b := h.start(t, "replica-a", nil), h.start(t, "replica-b", nil)
+	waitBalanced(t, 30*time.Second, a.mgr, b.mgr)
+	h.pushFleet(t, "json")
+	r53.published(t, r53.path, 60*time.Second)
+
+	gone := fleetgen.TenantName(testTenants - 1)
+	var staying, removed []string
+	for i := range testTenants {
+		for j := range testRegions {
+			u := fleet.UnitID{Tenant: fleetgen.TenantName(i), Region: fleetgen.RegionName(j), App: "portal"}.String()
+			if fleetgen.TenantName(i) == gone {
+				removed = append(removed, u)
+			} else {
+				staying = append(staying, u)
+			}
+		}
+	}
+	slices.Sort(staying)
+	inventories := func() (units []string) {
+		for _, r := range h.tb.Regions {
+			store, err := inventory.NewStore(r.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := store.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, inv := range list {
+				if inv.Unit.Tenant == gone {
+					units = append(units, inv.Unit.String())
+				}
+			}
+		}
+		return units
+	}
+	held := func() int { return strings.Count(h.logs.String(), "tenant namespace "+gone+"/") }
+	push := func(message string) {
+		t.Helper()
+		if err := h.work.RemoveFiles("tenants/"+gone+".yaml", "tenants/"+gone+".secrets.sops.yaml"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.work.Commit(t.Context(), message); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.work.Push(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	push("remove " + gone)
+	// The owner's pass holds the removal; the writer's pass and its refreshes
+	// (every 0.5 s here) in the meantime must keep the tenant's records.
+	deadline := time.Now().Add(60 * time.Second)
+	for held() < testRegions {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removal of %s was not held in each region within 60s", gone)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	all := slices.Sorted(slices.Values(append(slices.Clone(staying), removed...)))
+	if problem := r53.check(t, all, r53.path); problem != "" {
+		t.Errorf("a held removal lost its DNS records: %s", problem)
+	}
+	if got := inventories(); len(got) != 2*testRegions {
+		t.Errorf("%s's units while its removal is held: %v, want its %d", gone, got, 2*testRegions)
+	}
+
+	if err := h.work.WriteFiles(map[string]string{"README.md": "allowed\n"}); err != nil {
+		t.Fatal(err)
+	}
+	push("remove " + gone + ", allowed\n\nMeridian-Allow-Mass-Deletion: true")
+	start := time.Now()
+	for len(inventories()) > 0 || r53.check(t, staying, r53.path) != "" {
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("after 90s: %s's units %v; Route53: %s", gone, inventories(), r53.check(t, staying, r53.path))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("the allowed removal: records withdrawn and units deleted %s after the push", time.Since(start).Round(time.Millisecond))
+}
+
+// TestReplicasShareDNSHealth runs three replicas with one Route53: only the
+// writer reads the health checks, and every replica's dashboard is given every
+// published endpoint with the health the writer read.
+func TestReplicasShareDNSHealth(t *testing.T) {
+	h := newHarness(t)
+	h.dns = newRoute53Env(t)
+	r53 := h.dns
+	var replicas []*replica
+	for _, name := range []string{"replica-a", "replica-b", "replica-c"} {
+		replicas = append(replicas, h.start(t, name, nil))
+	}
+	waitBalanced(t, 30*time.Second, replicas[0].mgr, replicas[1].mgr, replicas[2].mgr)
+	h.pushFleet(t, "json")
+	r53.published(t, r53.path, 60*time.Second)
+
+	want := map[string]bool{}
+	for i := range testTenants {
+		for j := range testRegions {
+			want[fleet.UnitID{Tenant: fleetgen.TenantName(i), Region: fleetgen.RegionName(j), App: "portal"}.String()] = true
+		}
+	}
+	start := time.Now()
+	for {
+		var wrong []string
+		for _, r := range replicas {
+			if v := r.dnsView.Load(); v == nil || !maps.Equal(*v, want) {
+				n := 0
+				if v != nil {
+					n = len(*v)
+				}
+				wrong = append(wrong, fmt.Sprintf("%s shows %d endpoints", r.name, n))
+			}
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("after 20s, not every replica shows the %d endpoints healthy: %v", len(want), wrong)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every replica shows the %d endpoints %s after Route53 held them", len(want), time.Since(start).Round(time.Millisecond))
+	if n := r53.srv.Count("GetHealthCheckStatus"); n == 0 {
+		t.Error("nobody read the health checks' status")
+	}
 }

@@ -187,11 +187,10 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Passed: func(r *reconciler.Report) {
 			store.ObserveRender(r.RenderDuration, r.Renders)
 			store.ObservePass(r, r.Duration)
-			if r.DNS != nil && r.DNS.Endpoints != nil { // nil on a replica that does not write Route53
-				store.ObserveDNS(dnsEndpoints(r.DNS.Endpoints))
-			}
 			ready.Store(true)
 		},
+		// After each publish, and between passes as Route53's checks change.
+		DNSObserved:  func(eps []reconciler.DNSEndpointHealth) { store.ObserveDNS(dnsEndpoints(eps)) },
 		DriftChecked: store.ObserveDrift,
 		Connected:    events.connected,
 		Log:          log,
@@ -282,12 +281,13 @@ func startShards(ctx context.Context, cfg *config.Config, log *slog.Logger) (run
 	return r, nil
 }
 
-// dnsEndpoints are the endpoints a pass published, as the status shows them: each
-// placement's global name, healthy when the pass found it so.
-func dnsEndpoints(eps []dns.Endpoint) []status.DNSEndpoint {
+// dnsEndpoints are the published endpoints as the status shows them: each
+// placement's global name, with its Route53 health check and whether Route53
+// sees it healthy.
+func dnsEndpoints(eps []reconciler.DNSEndpointHealth) []status.DNSEndpoint {
 	out := make([]status.DNSEndpoint, len(eps))
 	for i, e := range eps {
-		out[i] = status.DNSEndpoint{Tenant: e.Tenant, Region: e.Region, App: e.App, Name: e.Global, Healthy: true}
+		out[i] = status.DNSEndpoint{Tenant: e.Tenant, Region: e.Region, App: e.App, Name: e.Global, Healthy: e.Healthy, HealthCheckID: e.HealthCheckID}
 	}
 	return out
 }

@@ -1,0 +1,93 @@
+package shard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"meridian.dev/meridian/fleet"
+)
+
+// DNS health shared: the replica that writes Route53 is the only one that reads
+// its health checks (Route53 answers GetHealthCheckStatus once a second for the
+// whole account); it writes what it read to one ConfigMap, <name>-dns, in the
+// Leases' namespace, and the other replicas read that, so that every replica's
+// dashboard shows the same DNS health without a request to Route53 of its own.
+const (
+	// dnsHealthKey is the ConfigMap key holding the shared DNS health.
+	dnsHealthKey = "dns.json"
+	// roleDNSHealth labels it (LabelRole).
+	roleDNSHealth = "dns-health"
+)
+
+// dnsHealthReport is the Route53 writer's reading of its endpoints' checks.
+type dnsHealthReport struct {
+	// Writer is the replica that wrote it; At when, by its clock.
+	Writer string    `json:"writer"`
+	At     time.Time `json:"at"`
+	// Healthy maps each published endpoint's placement (tenant/region/app) to
+	// whether Route53's health check passes.
+	Healthy map[string]bool `json:"healthy"`
+}
+
+func dnsHealthName(name string) string { return name + "-dns" }
+
+// ShareDNSHealth replaces the shared DNS health with healthy: each endpoint
+// the Route53 writer published, by placement, and whether its health check
+// passes. Only the replica holding the writer's Lease calls it.
+func (m *Manager) ShareDNSHealth(ctx context.Context, healthy map[fleet.UnitID]bool) error {
+	r := dnsHealthReport{Writer: m.opts.Identity, At: m.clock.Now().UTC(), Healthy: map[string]bool{}}
+	for u, ok := range healthy {
+		r.Healthy[u.String()] = ok
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	cms := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace)
+	name := dnsHealthName(m.opts.Name)
+	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
+			Labels: map[string]string{LabelRole: roleDNSHealth, LabelName: m.opts.Name}}, Data: map[string]string{dnsHealthKey: string(data)}}
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	case err == nil:
+		cm = cm.DeepCopy()
+		cm.Data = map[string]string{dnsHealthKey: string(data)}
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("ConfigMap/%s/%s: sharing DNS health with the other replicas: %w", m.opts.Namespace, name, err)
+	}
+	return nil
+}
+
+// SharedDNSHealth returns the DNS health the Route53 writer shared last, or
+// nil when it shared none yet.
+func (m *Manager) SharedDNSHealth(ctx context.Context) (map[fleet.UnitID]bool, error) {
+	name := dnsHealthName(m.opts.Name)
+	cm, err := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap/%s/%s: reading the DNS health the Route53 writer shared: %w", m.opts.Namespace, name, err)
+	}
+	var r dnsHealthReport
+	if err := json.Unmarshal([]byte(cm.Data[dnsHealthKey]), &r); err != nil {
+		return nil, fmt.Errorf("ConfigMap/%s/%s: %w", m.opts.Namespace, name, err)
+	}
+	out := map[fleet.UnitID]bool{}
+	for k, healthy := range r.Healthy {
+		if u, err := fleet.ParseUnitID(k); err == nil {
+			out[u] = healthy
+		}
+	}
+	return out, nil
+}
