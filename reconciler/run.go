@@ -800,66 +800,94 @@ type watching struct {
 	changed func(fleet.UnitID, apply.Health)
 }
 
-// regionCluster builds a region's write side: an Applier with the region's
-// inventory store, both drawing on one rate limit of qps requests a second (burst
-// burst; zero means the defaults), whose Helm hooks have as long as a wave's
-// health (hookTimeout; zero means the Applier's default). With w.on, the region's
-// objects and inventories are watched (see watchedRegion).
+// regionCluster is RegionCluster for Run: every region with the same options.
 func regionCluster(log *slog.Logger, qps float32, burst int, hookTimeout time.Duration, w watching) func(region string, cfg *rest.Config) (Cluster, error) {
-	if qps <= 0 {
-		qps = DefaultKubeAPIQPS
-	}
-	if burst <= 0 {
-		burst = DefaultKubeAPIBurst
-	}
 	return func(region string, cfg *rest.Config) (Cluster, error) {
-		cfg = rest.CopyConfig(cfg)
-		if cfg.RateLimiter == nil {
-			// Copies of cfg share the limiter: the store's, the applier's and each
-			// tenant's client all draw on this one.
-			cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(qps, max(burst, 1))
-		}
-		store, err := inventory.NewStore(cfg)
-		if err != nil {
-			return nil, err
-		}
-		rlog := log.With("region", region)
-		opts := apply.Options{Inventory: store, Logger: rlog, HookTimeout: hookTimeout}
-		if !w.on {
-			a, err := apply.New(cfg, opts)
-			if err != nil {
-				return nil, err
-			}
-			return a.Region(), nil
-		}
-		httpClient, err := rest.HTTPClientFor(cfg)
-		if err != nil {
-			return nil, err
-		}
-		mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-		if err != nil {
-			return nil, err
-		}
-		objects, err := live.New(cfg, mapper, live.Options{Logger: rlog})
-		if err != nil {
-			return nil, err
-		}
-		opts.Live = objects
+		return RegionCluster(region, cfg, ClusterOptions{
+			Log: log, KubeAPIQPS: qps, KubeAPIBurst: burst, HookTimeout: hookTimeout,
+			Watch: w.on, HealthChanged: w.changed,
+		})
+	}
+}
+
+// ClusterOptions configure RegionCluster.
+type ClusterOptions struct {
+	// Log receives what the region's write side does; nil discards.
+	Log *slog.Logger
+	// KubeAPIQPS and KubeAPIBurst bound the requests to the region's API server
+	// (see RunOptions); zero means the defaults.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+	// HookTimeout bounds each Helm hook; zero means the Applier's default.
+	HookTimeout time.Duration
+	// Watch watches the region's objects and inventories, so that health and
+	// inventories are read from the watches (see RunOptions.PollHealth); the
+	// returned Cluster then has a Close method that stops them.
+	Watch bool
+	// HealthChanged, with Watch, is told each change of a waited-for unit's health
+	// between passes (see RunOptions.HealthChanged).
+	HealthChanged func(fleet.UnitID, apply.Health)
+}
+
+// RegionCluster builds a region's write side as Run does: an Applier with the
+// region's inventory store, both drawing on one rate limit; with o.Watch, the
+// region's objects and inventories are watched (docs/health.md).
+func RegionCluster(region string, cfg *rest.Config, o ClusterOptions) (Cluster, error) {
+	if o.KubeAPIQPS <= 0 {
+		o.KubeAPIQPS = DefaultKubeAPIQPS
+	}
+	if o.KubeAPIBurst <= 0 {
+		o.KubeAPIBurst = DefaultKubeAPIBurst
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.RateLimiter == nil {
+		// Copies of cfg share the limiter: the store's, the applier's, each
+		// tenant's client and the watches all draw on this one.
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(o.KubeAPIQPS, max(o.KubeAPIBurst, 1))
+	}
+	store, err := inventory.NewStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rlog := o.Log.With("region", region)
+	opts := apply.Options{Inventory: store, Logger: rlog, HookTimeout: o.HookTimeout}
+	if !o.Watch {
 		a, err := apply.New(cfg, opts)
 		if err != nil {
-			objects.Stop()
 			return nil, err
 		}
-		if err := store.Watch(); err != nil {
-			objects.Stop()
-			return nil, err
-		}
-		r := a.Region()
-		if w.changed != nil {
-			r.Observe(w.changed, 0)
-		}
-		return watchedRegion{Region: r, objects: objects, store: store}, nil
+		return a.Region(), nil
 	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := live.New(cfg, mapper, live.Options{Logger: rlog})
+	if err != nil {
+		return nil, err
+	}
+	opts.Live = objects
+	a, err := apply.New(cfg, opts)
+	if err != nil {
+		objects.Stop()
+		return nil, err
+	}
+	if err := store.Watch(); err != nil {
+		objects.Stop()
+		return nil, err
+	}
+	r := a.Region()
+	if o.HealthChanged != nil {
+		r.Observe(o.HealthChanged, 0)
+	}
+	return watchedRegion{Region: r, objects: objects, store: store}, nil
 }
 
 // watchedRegion is a region's write side that watches the region: its objects
