@@ -188,6 +188,28 @@ func TestWatchedRegion(t *testing.T) {
 		}
 		patch(`{"spec":{"template":{"spec":{"nodeSelector":null}}}}`)
 		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready })
+
+		// Scaled to zero, the Deployment is Current for kstatus (it has all the
+		// replicas it asks for) but serves nothing: Failed.
+		scale := func(n int32) {
+			t.Helper()
+			s, err := cs.AppsV1().Deployments(portal.Tenant).GetScale(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Spec.Replicas = n
+			if _, err := cs.AppsV1().Deployments(portal.Tenant).UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := *deps.Items[0].Spec.Replicas
+		scale(0)
+		seen = await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed })
+		if !strings.Contains(seen.h.Reason, "scaled to 0 replicas outside Meridian") {
+			t.Errorf("reason %q, want the Deployment scaled to 0", seen.h.Reason)
+		}
+		scale(want)
+		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready })
 	})
 }
 

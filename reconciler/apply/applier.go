@@ -109,6 +109,9 @@ type Applier struct {
 	// Live shows that version or a later one: until then Live's copy is older
 	// than the write, and health is read from the API server.
 	written map[liveKey]string
+	// replicas are the replicas Meridian applies each workload with, as the
+	// units Region waited for render them (see objectHealth).
+	replicas map[liveKey]int64
 }
 
 // liveKey identifies an object whatever version it is read at.
@@ -172,15 +175,16 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	a := &Applier{
-		opts:    opts,
-		config:  cfg,
-		mapper:  mapper,
-		admin:   admin,
-		poller:  polling.NewStatusPoller(admin, mapper, polling.Options{}),
-		tenants: map[string]*tenantClient{},
-		created: map[string]bool{},
-		written: map[liveKey]string{},
-		reads:   make(chan struct{}, healthReads),
+		opts:     opts,
+		config:   cfg,
+		mapper:   mapper,
+		admin:    admin,
+		poller:   polling.NewStatusPoller(admin, mapper, polling.Options{}),
+		tenants:  map[string]*tenantClient{},
+		created:  map[string]bool{},
+		written:  map[liveKey]string{},
+		replicas: map[liveKey]int64{},
+		reads:    make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)
 	return a, nil

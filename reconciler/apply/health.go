@@ -27,7 +27,8 @@ const (
 	// Terminating or Unknown) and none has failed.
 	Progressing State = "Progressing"
 	// Failed means some object will not get there by itself (kstatus Failed, such as a
-	// Deployment past its progress deadline) or is missing from the cluster.
+	// Deployment past its progress deadline), is missing from the cluster, or is a
+	// workload someone scaled to zero that Meridian applies with replicas.
 	Failed State = "Failed"
 )
 
@@ -112,7 +113,7 @@ func (a *Applier) fromLive(ctx context.Context, refs []plan.ObjectRef, objects [
 			unread = append(unread, i)
 			continue
 		}
-		objects[i] = objectHealth(ref, u)
+		objects[i] = a.objectHealth(ref, u)
 	}
 	return unread
 }
@@ -136,19 +137,22 @@ func (a *Applier) read(ctx context.Context, refs []plan.ObjectRef, unread []int,
 		switch {
 		case apierrors.IsNotFound(err):
 			a.forgetWrite(ref)
-			objects[i] = objectHealth(ref, nil)
+			objects[i] = a.objectHealth(ref, nil)
 		case err != nil:
 			return &Error{Object: ref.String(), Op: "read status failed", Err: err, Transient: transient(err)}
 		default:
-			objects[i] = objectHealth(ref, live)
+			objects[i] = a.objectHealth(ref, live)
 		}
 	}
 	return nil
 }
 
 // objectHealth is the kstatus of ref, whose live object is u (nil: it does not
-// exist).
-func objectHealth(ref plan.ObjectRef, u *unstructured.Unstructured) ObjectHealth {
+// exist). A workload Meridian applies with replicas that someone scaled to zero
+// is Failed, though kstatus finds it Current (it has all the replicas it now
+// asks for): it serves nothing, and will not come back by itself before the next
+// drift correction (see scaled).
+func (a *Applier) objectHealth(ref plan.ObjectRef, u *unstructured.Unstructured) ObjectHealth {
 	oh := ObjectHealth{Object: ref}
 	if u == nil {
 		oh.Status, oh.Message = status.NotFoundStatus, "the object does not exist"
@@ -160,7 +164,66 @@ func objectHealth(ref plan.ObjectRef, u *unstructured.Unstructured) ObjectHealth
 	} else {
 		oh.Status, oh.Message = res.Status, res.Message
 	}
+	if want := a.replicasOf(ref); want > 0 {
+		if live, ok := replicas(u); ok && live == 0 {
+			oh.Status, oh.Message = status.FailedStatus, fmt.Sprintf("scaled to 0 replicas outside Meridian, which applies %d", want)
+		}
+	}
 	return oh
+}
+
+// scaledKinds are the kinds whose spec.replicas objectHealth compares with what
+// Meridian applies.
+var scaledKinds = map[liveKey]bool{
+	{group: "apps", kind: "Deployment"}:  true,
+	{group: "apps", kind: "StatefulSet"}: true,
+	{group: "apps", kind: "ReplicaSet"}:  true,
+}
+
+// expectReplicas remembers the replicas a unit's workloads are applied with, for
+// objectHealth; a workload that leaves them to someone else (an autoscaler) sets
+// none and is not compared.
+func (a *Applier) expectReplicas(objects []*unstructured.Unstructured) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, o := range objects {
+		gvk := o.GroupVersionKind()
+		if !scaledKinds[liveKey{group: gvk.Group, kind: gvk.Kind}] {
+			continue
+		}
+		k := liveKeyOf(plan.RefOf(o))
+		if n, ok := replicas(o); ok && n > 0 {
+			a.replicas[k] = n
+		} else {
+			delete(a.replicas, k)
+		}
+	}
+}
+
+// replicasOf returns the replicas Meridian applies ref with, 0 when none.
+func (a *Applier) replicasOf(ref plan.ObjectRef) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.replicas[liveKeyOf(ref)]
+}
+
+// replicas returns an object's spec.replicas, if it sets it.
+func replicas(u *unstructured.Unstructured) (int64, bool) {
+	v, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+	if !ok {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
 }
 
 // wrote remembers the resourceVersion of an object Meridian just wrote (written).

@@ -87,6 +87,7 @@ func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Durat
 	for i, o := range unit.Objects {
 		refs[i] = plan.RefOf(o)
 	}
+	r.applier.expectReplicas(unit.Objects)
 	h, err := r.applier.Wait(ctx, refs, timeout)
 	if r.obs != nil && ctx.Err() == nil {
 		r.obs.waited(unit.ID(), refs, h, err)
