@@ -211,6 +211,63 @@ func TestWatchedRegion(t *testing.T) {
 		scale(want)
 		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready })
 	})
+
+	t.Run("a region whose watches fail is read, never taken for healthy", func(t *testing.T) {
+		if err := tb.KillAPIServer(region); err != nil {
+			t.Fatal(err)
+		}
+		// The watches notice within a second or two; a pass until then answers
+		// from what they last saw. Once they failed, the pass reads the API
+		// server, and the region fails.
+		start := time.Now()
+		for {
+			rep, err := r.RunOnce(ctx, snap, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rr := rep.Regions[region]
+			if rr.Err != nil {
+				t.Logf("the region failed %s after its API server stopped: %v", time.Since(start).Round(time.Millisecond), rr.Err)
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Fatal("30s after its API server stopped, the region still answers from its watches")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err := tb.StartAPIServer(ctx, region); err != nil {
+			t.Fatal(err)
+		}
+		// The watches list again, and answer again: a no-op pass makes no
+		// request once they did.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			rep, err := r.RunOnce(ctx, snap, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Err() == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a minute after its API server came back: %v", rep.Err())
+			}
+			time.Sleep(time.Second)
+		}
+		eventuallyNoRequests := time.Now().Add(30 * time.Second)
+		for {
+			watched.take()
+			pass(t, r)
+			got := watched.take()
+			if len(got) == 0 {
+				break
+			}
+			if time.Now().After(eventuallyNoRequests) {
+				t.Fatalf("30s after the region came back, a no-op pass still makes %d requests:\n%s", len(got), strings.Join(got, "\n"))
+			}
+			time.Sleep(time.Second)
+		}
+	})
 }
 
 // await waits for a change of unit's health that ok accepts, and fails the test
