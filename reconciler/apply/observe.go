@@ -136,8 +136,9 @@ func (o *observer) changed(ref plan.ObjectRef) {
 	for id := range units {
 		o.dirty[id] = struct{}{}
 	}
+	n := len(units)
 	o.mu.Unlock()
-	if len(units) > 0 {
+	if n > 0 {
 		select {
 		case o.kick <- struct{}{}:
 		default:

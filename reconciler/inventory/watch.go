@@ -13,10 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -29,6 +29,7 @@ type watch struct {
 	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
 	done     chan struct{}
+	conn     live.Connection
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced at every event
@@ -41,14 +42,16 @@ type watch struct {
 // all stay as they are makes no request for its inventories. A List waits (a few
 // seconds at most) for the watch to see what this Store wrote, and lists from the
 // API server when the watch has not synced, fails, or lags behind; so it never
-// returns less than the cluster holds because of the watch. Stop ends it.
+// returns less than the cluster holds because of the watch, nor answers while the
+// API server does not answer the watch (live.Connection). Stop ends it.
 func (s *Store) Watch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.watch != nil {
 		return nil
 	}
-	cfg := rest.CopyConfig(s.cfg)
+	w := &watch{changed: make(chan struct{}), done: make(chan struct{})}
+	cfg := w.conn.Wrap(s.cfg, nil)
 	cfg.Timeout = 0 // a watch stays open; the request timeout would cut it
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -58,7 +61,7 @@ func (s *Store) Watch() error {
 		informers.WithNamespace(Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelInventory }),
 	).Core().V1().ConfigMaps().Informer()
-	w := &watch{informer: inf, changed: make(chan struct{}), done: make(chan struct{})}
+	w.informer = inf
 	if err := inf.SetTransform(func(obj any) (any, error) {
 		if cm, ok := obj.(*corev1.ConfigMap); ok {
 			cm.ManagedFields = nil // the inventory's data is all List reads
@@ -121,7 +124,7 @@ func (w *watch) usable() bool {
 	if w.failed != nil && w.informer.LastSyncResourceVersion() != w.failedAt {
 		w.failed = nil
 	}
-	return w.failed == nil && w.informer.HasSynced()
+	return w.failed == nil && w.conn.Err() == nil && w.informer.HasSynced()
 }
 
 // fromWatch returns every inventory as the watch holds them, once it holds every

@@ -63,6 +63,7 @@ type Options struct {
 // change them.
 type Cache struct {
 	opts   Options
+	conn   Connection
 	dyn    dynamic.Interface
 	mapper meta.RESTMapper
 	ctx    context.Context
@@ -117,20 +118,26 @@ func New(cfg *rest.Config, mapper meta.RESTMapper, opts Options) (*Cache, error)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg = rest.CopyConfig(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cache{
+		opts: opts, mapper: mapper, ctx: ctx, cancel: cancel,
+		kinds:   map[schema.GroupVersionKind]*kind{},
+		waiters: map[key]map[*waiter]struct{}{},
+	}
+	cfg = c.conn.Wrap(cfg, func() {
+		c.opts.Logger.Warn("the region's API server does not answer its watches; health is read from it until it does")
+		c.wakeAll()
+	})
 	// A watch is held open for as long as the cache runs: the request timeout of
 	// the region's configuration would cut it, and the informer would list again.
 	cfg.Timeout = 0
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("live: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{
-		opts: opts, dyn: dyn, mapper: mapper, ctx: ctx, cancel: cancel,
-		kinds:   map[schema.GroupVersionKind]*kind{},
-		waiters: map[key]map[*waiter]struct{}{},
-	}, nil
+	c.dyn = dyn
+	return c, nil
 }
 
 // Stop ends every watch and waits for them to return; waiters are woken, and
@@ -183,6 +190,9 @@ func (c *Cache) Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unst
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}
 	if err := k.failure(); err != nil {
+		return nil, &UnavailableError{Kind: gvk, Err: err}
+	}
+	if err := c.conn.Err(); err != nil {
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}
 	name := ref.Name
