@@ -182,12 +182,12 @@ func TestWatchedRegion(t *testing.T) {
 		}
 		// Pods that no node can take: the rollout never completes.
 		patch(`{"spec":{"template":{"spec":{"nodeSelector":{"meridian.dev/no-such-node":"true"}}}}}`)
-		seen := await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State != apply.Ready })
+		seen := await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State != apply.Ready }, nil)
 		if !strings.HasPrefix(seen.h.Reason, "Deployment/"+portal.Tenant+"/"+name+": ") {
 			t.Errorf("reason %q, want the Deployment's", seen.h.Reason)
 		}
 		patch(`{"spec":{"template":{"spec":{"nodeSelector":null}}}}`)
-		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready })
+		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready }, nil)
 
 		// Scaled to zero, the Deployment is Current for kstatus (it has all the
 		// replicas it asks for) but serves nothing: Failed.
@@ -204,12 +204,57 @@ func TestWatchedRegion(t *testing.T) {
 		}
 		want := *deps.Items[0].Spec.Replicas
 		scale(0)
-		seen = await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed })
+		seen = await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, nil)
 		if !strings.Contains(seen.h.Reason, "scaled to 0 replicas outside Meridian") {
 			t.Errorf("reason %q, want the Deployment scaled to 0", seen.h.Reason)
 		}
 		scale(want)
-		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready })
+		await(t, changes, portal, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready }, nil)
+	})
+
+	t.Run("units another replica took over are no longer followed", func(t *testing.T) {
+		retain, ok := cl.(interface{ Retain(func(fleet.UnitID) bool) })
+		if !ok {
+			t.Fatal("a watching region has no Retain")
+		}
+		owned := fleetgen.TenantName(1)
+		retain.Retain(func(id fleet.UnitID) bool { return id.Tenant == owned })
+		for len(changes) > 0 {
+			<-changes
+		}
+		cs := kubernetes.NewForConfigOrDie(tb.Regions[0].Config)
+		before := map[string]int32{}
+		scaleAll := func(n int32) {
+			t.Helper()
+			for _, tenant := range []string{fleetgen.TenantName(0), owned} {
+				s, err := cs.AppsV1().Deployments(tenant).GetScale(ctx, "portal", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					before[tenant] = s.Spec.Replicas
+					s.Spec.Replicas = 0
+				} else {
+					s.Spec.Replicas = before[tenant]
+				}
+				if _, err := cs.AppsV1().Deployments(tenant).UpdateScale(ctx, "portal", s, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		scaleAll(0)
+		kept := fleet.UnitID{Tenant: owned, Region: region, App: "portal"}
+		var others []healthChange
+		await(t, changes, kept, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, &others)
+		scaleAll(-1) // back to what each had
+		await(t, changes, kept, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready }, &others)
+		for len(changes) > 0 {
+			others = append(others, <-changes)
+		}
+		for _, c := range others {
+			t.Errorf("%s, no longer this replica's, was followed: %s", c.unit, c.h)
+		}
+		pass(t, r) // the pass waits for every unit again: all are followed again
 	})
 
 	t.Run("a region whose watches fail is read, never taken for healthy", func(t *testing.T) {
@@ -272,8 +317,9 @@ func TestWatchedRegion(t *testing.T) {
 
 // await waits for a change of unit's health that ok accepts, and fails the test
 // after timeout. It fails too when the unit changed more than a few times: a
-// rollout's flurry of events is debounced.
-func await(t *testing.T, changes <-chan healthChange, unit fleet.UnitID, timeout time.Duration, ok func(apply.Health) bool) healthChange {
+// rollout's flurry of events is debounced. Changes of other units are appended to
+// others, when not nil.
+func await(t *testing.T, changes <-chan healthChange, unit fleet.UnitID, timeout time.Duration, ok func(apply.Health) bool, others *[]healthChange) healthChange {
 	t.Helper()
 	start := time.Now()
 	deadline := time.After(timeout)
@@ -282,6 +328,9 @@ func await(t *testing.T, changes <-chan healthChange, unit fleet.UnitID, timeout
 		select {
 		case c := <-changes:
 			if c.unit != unit {
+				if others != nil {
+					*others = append(*others, c)
+				}
 				continue
 			}
 			states = append(states, c.h.String())
