@@ -89,6 +89,10 @@ type kind struct {
 	gvk      schema.GroupVersionKind
 	informer cache.SharedIndexInformer
 	synced   chan struct{}
+	// failedOnce is closed at the first failure, so that a wait for the first
+	// list ends then rather than at Options.SyncTimeout.
+	failedOnce chan struct{}
+	closeOnce  sync.Once
 
 	mu sync.Mutex
 	// failed is the last watch error, until the informer lists again.
@@ -276,7 +280,7 @@ func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
 	selector := c.opts.Selector
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, mapping.Resource, metav1.NamespaceAll, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = selector }).Informer()
-	k := &kind{gvk: gvk, informer: inf, synced: make(chan struct{})}
+	k := &kind{gvk: gvk, informer: inf, synced: make(chan struct{}), failedOnce: make(chan struct{})}
 	if err := inf.SetTransform(Trim); err != nil {
 		return nil, err
 	}
@@ -309,12 +313,16 @@ func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
 	return k, nil
 }
 
-// waitSynced waits for k's first list.
+// waitSynced waits for k's first list. A kind whose watch failed before it
+// listed answers at once with the failure.
 func (c *Cache) waitSynced(ctx context.Context, k *kind) error {
 	select {
 	case <-k.synced:
 		return nil
 	default:
+	}
+	if err := k.failure(); err != nil {
+		return err
 	}
 	t := time.NewTimer(c.opts.SyncTimeout)
 	defer t.Stop()
@@ -325,6 +333,11 @@ func (c *Cache) waitSynced(ctx context.Context, k *kind) error {
 		return ctx.Err()
 	case <-c.ctx.Done():
 		return ErrStopped
+	case <-k.failedOnce:
+		if err := k.failure(); err != nil {
+			return err
+		}
+		return errors.New("its watch failed before it listed")
 	case <-t.C:
 		if err := k.failure(); err != nil {
 			return err
@@ -373,6 +386,7 @@ func (k *kind) fail(err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.failed, k.failedAt = err, k.informer.LastSyncResourceVersion()
+	k.closeOnce.Do(func() { close(k.failedOnce) })
 }
 
 // recover forgets a failure once the informer listed again or saw an event.
