@@ -257,6 +257,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
 	defer d.release()
+	defer d.closeClusters()
 	if opts.Once {
 		return d.once(ctx)
 	}
@@ -313,6 +314,10 @@ func (d *daemon) release() {
 	if d.current != nil {
 		d.current.release()
 	}
+}
+
+// closeClusters stops every region's watches, when Run returns.
+func (d *daemon) closeClusters() {
 	for name, b := range d.clusters {
 		closeCluster(b.cluster)
 		delete(d.clusters, name)
