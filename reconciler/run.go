@@ -133,7 +133,8 @@ type RunOptions struct {
 	// period; nil means the real clock. Tests pass a fake one to step through them.
 	Clock clock.WithTickerAndDelayedExecution
 	// PollHealth reads health from the API servers at every pass, polling, as
-	// Meridian did before it watched: no watch is started. By default (false)
+	// Meridian did before it watched: no watch is started (nor with Once, whose
+	// one pass would gain nothing from them). By default (false)
 	// each region's objects are watched (package reconciler/live), health and
 	// inventories are read from the watches, and a pass that changes nothing
 	// makes no request (docs/health.md).
@@ -244,7 +245,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DriftInterval = DefaultDriftInterval
 	}
 	if opts.NewCluster == nil {
-		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst, opts.HealthTimeout, watching{on: !opts.PollHealth, changed: opts.HealthChanged})
+		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst, opts.HealthTimeout, watching{on: !opts.PollHealth && !opts.Once, changed: opts.HealthChanged})
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
