@@ -129,10 +129,8 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 		return out, err
 	}
 	var (
-		out      []plan.Inventory
-		versions = map[fleet.UnitID]version{}
-		errs     []error
-		opts     = metav1.ListOptions{LabelSelector: LabelInventory, Limit: 500}
+		cms  []*corev1.ConfigMap
+		opts = metav1.ListOptions{LabelSelector: LabelInventory, Limit: 500}
 	)
 	for {
 		list, err := s.configMaps.List(ctx, opts)
@@ -140,19 +138,32 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 			return nil, fmt.Errorf("inventory: list ConfigMaps in namespace %s: %w", Namespace, err)
 		}
 		for i := range list.Items {
-			cm := &list.Items[i]
-			inv, err := decode(cm)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, inv)
-			versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
+			cms = append(cms, &list.Items[i])
 		}
 		if list.Continue == "" {
 			break
 		}
 		opts.Continue = list.Continue
+	}
+	return s.decodeAll(cms)
+}
+
+// decodeAll decodes every inventory ConfigMap a List found, sorted by unit, and
+// remembers their versions; one that cannot be read is an error naming it.
+func (s *Store) decodeAll(cms []*corev1.ConfigMap) ([]plan.Inventory, error) {
+	var (
+		out      []plan.Inventory
+		versions = map[fleet.UnitID]version{}
+		errs     []error
+	)
+	for _, cm := range cms {
+		inv, err := decode(cm)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, inv)
+		versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

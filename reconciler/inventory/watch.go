@@ -2,9 +2,7 @@ package inventory
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
@@ -150,32 +147,17 @@ func (s *Store) fromWatch(ctx context.Context) (out []plan.Inventory, ok bool, e
 		case <-deadline.C:
 			return nil, false, nil
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return nil, false, fmt.Errorf("inventory: list ConfigMaps in namespace %s: waited for their watch: %w", Namespace, ctx.Err())
 		}
 	}
-	versions := map[fleet.UnitID]version{}
-	var errs []error
+	var cms []*corev1.ConfigMap
 	for _, obj := range w.informer.GetStore().List() {
-		cm, isCM := obj.(*corev1.ConfigMap)
-		if !isCM {
-			continue
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			cms = append(cms, cm)
 		}
-		inv, err := decode(cm)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, inv)
-		versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, true, err
-	}
-	slices.SortFunc(out, func(a, b plan.Inventory) int { return a.Unit.Compare(b.Unit) })
-	s.mu.Lock()
-	s.versions, s.listed = versions, true
-	s.mu.Unlock()
-	return out, true, nil
+	out, err = s.decodeAll(cms)
+	return out, true, err
 }
 
 // caughtUp reports whether the watch holds every unit's ConfigMap at least at the
