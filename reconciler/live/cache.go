@@ -252,16 +252,6 @@ func (c *Cache) Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel 
 	}
 }
 
-// Kinds returns how many kinds are watched, and how many objects the cache holds.
-func (c *Cache) Kinds() (kinds, objects int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, k := range c.kinds {
-		objects += len(k.informer.GetStore().ListKeys())
-	}
-	return len(c.kinds), objects
-}
-
 // kindOf returns the informer of gvk, started if need be.
 func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
 	c.mu.Lock()
