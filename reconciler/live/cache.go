@@ -172,14 +172,6 @@ func (c *Cache) OnChange(fn func(plan.ObjectRef)) {
 	c.handlers = append(c.handlers, fn)
 }
 
-// Watch starts the watch of each kind of refs that is not watched yet, without
-// waiting for it to sync.
-func (c *Cache) Watch(refs []plan.ObjectRef) {
-	for _, r := range refs {
-		_, _ = c.kindOf(r.GroupVersionKind())
-	}
-}
-
 // Get returns the object ref names as its watch last saw it (trimmed, see Trim),
 // or nil when the watch, synced, does not hold it. It starts the watch of ref's
 // kind if need be and waits for its first list (at most Options.SyncTimeout). It
