@@ -16,12 +16,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/backoff"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/inventory"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/sources"
@@ -147,6 +149,18 @@ type RunOptions struct {
 	// Clock drives the retry backoff, the drift ticker and the shutdown grace
 	// period; nil means the real clock. Tests pass a fake one to step through them.
 	Clock clock.WithTickerAndDelayedExecution
+	// PollHealth reads health from the API servers at every pass, polling, as
+	// Meridian did before it watched: no watch is started (nor with Once, whose
+	// one pass would gain nothing from them). By default (false)
+	// each region's objects are watched (package reconciler/live), health and
+	// inventories are read from the watches, and a pass that changes nothing
+	// makes no request (docs/health.md).
+	PollHealth bool
+	// HealthChanged, when set, is told each time the watches see a unit's health
+	// change between passes (its state or reason), at most once a second per
+	// unit, from the region's goroutine; only units this replica applied and
+	// waited for are followed. Ignored with PollHealth.
+	HealthChanged func(unit fleet.UnitID, h apply.Health)
 }
 
 // DNSWriter is the name an Ownership's owns answers true for when the replica
@@ -248,7 +262,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		opts.DriftInterval = DefaultDriftInterval
 	}
 	if opts.NewCluster == nil {
-		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst, opts.HealthTimeout)
+		opts.NewCluster = regionCluster(opts.Log, opts.KubeAPIQPS, opts.KubeAPIBurst, opts.HealthTimeout, watching{on: !opts.PollHealth && !opts.Once, changed: opts.HealthChanged})
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -266,6 +280,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	d.live.writing.Store(opts.Ownership == nil)
 	defer d.release()
+	defer d.closeClusters()
 	if opts.Once {
 		return d.once(ctx)
 	}
@@ -328,6 +343,22 @@ func withoutTransport(cfg *rest.Config) *rest.Config {
 func (d *daemon) release() {
 	if d.current != nil {
 		d.current.release()
+	}
+}
+
+// closeClusters stops every region's watches, when Run returns.
+func (d *daemon) closeClusters() {
+	for name, b := range d.clusters {
+		closeCluster(b.cluster)
+		delete(d.clusters, name)
+	}
+}
+
+// closeCluster stops what a region's write side runs in the background (its
+// watches), if anything.
+func closeCluster(c Cluster) {
+	if cl, ok := c.(interface{ Close() }); ok {
+		cl.Close()
 	}
 }
 
@@ -579,6 +610,13 @@ func (d *daemon) owned(ctx context.Context, m *fleet.Model) (context.Context, *f
 		return ctx, m, clusters, func(string) bool { return true }, func() {}
 	}
 	owns, fenced, release := d.opts.Ownership.Hold(ctx)
+	for _, b := range d.clusters {
+		// Units another replica took over are no longer followed here.
+		if r, ok := b.cluster.(interface{ Retain(func(fleet.UnitID) bool) }); ok {
+			oc := ownedCluster{owns: owns}
+			r.Retain(func(id fleet.UnitID) bool { return oc.unit(id) == nil })
+		}
+	}
 	part := *m
 	part.Tenants = slices.DeleteFunc(slices.Clone(m.Tenants), func(t *fleet.Tenant) bool { return !owns(t.Metadata.Name) })
 	part.Addons = slices.DeleteFunc(slices.Clone(m.Addons), func(a *fleet.Addon) bool { return !owns(addonShard(a.Metadata.Name)) })
@@ -682,7 +720,7 @@ func Clusters(ctx context.Context, m *fleet.Model, kubeconfig string, acc Access
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, Access: acc, NewCluster: regionCluster(log, 0, 0, 0)}, log: log, clusters: map[string]builtCluster{}}
+	d := &daemon{opts: RunOptions{Kubeconfig: kubeconfig, Access: acc, NewCluster: regionCluster(log, 0, 0, 0, watching{})}, log: log, clusters: map[string]builtCluster{}}
 	return d.regions(ctx, m)
 }
 
@@ -691,11 +729,21 @@ func Clusters(ctx context.Context, m *fleet.Model, kubeconfig string, acc Access
 // region fails; the others go on.
 func (d *daemon) regions(ctx context.Context, m *fleet.Model) map[string]Cluster {
 	out := map[string]Cluster{}
+	for name, b := range d.clusters {
+		if m.Region(name) == nil {
+			// The region left the fleet: its watches stop.
+			closeCluster(b.cluster)
+			delete(d.clusters, name)
+		}
+	}
 	for _, region := range m.Regions {
 		name := region.Metadata.Name
 		cl, err := d.region(ctx, region)
 		if err != nil {
 			d.log.Error("region cannot be reached; nothing changes there", "region", name, "error", err)
+			if b, ok := d.clusters[name]; ok {
+				closeCluster(b.cluster)
+			}
 			delete(d.clusters, name)
 			out[name] = unreachable{err}
 			continue
@@ -724,6 +772,9 @@ func (d *daemon) region(ctx context.Context, region *fleet.Region) (Cluster, err
 	cl, err := d.opts.NewCluster(name, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", name, err)
+	}
+	if b, ok := d.clusters[name]; ok {
+		closeCluster(b.cluster) // its configuration changed: its watches go with it
 	}
 	d.clusters[name] = builtCluster{access: region.Spec.Cluster, cfg: key, cluster: cl}
 	d.log.Info("connected to region", append(via, "region", name, "server", cfg.Host)...)
@@ -784,34 +835,116 @@ func (d *daemon) restConfig(context string) (*rest.Config, error) {
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
 }
 
-// regionCluster builds a region's write side: an Applier with the region's
-// inventory store, both drawing on one rate limit of qps requests a second (burst
-// burst; zero means the defaults), whose Helm hooks have as long as a wave's
-// health (hookTimeout; zero means the Applier's default).
-func regionCluster(log *slog.Logger, qps float32, burst int, hookTimeout time.Duration) func(region string, cfg *rest.Config) (Cluster, error) {
-	if qps <= 0 {
-		qps = DefaultKubeAPIQPS
-	}
-	if burst <= 0 {
-		burst = DefaultKubeAPIBurst
-	}
+// watching says whether regionCluster's write sides watch their regions, and
+// whom they tell of health changes between passes.
+type watching struct {
+	on      bool
+	changed func(fleet.UnitID, apply.Health)
+}
+
+// regionCluster is RegionCluster for Run: every region with the same options.
+func regionCluster(log *slog.Logger, qps float32, burst int, hookTimeout time.Duration, w watching) func(region string, cfg *rest.Config) (Cluster, error) {
 	return func(region string, cfg *rest.Config) (Cluster, error) {
-		cfg = rest.CopyConfig(cfg)
-		if cfg.RateLimiter == nil {
-			// Copies of cfg share the limiter: the store's, the applier's and each
-			// tenant's client all draw on this one.
-			cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(qps, max(burst, 1))
-		}
-		store, err := inventory.NewStore(cfg)
-		if err != nil {
-			return nil, err
-		}
-		a, err := apply.New(cfg, apply.Options{Inventory: store, Logger: log.With("region", region), HookTimeout: hookTimeout})
+		return RegionCluster(region, cfg, ClusterOptions{
+			Log: log, KubeAPIQPS: qps, KubeAPIBurst: burst, HookTimeout: hookTimeout,
+			Watch: w.on, HealthChanged: w.changed,
+		})
+	}
+}
+
+// ClusterOptions configure RegionCluster.
+type ClusterOptions struct {
+	// Log receives what the region's write side does; nil discards.
+	Log *slog.Logger
+	// KubeAPIQPS and KubeAPIBurst bound the requests to the region's API server
+	// (see RunOptions); zero means the defaults.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+	// HookTimeout bounds each Helm hook; zero means the Applier's default.
+	HookTimeout time.Duration
+	// Watch watches the region's objects and inventories, so that health and
+	// inventories are read from the watches (see RunOptions.PollHealth); the
+	// returned Cluster then has a Close method that stops them.
+	Watch bool
+	// HealthChanged, with Watch, is told each change of a waited-for unit's health
+	// between passes (see RunOptions.HealthChanged).
+	HealthChanged func(fleet.UnitID, apply.Health)
+}
+
+// RegionCluster builds a region's write side as Run does: an Applier with the
+// region's inventory store, both drawing on one rate limit; with o.Watch, the
+// region's objects and inventories are watched (docs/health.md).
+func RegionCluster(region string, cfg *rest.Config, o ClusterOptions) (Cluster, error) {
+	if o.KubeAPIQPS <= 0 {
+		o.KubeAPIQPS = DefaultKubeAPIQPS
+	}
+	if o.KubeAPIBurst <= 0 {
+		o.KubeAPIBurst = DefaultKubeAPIBurst
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.RateLimiter == nil {
+		// Copies of cfg share the limiter: the store's, the applier's, each
+		// tenant's client and the watches all draw on this one.
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(o.KubeAPIQPS, max(o.KubeAPIBurst, 1))
+	}
+	store, err := inventory.NewStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rlog := o.Log.With("region", region)
+	opts := apply.Options{Inventory: store, Logger: rlog, HookTimeout: o.HookTimeout}
+	if !o.Watch {
+		a, err := apply.New(cfg, opts)
 		if err != nil {
 			return nil, err
 		}
 		return a.Region(), nil
 	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := live.New(cfg, mapper, live.Options{Logger: rlog})
+	if err != nil {
+		return nil, err
+	}
+	opts.Live = objects
+	a, err := apply.New(cfg, opts)
+	if err != nil {
+		objects.Stop()
+		return nil, err
+	}
+	if err := store.Watch(); err != nil {
+		objects.Stop()
+		return nil, err
+	}
+	r := a.Region()
+	if o.HealthChanged != nil {
+		r.Observe(o.HealthChanged, 0)
+	}
+	return watchedRegion{Region: r, objects: objects, store: store}, nil
+}
+
+// watchedRegion is a region's write side that watches the region: its objects
+// (live.Cache) and its inventories. Close stops the watches.
+type watchedRegion struct {
+	*apply.Region
+	objects *live.Cache
+	store   *inventory.Store
+}
+
+// Close stops following health, then the watches.
+func (w watchedRegion) Close() {
+	w.Region.Close()
+	w.objects.Stop()
+	w.store.Stop()
 }
 
 // unreachable is the write side of a region that cannot be reached as configured:

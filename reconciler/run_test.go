@@ -629,7 +629,9 @@ func TestRun(t *testing.T) {
 		reports := make(chan *reconciler.Report, 10)
 		opts.Passed = func(r *reconciler.Report) { reports <- r }
 		applying := make(chan string, 1)
+		var built atomic.Int32
 		opts.NewCluster = func(region string, cfg *rest.Config) (reconciler.Cluster, error) {
+			built.Add(1)
 			c, err := realCluster(cfg)
 			return signalling{Cluster: c, unit: "trucking/ap-northeast-2/portal", applying: applying}, err
 		}
@@ -724,6 +726,10 @@ func TestRun(t *testing.T) {
 		}
 		if got := f.inventories(t)["ap-northeast-2"]["trucking/ap-northeast-2/portal"].Revision; got != valid {
 			t.Errorf("inventory of trucking/ap-northeast-2/portal records revision %s, want %s", got, valid)
+		}
+		// A new revision keeps each region's write side (and its watches).
+		if got := built.Load(); got != 3 {
+			t.Errorf("%d region write sides built over two revisions, want one per region (3)", got)
 		}
 	})
 

@@ -59,8 +59,29 @@ type Options struct {
 	// default.
 	HookTimeout time.Duration
 	// PollInterval is the longest time between Wait's reads of the objects' status
-	// (the first come sooner, see Wait); 0 means two seconds.
+	// (the first come sooner, see Wait); 0 means two seconds. With Live, Wait
+	// polls only the objects the watches cannot answer for.
 	PollInterval time.Duration
+	// Live, when set, holds the region's objects as watches see them
+	// (*live.Cache): Health reads them there instead of asking the API server,
+	// Wait waits for their changes instead of polling, and Region follows the
+	// health of the units it waited for between passes (Region.Observe). Objects
+	// the watches cannot answer for are read from the API server. Nil reads
+	// everything from the API server.
+	Live Live
+}
+
+// Live is a watch of the region's objects Meridian applied; *live.Cache is one.
+type Live interface {
+	// Get returns the object as the watch last saw it, nil when a synced watch does
+	// not hold it; an error when the watch cannot answer (not synced, failing,
+	// stopped), and the caller reads the API server. The object must not be changed.
+	Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unstructured, error)
+	// Changed returns a channel closed at the next change seen of any of refs, or
+	// when a watch fails or stops; cancel forgets it.
+	Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel func())
+	// OnChange registers fn, called quickly with every object seen to change.
+	OnChange(fn func(plan.ObjectRef))
 }
 
 // Applier writes units into one region's cluster: server-side apply, prune, health
@@ -84,7 +105,19 @@ type Applier struct {
 	// began, so nothing in them is older than the pass (see Existing). Region's
 	// Inventories, which starts a pass, forgets them.
 	created map[string]bool
+	// written is the resourceVersion of each object Meridian last wrote, until
+	// Live shows that version or a later one: until then Live's copy is older
+	// than the write, and health is read from the API server.
+	written map[liveKey]string
+	// replicas are the replicas Meridian applies each workload with, as the
+	// units Region waited for render them (see objectHealth).
+	replicas map[liveKey]int64
 }
+
+// liveKey identifies an object whatever version it is read at.
+type liveKey struct{ group, kind, namespace, name string }
+
+func liveKeyOf(r plan.ObjectRef) liveKey { return liveKey{r.Group, r.Kind, r.Namespace, r.Name} }
 
 // healthReads is how many units' Health reads one region runs at once.
 const healthReads = 16
@@ -142,21 +175,23 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	a := &Applier{
-		opts:    opts,
-		config:  cfg,
-		mapper:  mapper,
-		admin:   admin,
-		poller:  polling.NewStatusPoller(admin, mapper, polling.Options{}),
-		tenants: map[string]*tenantClient{},
-		created: map[string]bool{},
-		reads:   make(chan struct{}, healthReads),
+		opts:     opts,
+		config:   cfg,
+		mapper:   mapper,
+		admin:    admin,
+		poller:   polling.NewStatusPoller(admin, mapper, polling.Options{}),
+		tenants:  map[string]*tenantClient{},
+		created:  map[string]bool{},
+		written:  map[liveKey]string{},
+		replicas: map[liveKey]int64{},
+		reads:    make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)
 	return a, nil
 }
 
 func (a *Applier) manager(c client.Client) *ssa.ResourceManager {
-	m := ssa.NewResourceManager(objectClient{c}, a.poller, ssa.Owner{Field: FieldManager, Group: "meridian.dev"})
+	m := ssa.NewResourceManager(objectClient{Client: c, wrote: a.wrote}, a.poller, ssa.Owner{Field: FieldManager, Group: "meridian.dev"})
 	m.SetConcurrency(a.opts.Concurrency)
 	return m
 }

@@ -158,14 +158,24 @@ func (e *requestError) Unwrap() error { return e.err }
 // object a failure concerned however the library words it. Reads pass through
 // unmarked: the library returns a read's error only while waiting for an object it
 // deleted to recreate it, which Meridian never asks for (ApplyOptions.Force).
-type objectClient struct{ client.Client }
+//
+// It also tells wrote, when set, of every object a write (not a dry run) returned,
+// so that health waits for the watches to see that version (Applier.written).
+type objectClient struct {
+	client.Client
+	wrote func(obj client.Object)
+}
 
 func (c objectClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 	verb := verbPatch
 	if patch.Type() == types.ApplyPatchType {
 		verb = verbApply
 	}
-	return failed(obj, verb, c.Client.Patch(ctx, obj, patch, opts...))
+	err := c.Client.Patch(ctx, obj, patch, opts...)
+	if err == nil && c.wrote != nil && len((&client.PatchOptions{}).ApplyOptions(opts).DryRun) == 0 {
+		c.wrote(obj)
+	}
+	return failed(obj, verb, err)
 }
 
 func (c objectClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {

@@ -167,7 +167,7 @@ func TestObjectError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			libErr := tt.err
 			if libErr == nil {
-				m := ssa.NewResourceManager(objectClient{tt.cluster}, nil, ssa.Owner{Field: FieldManager})
+				m := ssa.NewResourceManager(objectClient{Client: tt.cluster}, nil, ssa.Owner{Field: FieldManager})
 				opts := ssa.DefaultApplyOptions()
 				opts.Force = tt.force
 				_, libErr = m.ApplyAllStaged(t.Context(), []*unstructured.Unstructured{web.DeepCopy()}, opts)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/reconciler/plan"
@@ -25,7 +27,8 @@ const (
 	// Terminating or Unknown) and none has failed.
 	Progressing State = "Progressing"
 	// Failed means some object will not get there by itself (kstatus Failed, such as a
-	// Deployment past its progress deadline) or is missing from the cluster.
+	// Deployment past its progress deadline), is missing from the cluster, or is a
+	// workload someone scaled to zero that Meridian applies with replicas.
 	Failed State = "Failed"
 )
 
@@ -77,38 +80,194 @@ func (h Health) culprit() *ObjectHealth {
 }
 
 // Health reads each object and computes its kstatus, and from them the unit's state.
-// Objects are read as Meridian. A failure to read one is an *Error naming it.
+// With Options.Live, objects are read from the region's watches, and only those
+// they cannot answer for (a kind not watched yet or whose watch fails, an object
+// Meridian wrote that the watch has not seen since) from the API server, as
+// Meridian. A failure to read one is an *Error naming it.
 func (a *Applier) Health(ctx context.Context, refs []plan.ObjectRef) (Health, error) {
+	h, _, err := a.health(ctx, refs)
+	return h, err
+}
+
+// health is Health, and whether some object was read from the API server.
+func (a *Applier) health(ctx context.Context, refs []plan.ObjectRef) (Health, bool, error) {
+	objects := make([]ObjectHealth, len(refs))
+	unread := a.fromLive(ctx, refs, objects)
+	if err := a.read(ctx, refs, unread, objects); err != nil {
+		return Health{}, true, err
+	}
+	return summarize(objects), len(unread) > 0, nil
+}
+
+// fromLive sets objects[i] from Options.Live for every refs[i] it can answer for,
+// and returns the indices of the others.
+func (a *Applier) fromLive(ctx context.Context, refs []plan.ObjectRef, objects []ObjectHealth) []int {
+	var unread []int
+	for i, ref := range refs {
+		if a.opts.Live == nil {
+			unread = append(unread, i)
+			continue
+		}
+		u, err := a.opts.Live.Get(ctx, ref)
+		if err != nil || !a.seen(ref, u) {
+			unread = append(unread, i)
+			continue
+		}
+		objects[i] = a.objectHealth(ref, u)
+	}
+	return unread
+}
+
+// read sets objects[i] for every index i of unread, reading refs[i] from the API
+// server.
+func (a *Applier) read(ctx context.Context, refs []plan.ObjectRef, unread []int, objects []ObjectHealth) error {
+	if len(unread) == 0 {
+		return nil
+	}
 	select {
 	case a.reads <- struct{}{}:
 		defer func() { <-a.reads }()
 	case <-ctx.Done():
-		if len(refs) == 0 {
-			return Health{}, ctx.Err()
-		}
-		return Health{}, &Error{Object: refs[0].String(), Op: "read status failed: waited for other units' reads", Err: ctx.Err(), Transient: true}
+		return &Error{Object: refs[unread[0]].String(), Op: "read status failed: waited for other units' reads", Err: ctx.Err(), Transient: true}
 	}
-	h := Health{Objects: make([]ObjectHealth, 0, len(refs))}
-	for _, ref := range refs {
+	for _, i := range unread {
+		ref := refs[i]
 		live := stub(ref)
-		oh := ObjectHealth{Object: ref}
 		err := a.admin.Get(ctx, client.ObjectKeyFromObject(live), live)
 		switch {
 		case apierrors.IsNotFound(err):
-			oh.Status, oh.Message = status.NotFoundStatus, "the object does not exist"
+			a.forgetWrite(ref)
+			objects[i] = a.objectHealth(ref, nil)
 		case err != nil:
-			return Health{}, &Error{Object: ref.String(), Op: "read status failed", Err: err, Transient: transient(err)}
+			return &Error{Object: ref.String(), Op: "read status failed", Err: err, Transient: transient(err)}
 		default:
-			res, err := status.Compute(live)
-			if err != nil {
-				oh.Status, oh.Message = status.UnknownStatus, err.Error()
-			} else {
-				oh.Status, oh.Message = res.Status, res.Message
-			}
+			objects[i] = a.objectHealth(ref, live)
 		}
-		h.Objects = append(h.Objects, oh)
 	}
-	return summarize(h.Objects), nil
+	return nil
+}
+
+// objectHealth is the kstatus of ref, whose live object is u (nil: it does not
+// exist). A workload Meridian applies with replicas that someone scaled to zero
+// is Failed, though kstatus finds it Current (it has all the replicas it now
+// asks for): it serves nothing, and will not come back by itself before the next
+// drift correction (see scaled).
+func (a *Applier) objectHealth(ref plan.ObjectRef, u *unstructured.Unstructured) ObjectHealth {
+	oh := ObjectHealth{Object: ref}
+	if u == nil {
+		oh.Status, oh.Message = status.NotFoundStatus, "the object does not exist"
+		return oh
+	}
+	res, err := status.Compute(u)
+	if err != nil {
+		oh.Status, oh.Message = status.UnknownStatus, err.Error()
+	} else {
+		oh.Status, oh.Message = res.Status, res.Message
+	}
+	if want := a.replicasOf(ref); want > 0 {
+		if live, ok := replicas(u); ok && live == 0 {
+			oh.Status, oh.Message = status.FailedStatus, fmt.Sprintf("scaled to 0 replicas outside Meridian, which applies %d", want)
+		}
+	}
+	return oh
+}
+
+// scaledKinds are the kinds whose spec.replicas objectHealth compares with what
+// Meridian applies.
+var scaledKinds = map[liveKey]bool{
+	{group: "apps", kind: "Deployment"}:  true,
+	{group: "apps", kind: "StatefulSet"}: true,
+	{group: "apps", kind: "ReplicaSet"}:  true,
+}
+
+// expectReplicas remembers the replicas a unit's workloads are applied with, for
+// objectHealth; a workload that leaves them to someone else (an autoscaler) sets
+// none and is not compared.
+func (a *Applier) expectReplicas(objects []*unstructured.Unstructured) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, o := range objects {
+		gvk := o.GroupVersionKind()
+		if !scaledKinds[liveKey{group: gvk.Group, kind: gvk.Kind}] {
+			continue
+		}
+		k := liveKeyOf(plan.RefOf(o))
+		if n, ok := replicas(o); ok && n > 0 {
+			a.replicas[k] = n
+		} else {
+			delete(a.replicas, k)
+		}
+	}
+}
+
+// replicasOf returns the replicas Meridian applies ref with, 0 when none.
+func (a *Applier) replicasOf(ref plan.ObjectRef) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.replicas[liveKeyOf(ref)]
+}
+
+// replicas returns an object's spec.replicas, if it sets it.
+func replicas(u *unstructured.Unstructured) (int64, bool) {
+	v, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+	if !ok {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// wrote remembers the resourceVersion of an object Meridian just wrote (written).
+func (a *Applier) wrote(obj client.Object) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if a.opts.Live == nil || !ok || u.GetResourceVersion() == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.written[liveKeyOf(plan.RefOf(u))] = u.GetResourceVersion()
+}
+
+// forgetWrite forgets Meridian's last write of ref: the object is gone.
+func (a *Applier) forgetWrite(ref plan.ObjectRef) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.written, liveKeyOf(ref))
+}
+
+// seen reports whether u, the watch's copy of ref (nil: absent), is at least as
+// new as Meridian's last write of ref; once it is, the write is forgotten.
+// Resource versions are compared as the integers the API server makes them; one
+// that is not (another storage) must equal the write's.
+func (a *Applier) seen(ref plan.ObjectRef, u *unstructured.Unstructured) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := liveKeyOf(ref)
+	rv, ok := a.written[k]
+	if !ok {
+		return true
+	}
+	if u == nil {
+		return false
+	}
+	c, err := resourceversion.CompareResourceVersion(u.GetResourceVersion(), rv)
+	if err != nil && u.GetResourceVersion() != rv {
+		return false
+	}
+	if c < 0 {
+		return false
+	}
+	delete(a.written, k)
+	return true
 }
 
 // summarize sums objects up into a unit's Health.
@@ -147,14 +306,17 @@ func (a *Applier) pause(ctx context.Context, interval *time.Duration, deadline t
 	}
 }
 
-// Wait polls Health until the unit is Ready, Failed, or timeout passed, and returns
-// the last Health. An object seen Current is not read again within the wait: most
-// (ConfigMaps, Secrets, Services, RBAC) are Current once they exist, so a unit
-// waiting for its Deployment reads only the Deployment, and a region of hundreds
-// of units waiting at once asks its API server a third as much. It returns an
-// error unless Ready: for Failed, an *Error naming the failed object (permanent); on timeout, an *Error naming the object still not
-// ready, or the read that kept failing (transient). Transient read failures are
-// retried until the timeout.
+// Wait waits until the unit is Ready, Failed, or timeout passed, and returns the
+// last Health. With Options.Live it waits for the watches to see the objects
+// change, and reads the API server only for the objects they cannot answer for;
+// without, it polls Health. An object seen Current is not read again within the
+// wait: most (ConfigMaps, Secrets, Services, RBAC) are Current once they exist, so
+// a unit waiting for its Deployment reads only the Deployment, and a region of
+// hundreds of units waiting at once asks its API server a third as much. It
+// returns an error unless Ready: for Failed, an *Error naming the failed object
+// (permanent); on timeout, an *Error naming the object still not ready, or the
+// read that kept failing (transient). Transient read failures are retried until
+// the timeout.
 func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.Duration) (Health, error) {
 	deadline := time.Now().Add(timeout)
 	var (
@@ -174,8 +336,14 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 		for j, i := range pending {
 			toRead[j] = refs[i]
 		}
+		// Subscribed before reading, so that no change after the read is missed.
+		var changed <-chan struct{}
+		stopWatching := func() {}
+		if a.opts.Live != nil {
+			changed, stopWatching = a.opts.Live.Changed(toRead)
+		}
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		read, err := a.Health(rctx, toRead)
+		read, polled, err := a.health(rctx, toRead)
 		cancel()
 		switch {
 		case err == nil:
@@ -189,20 +357,31 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 			h := summarize(slices.Clone(objects))
 			last, lastErr = h, nil
 			if h.State == Ready {
+				stopWatching()
 				return h, nil
 			}
 			if h.State == Failed {
+				stopWatching()
 				c := h.culprit()
 				return h, &Error{Object: c.Object.String(), Op: "failed", Err: fmt.Errorf("%s: %s", c.Status, c.Message)}
 			}
 		case ctx.Err() != nil:
+			stopWatching()
 			return last, ctx.Err()
 		case !IsTransient(err):
+			stopWatching()
 			return last, err
 		default:
 			lastErr = err
 		}
-		more, err := a.pause(ctx, &interval, deadline)
+		var more bool
+		if changed != nil && err == nil && !polled {
+			// Everything came from the watches: the next change is worth a look.
+			more, err = a.awaitChange(ctx, changed, deadline)
+		} else {
+			more, err = a.pause(ctx, &interval, deadline)
+		}
+		stopWatching()
 		if err != nil {
 			return last, err
 		}
@@ -217,4 +396,24 @@ func (a *Applier) Wait(ctx context.Context, refs []plan.ObjectRef, timeout time.
 	}
 	c := last.culprit()
 	return last, &Error{Object: c.Object.String(), Op: op, Err: fmt.Errorf("%s: %s", c.Status, c.Message), Transient: true}
+}
+
+// awaitChange waits for changed, and reports false, without waiting, once the
+// deadline passed (nothing changed: the last health stands), and ctx's error when
+// ctx ends first.
+func (a *Applier) awaitChange(ctx context.Context, changed <-chan struct{}, deadline time.Time) (bool, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+		return false, nil
+	case <-changed:
+		return true, nil
+	}
 }

@@ -15,6 +15,9 @@ import (
 // keeps the inventory right on its own.
 type Region struct {
 	applier *Applier
+	// obs follows the health of the units waited for, between passes; nil until
+	// Observe.
+	obs *observer
 }
 
 // Region returns the Applier's region view.
@@ -55,6 +58,9 @@ func (r *Region) Prune(ctx context.Context, ch plan.Change) error {
 	}
 	inv := r.applier.opts.Inventory
 	if ch.Action == plan.Prune {
+		if r.obs != nil {
+			r.obs.forget(ch.Unit)
+		}
 		return inv.Delete(ctx, ch.Unit)
 	}
 	cur, err := inv.Get(ctx, ch.Unit)
@@ -74,13 +80,18 @@ func (r *Region) Prune(ctx context.Context, ch plan.Change) error {
 
 // Wait waits until a unit's objects are Ready (see Applier.Wait) and returns the
 // state it last read, with why it is not Ready. When the objects could not be read
-// (HealthUnknown of the error), the state says nothing.
+// (HealthUnknown of the error), the state says nothing. After Observe, the unit's
+// health is followed from then on.
 func (r *Region) Wait(ctx context.Context, unit *render.Unit, timeout time.Duration) (State, error) {
 	refs := make([]plan.ObjectRef, len(unit.Objects))
 	for i, o := range unit.Objects {
 		refs[i] = plan.RefOf(o)
 	}
+	r.applier.expectReplicas(unit.Objects)
 	h, err := r.applier.Wait(ctx, refs, timeout)
+	if r.obs != nil && ctx.Err() == nil {
+		r.obs.waited(unit.ID(), refs, h, err)
+	}
 	return h.State, err
 }
 

@@ -41,12 +41,14 @@ const (
 // Store keeps the inventories of one region's units in that region's cluster. It is
 // safe for concurrent use; writes to different units do not wait for each other.
 type Store struct {
+	cfg        *rest.Config
 	configMaps typedcorev1.ConfigMapInterface
 	namespaces typedcorev1.NamespaceInterface
 
 	mu       sync.Mutex
 	versions map[fleet.UnitID]version
 	listed   bool // a List succeeded: units it did not return are known to be absent
+	watch    *watch
 }
 
 // version is what a Store knows of a unit's ConfigMap: its resourceVersion when it
@@ -71,6 +73,7 @@ func NewStore(cfg *rest.Config) (*Store, error) {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return &Store{
+		cfg:        cfg,
 		configMaps: cs.CoreV1().ConfigMaps(Namespace),
 		namespaces: cs.CoreV1().Namespaces(),
 		versions:   map[fleet.UnitID]version{},
@@ -120,12 +123,14 @@ func ref(unit fleet.UnitID) string { return "ConfigMap/" + Namespace + "/" + Nam
 // List returns the inventory of every unit recorded in the region, sorted by unit. An
 // entry that cannot be read is an error naming its ConfigMap: an inventory is never
 // silently dropped, since that would make its objects unknown and never pruned.
+// After Watch, it reads them from the watch when it can (see Watch).
 func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
+	if out, ok, err := s.fromWatch(ctx); ok || err != nil {
+		return out, err
+	}
 	var (
-		out      []plan.Inventory
-		versions = map[fleet.UnitID]version{}
-		errs     []error
-		opts     = metav1.ListOptions{LabelSelector: LabelInventory, Limit: 500}
+		cms  []*corev1.ConfigMap
+		opts = metav1.ListOptions{LabelSelector: LabelInventory, Limit: 500}
 	)
 	for {
 		list, err := s.configMaps.List(ctx, opts)
@@ -133,19 +138,32 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 			return nil, fmt.Errorf("inventory: list ConfigMaps in namespace %s: %w", Namespace, err)
 		}
 		for i := range list.Items {
-			cm := &list.Items[i]
-			inv, err := decode(cm)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, inv)
-			versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
+			cms = append(cms, &list.Items[i])
 		}
 		if list.Continue == "" {
 			break
 		}
 		opts.Continue = list.Continue
+	}
+	return s.decodeAll(cms)
+}
+
+// decodeAll decodes every inventory ConfigMap a List found, sorted by unit, and
+// remembers their versions; one that cannot be read is an error naming it.
+func (s *Store) decodeAll(cms []*corev1.ConfigMap) ([]plan.Inventory, error) {
+	var (
+		out      []plan.Inventory
+		versions = map[fleet.UnitID]version{}
+		errs     []error
+	)
+	for _, cm := range cms {
+		inv, err := decode(cm)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, inv)
+		versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

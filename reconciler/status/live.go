@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"time"
 
 	"meridian.dev/meridian/fleet"
@@ -34,18 +35,34 @@ type UnitHealth struct {
 	At time.Time
 }
 
+// The kinds of Event a watch's view of a unit makes between passes.
+const (
+	// EventUnhealthy: a unit that was Ready is no longer, without a pass.
+	EventUnhealthy = "unhealthy"
+	// EventRecovered: a unit that was not Ready is Ready again, without a pass.
+	EventRecovered = "recovered"
+)
+
 // ObserveHealth records a unit's health as a watch of its region sees it, between
 // passes: the unit's state, its reason and its objects follow the cluster within
 // seconds of a change, without a commit. A unit the Store does not know (not
 // Meridian's, or gone), and a unit whose state comes from something health does
 // not change (Held, RenderFailed), keep their state; their objects are still
-// recorded for a known unit.
+// recorded for a known unit. When a unit turns from Ready to another state, or
+// back, the Notifier (if any) is told: EventUnhealthy or EventRecovered.
 func (s *Store) ObserveHealth(unit fleet.UnitID, h UnitHealth) {
+	if e, ok := s.observeHealth(unit, h); ok && s.opts.Notifier != nil {
+		s.opts.Notifier.Notify(e)
+	}
+}
+
+// observeHealth is ObserveHealth but the notification, which it returns.
+func (s *Store) observeHealth(unit fleet.UnitID, h UnitHealth) (Event, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.placements[unit]
 	if !ok {
-		return
+		return Event{}, false
 	}
 	objects := make([]ObjectStatus, len(h.Objects))
 	for i, o := range h.Objects {
@@ -56,10 +73,24 @@ func (s *Store) ObserveHealth(unit fleet.UnitID, h UnitHealth) {
 	p.healthAt = h.At
 	switch p.state {
 	case Held, RenderFailed:
-		return
+		return Event{}, false
 	}
+	was := p.state
 	p.state, p.reason = h.State, s.clean(h.Reason)
 	if h.State == Ready {
 		p.lastSync = h.At
 	}
+	e := Event{Region: unit.Region, Revision: p.revision, At: h.At}
+	switch {
+	case was == Ready && h.State != Ready:
+		e.Kind, e.Message = EventUnhealthy, fmt.Sprintf("%s is %s: %s", unit, h.State, p.reason)
+	case was != Ready && h.State == Ready:
+		e.Kind, e.Message = EventRecovered, fmt.Sprintf("%s is %s again", unit, h.State)
+	default:
+		return Event{}, false
+	}
+	if c, ok := s.commits[p.revision]; ok {
+		e.Subject = c.Subject
+	}
+	return e, true
 }

@@ -1,9 +1,12 @@
 package status
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/render/secrets"
@@ -52,5 +55,46 @@ func TestObserveHealth(t *testing.T) {
 		if p.Unit == portal && (p.State != Ready || p.Reason != "") {
 			t.Errorf("after recovery: %s (%q), want Ready", p.State, p.Reason)
 		}
+	}
+}
+
+// TestObserveHealthNotifies checks that a unit turning from Ready between passes,
+// and back, is notified once each way, redacted, and that changes that keep it
+// not Ready are not.
+func TestObserveHealthNotifies(t *testing.T) {
+	f := loadExampleFleet(t)
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	n := NewNotifier(NotifierOptions{WebhookURL: srv.URL + "/hook", Backoff: time.Millisecond})
+	clock := newClock()
+	s := New(Options{Now: clock.Now, Notifier: n, Redactor: secrets.NewRedactor([]string{secretValue})})
+	s.ObserveRevision(commit1)
+	s.ObservePass(f.readyReport(rev1), time.Minute)
+	portal := unit("trucking/us-east-1/portal")
+	at := clock.Now().Add(time.Second)
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: at}) // no change
+	s.ObserveHealth(portal, UnitHealth{State: Failed, Reason: "Deployment/trucking/portal: Failed: scaled to 0 " + secretValue, At: at})
+	s.ObserveHealth(portal, UnitHealth{State: Progressing, Reason: "Deployment/trucking/portal: InProgress: 1/2", At: at}) // still not Ready
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: at.Add(time.Second)})
+	n.Close(5 * time.Second)
+
+	type short struct{ Kind, Region, Revision, Subject string }
+	var got []short
+	for _, e := range rc.webhook {
+		if e.Kind == EventSucceeded {
+			continue // the pass's
+		}
+		got = append(got, short{e.Kind, e.Region, e.Revision, e.Subject})
+		if !strings.Contains(e.Message, portal.String()) || strings.Contains(e.Message, secretValue) {
+			t.Errorf("event %+v: want the unit named and no secret", e)
+		}
+	}
+	want := []short{
+		{EventUnhealthy, "us-east-1", rev1, commit1.Subject},
+		{EventRecovered, "us-east-1", rev1, commit1.Subject},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }

@@ -47,7 +47,7 @@ type Event struct {
 
 // Text is the event as one line of a chat message.
 func (e Event) Text() string {
-	icon := map[string]string{EventSucceeded: "✅", EventFailed: "❌", EventHeld: "⏸️"}[e.Kind]
+	icon := map[string]string{EventSucceeded: "✅", EventFailed: "❌", EventHeld: "⏸️", EventUnhealthy: "⚠️", EventRecovered: "✅"}[e.Kind]
 	subject := ""
 	if e.Subject != "" {
 		subject = " (" + e.Subject + ")"

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"meridian.dev/meridian/config"
+	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/servercert"
 	"meridian.dev/meridian/reconciler"
+	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/dns"
 	"meridian.dev/meridian/reconciler/shard"
 	"meridian.dev/meridian/reconciler/status"
@@ -196,7 +198,22 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Log:          log,
 		Ownership:    ownership,
 		Health:       health,
+		// Between passes, the watches' view of each unit this replica applied
+		// reaches the dashboard, the API, the metrics and the notifications.
+		HealthChanged: func(unit fleet.UnitID, h apply.Health) { store.ObserveHealth(unit, unitHealth(h, time.Now())) },
 	})
+}
+
+// unitHealth is a unit's health as the status shows it.
+func unitHealth(h apply.Health, at time.Time) status.UnitHealth {
+	out := status.UnitHealth{State: status.State(h.State), Reason: h.Reason, At: at, Objects: make([]status.ObjectStatus, len(h.Objects))}
+	for i, o := range h.Objects {
+		out.Objects[i] = status.ObjectStatus{
+			Group: o.Object.Group, Kind: o.Object.Kind, Namespace: o.Object.Namespace, Name: o.Object.Name,
+			Status: o.Status.String(), Message: o.Message,
+		}
+	}
+	return out
 }
 
 // GitOptions are the options of the source of the repository the configuration

@@ -1,0 +1,196 @@
+package apply
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/plan"
+)
+
+// DefaultDebounce is how long Region's observer gathers the changes of a unit's
+// objects before computing its health again: a rollout's flurry of events makes
+// one update a second at most, not one per event.
+const DefaultDebounce = time.Second
+
+// HealthObserver receives a unit's health each time the watches see it change
+// between passes (see Region.Observe).
+type HealthObserver func(unit fleet.UnitID, h Health)
+
+// observer follows the health of the units a Region waited for.
+type observer struct {
+	applier  *Applier
+	fn       HealthObserver
+	debounce time.Duration
+
+	mu       sync.Mutex
+	units    map[fleet.UnitID][]plan.ObjectRef
+	byObject map[liveKey]map[fleet.UnitID]struct{}
+	last     map[fleet.UnitID]string // State and Reason last reported or waited for
+	dirty    map[fleet.UnitID]struct{}
+	kick     chan struct{}
+	ctx      context.Context // ended by Close
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// Observe makes the Region follow, between passes, the health of every unit it
+// waited for, from Options.Live: when a change of one of a unit's objects changes
+// the unit's state or reason (from what Wait found, or what fn was last told), fn
+// is told, at most once per debounce (zero means DefaultDebounce), from a
+// goroutine of the Region's. A unit whose objects the watches cannot all answer
+// for is not reported until they can: its health is unknown, never taken for
+// healthy. A unit pruned from the region (plan.Prune), or left out by Retain, is
+// no longer followed. Without Options.Live, Observe does nothing. Call it once,
+// before the first pass; Close stops it.
+func (r *Region) Observe(fn HealthObserver, debounce time.Duration) {
+	if r.applier.opts.Live == nil || fn == nil || r.obs != nil {
+		return
+	}
+	if debounce <= 0 {
+		debounce = DefaultDebounce
+	}
+	o := &observer{
+		applier: r.applier, fn: fn, debounce: debounce,
+		units:    map[fleet.UnitID][]plan.ObjectRef{},
+		byObject: map[liveKey]map[fleet.UnitID]struct{}{},
+		last:     map[fleet.UnitID]string{},
+		dirty:    map[fleet.UnitID]struct{}{},
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	o.ctx, o.stop = context.WithCancel(context.Background())
+	r.obs = o
+	r.applier.opts.Live.OnChange(o.changed)
+	go o.loop()
+}
+
+// Retain stops following the units keep says no to: a replica's tenants that
+// another replica took over.
+func (r *Region) Retain(keep func(fleet.UnitID) bool) {
+	if r.obs == nil {
+		return
+	}
+	r.obs.mu.Lock()
+	defer r.obs.mu.Unlock()
+	for id := range r.obs.units {
+		if !keep(id) {
+			r.obs.forgetLocked(id)
+		}
+	}
+}
+
+// Close stops following health. It may be called more than once.
+func (r *Region) Close() {
+	if r.obs == nil {
+		return
+	}
+	r.obs.stop()
+	<-r.obs.done
+}
+
+// waited records what a pass's Wait found of a unit: its objects are followed
+// from now on, and a change is reported against that health. A health that could
+// not be read leaves nothing to compare with: the next change is reported.
+func (o *observer) waited(id fleet.UnitID, refs []plan.ObjectRef, h Health, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.forgetLocked(id)
+	o.units[id] = refs
+	for _, ref := range refs {
+		k := liveKeyOf(ref)
+		if o.byObject[k] == nil {
+			o.byObject[k] = map[fleet.UnitID]struct{}{}
+		}
+		o.byObject[k][id] = struct{}{}
+	}
+	if !HealthUnknown(err) {
+		o.last[id] = h.String()
+	}
+}
+
+func (o *observer) forget(id fleet.UnitID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.forgetLocked(id)
+}
+
+func (o *observer) forgetLocked(id fleet.UnitID) {
+	for _, ref := range o.units[id] {
+		k := liveKeyOf(ref)
+		delete(o.byObject[k], id)
+		if len(o.byObject[k]) == 0 {
+			delete(o.byObject, k)
+		}
+	}
+	delete(o.units, id)
+	delete(o.last, id)
+	delete(o.dirty, id)
+}
+
+// changed marks the units of an object the watches saw change.
+func (o *observer) changed(ref plan.ObjectRef) {
+	o.mu.Lock()
+	units := o.byObject[liveKeyOf(ref)]
+	for id := range units {
+		o.dirty[id] = struct{}{}
+	}
+	n := len(units)
+	o.mu.Unlock()
+	if n > 0 {
+		select {
+		case o.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (o *observer) loop() {
+	defer close(o.done)
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-o.kick:
+		}
+		// Gather the rest of the flurry.
+		t := time.NewTimer(o.debounce)
+		select {
+		case <-o.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		o.flush()
+	}
+}
+
+// flush computes the health of the units that changed and reports those whose
+// state or reason did.
+func (o *observer) flush() {
+	o.mu.Lock()
+	dirty := make(map[fleet.UnitID][]plan.ObjectRef, len(o.dirty))
+	for id := range o.dirty {
+		dirty[id] = o.units[id]
+	}
+	clear(o.dirty)
+	o.mu.Unlock()
+	for id, refs := range dirty {
+		objects := make([]ObjectHealth, len(refs))
+		if unread := o.applier.fromLive(o.ctx, refs, objects); len(unread) > 0 {
+			continue // unknown until the watches can answer: never taken for healthy
+		}
+		h := summarize(objects)
+		o.mu.Lock()
+		_, followed := o.units[id]
+		report := followed && o.last[id] != h.String()
+		if report {
+			o.last[id] = h.String()
+		}
+		o.mu.Unlock()
+		if report {
+			o.fn(id, h)
+		}
+	}
+}
