@@ -107,7 +107,9 @@ func (s *Store) ObserveDNS(endpoints []DNSEndpoint) {
 
 // ObservePass records a reconcile pass's report and how long it took: the state of
 // every unit (see DeriveStates), the waves, each region's outcome and the errors;
-// then it counts the pass and sends the notifications it calls for.
+// then it counts the pass and sends the notifications it calls for. The report's
+// Redactor, when set, becomes the Store's (see SetRedactor): it knows the
+// revision's decrypted values, which the events read from the regions may hold.
 func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	if r == nil {
 		return
@@ -116,6 +118,9 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	outcome := DeriveStates(r)
 
 	s.mu.Lock()
+	if r.Redactor != nil {
+		s.redact = r.Redactor
+	}
 	now := s.now()
 	if r.DNS != nil && r.DNS.Quotas.HealthChecks.Name != "" {
 		s.quotas = nil

@@ -19,8 +19,11 @@ const DefaultRecentErrors = 50
 
 // Options configure a Store.
 type Options struct {
-	// Redactor redacts every string the Store keeps. Nil keeps strings as they are
-	// given (the reconciler redacts its errors already); SetRedactor replaces it.
+	// Redactor redacts every string the Store keeps and every event it serves.
+	// ObservePass replaces it with the pass's (reconciler.Report.Redactor), and
+	// SetRedactor with any other. While it is nil, strings are kept as they are
+	// given (the reconciler redacts its errors already) and no Kubernetes event
+	// is served: they are read from the regions, unredacted.
 	Redactor *secrets.Redactor
 	// Notifier, when set, is told each region's outcome of every revision and every
 	// hold of deletions.

@@ -273,12 +273,17 @@ func (s *Store) Unit(unit fleet.UnitID) (UnitDetail, bool) {
 
 // UnitEvents reads the Kubernetes events of a unit's objects through
 // Options.Events, redacted. It returns ErrNoEvents when the Store has no way to
-// read them, and ErrUnknownUnit for a unit it does not know.
+// read them, ErrNoRedactor before it has a Redactor (no pass reported one yet),
+// and ErrUnknownUnit for a unit it does not know.
 func (s *Store) UnitEvents(ctx context.Context, unit fleet.UnitID) ([]KubeEvent, error) {
 	if s.opts.Events == nil {
 		return nil, ErrNoEvents
 	}
 	s.mu.RLock()
+	if s.redact == nil {
+		s.mu.RUnlock()
+		return nil, ErrNoRedactor
+	}
 	p, ok := s.placements[unit]
 	var refs []plan.ObjectRef
 	seen := map[string]bool{}
@@ -324,4 +329,5 @@ func (e errorString) Error() string { return string(e) }
 var (
 	ErrNoEvents    error = errorString("this daemon cannot read Kubernetes events")
 	ErrUnknownUnit error = errorString("no such unit")
+	ErrNoRedactor  error = errorString("events are shown once a pass has decrypted the revision's secrets, to redact them")
 )

@@ -175,7 +175,7 @@ func TestUnitDetail(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %s; want %d", path, resp.Status, want)
 		}
-		if want >= 400 && (decodeErr != nil || body["error"] == "") {
+		if msg, _ := body["error"].(string); want >= 400 && (decodeErr != nil || msg == "") {
 			t.Errorf("GET %s: %v %v; want {\"error\": ...}", path, body, decodeErr)
 		}
 	}
@@ -207,25 +207,22 @@ func TestUnitEvents(t *testing.T) {
 			{Type: "Warning", Reason: "BackOff", Object: "Pod/trucking/portal-1", Message: "env " + secretValue, Last: t0.Add(time.Minute), Count: 3},
 		}, nil
 	}
-	s := New(Options{Events: read, Redactor: secrets.NewRedactor([]string{secretValue})})
-	feedExample(s, f)
-	portal := unit("trucking/us-east-1/portal")
-	s.ObserveHealth(portal, UnitHealth{State: Ready, At: time.Now(), Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+	// The Redactor comes with a pass, as the daemon's does: before it, no event
+	// is served, since what the region says is not redacted.
+	s := New(Options{Events: read})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-
-	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+	s.ObservePass(f.readyReport(rev1), time.Second)
+	if code, body := getBody(t, srv.URL+"/api/v1/events/trucking/us-east-1/portal"); code != http.StatusServiceUnavailable || strings.Contains(body, secretValue) {
+		t.Errorf("events before a pass brought a Redactor: %d %s; want 503", code, body)
 	}
+	r := f.readyReport(rev1)
+	r.Redactor = secrets.NewRedactor([]string{secretValue})
+	s.ObservePass(r, time.Second)
+	portal := unit("trucking/us-east-1/portal")
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: time.Now(), Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+
+	get := func(path string) (int, string) { return getBody(t, srv.URL+path) }
 	code, body := get("/api/v1/events/trucking/us-east-1/portal")
 	var got struct{ Events []KubeEvent }
 	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 200 {
@@ -244,6 +241,21 @@ func TestUnitEvents(t *testing.T) {
 	if code, _ := get("/api/v1/events/nobody/us-east-1/portal"); code != http.StatusNotFound {
 		t.Errorf("events of an unknown unit: %d; want 404", code)
 	}
+}
+
+// getBody GETs url and returns the status code and the body.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // objectsOf returns objects with the references given.
