@@ -138,7 +138,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		pass.Problems = s.clean(err.Error())
 	}
 	s.lastPass = pass
-	history := s.recordPass(r, pass, d)
+	s.handHistory(s.recordPass(r, pass, d))
 	s.forgetCommits()
 	events := s.passEvents(r)
 	subject := ""
@@ -146,7 +146,6 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		subject = c.Subject
 	}
 	s.mu.Unlock()
-	s.saveHistory(history)
 
 	result := "converged"
 	if !pass.Converged {

@@ -38,7 +38,8 @@ type Options struct {
 	// unit page (/api/v1/events/<unit>). Nil: the page says events cannot be read.
 	Events EventReader
 	// History, when set, keeps the history of passes across restarts: New loads
-	// it, and every pass saves it. Nil keeps it in memory only.
+	// it (waiting a few seconds at most), and a goroutine saves it after every
+	// pass, until Close. Nil keeps it in memory only.
 	History HistoryStore
 	// HistorySize bounds the passes the history keeps; zero means
 	// DefaultHistorySize.
@@ -90,9 +91,6 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// historyMu orders the saves of the history (Options.History).
-	historyMu sync.Mutex
-
 	mu         sync.RWMutex
 	redact     *secrets.Redactor
 	current    *Commit
@@ -107,6 +105,7 @@ type Store struct {
 	dns        map[fleet.UnitID][]DNSEndpoint
 	quotas     []Route53Quota
 	history    []PassRecord
+	saver      *historySaver
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string
@@ -164,8 +163,13 @@ func New(opts Options) *Store {
 		dns:        map[fleet.UnitID][]DNSEndpoint{},
 		notified:   map[string]string{},
 	}
+	if cm, ok := opts.History.(HistoryConfigMap); ok && cm.Keep <= 0 {
+		cm.Keep = opts.HistorySize // the replicas' passes together, as many as one Store keeps
+		s.opts.History = cm
+	}
 	s.metrics = newMetrics(s)
 	s.loadHistory()
+	s.startHistorySaver()
 	return s
 }
 
