@@ -133,7 +133,8 @@ func (s *Store) serveUnit(w http.ResponseWriter, r *http.Request) {
 
 // serveEvents answers /api/v1/events/<unit>: {"events": [...]}, or
 // {"error": "..."} with 404 (unknown unit), 501 (no Options.Events), 503 (no
-// Redactor yet) or 502 (the region could not be read).
+// Redactor yet), 429 (the region is read for too many units at once) or 502
+// (the region could not be read).
 func (s *Store) serveEvents(w http.ResponseWriter, r *http.Request) {
 	unit, err := unitOf(r)
 	if err != nil {
@@ -148,6 +149,9 @@ func (s *Store) serveEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusNotFound, map[string]string{"error": "unit " + unit.String() + ": " + err.Error()})
 	case errors.Is(err, ErrNoEvents):
 		s.writeJSON(w, r, http.StatusNotImplemented, map[string]string{"error": err.Error()})
+	case errors.Is(err, ErrBusy):
+		w.Header().Set("Retry-After", "2")
+		s.writeJSON(w, r, http.StatusTooManyRequests, map[string]string{"error": "unit " + unit.String() + ": " + err.Error()})
 	case errors.Is(err, ErrNoRedactor):
 		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 	case err != nil:

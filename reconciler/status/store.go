@@ -106,6 +106,8 @@ type Store struct {
 	quotas     []Route53Quota
 	history    []PassRecord
 	saver      *historySaver
+	// eventReads shares the reads of Kubernetes events (Options.Events).
+	eventReads eventReads
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string

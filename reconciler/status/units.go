@@ -136,9 +136,12 @@ type KubeEvent struct {
 
 // EventReader reads the Kubernetes events of a unit's objects on demand (the
 // dashboard's unit page asks for them), from the unit's region. objects are the
-// unit's objects as the Store knows them (its last apply, its watch). It returns
-// an error when the region cannot be read; the Store redacts what it returns.
-type EventReader func(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error)
+// unit's objects as the Store knows them (its last apply, its watch); others the
+// objects of the other units of the region in the same namespaces, so that the
+// Pods of a workload "portal-admin" are not taken for those of "portal". It
+// returns an error when the region cannot be read; the Store redacts what it
+// returns, and reads each unit's at most once every few seconds.
+type EventReader func(ctx context.Context, unit fleet.UnitID, objects, others []plan.ObjectRef) ([]KubeEvent, error)
 
 const (
 	// maxApplyObjects bounds each list of objects of a UnitApply.
@@ -271,55 +274,6 @@ func (s *Store) Unit(unit fleet.UnitID) (UnitDetail, bool) {
 	return d, true
 }
 
-// UnitEvents reads the Kubernetes events of a unit's objects through
-// Options.Events, redacted. It returns ErrNoEvents when the Store has no way to
-// read them, ErrNoRedactor before it has a Redactor (no pass reported one yet),
-// and ErrUnknownUnit for a unit it does not know.
-func (s *Store) UnitEvents(ctx context.Context, unit fleet.UnitID) ([]KubeEvent, error) {
-	if s.opts.Events == nil {
-		return nil, ErrNoEvents
-	}
-	s.mu.RLock()
-	if s.redact == nil {
-		s.mu.RUnlock()
-		return nil, ErrNoRedactor
-	}
-	p, ok := s.placements[unit]
-	var refs []plan.ObjectRef
-	seen := map[string]bool{}
-	add := func(r plan.ObjectRef) {
-		if !seen[r.Key()] {
-			seen[r.Key()] = true
-			refs = append(refs, r)
-		}
-	}
-	if ok {
-		for _, o := range p.objects {
-			add(plan.ObjectRef{Group: o.Group, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
-		}
-		for _, o := range p.desired {
-			add(o)
-		}
-	}
-	s.mu.RUnlock()
-	if !ok {
-		return nil, ErrUnknownUnit
-	}
-	events, err := s.opts.Events(ctx, unit, refs)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err != nil {
-		return nil, errorString(s.clean(err.Error()))
-	}
-	out := make([]KubeEvent, len(events))
-	for i, e := range events {
-		e.Message, e.Reason, e.Object = s.clean(e.Message), s.clean(e.Reason), s.clean(e.Object)
-		out[i] = e
-	}
-	slices.SortStableFunc(out, func(a, b KubeEvent) int { return b.Last.Compare(a.Last) })
-	return out, nil
-}
-
 // errorString is an error that is only its (redacted) message.
 type errorString string
 
@@ -330,4 +284,5 @@ var (
 	ErrNoEvents    error = errorString("this daemon cannot read Kubernetes events")
 	ErrUnknownUnit error = errorString("no such unit")
 	ErrNoRedactor  error = errorString("events are shown once a pass has decrypted the revision's secrets, to redact them")
+	ErrBusy        error = errorString("too many reads of events from this region at once; try again in a moment")
 )

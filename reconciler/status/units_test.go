@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,7 +195,7 @@ var cmpIgnoreAt = cmp.Transformer("noAt", func(a *UnitApply) *UnitApply {
 func TestUnitEvents(t *testing.T) {
 	f := loadExampleFleet(t)
 	var asked []string
-	read := func(_ context.Context, u fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error) {
+	read := func(_ context.Context, u fleet.UnitID, objects, _ []plan.ObjectRef) ([]KubeEvent, error) {
 		for _, o := range objects {
 			asked = append(asked, o.String())
 		}
@@ -209,7 +210,8 @@ func TestUnitEvents(t *testing.T) {
 	}
 	// The Redactor comes with a pass, as the daemon's does: before it, no event
 	// is served, since what the region says is not redacted.
-	s := New(Options{Events: read})
+	clock := newClock()
+	s := New(Options{Events: read, Now: clock.Now})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	s.ObservePass(f.readyReport(rev1), time.Second)
@@ -234,6 +236,16 @@ func TestUnitEvents(t *testing.T) {
 	if !slices.Equal(asked, []string{"Deployment/trucking/portal"}) {
 		t.Errorf("the reader was asked for %v; want the unit's objects", asked)
 	}
+	// Asked again within ten seconds, the Store answers what it read; later, it
+	// reads again.
+	clock.Add(5 * time.Second)
+	if code, again := get("/api/v1/events/trucking/us-east-1/portal"); code != 200 || again != body || len(asked) != 1 {
+		t.Errorf("events asked again at once: %d, the reader asked %d times; want the same answer, read once", code, len(asked))
+	}
+	clock.Add(6 * time.Second)
+	if code, _ := get("/api/v1/events/trucking/us-east-1/portal"); code != 200 || len(asked) != 2 {
+		t.Errorf("events asked 11s later: %d, the reader asked %d times; want them read again", code, len(asked))
+	}
 	code, body = get("/api/v1/events/trucking/eu-west-2/portal")
 	if code != http.StatusBadGateway || !strings.Contains(body, "Unauthorized") || strings.Contains(body, secretValue) {
 		t.Errorf("events of an unreadable region: %d %s; want 502 with the reason, redacted", code, body)
@@ -241,6 +253,57 @@ func TestUnitEvents(t *testing.T) {
 	if code, _ := get("/api/v1/events/nobody/us-east-1/portal"); code != http.StatusNotFound {
 		t.Errorf("events of an unknown unit: %d; want 404", code)
 	}
+}
+
+// TestEventReadsPerRegionAreBounded: while four units of a region are being read,
+// a fifth's events are answered 429; another region's are read.
+func TestEventReadsPerRegionAreBounded(t *testing.T) {
+	f := loadExampleFleet(t)
+	started, release := make(chan fleet.UnitID, 10), make(chan struct{})
+	read := func(_ context.Context, u fleet.UnitID, _, _ []plan.ObjectRef) ([]KubeEvent, error) {
+		started <- u
+		if u.Region == "us-east-1" {
+			<-release
+		}
+		return nil, nil
+	}
+	r := f.readyReport(rev1)
+	r.Redactor = secrets.NewRedactor([]string{secretValue})
+	s := New(Options{Events: read})
+	s.ObservePass(r, time.Second)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var east, west []fleet.UnitID
+	for _, u := range s.sortedUnits() {
+		switch u.Region {
+		case "us-east-1":
+			east = append(east, u)
+		case "eu-west-2":
+			west = append(west, u)
+		}
+	}
+	if len(east) <= maxEventReadsPerRegion || len(west) == 0 {
+		t.Fatalf("%d units in us-east-1, %d in eu-west-2: the example cannot fill a region", len(east), len(west))
+	}
+	var wg sync.WaitGroup
+	for _, u := range east[:maxEventReadsPerRegion] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Get(srv.URL + "/api/v1/events/" + u.String()); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		<-started
+	}
+	if code, body := getBody(t, srv.URL+"/api/v1/events/"+east[maxEventReadsPerRegion].String()); code != http.StatusTooManyRequests {
+		t.Errorf("a fifth unit of a region read four times at once: %d %s; want 429", code, body)
+	}
+	if code, body := getBody(t, srv.URL+"/api/v1/events/"+west[0].String()); code != http.StatusOK {
+		t.Errorf("a unit of another region: %d %s; want 200", code, body)
+	}
+	close(release)
+	wg.Wait()
 }
 
 // getBody GETs url and returns the status code and the body.
