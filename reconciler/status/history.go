@@ -225,12 +225,13 @@ func (s *Store) recordPass(r *reconciler.Report, pass *Pass, d time.Duration) []
 			rec.Regions = append(rec.Regions, RegionOutcome{Name: name, State: "waiting"})
 		}
 	}
+	var c Counts
 	for unit, p := range s.placements {
-		rec.Units++
-		if kindOf(unit) == KindPlacement {
-			rec.Placements++
-			rec.States[p.state]++
-		}
+		c.add(kindOf(unit), p.state)
+	}
+	rec.Units, rec.Placements = c.Units, c.Placements
+	if c.PlacementStates != nil {
+		rec.States = c.PlacementStates
 	}
 	s.history = append(s.history, s.cleanRecord(rec))
 	if over := len(s.history) - s.opts.HistorySize; over > 0 {

@@ -55,11 +55,7 @@ func (s *Store) Handler() http.Handler {
 		s.writeJSON(w, r, http.StatusOK, s.StatusOf(FilterOf(r.URL.Query())))
 	})
 	mux.HandleFunc("GET /api/v1/summary", func(w http.ResponseWriter, r *http.Request) {
-		sum := s.Summary(FilterOf(r.URL.Query()))
-		if r.URL.Query().Get("rows") == "false" {
-			sum.Rows = []HeatRow{}
-		}
-		s.writeJSON(w, r, http.StatusOK, sum)
+		s.writeJSON(w, r, http.StatusOK, s.summary(FilterOf(r.URL.Query()), r.URL.Query().Get("rows") != "false"))
 	})
 	mux.HandleFunc("GET /api/v1/apps", func(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusOK, s.Apps())

@@ -131,10 +131,12 @@ type placement struct {
 	// source is where the unit's objects come from (plan.Desired.Source);
 	// desired the objects the last pass rendered for it; lastApply what that
 	// pass did; revisions the last revisions passes took it to, oldest first.
-	source    string
-	desired   []plan.ObjectRef
-	lastApply *UnitApply
-	revisions []UnitRevision
+	source  string
+	desired []plan.ObjectRef
+	// desiredDigest is the digest of the render desired was taken from.
+	desiredDigest string
+	lastApply     *UnitApply
+	revisions     []UnitRevision
 	// changed is the last revision that changed the unit.
 	changed *Change
 }

@@ -183,9 +183,14 @@ func (s *Store) observeApplies(r *reconciler.Report, outcome PassOutcome, now ti
 			a := &UnitApply{Revision: r.Revision, At: now, Action: ch.Action.String(), Health: res.Health.String()}
 			if ch.Desired != nil {
 				a.Objects = len(ch.Desired.Objects)
-				p.desired = make([]plan.ObjectRef, len(ch.Desired.Objects))
-				for i, o := range ch.Desired.Objects {
-					p.desired[i] = plan.RefOf(o)
+				// Most passes render most units as the last did: their
+				// references are kept, not made again.
+				if ch.Desired.Digest == "" || ch.Desired.Digest != p.desiredDigest || len(p.desired) != len(ch.Desired.Objects) {
+					p.desired = make([]plan.ObjectRef, len(ch.Desired.Objects))
+					for i, o := range ch.Desired.Objects {
+						p.desired[i] = plan.RefOf(o)
+					}
+					p.desiredDigest = ch.Desired.Digest
 				}
 				if ch.Desired.Source != "" {
 					p.source = s.clean(ch.Desired.Source)
