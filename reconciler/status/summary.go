@@ -135,8 +135,8 @@ func (s *Store) summary(f Filter, rows bool) Summary {
 	byRow := func(a, b string) int {
 		return cmp.Or(cmp.Compare(boolInt(a != AddonsRow), boolInt(b != AddonsRow)), cmp.Compare(a, b))
 	}
-	out.Tenants = slices.SortedFunc(maps.Keys(tenants), byRow)
-	out.Apps = slices.Sorted(maps.Keys(apps))
+	out.Tenants = append(out.Tenants, slices.SortedFunc(maps.Keys(tenants), byRow)...)
+	out.Apps = append(out.Apps, slices.Sorted(maps.Keys(apps))...)
 	for _, t := range slices.SortedFunc(maps.Keys(cellsOf), byRow) {
 		out.Rows = append(out.Rows, HeatRow{Tenant: t, Cells: cellsOf[t]})
 	}

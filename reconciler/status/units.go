@@ -16,43 +16,80 @@ import (
 // is expected (a filter, a row of the heatmap): addons belong to no tenant.
 const AddonsRow = "(addons)"
 
-// Filter selects units, as the query of /api/v1/status, /api/v1/summary and the
-// dashboard's address say it: every field that is set must match.
+// Filter selects units, as the query of /api/v1/status, /api/v1/summary, the
+// dashboard's address and `meridian status`'s flags say it: a unit must match
+// every list that is not empty (one of its names) and the search.
 type Filter struct {
-	// Tenant is a tenant's name, or AddonsRow for the addons.
-	Tenant string
-	// Region is a region's name.
-	Region string
-	// App is an app's or an addon's name.
-	App string
-	// State is a State.
-	State State
-	// Kind is KindPlacement, KindNamespace or KindAddon.
-	Kind string
+	// Tenants are tenants' names, or AddonsRow for the addons.
+	Tenants []string
+	// Regions are regions' names.
+	Regions []string
+	// Apps are apps' or addons' names.
+	Apps []string
+	// States are States.
+	States []State
+	// Kinds are KindPlacement, KindNamespace or KindAddon.
+	Kinds []string
 	// Search is a text the unit's name (tenant/region/app) contains.
 	Search string
 }
 
-// FilterOf reads a Filter from a query: tenant, region, app, state, kind and q.
+// FilterOf reads a Filter from a query: tenant, region, app, state and kind,
+// each repeatable and each a comma-separated list ("tenant=a,b&tenant=c"), and
+// q.
 func FilterOf(q url.Values) Filter {
-	return Filter{
-		Tenant: q.Get("tenant"), Region: q.Get("region"), App: q.Get("app"),
-		State: State(q.Get("state")), Kind: q.Get("kind"), Search: q.Get("q"),
+	var states []State
+	for _, v := range listOf(q["state"]) {
+		states = append(states, State(v))
 	}
+	return Filter{
+		Tenants: listOf(q["tenant"]), Regions: listOf(q["region"]), Apps: listOf(q["app"]),
+		States: states, Kinds: listOf(q["kind"]), Search: q.Get("q"),
+	}
+}
+
+// Query is the query FilterOf reads f from.
+func (f Filter) Query() url.Values {
+	q := url.Values{}
+	set := func(key string, list []string) {
+		if len(list) > 0 {
+			q.Set(key, strings.Join(list, ","))
+		}
+	}
+	set("tenant", f.Tenants)
+	set("region", f.Regions)
+	set("app", f.Apps)
+	states := make([]string, len(f.States))
+	for i, st := range f.States {
+		states[i] = string(st)
+	}
+	set("state", states)
+	set("kind", f.Kinds)
+	if f.Search != "" {
+		q.Set("q", f.Search)
+	}
+	return q
+}
+
+// listOf splits comma-separated values, trims blanks and drops empty items.
+func listOf(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }
 
 // matches reports whether the unit, in state st, passes the filter.
 func (f Filter) matches(u fleet.UnitID, st State) bool {
-	switch {
-	case f.Tenant != "" && rowOf(u) != f.Tenant,
-		f.Region != "" && u.Region != f.Region,
-		f.App != "" && u.Name() != f.App,
-		f.State != "" && st != f.State,
-		f.Kind != "" && kindOf(u) != f.Kind,
-		f.Search != "" && !strings.Contains(strings.ToLower(u.String()), strings.ToLower(f.Search)):
-		return false
-	}
-	return true
+	in := func(list []string, name string) bool { return len(list) == 0 || slices.Contains(list, name) }
+	return in(f.Tenants, rowOf(u)) && in(f.Regions, u.Region) && in(f.Apps, u.Name()) && in(f.Kinds, kindOf(u)) &&
+		(len(f.States) == 0 || slices.Contains(f.States, st)) &&
+		(f.Search == "" || strings.Contains(strings.ToLower(u.String()), strings.ToLower(f.Search)))
 }
 
 // rowOf is the tenant a unit is shown under: its tenant, or AddonsRow.

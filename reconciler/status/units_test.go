@@ -65,7 +65,7 @@ func TestFiltersSelectUnits(t *testing.T) {
 func TestSummaryHeatmap(t *testing.T) {
 	s := New(Options{})
 	feedExample(s, loadExampleFleet(t))
-	sum := s.Summary(Filter{Tenant: "trucking"})
+	sum := s.Summary(Filter{Tenants: []string{"trucking"}})
 	if len(sum.Rows) != 1 || sum.Rows[0].Tenant != "trucking" {
 		t.Fatalf("rows = %+v; want trucking's only", sum.Rows)
 	}
