@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"meridian.dev/meridian/render/secrets"
 )
@@ -243,5 +244,35 @@ func TestHistoryFileIsBoundedInBytes(t *testing.T) {
 	}
 	if len(data) > MaxHistoryBytes || len(kept) == 0 || kept[len(kept)-1].Start.Unix() != 1999 {
 		t.Errorf("the file holds %d bytes, %d passes; want at most %d bytes, the newest passes", len(data), len(kept), MaxHistoryBytes)
+	}
+}
+
+// TestHistoryConfigMapKeepsWhatTheStoreKeeps: a HistoryConfigMap without Keep
+// keeps as many passes, all replicas together, as the Store's HistorySize.
+func TestHistoryConfigMapKeepsWhatTheStoreKeeps(t *testing.T) {
+	f := loadExampleFleet(t)
+	client := fake.NewClientset()
+	cm := HistoryConfigMap{Client: client.CoreV1(), Namespace: "meridian-system", Name: "meridian-status-history"}
+	var old []PassRecord
+	for i := range 3 {
+		old = append(old, PassRecord{Revision: rev1, Start: time.Unix(int64(i), 0), DurationSeconds: float64(i + 1)})
+	}
+	if err := cm.Save(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{History: cm, HistorySize: 2})
+	s.ObservePass(f.readyReport(rev1), 10*time.Second)
+	s.Close(10 * time.Second)
+	cm.Keep = 100
+	saved, err := cm.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, p := range saved {
+		got = append(got, p.DurationSeconds)
+	}
+	if diff := cmp.Diff([]float64{3, 10}, got); diff != "" {
+		t.Errorf("passes in the ConfigMap by duration (-want +got):\n%s", diff)
 	}
 }
