@@ -110,6 +110,7 @@ func (s *Store) ObserveDNS(endpoints []DNSEndpoint) {
 // then it counts the pass and sends the notifications it calls for. The report's
 // Redactor, when set, becomes the Store's (see SetRedactor): it knows the
 // revision's decrypted values, which the events read from the regions may hold.
+// The previous revision's Redactor is kept too, for a rotated secret.
 func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	if r == nil {
 		return
@@ -119,6 +120,9 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 
 	s.mu.Lock()
 	if r.Redactor != nil {
+		if r.Revision != s.redactRevision {
+			s.previous, s.redactRevision = s.redact, r.Revision
+		}
 		s.redact = r.Redactor
 	}
 	now := s.now()

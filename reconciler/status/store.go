@@ -91,21 +91,26 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu         sync.RWMutex
-	redact     *secrets.Redactor
-	current    *Commit
-	refused    *Refusal
-	commits    map[string]Commit
-	placements map[fleet.UnitID]*placement
-	regions    map[string]*Region
-	waves      []Wave
-	lastPass   *Pass
-	recent     []ErrorEntry
-	fetch      Fetch
-	dns        map[fleet.UnitID][]DNSEndpoint
-	quotas     []Route53Quota
-	history    []PassRecord
-	saver      *historySaver
+	mu     sync.RWMutex
+	redact *secrets.Redactor
+	// previous is the Redactor of the revision before redactRevision's: while
+	// the new one rolls out, pods of the old one still print its secrets in
+	// their events, and a rotated secret stays a secret.
+	previous       *secrets.Redactor
+	redactRevision string
+	current        *Commit
+	refused        *Refusal
+	commits        map[string]Commit
+	placements     map[fleet.UnitID]*placement
+	regions        map[string]*Region
+	waves          []Wave
+	lastPass       *Pass
+	recent         []ErrorEntry
+	fetch          Fetch
+	dns            map[fleet.UnitID][]DNSEndpoint
+	quotas         []Route53Quota
+	history        []PassRecord
+	saver          *historySaver
 	// eventReads shares the reads of Kubernetes events (Options.Events).
 	eventReads eventReads
 	// notified remembers the last outcome notified per region, so that a retried
@@ -185,9 +190,10 @@ func (s *Store) SetRedactor(r *secrets.Redactor) {
 	s.redact = r
 }
 
-// clean redacts s; the caller holds s.mu.
+// clean redacts v with the current revision's secrets and the previous
+// revision's; the caller holds s.mu.
 func (s *Store) clean(v string) string {
-	return s.redact.RedactString(v)
+	return s.previous.RedactString(s.redact.RedactString(v))
 }
 
 // placementOf returns the unit's placement, creating it as Unknown; the caller

@@ -255,6 +255,31 @@ func TestUnitEvents(t *testing.T) {
 	}
 }
 
+// TestEventsAfterARotation: once a pass applied a revision with a new secret,
+// the old value, which pods of the old revision may still print, stays
+// redacted.
+func TestEventsAfterARotation(t *testing.T) {
+	f := loadExampleFleet(t)
+	const oldSecret, newSecret = "old-password-0c9e4a71", "new-password-5b2d8f03"
+	read := func(context.Context, fleet.UnitID, []plan.ObjectRef, []plan.ObjectRef) ([]KubeEvent, error) {
+		return []KubeEvent{{Type: "Warning", Reason: "BackOff", Object: "Pod/trucking/portal-5d8f-x2k4p", Message: "env " + oldSecret + " " + newSecret}}, nil
+	}
+	clock := newClock()
+	s := New(Options{Events: read, Now: clock.Now})
+	for _, pass := range []struct{ rev, secret string }{{rev1, oldSecret}, {rev2, newSecret}, {rev2, newSecret}} {
+		r := f.readyReport(pass.rev)
+		r.Redactor = secrets.NewRedactor([]string{pass.secret})
+		s.ObservePass(r, time.Second)
+	}
+	events, err := s.UnitEvents(t.Context(), unit("trucking/us-east-1/portal"))
+	if err != nil || len(events) != 1 {
+		t.Fatalf("events: %v, %v", events, err)
+	}
+	if m := events[0].Message; strings.Contains(m, oldSecret) || strings.Contains(m, newSecret) {
+		t.Errorf("message = %q; want both the new secret and the rotated one redacted", m)
+	}
+}
+
 // TestEventReadsPerRegionAreBounded: while four units of a region are being read,
 // a fifth's events are answered 429; another region's are read.
 func TestEventReadsPerRegionAreBounded(t *testing.T) {
