@@ -114,10 +114,14 @@ type Management struct {
 	HistoryConfigMap string `yaml:"historyConfigMap,omitempty"`
 }
 
-// HistoryConfigMapName returns the namespace and name of HistoryConfigMap.
-func (m Management) HistoryConfigMapName() (namespace, name string) {
-	namespace, name, _ = strings.Cut(m.HistoryConfigMap, "/")
-	return namespace, name
+// HistoryConfigMapName returns the namespace and name of HistoryConfigMap, or
+// an error when it is not namespace/name (Load refuses such a file).
+func (m Management) HistoryConfigMapName() (namespace, name string, err error) {
+	namespace, name, ok := strings.Cut(m.HistoryConfigMap, "/")
+	if !ok || namespace == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("management.historyConfigMap: %q is not namespace/name; name the ConfigMap, e.g. meridian-system/meridian-status-history", m.HistoryConfigMap)
+	}
+	return namespace, name, nil
 }
 
 // EKS says how Meridian reaches the EKS and STS APIs for regions that name an EKS
@@ -260,10 +264,9 @@ func Load(path string) (*Config, error) {
 		}
 		c.CacheDir = filepath.Join(cache, "meridian")
 	}
-	if hc := c.Management.HistoryConfigMap; hc != "" {
-		ns, name, ok := strings.Cut(hc, "/")
-		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			return nil, fmt.Errorf("%s: management.historyConfigMap: %q is not namespace/name; name the ConfigMap, e.g. meridian-system/meridian-status-history", path, hc)
+	if c.Management.HistoryConfigMap != "" {
+		if _, _, err := c.Management.HistoryConfigMapName(); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	if c.StateDir == "" {

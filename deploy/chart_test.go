@@ -164,6 +164,17 @@ func TestTemplate(t *testing.T) {
 			v["regionSecrets"] = []any{"region-kubeconfigs"}
 		},
 			want: []string{"name: meridian-region-secrets", "resources: [secrets]", `resourceNames: ["region-kubeconfigs"]`, "verbs: [get]", "automountServiceAccountToken: true"}},
+		{name: "history ConfigMap: its namespace grants it, by name", set: func(v map[string]any) {
+			v["replicaCount"] = 1
+			v["ha"] = map[string]any{"enabled": false}
+			v["config"].(map[string]any)["management"] = map[string]any{"historyConfigMap": "meridian-system/meridian-status-history"}
+		},
+			want: []string{"name: meridian-status-history\n  namespace: meridian-system", "resources: [configmaps]\n    resourceNames: [\"meridian-status-history\"]\n    verbs: [get, update]",
+				"verbs: [create]", "name: meridian-status-history\n  namespace: meridian-system\n  labels:", "kind: RoleBinding", "automountServiceAccountToken: true"}},
+		{name: "history ConfigMap not namespace/name", set: func(v map[string]any) {
+			v["config"].(map[string]any)["management"] = map[string]any{"historyConfigMap": "meridian-status-history"}
+		},
+			refused: `config.management.historyConfigMap: "meridian-status-history" is not namespace/name`},
 		{name: "ha", set: func(map[string]any) {},
 			want: []string{"kind: Role\n", "resources: [leases]", "kind: PodDisruptionBudget", "maxUnavailable: 0", "readOnlyRootFilesystem: true", "runAsNonRoot: true"}},
 	}

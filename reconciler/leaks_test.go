@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -24,7 +26,8 @@ import (
 // TestNoSecretLeaks runs the meridian binary on three regions through a secret
 // rotation and a manual edit of a live Secret, then collects everything the run
 // left where people or tools can read it: the daemon's log, /metrics, the status
-// API (a unit's detail and its events included), the dashboard and its assets, every region's Kubernetes events, `meridian
+// API (a unit's detail and its events included, one of which holds a decrypted
+// value in the region), the dashboard and its assets, every region's Kubernetes events, `meridian
 // diff` in each format, `meridian plan`, and every file under the daemon's cache
 // (its state, the history of passes, included) and temporary directories. None may hold a value the run decrypted, as it is or
 // in base64. The live Secrets, which must hold them, are searched too, to show
@@ -132,6 +135,21 @@ func TestNoSecretLeaks(t *testing.T) {
 		t.Fatalf("only %d decrypted values to look for", len(values))
 	}
 
+	// A Kubernetes event whose message holds a decrypted value, as a container
+	// that prints its environment makes: the daemon reads it from the region for
+	// the unit page, and must redact it there (and keep it out of its history).
+	leakyEvent := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: "trucking", Name: "portal.leak-test"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Deployment", Namespace: "trucking", Name: "portal", APIVersion: "apps/v1"},
+		Reason:         "BackOff", Type: corev1.EventTypeWarning, Count: 1,
+		Message:       "container exited: DATABASE_PASSWORD=" + want,
+		LastTimestamp: metav1.Now(),
+		Source:        corev1.EventSource{Component: "leak-test"},
+	}
+	if _, err := cs.CoreV1().Events("trucking").Create(t.Context(), leakyEvent, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	places := map[string][]byte{}
 	for _, path := range []string{"/metrics", "/api/v1/status", "/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=2",
 		"/api/v1/summary", "/api/v1/apps", "/api/v1/history", "/api/v1/units/trucking/eu-west-2/portal", "/api/v1/events/trucking/eu-west-2/portal"} {
@@ -152,6 +170,14 @@ func TestNoSecretLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 		events += len(list.Items)
+		// The event the test made holds a value on purpose: it is a control.
+		list.Items = slices.DeleteFunc(list.Items, func(ev corev1.Event) bool {
+			if ev.Namespace == leakyEvent.Namespace && ev.Name == leakyEvent.Name {
+				places[r.Name+" Event/trucking/"+ev.Name+" (control)"] = mustJSON(t, ev)
+				return true
+			}
+			return false
+		})
 		places[r.Name+" events"] = mustJSON(t, list)
 		for _, ns := range []string{"trucking", "logistics-eu"} {
 			secrets, err := cs.CoreV1().Secrets(ns).List(t.Context(), metav1.ListOptions{})
@@ -184,10 +210,15 @@ func TestNoSecretLeaks(t *testing.T) {
 	// The new places are searched, not only listed: the unit's events came from its
 	// region, and the history of passes is on disk.
 	var unitEvents struct {
-		Events []struct{ Object string } `json:"events"`
+		Events []struct{ Object, Reason, Message string } `json:"events"`
 	}
 	if err := json.Unmarshal(places["GET /api/v1/events/trucking/eu-west-2/portal"], &unitEvents); err != nil || len(unitEvents.Events) == 0 {
 		t.Errorf("/api/v1/events/trucking/eu-west-2/portal: %d events (%v); want the portal's, read from eu-west-2", len(unitEvents.Events), err)
+	}
+	if !slices.ContainsFunc(unitEvents.Events, func(e struct{ Object, Reason, Message string }) bool {
+		return e.Object == "Deployment/trucking/portal" && strings.HasPrefix(e.Message, "container exited: DATABASE_PASSWORD=")
+	}) {
+		t.Error("/api/v1/events/trucking/eu-west-2/portal does not show the event holding a decrypted value: the search below cannot find it leak")
 	}
 	if _, ok := places[filepath.Join("cache", "state", "status", "history.json")]; !ok {
 		t.Error("the history of passes is not in the daemon's state directory")

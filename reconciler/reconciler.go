@@ -123,7 +123,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	if err != nil {
 		return nil, err
 	}
-	report := &Report{Revision: snap.Revision, RenderErrors: in.res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start), Renders: in.res.Renders}
+	report := &Report{Revision: snap.Revision, RenderErrors: in.res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start), Renders: in.res.Renders, Redactor: in.redact}
 	for _, e := range in.res.Errors {
 		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
 	}

@@ -11,6 +11,7 @@ import (
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
+	"meridian.dev/meridian/render/secrets"
 	"meridian.dev/meridian/sources"
 )
 
@@ -34,6 +35,9 @@ type Report struct {
 	// Renders counts the placements rendered, not served from the render cache:
 	// only what the revision changed.
 	Renders int
+	// Redactor removes the revision's decrypted values from text that did not
+	// pass through the reconciler (the status redacts Kubernetes events with it).
+	Redactor *secrets.Redactor
 }
 
 // WaveReport is one wave's outcome.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"meridian.dev/meridian/reconciler/status"
 	"meridian.dev/meridian/review/unitstatus"
 )
 
@@ -56,10 +57,11 @@ out of all, the last successful sync and the whole reason; -o json and -o yaml
 print the selected units as the API serves them. A summary line counts the
 selected units per state.
 
-Filters select units client-side; each takes a comma-separated list and may be
+The daemon applies the filters; each takes a comma-separated list and may be
 repeated, and a unit must match every filter given. A tenant, region, app or
 addon the daemon does not know is an error, so a typo never looks like an empty
-fleet. --app matches an addon unit by its addon's name.
+fleet. --app matches an addon unit by its addon's name, --tenant "(addons)"
+the addons.
 
 The server is --server, else $MERIDIAN_SERVER, else http://127.0.0.1:8080 (the
 daemon's default listen address, and the demo's).
@@ -91,7 +93,7 @@ reached or answered with something other than its status, or a flag is wrong).`,
 	f.StringSliceVar(&o.regions, "region", nil, "only these regions (comma-separated, repeatable)")
 	f.StringSliceVar(&o.apps, "app", nil, "only these apps or addons (comma-separated, repeatable)")
 	f.StringSliceVar(&o.states, "state", nil, "only these states: "+unitstatus.StatesList()+" (comma-separated, repeatable)")
-	f.StringSliceVar(&o.kinds, "kind", nil, "only these kinds of unit: placement, namespace, addon (default all)")
+	f.StringSliceVar(&o.kinds, "kind", nil, "only these kinds of unit: "+status.KindPlacement+", "+status.KindNamespace+", "+status.KindAddon+" (default all)")
 	f.StringVar(&o.revision, "revision", "", "exit 0 only when every selected unit is Ready at this commit (its hash or a prefix of at least 7 characters)")
 	return cmd
 }
@@ -116,14 +118,20 @@ func runStatus(ctx context.Context, stdout io.Writer, o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	st, err := unitstatus.Fetch(ctx, client, o.server)
+	if len(sel.Tenants)+len(sel.Regions)+len(sel.Apps) > 0 {
+		sum, err := unitstatus.FetchSummary(ctx, client, o.server)
+		if err != nil {
+			return err
+		}
+		if err := unitstatus.Known(sum, sel); err != nil {
+			return err
+		}
+	}
+	st, err := unitstatus.Fetch(ctx, client, o.server, sel)
 	if err != nil {
 		return err
 	}
-	if err := sel.Known(st); err != nil {
-		return err
-	}
-	units := sel.Filter(st.Placements)
+	units := st.Placements
 	switch o.output {
 	case "json":
 		enc := json.NewEncoder(stdout)

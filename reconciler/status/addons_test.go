@@ -1,11 +1,14 @@
 package status
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/fleet"
 )
@@ -36,5 +39,24 @@ func TestAddonUnits(t *testing.T) {
 	line := `meridian_placement_sync_state{addon="platform",app="",kind="addon",region="eu-west-2",state="Ready",tenant=""} 1`
 	if !strings.Contains(rec.Body.String(), line) {
 		t.Errorf("/metrics lacks %s", line)
+	}
+}
+
+// TestAnAddonAndAnAppOfOneName are two rows of the apps view, not one.
+func TestAnAddonAndAnAppOfOneName(t *testing.T) {
+	s := New(Options{})
+	s.mu.Lock()
+	s.placementOf(fleet.UnitID{Tenant: "trucking", Region: "us-east-1", App: "platform"}).state = Ready
+	s.placementOf(fleet.AddonUnit("us-east-1", "platform")).state = Failed
+	s.mu.Unlock()
+	var got []string
+	for _, v := range s.Apps() {
+		for _, r := range v.Regions {
+			got = append(got, fmt.Sprintf("%s addon=%t %s %d %v", v.Name, v.Addon, r.Region, r.Units, r.States))
+		}
+	}
+	want := []string{"platform addon=false us-east-1 1 map[Ready:1]", "platform addon=true us-east-1 1 map[Failed:1]"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("apps view (-want +got):\n%s", diff)
 	}
 }

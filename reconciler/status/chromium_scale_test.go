@@ -105,7 +105,7 @@ func TestDashboardAtScaleInChromium(t *testing.T) {
 			t.Fatalf("load the filtered overview: %v (shown %q)", err, eval[string](ctx, t, `document.body.dataset.shown`))
 		}
 		timing(t, "filtered overview at 1,200 placements")
-		f := Filter{Region: "us-east-1", State: Failed, Kind: KindPlacement}
+		f := Filter{Regions: []string{"us-east-1"}, States: []State{Failed}, Kinds: []string{KindPlacement}}
 		want := map[string]string{}
 		for _, p := range s.StatusOf(f).Placements {
 			want[p.Unit.String()] = p.Kind + " " + string(p.State)

@@ -15,11 +15,13 @@
 // ObserveDrift after every drift check, ObserveFetchFailure when the git fetch
 // fails, and ObserveDNS and Route53Request from the Route53 code. The history of
 // passes outlives the process through Options.History (HistoryFile,
-// HistoryConfigMap). The states of placements are derived from the reconciler's
+// HistoryConfigMap), saved in the background until Close. The states of placements are derived from the reconciler's
 // Report (see DeriveStates), so the logs, the metrics and the dashboard tell one
 // story.
 //
 // Every string the Store keeps goes through a secrets.Redactor when it has one,
-// even though the reconciler redacts its errors already: nothing the Store shows
-// may carry a decrypted value.
+// even though the reconciler redacts its errors already, and so does every
+// Kubernetes event it reads from a region; ObservePass takes each pass's
+// (reconciler.Report.Redactor), and no event is shown before: nothing the Store
+// shows may carry a decrypted value.
 package status

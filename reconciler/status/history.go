@@ -66,8 +66,9 @@ type HistoryStore interface {
 	Save(ctx context.Context, passes []PassRecord) error
 }
 
-// HistoryFile keeps the history in a JSON file, written whole to a temporary file
-// and renamed over the old one, so that a crash leaves one or the other.
+// HistoryFile keeps the history in a JSON file, written whole to a temporary file,
+// synced and renamed over the old one, so that a crash leaves one or the other.
+// It keeps the newest passes that fit MaxHistoryBytes, as a HistoryConfigMap does.
 type HistoryFile struct {
 	// Path is the file; its directory is created when missing.
 	Path string
@@ -93,26 +94,39 @@ func (f HistoryFile) Load(context.Context) ([]PassRecord, error) {
 
 // Save writes the file.
 func (f HistoryFile) Save(_ context.Context, passes []PassRecord) error {
-	data, err := json.Marshal(passes)
+	data, err := encodeHistory(passes, len(passes))
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+	dir := filepath.Dir(f.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), ".history-*")
+	tmp, err := os.CreateTemp(dir, ".history-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := tmp.WriteString(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	// Synced before the rename: a crash after it must not leave an empty file.
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), f.Path)
+	if err := os.Rename(tmp.Name(), f.Path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil { // the rename itself, where the system allows
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 // History returns the passes the Store remembers, newest first.
@@ -129,6 +143,13 @@ func (s *Store) History() []PassRecord {
 	return out
 }
 
+// historyLoadTimeout bounds reading the history when a Store is made: a
+// management cluster that does not answer must not hold the daemon's start.
+const historyLoadTimeout = 5 * time.Second
+
+// historySaveTimeout bounds one save of the history.
+const historySaveTimeout = 30 * time.Second
+
 // loadHistory reads the history from Options.History, when set; a history that
 // cannot be read is logged and started afresh. Every text goes through the
 // Redactor again: what was stored before a secret was known is cleaned now.
@@ -136,7 +157,7 @@ func (s *Store) loadHistory() {
 	if s.opts.History == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), historyLoadTimeout)
 	defer cancel()
 	passes, err := s.opts.History.Load(ctx)
 	if err != nil {
@@ -204,34 +225,87 @@ func (s *Store) recordPass(r *reconciler.Report, pass *Pass, d time.Duration) []
 			rec.Regions = append(rec.Regions, RegionOutcome{Name: name, State: "waiting"})
 		}
 	}
+	var c Counts
 	for unit, p := range s.placements {
-		rec.Units++
-		if kindOf(unit) == KindPlacement {
-			rec.Placements++
-			rec.States[p.state]++
-		}
+		c.add(kindOf(unit), p.state)
+	}
+	rec.Units, rec.Placements = c.Units, c.Placements
+	if c.PlacementStates != nil {
+		rec.States = c.PlacementStates
 	}
 	s.history = append(s.history, s.cleanRecord(rec))
 	if over := len(s.history) - s.opts.HistorySize; over > 0 {
 		s.history = slices.Delete(s.history, 0, over)
 	}
-	if s.opts.History == nil {
+	if s.saver == nil {
 		return nil
 	}
 	return slices.Clone(s.history)
 }
 
-// saveHistory hands the history to Options.History, one save at a time, in the
-// order of the passes.
-func (s *Store) saveHistory(passes []PassRecord) {
-	if s.opts.History == nil || passes == nil {
+// historySaver saves the history to Options.History in a goroutine of its own,
+// so that a slow disk or management cluster never holds a pass. It is handed
+// each pass's history through a buffer of one: a history waiting to be saved is
+// replaced by a newer one, so the saves follow the passes' order and the last
+// one saved is the newest.
+type historySaver struct {
+	latest chan []PassRecord
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	// closed is set by Close; it is guarded by Store.mu.
+	closed bool
+}
+
+// startHistorySaver starts the saver, when the Store has a HistoryStore.
+func (s *Store) startHistorySaver() {
+	if s.opts.History == nil {
 		return
 	}
-	s.historyMu.Lock()
-	defer s.historyMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.opts.History.Save(ctx, passes); err != nil {
-		s.log.Warn("status: the history of passes could not be saved; it is kept in memory", "error", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &historySaver{latest: make(chan []PassRecord, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s.saver = h
+	go func() {
+		defer close(h.done)
+		for passes := range h.latest {
+			ctx, cancel := context.WithTimeout(h.ctx, historySaveTimeout)
+			err := s.opts.History.Save(ctx, passes)
+			cancel()
+			if err != nil {
+				s.log.Warn("status: the history of passes could not be saved; it is kept in memory", "error", err)
+			}
+		}
+	}()
+}
+
+// handHistory hands the history to the saver, replacing the one still waiting;
+// the caller holds s.mu for writing, which makes it the only sender.
+func (s *Store) handHistory(passes []PassRecord) {
+	if s.saver == nil || s.saver.closed || passes == nil {
+		return
 	}
+	select {
+	case <-s.saver.latest:
+	default:
+	}
+	s.saver.latest <- passes
+}
+
+// Close saves the history still waiting to be saved (Options.History), waiting
+// at most timeout, then stops saving it: later passes are kept in memory only.
+// Later calls return at once. The daemon closes its Store when it stops.
+func (s *Store) Close(timeout time.Duration) {
+	s.mu.Lock()
+	h := s.saver
+	if h == nil || h.closed {
+		s.mu.Unlock()
+		return
+	}
+	h.closed = true
+	close(h.latest)
+	s.mu.Unlock()
+	t := time.AfterFunc(timeout, h.cancel)
+	defer t.Stop()
+	<-h.done
+	h.cancel()
 }

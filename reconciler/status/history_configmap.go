@@ -18,23 +18,24 @@ import (
 // historyKey is the ConfigMap's key that holds the history, as JSON.
 const historyKey = "history.json"
 
-// MaxHistoryConfigMapBytes bounds the history a HistoryConfigMap writes, well
-// under the 1 MiB Kubernetes allows a ConfigMap: the oldest passes go first.
-const MaxHistoryConfigMapBytes = 512 << 10
+// MaxHistoryBytes bounds the history a HistoryConfigMap or a HistoryFile writes,
+// well under the 1 MiB Kubernetes allows a ConfigMap: the oldest passes go first.
+const MaxHistoryBytes = 512 << 10
 
 // HistoryConfigMap keeps the history in a ConfigMap of the management cluster,
 // which Meridian creates and owns (labelled app.kubernetes.io/managed-by:
 // meridian). Save merges what it is given with what the ConfigMap holds, so that
 // the replicas of a daemon that share it (ha) add their passes to one history
 // instead of overwriting each other's; it keeps the newest passes that fit
-// MaxHistoryConfigMapBytes.
+// MaxHistoryBytes.
 type HistoryConfigMap struct {
 	// Client reaches the management cluster's ConfigMaps.
 	Client corev1client.ConfigMapsGetter
 	// Namespace and Name name the ConfigMap.
 	Namespace, Name string
-	// Keep bounds the passes kept, whichever replica ran them; zero means
-	// DefaultHistorySize.
+	// Keep bounds the passes kept, whichever replica ran them; zero means the
+	// HistorySize of the Store whose Options.History it is (DefaultHistorySize
+	// when used alone).
 	Keep int
 }
 
@@ -147,7 +148,7 @@ func finished(p PassRecord) int64 {
 }
 
 // encodeHistory encodes the newest passes, at most keep of them, that fit
-// MaxHistoryConfigMapBytes.
+// MaxHistoryBytes.
 func encodeHistory(passes []PassRecord, keep int) (string, error) {
 	if over := len(passes) - keep; over > 0 {
 		passes = passes[over:]
@@ -157,7 +158,7 @@ func encodeHistory(passes []PassRecord, keep int) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if len(data) <= MaxHistoryConfigMapBytes || len(passes) == 0 {
+		if len(data) <= MaxHistoryBytes || len(passes) == 0 {
 			return string(data), nil
 		}
 		// Drop the oldest tenth (at least one) and try again.

@@ -37,6 +37,7 @@ func TestHistoryInAConfigMap(t *testing.T) {
 	setApplyError(leaky.Regions["eu-west-2"], unit("trucking/eu-west-2/worker"), "Secret/trucking/worker: invalid data DB_PASSWORD="+secretValue)
 	s.ObservePass(leaky, 5*time.Minute)
 	before := s.History()
+	s.Close(10 * time.Second)
 
 	cm, err := client.CoreV1().ConfigMaps("meridian-system").Get(ctx, "meridian-status-history", metav1.GetOptions{})
 	if err != nil {
@@ -58,11 +59,14 @@ func TestHistoryInAConfigMap(t *testing.T) {
 	// Another replica, which started before the first saved, adds its pass; the
 	// first replica's next pass keeps it.
 	clock.Add(time.Minute)
-	other := New(Options{Now: clock.Now})
+	other := New(Options{Now: clock.Now, HistorySize: DefaultHistorySize})
 	other.opts.History = store // as if it had loaded an empty history
+	other.startHistorySaver()
 	other.ObservePass(f.readyReport(rev2), 10*time.Second)
+	other.Close(10 * time.Second)
 	clock.Add(time.Minute)
 	after.ObservePass(f.readyReport(rev2), 20*time.Second)
+	after.Close(10 * time.Second)
 	saved, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +104,8 @@ func TestHistoryInAConfigMap(t *testing.T) {
 	if err := json.Unmarshal([]byte(cm.Data[historyKey]), &kept); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(cm.Data[historyKey]); n > MaxHistoryConfigMapBytes || len(kept) == 0 || kept[len(kept)-1].Start.Unix() != 1999 {
-		t.Errorf("the ConfigMap holds %d bytes, %d passes; want at most %d bytes, the newest passes", n, len(kept), MaxHistoryConfigMapBytes)
+	if n := len(cm.Data[historyKey]); n > MaxHistoryBytes || len(kept) == 0 || kept[len(kept)-1].Start.Unix() != 1999 {
+		t.Errorf("the ConfigMap holds %d bytes, %d passes; want at most %d bytes, the newest passes", n, len(kept), MaxHistoryBytes)
 	}
 	t.Logf("2,000 passes of %d-byte problems: the ConfigMap keeps the newest %d in %d bytes", maxHistoryText, len(kept), len(cm.Data[historyKey]))
 }

@@ -2,15 +2,19 @@ package status
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"meridian.dev/meridian/render/secrets"
 )
@@ -28,6 +32,7 @@ func TestHistoryIsKeptAcrossARestart(t *testing.T) {
 	setApplyError(leaky.Regions["eu-west-2"], unit("trucking/eu-west-2/worker"), "Secret/trucking/worker: invalid data DB_PASSWORD="+secretValue)
 	s.ObservePass(leaky, 5*time.Minute)
 	before := s.History()
+	s.Close(10 * time.Second)
 
 	if len(before) != 2 || before[0].Revision != rev2 || before[1].Revision != rev1 || before[0].Converged || !before[1].Converged {
 		t.Fatalf("history before the restart = %+v; want rev2 (did not converge), then rev1 (converged)", before)
@@ -57,6 +62,7 @@ func TestHistoryIsKeptAcrossARestart(t *testing.T) {
 
 	// The daemon restarts: a new Store reads the same file.
 	after := New(Options{Now: clock.Now, History: file})
+	defer after.Close(10 * time.Second)
 	if diff := cmp.Diff(before, after.History()); diff != "" {
 		t.Errorf("history after the restart (-before +after):\n%s", diff)
 	}
@@ -90,6 +96,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	for i := range 5 {
 		s.ObservePass(f.readyReport([]string{rev1, rev2}[i%2]), time.Duration(i+1)*time.Second)
 	}
+	s.Close(10 * time.Second)
 	var got []float64
 	for _, p := range New(Options{History: file, HistorySize: 2}).History() {
 		got = append(got, p.DurationSeconds)
@@ -147,5 +154,125 @@ func TestAnUnreadableHistoryStartsAfresh(t *testing.T) {
 	}
 	if err := (HistoryFile{Path: "/dev/null/history.json"}).Save(t.Context(), nil); err == nil {
 		t.Error("saving under a file that is not a directory did not fail")
+	}
+}
+
+// blockingHistory is a HistoryStore whose saves wait for release, recording the
+// passes each one was given.
+type blockingHistory struct {
+	started chan int
+	release chan struct{}
+	mu      sync.Mutex
+	saved   [][]float64
+}
+
+func (b *blockingHistory) Load(context.Context) ([]PassRecord, error) { return nil, nil }
+
+func (b *blockingHistory) Save(ctx context.Context, passes []PassRecord) error {
+	b.started <- len(passes)
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var durations []float64
+	for _, p := range passes {
+		durations = append(durations, p.DurationSeconds)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.saved = append(b.saved, durations)
+	return nil
+}
+
+func TestASlowHistoryStoreHoldsNoPass(t *testing.T) {
+	f := loadExampleFleet(t)
+	h := &blockingHistory{started: make(chan int, 10), release: make(chan struct{})}
+	s := New(Options{History: h})
+	s.ObservePass(f.readyReport(rev1), 1*time.Second)
+	<-h.started // the first save hangs
+	passed := make(chan struct{})
+	go func() {
+		defer close(passed)
+		s.ObservePass(f.readyReport(rev1), 2*time.Second)
+		s.ObservePass(f.readyReport(rev1), 3*time.Second)
+	}()
+	select {
+	case <-passed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("passes waited for a hanging save of the history")
+	}
+	close(h.release)
+	s.Close(10 * time.Second)
+	// The second pass's history was replaced by the third's before it was saved.
+	if diff := cmp.Diff([][]float64{{1}, {1, 2, 3}}, h.saved); diff != "" {
+		t.Errorf("histories saved, in order (-want +got):\n%s", diff)
+	}
+
+	// Close does not wait longer than it is told for a save that hangs.
+	h = &blockingHistory{started: make(chan int, 10), release: make(chan struct{})}
+	s = New(Options{History: h})
+	s.ObservePass(f.readyReport(rev1), time.Second)
+	<-h.started
+	start := time.Now()
+	s.Close(100 * time.Millisecond)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v with a hanging save; want about its timeout", d)
+	}
+	s.ObservePass(f.readyReport(rev1), time.Second) // after Close: kept in memory, not sent
+	if n := len(s.History()); n != 2 {
+		t.Errorf("history after Close has %d passes; want 2", n)
+	}
+}
+
+func TestHistoryFileIsBoundedInBytes(t *testing.T) {
+	file := HistoryFile{Path: filepath.Join(t.TempDir(), "history.json")}
+	var big []PassRecord
+	for i := range 2000 {
+		big = append(big, PassRecord{Revision: rev1, Start: time.Unix(int64(i), 0), Problems: strings.Repeat("x", maxHistoryText)})
+	}
+	if err := file.Save(t.Context(), big); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []PassRecord
+	if err := json.Unmarshal(data, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > MaxHistoryBytes || len(kept) == 0 || kept[len(kept)-1].Start.Unix() != 1999 {
+		t.Errorf("the file holds %d bytes, %d passes; want at most %d bytes, the newest passes", len(data), len(kept), MaxHistoryBytes)
+	}
+}
+
+// TestHistoryConfigMapKeepsWhatTheStoreKeeps: a HistoryConfigMap without Keep
+// keeps as many passes, all replicas together, as the Store's HistorySize.
+func TestHistoryConfigMapKeepsWhatTheStoreKeeps(t *testing.T) {
+	f := loadExampleFleet(t)
+	client := fake.NewClientset()
+	cm := HistoryConfigMap{Client: client.CoreV1(), Namespace: "meridian-system", Name: "meridian-status-history"}
+	var old []PassRecord
+	for i := range 3 {
+		old = append(old, PassRecord{Revision: rev1, Start: time.Unix(int64(i), 0), DurationSeconds: float64(i + 1)})
+	}
+	if err := cm.Save(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{History: cm, HistorySize: 2})
+	s.ObservePass(f.readyReport(rev1), 10*time.Second)
+	s.Close(10 * time.Second)
+	cm.Keep = 100
+	saved, err := cm.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, p := range saved {
+		got = append(got, p.DurationSeconds)
+	}
+	if diff := cmp.Diff([]float64{3, 10}, got); diff != "" {
+		t.Errorf("passes in the ConfigMap by duration (-want +got):\n%s", diff)
 	}
 }

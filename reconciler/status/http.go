@@ -55,11 +55,7 @@ func (s *Store) Handler() http.Handler {
 		s.writeJSON(w, r, http.StatusOK, s.StatusOf(FilterOf(r.URL.Query())))
 	})
 	mux.HandleFunc("GET /api/v1/summary", func(w http.ResponseWriter, r *http.Request) {
-		sum := s.Summary(FilterOf(r.URL.Query()))
-		if r.URL.Query().Get("rows") == "false" {
-			sum.Rows = []HeatRow{}
-		}
-		s.writeJSON(w, r, http.StatusOK, sum)
+		s.writeJSON(w, r, http.StatusOK, s.summary(FilterOf(r.URL.Query()), r.URL.Query().Get("rows") != "false"))
 	})
 	mux.HandleFunc("GET /api/v1/apps", func(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusOK, s.Apps())
@@ -132,8 +128,9 @@ func (s *Store) serveUnit(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveEvents answers /api/v1/events/<unit>: {"events": [...]}, or
-// {"error": "..."} with 404 (unknown unit), 501 (no Options.Events) or 502 (the
-// region could not be read).
+// {"error": "..."} with 404 (unknown unit), 501 (no Options.Events), 503 (no
+// Redactor yet), 429 (the region is read for too many units at once) or 502
+// (the region could not be read).
 func (s *Store) serveEvents(w http.ResponseWriter, r *http.Request) {
 	unit, err := unitOf(r)
 	if err != nil {
@@ -148,6 +145,11 @@ func (s *Store) serveEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusNotFound, map[string]string{"error": "unit " + unit.String() + ": " + err.Error()})
 	case errors.Is(err, ErrNoEvents):
 		s.writeJSON(w, r, http.StatusNotImplemented, map[string]string{"error": err.Error()})
+	case errors.Is(err, ErrBusy):
+		w.Header().Set("Retry-After", "2")
+		s.writeJSON(w, r, http.StatusTooManyRequests, map[string]string{"error": "unit " + unit.String() + ": " + err.Error()})
+	case errors.Is(err, ErrNoRedactor):
+		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 	case err != nil:
 		s.writeJSON(w, r, http.StatusBadGateway, map[string]string{"error": "unit " + unit.String() + ": reading its events: " + err.Error()})
 	default:

@@ -298,6 +298,21 @@ func (s *Store) Status() Status {
 func (s *Store) StatusOf(f Filter) Status {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	st := s.statusHead()
+	for _, unit := range s.sortedUnits() {
+		p := s.placements[unit]
+		st.Counts.add(kindOf(unit), p.state)
+		if !f.matches(unit, p.state) {
+			continue
+		}
+		st.Placements = append(st.Placements, s.placementView(unit, p))
+	}
+	return st
+}
+
+// statusHead returns a copy of everything of the status but its units and their
+// counts; the caller holds s.mu.
+func (s *Store) statusHead() Status {
 	st := Status{
 		GeneratedAt: s.now(),
 		Waves:       []Wave{},
@@ -353,14 +368,6 @@ func (s *Store) StatusOf(f Filter) Status {
 		r := regions[name]
 		r.DNS = dnsByRegion[name]
 		st.Regions = append(st.Regions, r)
-	}
-	for _, unit := range s.sortedUnits() {
-		p := s.placements[unit]
-		st.Counts.add(kindOf(unit), p.state)
-		if !f.matches(unit, p.state) {
-			continue
-		}
-		st.Placements = append(st.Placements, s.placementView(unit, p))
 	}
 	return st
 }

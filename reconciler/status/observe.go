@@ -107,7 +107,10 @@ func (s *Store) ObserveDNS(endpoints []DNSEndpoint) {
 
 // ObservePass records a reconcile pass's report and how long it took: the state of
 // every unit (see DeriveStates), the waves, each region's outcome and the errors;
-// then it counts the pass and sends the notifications it calls for.
+// then it counts the pass and sends the notifications it calls for. The report's
+// Redactor, when set, becomes the Store's (see SetRedactor): it knows the
+// revision's decrypted values, which the events read from the regions may hold.
+// The previous revision's Redactor is kept too, for a rotated secret.
 func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	if r == nil {
 		return
@@ -116,6 +119,12 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 	outcome := DeriveStates(r)
 
 	s.mu.Lock()
+	if r.Redactor != nil {
+		if r.Revision != s.redactRevision {
+			s.previous, s.redactRevision = s.redact, r.Revision
+		}
+		s.redact = r.Redactor
+	}
 	now := s.now()
 	if r.DNS != nil && r.DNS.Quotas.HealthChecks.Name != "" {
 		s.quotas = nil
@@ -133,7 +142,7 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		pass.Problems = s.clean(err.Error())
 	}
 	s.lastPass = pass
-	history := s.recordPass(r, pass, d)
+	s.handHistory(s.recordPass(r, pass, d))
 	s.forgetCommits()
 	events := s.passEvents(r)
 	subject := ""
@@ -141,7 +150,6 @@ func (s *Store) ObservePass(r *reconciler.Report, d time.Duration) {
 		subject = c.Subject
 	}
 	s.mu.Unlock()
-	s.saveHistory(history)
 
 	result := "converged"
 	if !pass.Converged {

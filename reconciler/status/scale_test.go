@@ -215,7 +215,7 @@ func BenchmarkStatusAPI(b *testing.B) {
 // scaleEvents stands for a region's Kubernetes events in the browser test: a
 // warning of the failing Deployment that carries a secret, which must not reach
 // the page.
-func scaleEvents(_ context.Context, unit fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error) {
+func scaleEvents(_ context.Context, unit fleet.UnitID, objects, _ []plan.ObjectRef) ([]KubeEvent, error) {
 	if len(objects) == 0 {
 		return nil, errors.New(unit.String() + ": no objects known")
 	}

@@ -19,8 +19,11 @@ const DefaultRecentErrors = 50
 
 // Options configure a Store.
 type Options struct {
-	// Redactor redacts every string the Store keeps. Nil keeps strings as they are
-	// given (the reconciler redacts its errors already); SetRedactor replaces it.
+	// Redactor redacts every string the Store keeps and every event it serves.
+	// ObservePass replaces it with the pass's (reconciler.Report.Redactor), and
+	// SetRedactor with any other. While it is nil, strings are kept as they are
+	// given (the reconciler redacts its errors already) and no Kubernetes event
+	// is served: they are read from the regions, unredacted.
 	Redactor *secrets.Redactor
 	// Notifier, when set, is told each region's outcome of every revision and every
 	// hold of deletions.
@@ -35,7 +38,8 @@ type Options struct {
 	// unit page (/api/v1/events/<unit>). Nil: the page says events cannot be read.
 	Events EventReader
 	// History, when set, keeps the history of passes across restarts: New loads
-	// it, and every pass saves it. Nil keeps it in memory only.
+	// it (waiting a few seconds at most), and a goroutine saves it after every
+	// pass, until Close. Nil keeps it in memory only.
 	History HistoryStore
 	// HistorySize bounds the passes the history keeps; zero means
 	// DefaultHistorySize.
@@ -87,23 +91,28 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// historyMu orders the saves of the history (Options.History).
-	historyMu sync.Mutex
-
-	mu         sync.RWMutex
-	redact     *secrets.Redactor
-	current    *Commit
-	refused    *Refusal
-	commits    map[string]Commit
-	placements map[fleet.UnitID]*placement
-	regions    map[string]*Region
-	waves      []Wave
-	lastPass   *Pass
-	recent     []ErrorEntry
-	fetch      Fetch
-	dns        map[fleet.UnitID][]DNSEndpoint
-	quotas     []Route53Quota
-	history    []PassRecord
+	mu     sync.RWMutex
+	redact *secrets.Redactor
+	// previous is the Redactor of the revision before redactRevision's: while
+	// the new one rolls out, pods of the old one still print its secrets in
+	// their events, and a rotated secret stays a secret.
+	previous       *secrets.Redactor
+	redactRevision string
+	current        *Commit
+	refused        *Refusal
+	commits        map[string]Commit
+	placements     map[fleet.UnitID]*placement
+	regions        map[string]*Region
+	waves          []Wave
+	lastPass       *Pass
+	recent         []ErrorEntry
+	fetch          Fetch
+	dns            map[fleet.UnitID][]DNSEndpoint
+	quotas         []Route53Quota
+	history        []PassRecord
+	saver          *historySaver
+	// eventReads shares the reads of Kubernetes events (Options.Events).
+	eventReads eventReads
 	// notified remembers the last outcome notified per region, so that a retried
 	// pass with the same outcome does not notify again.
 	notified map[string]string
@@ -127,10 +136,12 @@ type placement struct {
 	// source is where the unit's objects come from (plan.Desired.Source);
 	// desired the objects the last pass rendered for it; lastApply what that
 	// pass did; revisions the last revisions passes took it to, oldest first.
-	source    string
-	desired   []plan.ObjectRef
-	lastApply *UnitApply
-	revisions []UnitRevision
+	source  string
+	desired []plan.ObjectRef
+	// desiredDigest is the digest of the render desired was taken from.
+	desiredDigest string
+	lastApply     *UnitApply
+	revisions     []UnitRevision
 	// changed is the last revision that changed the unit.
 	changed *Change
 }
@@ -161,8 +172,13 @@ func New(opts Options) *Store {
 		dns:        map[fleet.UnitID][]DNSEndpoint{},
 		notified:   map[string]string{},
 	}
+	if cm, ok := opts.History.(HistoryConfigMap); ok && cm.Keep <= 0 {
+		cm.Keep = opts.HistorySize // the replicas' passes together, as many as one Store keeps
+		s.opts.History = cm
+	}
 	s.metrics = newMetrics(s)
 	s.loadHistory()
+	s.startHistorySaver()
 	return s
 }
 
@@ -174,9 +190,10 @@ func (s *Store) SetRedactor(r *secrets.Redactor) {
 	s.redact = r
 }
 
-// clean redacts s; the caller holds s.mu.
+// clean redacts v with the current revision's secrets and the previous
+// revision's; the caller holds s.mu.
 func (s *Store) clean(v string) string {
-	return s.redact.RedactString(v)
+	return s.previous.RedactString(s.redact.RedactString(v))
 }
 
 // placementOf returns the unit's placement, creating it as Unknown; the caller

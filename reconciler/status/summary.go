@@ -70,7 +70,16 @@ func Worse(a, b State) State {
 
 // Summary returns the overview of the units f matches.
 func (s *Store) Summary(f Filter) Summary {
-	st := s.StatusOf(Filter{})
+	return s.summary(f, true)
+}
+
+// summary returns the overview of the units f matches, with the heatmap's rows
+// when rows is true. It reads the units in place: the dashboard asks every
+// few seconds, and copying every unit's detail for counts would be waste.
+func (s *Store) summary(f Filter, rows bool) Summary {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.statusHead()
 	out := Summary{
 		GeneratedAt: st.GeneratedAt, Revision: st.Revision, Refused: st.Refused, LastPass: st.LastPass,
 		Waves: st.Waves, Regions: st.Regions, Errors: st.Errors, Fetch: st.Fetch, States: st.States,
@@ -95,36 +104,41 @@ func (s *Store) Summary(f Filter) Summary {
 		column[r] = i
 	}
 	tenants, apps := map[string]bool{}, map[string]bool{}
-	rows := map[string][]HeatCell{}
-	for _, p := range st.Placements {
-		row := rowOf(p.Unit)
+	cellsOf := map[string][]HeatCell{}
+	for unit, p := range s.placements {
+		kind := kindOf(unit)
+		out.Counts.add(kind, p.state)
+		row := rowOf(unit)
 		tenants[row] = true
-		if name := p.Unit.Name(); name != "" {
+		if name := unit.Name(); name != "" {
 			apps[name] = true
 		}
-		if !f.matches(p.Unit, p.State) {
+		if !f.matches(unit, p.state) {
 			continue
 		}
-		out.Matched.add(p.Kind, p.State)
-		cells, ok := rows[row]
+		out.Matched.add(kind, p.state)
+		if !rows {
+			continue
+		}
+		cells, ok := cellsOf[row]
 		if !ok {
 			cells = make([]HeatCell, len(out.Columns))
-			rows[row] = cells
+			cellsOf[row] = cells
 		}
-		c := &cells[column[p.Region]]
-		c.State = Worse(c.State, p.State)
+		c := &cells[column[p.region]]
+		c.State = Worse(c.State, p.state)
 		c.Units++
-		if p.State != Ready {
+		if p.state != Ready {
 			c.NotReady++
 		}
 	}
 	byRow := func(a, b string) int {
 		return cmp.Or(cmp.Compare(boolInt(a != AddonsRow), boolInt(b != AddonsRow)), cmp.Compare(a, b))
 	}
-	out.Tenants = slices.SortedFunc(maps.Keys(tenants), byRow)
-	out.Apps = slices.Sorted(maps.Keys(apps))
-	for _, t := range slices.SortedFunc(maps.Keys(rows), byRow) {
-		out.Rows = append(out.Rows, HeatRow{Tenant: t, Cells: rows[t]})
+	out.Tenants = append(out.Tenants, slices.SortedFunc(maps.Keys(tenants), byRow)...)
+	out.Apps = append(out.Apps, slices.Sorted(maps.Keys(apps))...)
+	for _, t := range slices.SortedFunc(maps.Keys(cellsOf), byRow) {
+		out.Rows = append(out.Rows, HeatRow{Tenant: t, Cells: cellsOf[t]})
 	}
 	if out.Columns == nil {
 		out.Columns = []string{}
@@ -170,11 +184,16 @@ type Count struct {
 	Units   int    `json:"units"`
 }
 
-// Apps returns where every app and addon runs, by name, with its sources and
-// revisions per region.
+// Apps returns where every app and addon runs, by name (an app before an
+// addon of the same name), with its sources and revisions per region.
 func (s *Store) Apps() []AppView {
-	st := s.StatusOf(Filter{})
-	type key struct{ app, region string }
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	type key struct {
+		app    string
+		addon  bool
+		region string
+	}
 	type acc struct {
 		units     int
 		states    map[State]int
@@ -183,24 +202,23 @@ func (s *Store) Apps() []AppView {
 		subjects  map[string]string
 	}
 	byKey := map[key]*acc{}
-	addon := map[string]bool{}
-	for _, p := range st.Placements {
-		if p.Kind == KindNamespace {
+	for unit, p := range s.placements {
+		kind := kindOf(unit)
+		if kind == KindNamespace {
 			continue
 		}
-		k := key{p.Unit.Name(), p.Region}
-		addon[k.app] = p.Kind == KindAddon
+		k := key{unit.Name(), kind == KindAddon, p.region}
 		a, ok := byKey[k]
 		if !ok {
 			a = &acc{states: map[State]int{}, sources: map[string]int{}, revisions: map[string]int{}, subjects: map[string]string{}}
 			byKey[k] = a
 		}
 		a.units++
-		a.states[p.State]++
-		a.sources[p.Source]++
-		a.revisions[p.Revision]++
-		if p.CommitSubject != "" {
-			a.subjects[p.Revision] = p.CommitSubject
+		a.states[p.state]++
+		a.sources[p.source]++
+		a.revisions[p.revision]++
+		if c, ok := s.commits[p.revision]; ok && c.Subject != "" {
+			a.subjects[p.revision] = c.Subject
 		}
 	}
 	counts := func(m map[string]int, subjects map[string]string) []Count {
@@ -211,20 +229,17 @@ func (s *Store) Apps() []AppView {
 		slices.SortStableFunc(out, func(a, b Count) int { return cmp.Compare(b.Units, a.Units) })
 		return out
 	}
-	views := map[string]*AppView{}
-	keys := slices.SortedFunc(maps.Keys(byKey), func(a, b key) int { return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.region, b.region)) })
+	out := []AppView{}
+	keys := slices.SortedFunc(maps.Keys(byKey), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(boolInt(a.addon), boolInt(b.addon)), cmp.Compare(a.region, b.region))
+	})
 	for _, k := range keys {
-		v, ok := views[k.app]
-		if !ok {
-			v = &AppView{Name: k.app, Addon: addon[k.app]}
-			views[k.app] = v
+		if n := len(out); n == 0 || out[n-1].Name != k.app || out[n-1].Addon != k.addon {
+			out = append(out, AppView{Name: k.app, Addon: k.addon})
 		}
 		a := byKey[k]
+		v := &out[len(out)-1]
 		v.Regions = append(v.Regions, AppRegion{Region: k.region, Units: a.units, States: a.states, Sources: counts(a.sources, nil), Revisions: counts(a.revisions, a.subjects)})
-	}
-	out := []AppView{}
-	for _, name := range slices.Sorted(maps.Keys(views)) {
-		out = append(out, *views[name])
 	}
 	return out
 }

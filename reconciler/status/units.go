@@ -16,43 +16,80 @@ import (
 // is expected (a filter, a row of the heatmap): addons belong to no tenant.
 const AddonsRow = "(addons)"
 
-// Filter selects units, as the query of /api/v1/status, /api/v1/summary and the
-// dashboard's address say it: every field that is set must match.
+// Filter selects units, as the query of /api/v1/status, /api/v1/summary, the
+// dashboard's address and `meridian status`'s flags say it: a unit must match
+// every list that is not empty (one of its names) and the search.
 type Filter struct {
-	// Tenant is a tenant's name, or AddonsRow for the addons.
-	Tenant string
-	// Region is a region's name.
-	Region string
-	// App is an app's or an addon's name.
-	App string
-	// State is a State.
-	State State
-	// Kind is KindPlacement, KindNamespace or KindAddon.
-	Kind string
+	// Tenants are tenants' names, or AddonsRow for the addons.
+	Tenants []string
+	// Regions are regions' names.
+	Regions []string
+	// Apps are apps' or addons' names.
+	Apps []string
+	// States are States.
+	States []State
+	// Kinds are KindPlacement, KindNamespace or KindAddon.
+	Kinds []string
 	// Search is a text the unit's name (tenant/region/app) contains.
 	Search string
 }
 
-// FilterOf reads a Filter from a query: tenant, region, app, state, kind and q.
+// FilterOf reads a Filter from a query: tenant, region, app, state and kind,
+// each repeatable and each a comma-separated list ("tenant=a,b&tenant=c"), and
+// q.
 func FilterOf(q url.Values) Filter {
-	return Filter{
-		Tenant: q.Get("tenant"), Region: q.Get("region"), App: q.Get("app"),
-		State: State(q.Get("state")), Kind: q.Get("kind"), Search: q.Get("q"),
+	var states []State
+	for _, v := range listOf(q["state"]) {
+		states = append(states, State(v))
 	}
+	return Filter{
+		Tenants: listOf(q["tenant"]), Regions: listOf(q["region"]), Apps: listOf(q["app"]),
+		States: states, Kinds: listOf(q["kind"]), Search: q.Get("q"),
+	}
+}
+
+// Query is the query FilterOf reads f from.
+func (f Filter) Query() url.Values {
+	q := url.Values{}
+	set := func(key string, list []string) {
+		if len(list) > 0 {
+			q.Set(key, strings.Join(list, ","))
+		}
+	}
+	set("tenant", f.Tenants)
+	set("region", f.Regions)
+	set("app", f.Apps)
+	states := make([]string, len(f.States))
+	for i, st := range f.States {
+		states[i] = string(st)
+	}
+	set("state", states)
+	set("kind", f.Kinds)
+	if f.Search != "" {
+		q.Set("q", f.Search)
+	}
+	return q
+}
+
+// listOf splits comma-separated values, trims blanks and drops empty items.
+func listOf(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }
 
 // matches reports whether the unit, in state st, passes the filter.
 func (f Filter) matches(u fleet.UnitID, st State) bool {
-	switch {
-	case f.Tenant != "" && rowOf(u) != f.Tenant,
-		f.Region != "" && u.Region != f.Region,
-		f.App != "" && u.Name() != f.App,
-		f.State != "" && st != f.State,
-		f.Kind != "" && kindOf(u) != f.Kind,
-		f.Search != "" && !strings.Contains(strings.ToLower(u.String()), strings.ToLower(f.Search)):
-		return false
-	}
-	return true
+	in := func(list []string, name string) bool { return len(list) == 0 || slices.Contains(list, name) }
+	return in(f.Tenants, rowOf(u)) && in(f.Regions, u.Region) && in(f.Apps, u.Name()) && in(f.Kinds, kindOf(u)) &&
+		(len(f.States) == 0 || slices.Contains(f.States, st)) &&
+		(f.Search == "" || strings.Contains(strings.ToLower(u.String()), strings.ToLower(f.Search)))
 }
 
 // rowOf is the tenant a unit is shown under: its tenant, or AddonsRow.
@@ -136,9 +173,12 @@ type KubeEvent struct {
 
 // EventReader reads the Kubernetes events of a unit's objects on demand (the
 // dashboard's unit page asks for them), from the unit's region. objects are the
-// unit's objects as the Store knows them (its last apply, its watch). It returns
-// an error when the region cannot be read; the Store redacts what it returns.
-type EventReader func(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error)
+// unit's objects as the Store knows them (its last apply, its watch); others the
+// objects of the other units of the region in the same namespaces, so that the
+// Pods of a workload "portal-admin" are not taken for those of "portal". It
+// returns an error when the region cannot be read; the Store redacts what it
+// returns, and reads each unit's at most once every few seconds.
+type EventReader func(ctx context.Context, unit fleet.UnitID, objects, others []plan.ObjectRef) ([]KubeEvent, error)
 
 const (
 	// maxApplyObjects bounds each list of objects of a UnitApply.
@@ -180,9 +220,14 @@ func (s *Store) observeApplies(r *reconciler.Report, outcome PassOutcome, now ti
 			a := &UnitApply{Revision: r.Revision, At: now, Action: ch.Action.String(), Health: res.Health.String()}
 			if ch.Desired != nil {
 				a.Objects = len(ch.Desired.Objects)
-				p.desired = make([]plan.ObjectRef, len(ch.Desired.Objects))
-				for i, o := range ch.Desired.Objects {
-					p.desired[i] = plan.RefOf(o)
+				// Most passes render most units as the last did: their
+				// references are kept, not made again.
+				if ch.Desired.Digest == "" || ch.Desired.Digest != p.desiredDigest || len(p.desired) != len(ch.Desired.Objects) {
+					p.desired = make([]plan.ObjectRef, len(ch.Desired.Objects))
+					for i, o := range ch.Desired.Objects {
+						p.desired[i] = plan.RefOf(o)
+					}
+					p.desiredDigest = ch.Desired.Digest
 				}
 				if ch.Desired.Source != "" {
 					p.source = s.clean(ch.Desired.Source)
@@ -271,50 +316,6 @@ func (s *Store) Unit(unit fleet.UnitID) (UnitDetail, bool) {
 	return d, true
 }
 
-// UnitEvents reads the Kubernetes events of a unit's objects through
-// Options.Events, redacted. It returns ErrNoEvents when the Store has no way to
-// read them, and ErrUnknownUnit for a unit it does not know.
-func (s *Store) UnitEvents(ctx context.Context, unit fleet.UnitID) ([]KubeEvent, error) {
-	if s.opts.Events == nil {
-		return nil, ErrNoEvents
-	}
-	s.mu.RLock()
-	p, ok := s.placements[unit]
-	var refs []plan.ObjectRef
-	seen := map[string]bool{}
-	add := func(r plan.ObjectRef) {
-		if !seen[r.Key()] {
-			seen[r.Key()] = true
-			refs = append(refs, r)
-		}
-	}
-	if ok {
-		for _, o := range p.objects {
-			add(plan.ObjectRef{Group: o.Group, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
-		}
-		for _, o := range p.desired {
-			add(o)
-		}
-	}
-	s.mu.RUnlock()
-	if !ok {
-		return nil, ErrUnknownUnit
-	}
-	events, err := s.opts.Events(ctx, unit, refs)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err != nil {
-		return nil, errorString(s.clean(err.Error()))
-	}
-	out := make([]KubeEvent, len(events))
-	for i, e := range events {
-		e.Message, e.Reason, e.Object = s.clean(e.Message), s.clean(e.Reason), s.clean(e.Object)
-		out[i] = e
-	}
-	slices.SortStableFunc(out, func(a, b KubeEvent) int { return b.Last.Compare(a.Last) })
-	return out, nil
-}
-
 // errorString is an error that is only its (redacted) message.
 type errorString string
 
@@ -324,4 +325,6 @@ func (e errorString) Error() string { return string(e) }
 var (
 	ErrNoEvents    error = errorString("this daemon cannot read Kubernetes events")
 	ErrUnknownUnit error = errorString("no such unit")
+	ErrNoRedactor  error = errorString("events are shown once a pass has decrypted the revision's secrets, to redact them")
+	ErrBusy        error = errorString("too many reads of events from this region at once; try again in a moment")
 )

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestFiltersSelectUnits(t *testing.T) {
 func TestSummaryHeatmap(t *testing.T) {
 	s := New(Options{})
 	feedExample(s, loadExampleFleet(t))
-	sum := s.Summary(Filter{Tenant: "trucking"})
+	sum := s.Summary(Filter{Tenants: []string{"trucking"}})
 	if len(sum.Rows) != 1 || sum.Rows[0].Tenant != "trucking" {
 		t.Fatalf("rows = %+v; want trucking's only", sum.Rows)
 	}
@@ -175,7 +176,7 @@ func TestUnitDetail(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %s; want %d", path, resp.Status, want)
 		}
-		if want >= 400 && (decodeErr != nil || body["error"] == "") {
+		if msg, _ := body["error"].(string); want >= 400 && (decodeErr != nil || msg == "") {
 			t.Errorf("GET %s: %v %v; want {\"error\": ...}", path, body, decodeErr)
 		}
 	}
@@ -194,7 +195,7 @@ var cmpIgnoreAt = cmp.Transformer("noAt", func(a *UnitApply) *UnitApply {
 func TestUnitEvents(t *testing.T) {
 	f := loadExampleFleet(t)
 	var asked []string
-	read := func(_ context.Context, u fleet.UnitID, objects []plan.ObjectRef) ([]KubeEvent, error) {
+	read := func(_ context.Context, u fleet.UnitID, objects, _ []plan.ObjectRef) ([]KubeEvent, error) {
 		for _, o := range objects {
 			asked = append(asked, o.String())
 		}
@@ -207,25 +208,23 @@ func TestUnitEvents(t *testing.T) {
 			{Type: "Warning", Reason: "BackOff", Object: "Pod/trucking/portal-1", Message: "env " + secretValue, Last: t0.Add(time.Minute), Count: 3},
 		}, nil
 	}
-	s := New(Options{Events: read, Redactor: secrets.NewRedactor([]string{secretValue})})
-	feedExample(s, f)
-	portal := unit("trucking/us-east-1/portal")
-	s.ObserveHealth(portal, UnitHealth{State: Ready, At: time.Now(), Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+	// The Redactor comes with a pass, as the daemon's does: before it, no event
+	// is served, since what the region says is not redacted.
+	clock := newClock()
+	s := New(Options{Events: read, Now: clock.Now})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-
-	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+	s.ObservePass(f.readyReport(rev1), time.Second)
+	if code, body := getBody(t, srv.URL+"/api/v1/events/trucking/us-east-1/portal"); code != http.StatusServiceUnavailable || strings.Contains(body, secretValue) {
+		t.Errorf("events before a pass brought a Redactor: %d %s; want 503", code, body)
 	}
+	r := f.readyReport(rev1)
+	r.Redactor = secrets.NewRedactor([]string{secretValue})
+	s.ObservePass(r, time.Second)
+	portal := unit("trucking/us-east-1/portal")
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: time.Now(), Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+
+	get := func(path string) (int, string) { return getBody(t, srv.URL+path) }
 	code, body := get("/api/v1/events/trucking/us-east-1/portal")
 	var got struct{ Events []KubeEvent }
 	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 200 {
@@ -237,6 +236,16 @@ func TestUnitEvents(t *testing.T) {
 	if !slices.Equal(asked, []string{"Deployment/trucking/portal"}) {
 		t.Errorf("the reader was asked for %v; want the unit's objects", asked)
 	}
+	// Asked again within ten seconds, the Store answers what it read; later, it
+	// reads again.
+	clock.Add(5 * time.Second)
+	if code, again := get("/api/v1/events/trucking/us-east-1/portal"); code != 200 || again != body || len(asked) != 1 {
+		t.Errorf("events asked again at once: %d, the reader asked %d times; want the same answer, read once", code, len(asked))
+	}
+	clock.Add(6 * time.Second)
+	if code, _ := get("/api/v1/events/trucking/us-east-1/portal"); code != 200 || len(asked) != 2 {
+		t.Errorf("events asked 11s later: %d, the reader asked %d times; want them read again", code, len(asked))
+	}
 	code, body = get("/api/v1/events/trucking/eu-west-2/portal")
 	if code != http.StatusBadGateway || !strings.Contains(body, "Unauthorized") || strings.Contains(body, secretValue) {
 		t.Errorf("events of an unreadable region: %d %s; want 502 with the reason, redacted", code, body)
@@ -244,6 +253,97 @@ func TestUnitEvents(t *testing.T) {
 	if code, _ := get("/api/v1/events/nobody/us-east-1/portal"); code != http.StatusNotFound {
 		t.Errorf("events of an unknown unit: %d; want 404", code)
 	}
+}
+
+// TestEventsAfterARotation: once a pass applied a revision with a new secret,
+// the old value, which pods of the old revision may still print, stays
+// redacted.
+func TestEventsAfterARotation(t *testing.T) {
+	f := loadExampleFleet(t)
+	const oldSecret, newSecret = "old-password-0c9e4a71", "new-password-5b2d8f03"
+	read := func(context.Context, fleet.UnitID, []plan.ObjectRef, []plan.ObjectRef) ([]KubeEvent, error) {
+		return []KubeEvent{{Type: "Warning", Reason: "BackOff", Object: "Pod/trucking/portal-5d8f-x2k4p", Message: "env " + oldSecret + " " + newSecret}}, nil
+	}
+	clock := newClock()
+	s := New(Options{Events: read, Now: clock.Now})
+	for _, pass := range []struct{ rev, secret string }{{rev1, oldSecret}, {rev2, newSecret}, {rev2, newSecret}} {
+		r := f.readyReport(pass.rev)
+		r.Redactor = secrets.NewRedactor([]string{pass.secret})
+		s.ObservePass(r, time.Second)
+	}
+	events, err := s.UnitEvents(t.Context(), unit("trucking/us-east-1/portal"))
+	if err != nil || len(events) != 1 {
+		t.Fatalf("events: %v, %v", events, err)
+	}
+	if m := events[0].Message; strings.Contains(m, oldSecret) || strings.Contains(m, newSecret) {
+		t.Errorf("message = %q; want both the new secret and the rotated one redacted", m)
+	}
+}
+
+// TestEventReadsPerRegionAreBounded: while four units of a region are being read,
+// a fifth's events are answered 429; another region's are read.
+func TestEventReadsPerRegionAreBounded(t *testing.T) {
+	f := loadExampleFleet(t)
+	started, release := make(chan fleet.UnitID, 10), make(chan struct{})
+	read := func(_ context.Context, u fleet.UnitID, _, _ []plan.ObjectRef) ([]KubeEvent, error) {
+		started <- u
+		if u.Region == "us-east-1" {
+			<-release
+		}
+		return nil, nil
+	}
+	r := f.readyReport(rev1)
+	r.Redactor = secrets.NewRedactor([]string{secretValue})
+	s := New(Options{Events: read})
+	s.ObservePass(r, time.Second)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var east, west []fleet.UnitID
+	for _, u := range s.sortedUnits() {
+		switch u.Region {
+		case "us-east-1":
+			east = append(east, u)
+		case "eu-west-2":
+			west = append(west, u)
+		}
+	}
+	if len(east) <= maxEventReadsPerRegion || len(west) == 0 {
+		t.Fatalf("%d units in us-east-1, %d in eu-west-2: the example cannot fill a region", len(east), len(west))
+	}
+	var wg sync.WaitGroup
+	for _, u := range east[:maxEventReadsPerRegion] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Get(srv.URL + "/api/v1/events/" + u.String()); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		<-started
+	}
+	if code, body := getBody(t, srv.URL+"/api/v1/events/"+east[maxEventReadsPerRegion].String()); code != http.StatusTooManyRequests {
+		t.Errorf("a fifth unit of a region read four times at once: %d %s; want 429", code, body)
+	}
+	if code, body := getBody(t, srv.URL+"/api/v1/events/"+west[0].String()); code != http.StatusOK {
+		t.Errorf("a unit of another region: %d %s; want 200", code, body)
+	}
+	close(release)
+	wg.Wait()
+}
+
+// getBody GETs url and returns the status code and the body.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // objectsOf returns objects with the references given.

@@ -8,44 +8,31 @@ import (
 	"meridian.dev/meridian/reconciler/status"
 )
 
-// The kinds of unit, as --kind names them.
-const (
-	KindPlacement = "placement" // a tenant's app in a region
-	KindNamespace = "namespace" // a tenant's namespace in a region
-	KindAddon     = "addon"     // a platform addon in a region
-)
-
-// Selection is the filters of `meridian status`: a unit is selected when it
-// matches every list that is not empty.
-type Selection struct {
-	Tenants, Regions, Apps, Kinds []string
-	States                        []status.State
-}
-
-// NewSelection builds a Selection from the flags' lists (blanks trimmed, empty
-// items dropped) and checks what needs no daemon to check: states (in any
-// case) and kinds. Errors name the flag.
-func NewSelection(tenants, regions, apps, states, kinds []string) (Selection, error) {
-	sel := Selection{
+// NewSelection builds the status.Filter of the flags' lists (blanks trimmed,
+// empty items dropped) and checks what needs no daemon to check: states (in any
+// case) and kinds. Errors name the flag. The daemon applies the filter
+// (status.Filter.Query).
+func NewSelection(tenants, regions, apps, states, kinds []string) (status.Filter, error) {
+	f := status.Filter{
 		Tenants: clean(tenants), Regions: clean(regions), Apps: clean(apps), Kinds: clean(kinds),
 	}
 	for _, s := range clean(states) {
 		i := slices.IndexFunc(status.States, func(st status.State) bool { return strings.EqualFold(string(st), s) })
 		if i < 0 {
-			return sel, fmt.Errorf("--state %s: no such state; use %s", s, StatesList())
+			return f, fmt.Errorf("--state %s: no such state; use %s", s, StatesList())
 		}
-		sel.States = append(sel.States, status.States[i])
+		f.States = append(f.States, status.States[i])
 	}
-	for _, k := range sel.Kinds {
-		if k != KindPlacement && k != KindNamespace && k != KindAddon {
-			return sel, fmt.Errorf("--kind %s: no such kind of unit; use placement, namespace or addon", k)
+	for _, k := range f.Kinds {
+		if k != status.KindPlacement && k != status.KindNamespace && k != status.KindAddon {
+			return f, fmt.Errorf("--kind %s: no such kind of unit; use %s, %s or %s", k, status.KindPlacement, status.KindNamespace, status.KindAddon)
 		}
 	}
-	return sel, nil
+	return f, nil
 }
 
-// clean splits nothing further (pflag split the commas) but trims blanks and
-// drops empty items, so "--tenant a, b" and "--tenant a," work.
+// clean trims blanks and drops empty items (pflag split the commas), so
+// "--tenant a, b" and "--tenant a," work.
 func clean(list []string) []string {
 	var out []string
 	for _, s := range list {
@@ -65,30 +52,30 @@ func StatesList() string {
 	return strings.Join(names, ", ")
 }
 
-// Known fails naming the first tenant, region or app filter the daemon's status
-// does not know, with the names it does.
-func (sel Selection) Known(st *status.Status) error {
-	tenants, regions, apps := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, p := range st.Placements {
-		if p.Tenant != "" {
-			tenants[p.Tenant] = true
+// Known fails naming the first tenant, region or app of f the daemon does not
+// know (as its summary lists them), with the names it does.
+func Known(sum *status.Summary, f status.Filter) error {
+	set := func(names ...[]string) map[string]bool {
+		m := map[string]bool{}
+		for _, list := range names {
+			for _, n := range list {
+				m[n] = true
+			}
 		}
-		regions[p.Region] = true
-		if a := App(p); a != "" {
-			apps[a] = true
-		}
+		return m
 	}
-	for _, r := range st.Regions {
+	regions := set(sum.Columns)
+	for _, r := range sum.Regions {
 		regions[r.Name] = true
 	}
-	for _, f := range []struct {
+	for _, c := range []struct {
 		flag  string
 		names []string
 		known map[string]bool
-	}{{"tenant", sel.Tenants, tenants}, {"region", sel.Regions, regions}, {"app", sel.Apps, apps}} {
-		for _, n := range f.names {
-			if !f.known[n] {
-				return fmt.Errorf("--%s %s: the daemon knows no such %s (it knows %s)", f.flag, n, f.flag, knownList(f.known))
+	}{{"tenant", f.Tenants, set(sum.Tenants)}, {"region", f.Regions, regions}, {"app", f.Apps, set(sum.Apps)}} {
+		for _, n := range c.names {
+			if !c.known[n] {
+				return fmt.Errorf("--%s %s: the daemon knows no such %s (it knows %s)", c.flag, n, c.flag, knownList(c.known))
 			}
 		}
 	}
@@ -111,40 +98,12 @@ func knownList(names map[string]bool) string {
 	return strings.Join(list, ", ")
 }
 
-// Kind says whether a unit is a placement, a tenant's namespace or an addon.
-func Kind(p status.Placement) string {
-	switch {
-	case p.Addon != "":
-		return KindAddon
-	case p.App == "":
-		return KindNamespace
-	}
-	return KindPlacement
-}
-
 // App is what --app matches and the APP column shows: the app, or the addon.
 func App(p status.Placement) string {
 	if p.Addon != "" {
 		return p.Addon
 	}
 	return p.App
-}
-
-// Filter returns the units every filter selects, in the daemon's order.
-func (sel Selection) Filter(all []status.Placement) []status.Placement {
-	out := []status.Placement{}
-	for _, p := range all {
-		if matches(sel.Tenants, p.Tenant) && matches(sel.Regions, p.Region) && matches(sel.Apps, App(p)) &&
-			matches(sel.Kinds, Kind(p)) && (len(sel.States) == 0 || slices.Contains(sel.States, p.State)) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// matches reports whether name is in list, or list is empty.
-func matches(list []string, name string) bool {
-	return len(list) == 0 || slices.Contains(list, name)
 }
 
 // AllReady reports whether every unit is Ready; false for none.

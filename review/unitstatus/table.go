@@ -31,10 +31,10 @@ func WriteTable(w io.Writer, st *status.Status, units []status.Placement, wide b
 	}
 	for _, p := range units {
 		tenant, app := p.Tenant, p.App
-		switch Kind(p) {
-		case KindAddon:
-			tenant, app = "(addon)", p.Addon
-		case KindNamespace:
+		switch p.Kind {
+		case status.KindAddon:
+			tenant, app = status.AddonsRow, p.Addon
+		case status.KindNamespace:
 			app = "(namespace)"
 		}
 		reason := oneLine(p.Reason)
@@ -77,17 +77,17 @@ func revisionInUse(st *status.Status) string {
 // Summary counts the units per state, in the dashboard's order, and says
 // how many are placements: "23 units (14 placements): 21 Ready, 2 Failed".
 func Summary(st *status.Status, units []status.Placement) string {
-	if st.LastPass == nil && len(st.Placements) == 0 {
+	if st.LastPass == nil && st.Counts.Units == 0 {
 		return "no units yet: the daemon has not finished a pass"
 	}
 	if len(units) == 0 {
-		return fmt.Sprintf("no unit selected (of %d)", len(st.Placements))
+		return fmt.Sprintf("no unit selected (of %d)", st.Counts.Units)
 	}
 	count := map[status.State]int{}
 	placements := 0
 	for _, p := range units {
 		count[p.State]++
-		if Kind(p) == KindPlacement {
+		if p.Kind == status.KindPlacement {
 			placements++
 		}
 	}

@@ -1,11 +1,10 @@
 package unitstatus
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"meridian.dev/meridian/reconciler/status"
 )
@@ -31,46 +30,59 @@ func TestURL(t *testing.T) {
 	}
 }
 
-func TestFilter(t *testing.T) {
-	units := []status.Placement{
-		{Tenant: "trucking", Region: "us-east-1", State: status.Ready},
-		{Tenant: "trucking", Region: "us-east-1", App: "portal", State: status.Failed},
-		{Tenant: "trucking", Region: "eu-west-2", App: "portal", State: status.Ready},
-		{Tenant: "acme", Region: "us-east-1", App: "api", State: status.Progressing},
-		{Region: "us-east-1", Addon: "platform", State: status.Ready},
-	}
-	name := func(p status.Placement) string {
-		return strings.Join([]string{p.Tenant, p.Region, App(p)}, "/")
-	}
+// TestNewSelection turns the flags into the query the daemon filters by
+// (status.FilterOf, tested in reconciler/status, reads it).
+func TestNewSelection(t *testing.T) {
 	tests := []struct {
 		name string
 		o    options
-		want []string
+		want string
+		err  string
 	}{
-		{"all", options{}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api", "/us-east-1/platform"}},
-		{"tenant", options{tenants: []string{"trucking"}}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal"}},
-		{"two tenants, blanks", options{tenants: []string{" acme", "trucking", ""}}, []string{"trucking/us-east-1/", "trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api"}},
-		{"region and app", options{regions: []string{"us-east-1"}, apps: []string{"portal"}}, []string{"trucking/us-east-1/portal"}},
-		{"addon by app", options{apps: []string{"platform"}}, []string{"/us-east-1/platform"}},
-		{"state any case", options{states: []string{"failed", "PROGRESSING"}}, []string{"trucking/us-east-1/portal", "acme/us-east-1/api"}},
-		{"placements", options{kinds: []string{"placement"}}, []string{"trucking/us-east-1/portal", "trucking/eu-west-2/portal", "acme/us-east-1/api"}},
-		{"namespaces and addons", options{kinds: []string{"namespace", "addon"}}, []string{"trucking/us-east-1/", "/us-east-1/platform"}},
-		{"nothing", options{tenants: []string{"acme"}, states: []string{"Ready"}}, nil},
+		{name: "all", o: options{}, want: ""},
+		{name: "two tenants, blanks", o: options{tenants: []string{" acme", "trucking", ""}}, want: "tenant=acme%2Ctrucking"},
+		{name: "region and app", o: options{regions: []string{"us-east-1"}, apps: []string{"portal"}}, want: "app=portal&region=us-east-1"},
+		{name: "state any case", o: options{states: []string{"failed", "PROGRESSING"}}, want: "state=Failed%2CProgressing"},
+		{name: "kinds", o: options{kinds: []string{"namespace", "addon"}}, want: "kind=namespace%2Caddon"},
+		{name: "no such state", o: options{states: []string{"Broken"}}, err: "--state Broken: no such state"},
+		{name: "no such kind", o: options{kinds: []string{"tenant"}}, err: "--kind tenant: no such kind of unit; use placement, namespace or addon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sel, err := NewSelection(tt.o.tenants, tt.o.regions, tt.o.apps, tt.o.states, tt.o.kinds)
+			f, err := NewSelection(tt.o.tenants, tt.o.regions, tt.o.apps, tt.o.states, tt.o.kinds)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error = %v; want %q", err, tt.err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, p := range sel.Filter(units) {
-				got = append(got, name(p))
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("selected (-want +got):\n%s", diff)
+			if got := f.Query().Encode(); got != tt.want {
+				t.Errorf("query = %q; want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestKnown refuses a name the daemon's summary does not list, naming those it
+// does; the addons row is a tenant name.
+func TestKnown(t *testing.T) {
+	sum := &status.Summary{Tenants: []string{status.AddonsRow, "acme", "trucking"}, Columns: []string{"us-east-1"}, Apps: []string{"api", "platform", "portal"}}
+	for _, tt := range []struct {
+		f    status.Filter
+		want string
+	}{
+		{status.Filter{Tenants: []string{"trucking", status.AddonsRow}, Regions: []string{"us-east-1"}, Apps: []string{"platform"}}, ""},
+		{status.Filter{Tenants: []string{"truking"}}, "--tenant truking: the daemon knows no such tenant (it knows (addons), acme, trucking)"},
+		{status.Filter{Regions: []string{"eu-west-2"}}, "--region eu-west-2: the daemon knows no such region (it knows us-east-1)"},
+		{status.Filter{Apps: []string{"web"}}, "--app web: the daemon knows no such app (it knows api, platform, portal)"},
+	} {
+		err := Known(sum, tt.f)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("Known(%+v) = %v; want %q", tt.f, err, tt.want)
+		}
 	}
 }
 

@@ -83,6 +83,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		defer storeOpts.Notifier.Close(10 * time.Second)
 	}
 	store := status.New(storeOpts)
+	defer store.Close(10 * time.Second) // the last pass's history is saved before the daemon exits
 
 	if o.Route53Endpoint != "" {
 		if cfg.Route53 == nil {

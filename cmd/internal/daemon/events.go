@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -21,11 +22,39 @@ import (
 // maxEvents bounds the events the dashboard shows of one unit, newest first.
 const maxEvents = 100
 
-// workloads are the kinds whose events are mostly their children's: a
-// Deployment's ReplicaSets and Pods are named after it ("web-7c9f",
-// "web-7c9f-x2k4p"), as a StatefulSet's, a DaemonSet's, a Job's and a CronJob's
-// Pods and Jobs are.
-var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true, "Job": true, "CronJob": true}
+// eventsPage and maxEventPages bound what is read of a namespace's events: the
+// API lists them by name, not by time, so every page is read, up to the cap.
+var eventsPage int64 = 500
+
+const maxEventPages = 10
+
+// workloads are the kinds whose events are mostly their children's, and the
+// shapes of the names the children take after the workload's name and a dash:
+// a Deployment's ReplicaSets "web-7c9f4" (its pod-template-hash) and their Pods
+// "web-7c9f4-x2k4p"; a StatefulSet's Pods "db-0"; a DaemonSet's and a Job's
+// Pods "agent-x2k4p"; a CronJob's Jobs "report-29012345" and their Pods
+// "report-29012345-x2k4p". The random parts use Kubernetes's alphabet without
+// vowels, so "portal-admin-…" is never taken for a child of "portal".
+var workloads = map[string]map[string]*regexp.Regexp{
+	"Deployment": {
+		"ReplicaSet": regexp.MustCompile(`^` + hash + `$`),
+		"Pod":        regexp.MustCompile(`^` + hash + `-` + suffix + `$`),
+	},
+	"StatefulSet": {"Pod": regexp.MustCompile(`^[0-9]+$`)},
+	"DaemonSet":   {"Pod": regexp.MustCompile(`^` + suffix + `$`)},
+	"Job":         {"Pod": regexp.MustCompile(`^` + suffix + `$`)},
+	"CronJob": {
+		"Job": regexp.MustCompile(`^[0-9]+$`),
+		"Pod": regexp.MustCompile(`^[0-9]+-` + suffix + `$`),
+	},
+}
+
+// hash and suffix are the random parts of the names Kubernetes gives: a
+// pod-template-hash, and the five characters of a generated name.
+const (
+	hash   = `[bcdfghjklmnpqrstvwxz2456789]{1,10}`
+	suffix = `[bcdfghjklmnpqrstvwxz2456789]{5}`
+)
 
 // regionEvents reads the Kubernetes events of a unit's objects from its region,
 // with the rest.Config the reconciler last connected to the region with.
@@ -71,8 +100,9 @@ func (e *regionEvents) client(region string) (kubernetes.Interface, error) {
 
 // read is a status.EventReader: the events, in each namespace of the unit's
 // objects, that concern one of them or, for a workload, the ReplicaSets, Pods
-// and Jobs named after it. Events of cluster-scoped objects are not read.
-func (e *regionEvents) read(ctx context.Context, unit fleet.UnitID, objects []plan.ObjectRef) ([]status.KubeEvent, error) {
+// and Jobs it made — unless another unit's workload, whose name is longer, made
+// them. Events of cluster-scoped objects are not read.
+func (e *regionEvents) read(ctx context.Context, unit fleet.UnitID, objects, others []plan.ObjectRef) ([]status.KubeEvent, error) {
 	client, err := e.client(unit.Region)
 	if err != nil {
 		return nil, err
@@ -83,15 +113,27 @@ func (e *regionEvents) read(ctx context.Context, unit fleet.UnitID, objects []pl
 			byNamespace[o.Namespace] = append(byNamespace[o.Namespace], o)
 		}
 	}
+	otherWorkloads := map[string][]plan.ObjectRef{}
+	for _, o := range others {
+		if workloads[o.Kind] != nil {
+			otherWorkloads[o.Namespace] = append(otherWorkloads[o.Namespace], o)
+		}
+	}
 	var out []status.KubeEvent
 	for _, ns := range slices.Sorted(maps.Keys(byNamespace)) {
-		list, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{Limit: 1000})
-		if err != nil {
-			return nil, fmt.Errorf("region %s: events of namespace %s: %w", unit.Region, ns, err)
-		}
-		for _, ev := range list.Items {
-			if concerns(byNamespace[ns], ev.InvolvedObject) {
-				out = append(out, kubeEvent(ev))
+		opts := metav1.ListOptions{Limit: eventsPage}
+		for page := 0; page < maxEventPages; page++ {
+			list, err := client.CoreV1().Events(ns).List(ctx, opts)
+			if err != nil {
+				return nil, fmt.Errorf("region %s: events of namespace %s: %w", unit.Region, ns, err)
+			}
+			for _, ev := range list.Items {
+				if concerns(byNamespace[ns], otherWorkloads[ns], ev.InvolvedObject) {
+					out = append(out, kubeEvent(ev))
+				}
+			}
+			if opts.Continue = list.Continue; opts.Continue == "" {
+				break
 			}
 		}
 	}
@@ -102,17 +144,35 @@ func (e *regionEvents) read(ctx context.Context, unit fleet.UnitID, objects []pl
 	return out, nil
 }
 
-// concerns reports whether an event about obj concerns one of the objects.
-func concerns(objects []plan.ObjectRef, obj corev1.ObjectReference) bool {
+// concerns reports whether an event about obj concerns one of the objects: it
+// is one of them, or the child of one of their workloads that no workload of
+// others, with a longer name, could have made instead.
+func concerns(objects, others []plan.ObjectRef, obj corev1.ObjectReference) bool {
+	var parent string
 	for _, o := range objects {
 		if o.Kind == obj.Kind && o.Name == obj.Name {
 			return true
 		}
-		if workloads[o.Kind] && strings.HasPrefix(obj.Name, o.Name+"-") && (obj.Kind == "ReplicaSet" || obj.Kind == "Pod" || obj.Kind == "Job") {
-			return true
+		if madeBy(o, obj) && len(o.Name) > len(parent) {
+			parent = o.Name
 		}
 	}
-	return false
+	if parent == "" {
+		return false
+	}
+	for _, o := range others {
+		if len(o.Name) > len(parent) && madeBy(o, obj) {
+			return false
+		}
+	}
+	return true
+}
+
+// madeBy reports whether obj's name is one workload w gives its children.
+func madeBy(w plan.ObjectRef, obj corev1.ObjectReference) bool {
+	shape := workloads[w.Kind][obj.Kind]
+	rest, ok := strings.CutPrefix(obj.Name, w.Name+"-")
+	return shape != nil && ok && shape.MatchString(rest)
 }
 
 // kubeEvent is what the dashboard shows of an event.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,6 +46,15 @@ func TestEventsOfAUnit(t *testing.T) {
 	event("e4", "Pod", "portalx-1", "BackOff", "Warning", 1, 4*time.Minute) // another app's
 	event("e5", "Service", "api", "Updated", "Normal", 1, 5*time.Minute)    // another unit's
 	event("e6", "Service", "portal", "Updated", "Normal", 2, 30*time.Second)
+	event("e7", "Pod", "portal-admin-5d8f-x2k4p", "BackOff", "Warning", 1, 6*time.Minute) // portal-admin's, another unit
+	event("e8", "ReplicaSet", "portal-admin", "SuccessfulCreate", "Normal", 1, 6*time.Minute)
+	// portal-bd's, another unit's DaemonSet: its Pod's name is shaped as one of portal's too.
+	event("e9", "Pod", "portal-bd-x2k4p", "BackOff", "Warning", 1, 6*time.Minute)
+	event("e10", "Pod", "portal-6d8f-zzzzz", "Pulled", "Normal", 1, 7*time.Minute)
+	// More events than a page: the newest are read too.
+	for i := range 3 {
+		event(fmt.Sprintf("e%d", 90+i), "Pod", "portal-6d8f-zzzzz", "Started", "Normal", 1, 8*time.Minute+time.Duration(i)*time.Second)
+	}
 
 	events := newRegionEvents()
 	unit := fleet.UnitID{Tenant: "trucking", Region: region.Name, App: "portal"}
@@ -53,11 +63,17 @@ func TestEventsOfAUnit(t *testing.T) {
 		{Version: "v1", Kind: "Service", Namespace: "trucking", Name: "portal"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole", Name: "portal"},
 	}
-	if _, err := events.read(ctx, unit, objects); err == nil {
+	others := []plan.ObjectRef{
+		{Group: "apps", Version: "v1", Kind: "DaemonSet", Namespace: "trucking", Name: "portal-bd"},
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal-admin"},
+	}
+	if _, err := events.read(ctx, unit, objects, others); err == nil {
 		t.Error("events were read from a region the reconciler has not connected to")
 	}
 	events.connected(region.Name, region.Config)
-	got, err := events.read(context.Background(), unit, objects)
+	defer func(n int64) { eventsPage = n }(eventsPage)
+	eventsPage = 4 // the 13 events take four pages
+	got, err := events.read(context.Background(), unit, objects, others)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +85,10 @@ func TestEventsOfAUnit(t *testing.T) {
 		}
 	}
 	want := []string{
+		"Normal Started Pod/trucking/portal-6d8f-zzzzz Started of portal-6d8f-zzzzz",
+		"Normal Started Pod/trucking/portal-6d8f-zzzzz Started of portal-6d8f-zzzzz",
+		"Normal Started Pod/trucking/portal-6d8f-zzzzz Started of portal-6d8f-zzzzz",
+		"Normal Pulled Pod/trucking/portal-6d8f-zzzzz Pulled of portal-6d8f-zzzzz",
 		"Warning BackOff Pod/trucking/portal-5d8f-x2k4p BackOff of portal-5d8f-x2k4p",
 		"Normal SuccessfulCreate ReplicaSet/trucking/portal-5d8f SuccessfulCreate of portal-5d8f",
 		"Normal ScalingReplicaSet Deployment/trucking/portal ScalingReplicaSet of portal",

@@ -16,10 +16,13 @@ func historyStore(cfg *config.Config) (status.HistoryStore, error) {
 	if cfg.Management.HistoryConfigMap == "" {
 		return status.HistoryFile{Path: filepath.Join(cfg.StateDir, "status", "history.json")}, nil
 	}
+	ns, name, err := cfg.Management.HistoryConfigMapName()
+	if err != nil {
+		return nil, err
+	}
 	client, err := shard.NewClient(shard.ClientOptions{Kubeconfig: cfg.Kubeconfig, Context: cfg.Management.KubeconfigContext})
 	if err != nil {
 		return nil, fmt.Errorf("management.historyConfigMap: %w", err)
 	}
-	ns, name := cfg.Management.HistoryConfigMapName()
 	return status.HistoryConfigMap{Client: client.CoreV1(), Namespace: ns, Name: name}, nil
 }
