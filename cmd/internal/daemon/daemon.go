@@ -169,6 +169,10 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		defer stopServer()
 	}
 
+	// A placement whose health a watch saw change has its Route53 check read
+	// before the others'; a full channel drops the poke (the round-robin still
+	// reads that check).
+	pokes := make(chan fleet.UnitID, 1024)
 	return reconciler.Run(ctx, reconciler.RunOptions{
 		Poller:        poller,
 		Snapshots:     git,
@@ -201,7 +205,16 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		Health:       health,
 		// Between passes, the watches' view of each unit this replica applied
 		// reaches the dashboard, the API, the metrics and the notifications.
-		HealthChanged: func(unit fleet.UnitID, h apply.Health) { store.ObserveHealth(unit, unitHealth(h, time.Now())) },
+		HealthChanged: func(unit fleet.UnitID, h apply.Health) {
+			store.ObserveHealth(unit, unitHealth(h, time.Now()))
+			if unit.App != "" && unit.Addon == "" {
+				select {
+				case pokes <- unit:
+				default:
+				}
+			}
+		},
+		DNSPokes: pokes,
 	})
 }
 
