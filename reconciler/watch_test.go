@@ -182,7 +182,7 @@ func TestWatchedRegion(t *testing.T) {
 		}
 		// Pods that no node can take: the rollout never completes.
 		patch(`{"spec":{"template":{"spec":{"nodeSelector":{"meridian.dev/no-such-node":"true"}}}}}`)
-		seen := await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State != apply.Ready }, nil)
+		seen := await(t, changes, portal, 30*time.Second, func(h apply.Health) bool { return h.State != apply.Ready }, nil)
 		if !strings.HasPrefix(seen.h.Reason, "Deployment/"+portal.Tenant+"/"+name+": ") {
 			t.Errorf("reason %q, want the Deployment's", seen.h.Reason)
 		}
@@ -204,7 +204,7 @@ func TestWatchedRegion(t *testing.T) {
 		}
 		want := *deps.Items[0].Spec.Replicas
 		scale(0)
-		seen = await(t, changes, portal, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, nil)
+		seen = await(t, changes, portal, 30*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, nil)
 		if !strings.Contains(seen.h.Reason, "scaled to 0 replicas outside Meridian") {
 			t.Errorf("reason %q, want the Deployment scaled to 0", seen.h.Reason)
 		}
@@ -245,7 +245,7 @@ func TestWatchedRegion(t *testing.T) {
 		scaleAll(0)
 		kept := fleet.UnitID{Tenant: owned, Region: region, App: "portal"}
 		var others []healthChange
-		await(t, changes, kept, 15*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, &others)
+		await(t, changes, kept, 30*time.Second, func(h apply.Health) bool { return h.State == apply.Failed }, &others)
 		scaleAll(-1) // back to what each had
 		await(t, changes, kept, time.Minute, func(h apply.Health) bool { return h.State == apply.Ready }, &others)
 		for len(changes) > 0 {

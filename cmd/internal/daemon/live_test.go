@@ -151,7 +151,7 @@ notifications:
 	truth := func(state, kind string) {
 		t.Helper()
 		start := time.Now()
-		eventually(t, 15*time.Second, portal.String()+" "+state+" in the API", func() error {
+		eventually(t, 30*time.Second, portal.String()+" "+state+" in the API", func() error {
 			st, err := placements(base)
 			if err != nil {
 				return err
@@ -162,11 +162,11 @@ notifications:
 			return nil
 		})
 		api := time.Since(start)
-		eventually(t, 15*time.Second, portal.String()+" "+state+" in the metrics", func() error {
+		eventually(t, 30*time.Second, portal.String()+" "+state+" in the metrics", func() error {
 			return syncState(base, portal, state)
 		})
 		metrics := time.Since(start)
-		deadline := time.After(15 * time.Second)
+		deadline := time.After(30 * time.Second)
 		for {
 			select {
 			case e := <-events:
