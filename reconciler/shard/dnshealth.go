@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -41,28 +40,13 @@ func dnsHealthName(name string) string { return name + "-dns" }
 // the Route53 writer published, by placement, and whether its health check
 // passes. Only the replica holding the writer's Lease calls it.
 func (m *Manager) ShareDNSHealth(ctx context.Context, healthy map[fleet.UnitID]bool) error {
-	r := dnsHealthReport{Writer: m.opts.Identity, At: m.clock.Now().UTC(), Healthy: map[string]bool{}}
-	for u, ok := range healthy {
-		r.Healthy[u.String()] = ok
-	}
+	r := dnsHealthReport{Writer: m.opts.Identity, At: m.clock.Now().UTC(), Healthy: byPlacement(healthy)}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	cms := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace)
 	name := dnsHealthName(m.opts.Name)
-	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
-			Labels: map[string]string{LabelRole: roleDNSHealth, LabelName: m.opts.Name}}, Data: map[string]string{dnsHealthKey: string(data)}}
-		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
-	case err == nil:
-		cm = cm.DeepCopy()
-		cm.Data = map[string]string{dnsHealthKey: string(data)}
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	}
-	if err != nil {
+	if err := m.putConfigMap(ctx, name, roleDNSHealth, dnsHealthKey, data); err != nil {
 		return fmt.Errorf("ConfigMap/%s/%s: sharing DNS health with the other replicas: %w", m.opts.Namespace, name, err)
 	}
 	return nil

@@ -43,31 +43,43 @@ func healthName(name, identity string) string { return name + "-health-" + ident
 // unhealthy); placements it could not read are left out. It replaces the
 // replica's previous report, and is what the Route53 writer reads with Health.
 func (m *Manager) ReportHealth(ctx context.Context, revision string, healthy map[fleet.UnitID]bool) error {
-	r := healthReport{Revision: revision, At: m.clock.Now().UTC(), Healthy: map[string]bool{}}
-	for u, ok := range healthy {
-		r.Healthy[u.String()] = ok
-	}
+	r := healthReport{Revision: revision, At: m.clock.Now().UTC(), Healthy: byPlacement(healthy)}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	cms := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace)
 	name := healthName(m.opts.Name, m.opts.Identity)
+	if err := m.putConfigMap(ctx, name, roleHealth, healthKey, data); err != nil {
+		return fmt.Errorf("ConfigMap/%s/%s: reporting placement health for the Route53 writer: %w", m.opts.Namespace, name, err)
+	}
+	return nil
+}
+
+// putConfigMap writes data under key into the ConfigMap name of the Leases'
+// namespace, labelled with role, creating it when absent.
+func (m *Manager) putConfigMap(ctx context.Context, name, role, key string, data []byte) error {
+	cms := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.opts.Namespace,
-			Labels: map[string]string{LabelRole: roleHealth, LabelName: m.opts.Name}}, Data: map[string]string{healthKey: string(data)}}
+			Labels: map[string]string{LabelRole: role, LabelName: m.opts.Name}}, Data: map[string]string{key: string(data)}}
 		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 	case err == nil:
 		cm = cm.DeepCopy()
-		cm.Data = map[string]string{healthKey: string(data)}
+		cm.Data = map[string]string{key: string(data)}
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	}
-	if err != nil {
-		return fmt.Errorf("ConfigMap/%s/%s: reporting placement health for the Route53 writer: %w", m.opts.Namespace, name, err)
+	return err
+}
+
+// byPlacement keys healthy by the placements' IDs, as the reports keep them.
+func byPlacement(healthy map[fleet.UnitID]bool) map[string]bool {
+	out := make(map[string]bool, len(healthy))
+	for u, ok := range healthy {
+		out[u.String()] = ok
 	}
-	return nil
+	return out
 }
 
 // Health reads every replica's health report and returns, for revision, each
