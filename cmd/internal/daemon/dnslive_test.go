@@ -133,7 +133,7 @@ func TestDNSHealthIsLiveBetweenPasses(t *testing.T) {
 	// patience bounds each wait below; it is not a speed target (a busy machine
 	// delays the probes), so it is generous, and the times taken are logged.
 	const patience = time.Minute
-	const metric = `meridian_dns_endpoint_healthy{addon="",app="portal",region="us-east-1",tenant="trucking"}`
+	const metric = `meridian_dns_endpoint_healthy{addon="",app="portal",kind="placement",region="us-east-1",tenant="trucking"}`
 	within := func(what string, d time.Duration, cond func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -178,7 +178,7 @@ func TestDNSHealthIsLiveBetweenPasses(t *testing.T) {
 		t.Errorf("the status API shows the failing endpoint healthy=%v (found %v), want unhealthy", h, ok)
 	}
 	// Only that endpoint: the same app of the same tenant in another region is healthy.
-	if got := scrape(t, store)[`meridian_dns_endpoint_healthy{addon="",app="portal",region="eu-west-2",tenant="trucking"}`]; got != "1" {
+	if got := scrape(t, store)[`meridian_dns_endpoint_healthy{addon="",app="portal",kind="placement",region="eu-west-2",tenant="trucking"}`]; got != "1" {
 		t.Errorf("trucking/eu-west-2/portal: %q, want 1", got)
 	}
 
