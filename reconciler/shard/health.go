@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,18 +85,30 @@ func byPlacement(healthy map[fleet.UnitID]bool) map[string]bool {
 }
 
 // Health reads every replica's health report and returns, for revision, each
-// placement's health as last reported (the newest report wins when two
-// replicas reported one placement, as after a shard moved). Reports of other
-// revisions are left out: a placement absent from the result is of unknown
-// health, and keeps what it has in Route53.
+// placement's health as last reported. Only the reports of live members count:
+// a replica that went away (pod names change at every rollout) leaves its last
+// report behind until the leader reaps its member Lease, and what it found then
+// says nothing of the tenants another replica holds now. When two live replicas
+// reported one placement, as after a shard moved, the tenant's current owner by
+// hashing wins, then the newest report. Reports of other revisions are left out:
+// a placement absent from the result is of unknown health, and keeps what it has
+// in Route53.
 func (m *Manager) Health(ctx context.Context, revision string) (map[fleet.UnitID]bool, error) {
 	list, err := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRole + "=" + roleHealth + "," + LabelName + "=" + m.opts.Name})
 	if err != nil {
 		return nil, fmt.Errorf("ConfigMaps of namespace %s: reading the replicas' health reports: %w", m.opts.Namespace, err)
 	}
-	out := map[fleet.UnitID]bool{}
-	at := map[fleet.UnitID]time.Time{}
+	members := m.Members()
+	type reading struct {
+		healthy, owner bool
+		at             time.Time
+	}
+	read := map[fleet.UnitID]reading{}
 	for _, cm := range list.Items {
+		identity, ok := strings.CutPrefix(cm.Name, healthName(m.opts.Name, ""))
+		if !ok || !slices.Contains(members, identity) {
+			continue
+		}
 		var r healthReport
 		if err := json.Unmarshal([]byte(cm.Data[healthKey]), &r); err != nil {
 			m.log.Warn("health report not readable; ignored", "configMap", cm.Name, "error", err)
@@ -108,11 +122,30 @@ func (m *Manager) Health(ctx context.Context, revision string) (map[fleet.UnitID
 			if err != nil {
 				continue
 			}
-			if prev, ok := at[u]; ok && !r.At.After(prev) {
+			next := reading{healthy: healthy, at: r.At,
+				owner: !u.IsAddon() && Owner(Of(u.Tenant, m.opts.Shards), members) == identity}
+			if prev, ok := read[u]; ok && (prev.owner && !next.owner || prev.owner == next.owner && !next.at.After(prev.at)) {
 				continue
 			}
-			out[u], at[u] = healthy, r.At
+			read[u] = next
 		}
 	}
+	out := make(map[fleet.UnitID]bool, len(read))
+	for u, r := range read {
+		out[u] = r.healthy
+	}
 	return out, nil
+}
+
+// deleteHealth removes the health report of a replica that left, so that
+// reports do not pile up as pods come and go.
+func (m *Manager) deleteHealth(ctx context.Context, identity string) {
+	name := healthName(m.opts.Name, identity)
+	err := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	switch {
+	case err == nil:
+		m.log.Info("removed the health report of a replica that went away", "configMap", name)
+	case !apierrors.IsNotFound(err):
+		m.log.Warn("health report of a replica that went away not removed", "configMap", name, "error", err)
+	}
 }

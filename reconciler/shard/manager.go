@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,6 +291,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	if err := m.leases.Delete(rctx, memberLease(m.opts.Name, m.opts.Identity), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		m.log.Warn("member Lease not removed; it expires on its own", "error", err)
+	}
+	if m.opts.DNS {
+		m.deleteHealth(rctx, m.opts.Identity)
 	}
 	m.log.Info("left the replicas")
 	return nil
@@ -633,6 +637,9 @@ func (m *Manager) lead(ctx context.Context) {
 				rv := l.ResourceVersion
 				if err := m.leases.Delete(lctx, l.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}}); err == nil {
 					m.log.Info("removed the Lease of a replica that went away", "lease", l.Name)
+					if identity, ok := strings.CutPrefix(l.Name, memberLease(m.opts.Name, "")); ok && m.opts.DNS {
+						m.deleteHealth(lctx, identity)
+					}
 				}
 			}
 		}
