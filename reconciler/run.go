@@ -275,6 +275,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	d := &daemon{opts: opts, log: opts.Log, clock: opts.Clock, clusters: map[string]builtCluster{}}
 	d.live.observe, d.live.log = opts.DNSObserved, opts.Log
+	d.live.refresh, d.live.clock = opts.DNSRefresh, opts.Clock
 	if b, ok := opts.Health.(DNSHealthBoard); ok && opts.Ownership != nil {
 		d.live.board = b
 	}

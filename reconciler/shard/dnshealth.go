@@ -52,20 +52,20 @@ func (m *Manager) ShareDNSHealth(ctx context.Context, healthy map[fleet.UnitID]b
 	return nil
 }
 
-// SharedDNSHealth returns the DNS health the Route53 writer shared last, or
-// nil when it shared none yet.
-func (m *Manager) SharedDNSHealth(ctx context.Context) (map[fleet.UnitID]bool, error) {
+// SharedDNSHealth returns the DNS health the Route53 writer shared last and
+// when, by the writer's clock, or nil when it shared none yet.
+func (m *Manager) SharedDNSHealth(ctx context.Context) (map[fleet.UnitID]bool, time.Time, error) {
 	name := dnsHealthName(m.opts.Name)
 	cm, err := m.opts.Client.CoreV1().ConfigMaps(m.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ConfigMap/%s/%s: reading the DNS health the Route53 writer shared: %w", m.opts.Namespace, name, err)
+		return nil, time.Time{}, fmt.Errorf("ConfigMap/%s/%s: reading the DNS health the Route53 writer shared: %w", m.opts.Namespace, name, err)
 	}
 	var r dnsHealthReport
 	if err := json.Unmarshal([]byte(cm.Data[dnsHealthKey]), &r); err != nil {
-		return nil, fmt.Errorf("ConfigMap/%s/%s: %w", m.opts.Namespace, name, err)
+		return nil, time.Time{}, fmt.Errorf("ConfigMap/%s/%s: %w", m.opts.Namespace, name, err)
 	}
 	out := map[fleet.UnitID]bool{}
 	for k, healthy := range r.Healthy {
@@ -73,5 +73,5 @@ func (m *Manager) SharedDNSHealth(ctx context.Context) (map[fleet.UnitID]bool, e
 			out[u] = healthy
 		}
 	}
-	return out, nil
+	return out, r.At, nil
 }
