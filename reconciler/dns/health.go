@@ -217,13 +217,15 @@ func (f *Follower) Run(ctx context.Context, applier func() *Applier) {
 		if limiter == nil {
 			limiter = rate.NewLimiter(rate.Limit(f.opts.PollsPerSecond*a.opts.RateScale), 1)
 		}
+		// Wait for the budget before choosing, so that a poke arriving during
+		// the wait is read next rather than behind a check already chosen.
+		if err := limiter.Wait(ctx); err != nil {
+			return
+		}
 		id, ok := f.next(a.HealthCheckIDs())
 		if !ok {
 			f.idle(ctx, time.Second)
 			continue
-		}
-		if err := limiter.Wait(ctx); err != nil {
-			return
 		}
 		st, err := a.CheckStatus(ctx, id)
 		if err != nil {

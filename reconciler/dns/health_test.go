@@ -42,10 +42,10 @@ func TestFollowerSeesACheckTurnUnhealthyBetweenPasses(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("not within 5 s: %s", what)
+				t.Fatalf("not within 30 s: %s", what)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -62,8 +62,8 @@ func TestFollowerSeesACheckTurnUnhealthyBetweenPasses(t *testing.T) {
 	waitFor("eu-west-2's check read unhealthy", func() bool { h, _ := healthy(westUnit); return !h })
 	select {
 	case <-changed:
-	case <-time.After(time.Second):
-		t.Error("Changed was not called when the check turned unhealthy")
+	case <-time.After(30 * time.Second):
+		t.Error("Changed was not called within 30 s when the check turned unhealthy")
 	}
 	if st, _ := f.Status(ids[westUnit]); st.Report == "" || st.Report[:7] != "Failure" {
 		t.Errorf("report %q, want a checker's failure", st.Report)
@@ -83,6 +83,59 @@ func TestFollowerSeesACheckTurnUnhealthyBetweenPasses(t *testing.T) {
 			t.Errorf("a status read was refused: %s", c.Error)
 		}
 	}
+}
+
+// TestFollowerReadsAPokeArrivingDuringTheWaitNext pokes the check just read
+// while Run waits for its budget: that check is read next, not the one the
+// round-robin would have chosen before the wait.
+func TestFollowerReadsAPokeArrivingDuringTheWaitNext(t *testing.T) {
+	e := newEnv(t, route53test.Options{}, Options{})
+	m := manyTenants(1, "127.0.0.2", 8080, "us-east-1", "eu-west-2", "ap-northeast-2")
+	e.cycle(t, m, allHealthy)
+	ids := e.applier.HealthCheckIDs()
+	if len(ids) != 3 {
+		t.Fatalf("health checks of the published endpoints: %v, want three", ids)
+	}
+	// One read every 2 s (0.005 × the env's RateScale of 100): a poke sent
+	// right after a read arrives during the wait for the next.
+	f := NewFollower(FollowerOptions{PollsPerSecond: 0.005})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx, func() *Applier { return e.applier }) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	readAt := func() map[fleet.UnitID]time.Time {
+		out := map[fleet.UnitID]time.Time{}
+		for u, id := range ids {
+			st, _ := f.Status(id)
+			out[u] = st.At
+		}
+		return out
+	}
+	// nextRead waits for the next read after before and returns its placement.
+	nextRead := func(before map[fleet.UnitID]time.Time) fleet.UnitID {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			for u, at := range readAt() {
+				if !at.Equal(before[u]) {
+					return u
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no health check read within 30 s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	first := nextRead(readAt())
+	start := time.Now()
+	f.Poke(first)
+	before := readAt()
+	if got := nextRead(before); got != first {
+		t.Errorf("after a poke of %s during the wait, %s's check was read first", first, got)
+	}
+	t.Logf("the next read came %s after the poke", time.Since(start).Round(time.Millisecond))
 }
 
 func TestFollowerPollsPokedChecksFirst(t *testing.T) {
