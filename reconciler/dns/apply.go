@@ -174,6 +174,20 @@ func (a *Applier) Apply(ctx context.Context, ch Changes) error {
 			ready = append(ready, i)
 		}
 	}
+	// A group waiting for a check the change set neither creates nor updates
+	// would never be ready: say so rather than drop it in silence.
+	checked := map[fleet.UnitID]bool{}
+	for _, h := range ch.HealthChecks {
+		checked[h.Unit()] = true
+	}
+	for i, g := range ch.Records {
+		for _, c := range g.Changes {
+			if u := c.HealthCheck; !u.IsZero() && !checked[u] && !skipped[i] {
+				skipped[i] = true
+				errs = append(errs, fmt.Errorf("%s: records not written: they use the health check of %s, which the change set does not create; the next cycle plans again", g.Unit, u))
+			}
+		}
+	}
 	ids := map[fleet.UnitID]string{}
 	n := 0
 	submit := func(all bool) {

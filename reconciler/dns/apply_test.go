@@ -480,6 +480,23 @@ func TestApplyReportsAFailedBatch(t *testing.T) {
 	}
 }
 
+// A record group that waits for a health check the change set does not create
+// is reported, not dropped in silence.
+func TestApplyReportsAGroupWaitingForAMissingCheck(t *testing.T) {
+	e := newEnv(t, route53test.Options{}, Options{})
+	m := manyTenants(1, "127.0.0.1", 1, "us-east-1")
+	ch := Plan(Desired(m, allHealthy), mustCurrent(t, e.applier))
+	if len(ch.HealthChecks) != 1 {
+		t.Fatalf("plan creates %d health checks, want 1", len(ch.HealthChecks))
+	}
+	ch.HealthChecks = nil
+	err := e.applier.Apply(context.Background(), ch)
+	unit := fleet.UnitID{Tenant: "t000", Region: "us-east-1", App: "api"}.String()
+	if err == nil || !strings.Contains(err.Error(), unit+": records not written: they use the health check of "+unit) {
+		t.Errorf("error = %v, want one naming %s and its missing check", err, unit)
+	}
+}
+
 func TestApplyPacesOperationsToRoute53sOwnRates(t *testing.T) {
 	// CreateHealthCheck refills at a tenth of the account's rate (Route53: 0.5/s
 	// against 10/s), here 4/s after a burst of 2: the applier keeps to it and is
