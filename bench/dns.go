@@ -29,7 +29,8 @@ type DNSResult struct {
 	FirstSeconds float64 `json:"firstSeconds"`
 	// FloorSeconds is the least time the server's rates allow for the requests
 	// the first pass had to make (FloorOperation's bucket, or the account's),
-	// and Ratio FirstSeconds over it.
+	// and Ratio FirstSeconds over it; 0 when the floor is 0 (a fleet small
+	// enough for every bucket's burst), where no ratio means anything.
 	FloorSeconds   float64 `json:"floorSeconds"`
 	FloorOperation string  `json:"floorOperation"`
 	Ratio          float64 `json:"ratio"`
@@ -96,7 +97,7 @@ func (e *env) dnsScenario(ctx context.Context, f *Fleet) (*DNSResult, error) {
 	}
 	res.FirstSeconds, res.FirstCalls, res.Throttled = took.Seconds(), calls, r53.Throttled()
 	res.FloorSeconds, res.FloorOperation = floor(limits, scale, calls)
-	res.Ratio = res.FirstSeconds / res.FloorSeconds
+	res.Ratio = ratio(res.FirstSeconds, res.FloorSeconds)
 	e.logf("dns: first pass %.1f s; the rates allow no less than %.1f s (%s): %.3f×", res.FirstSeconds, res.FloorSeconds, res.FloorOperation, res.Ratio)
 
 	ch, took, calls, err := pass()
@@ -110,6 +111,14 @@ func (e *env) dnsScenario(ctx context.Context, f *Fleet) (*DNSResult, error) {
 	res.ListingCalls = pages(4*len(desired)+2, 300) + pages(len(desired), 100) // with the zone's SOA and NS
 	e.logf("dns: no-op pass %.1f s, %d change calls, reads %v (one listing: %d)", res.NoOpSeconds, res.NoOpChanges, calls, res.ListingCalls)
 	return res, nil
+}
+
+// ratio is first over floor, or 0 when floor is 0: JSON has no +Inf.
+func ratio(first, floor float64) float64 {
+	if floor <= 0 {
+		return 0
+	}
+	return first / floor
 }
 
 // floor is the least time the limits (scaled) allow for calls: for each

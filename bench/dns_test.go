@@ -1,10 +1,31 @@
 package main
 
 import (
+	"path/filepath"
 	"testing"
 
 	"meridian.dev/meridian/internal/testenv/route53test"
 )
+
+// A small fleet's first pass fits in every bucket's burst: its floor is 0, and
+// the results are still written, with no ratio.
+func TestDNSRatioOfAZeroFloor(t *testing.T) {
+	if got := ratio(2, 4); got != 0.5 {
+		t.Errorf("ratio(2, 4) = %g, want 0.5", got)
+	}
+	floor, _ := floor(route53test.DocumentedLimits(), 1, map[string]int{"CreateHealthCheck": 2, "ChangeResourceRecordSets": 1})
+	if floor != 0 {
+		t.Fatalf("floor of three requests within the bursts: %g s, want 0", floor)
+	}
+	d := &DNSResult{FirstSeconds: 0.2, FloorSeconds: floor, Ratio: ratio(0.2, floor)}
+	if d.Ratio != 0 {
+		t.Errorf("ratio over a zero floor: %g, want 0", d.Ratio)
+	}
+	r := &Results{Sizes: []*Size{{DNS: d}}}
+	if err := r.WriteJSON(filepath.Join(t.TempDir(), "results.json")); err != nil {
+		t.Errorf("results with a zero floor not written: %v", err)
+	}
+}
 
 func TestDNSFloor(t *testing.T) {
 	first := map[string]int{"CreateHealthCheck": 900, "ChangeTagsForResource": 900, "ChangeResourceRecordSets": 8,
