@@ -122,6 +122,10 @@ type RunOptions struct {
 	// Passed, when set, is called after every pass with its report, from Run's
 	// goroutine.
 	Passed func(*Report)
+	// DNSRefreshed, when set, is called from Run's goroutine after each look the
+	// Route53 writer takes at the health reports between passes (every
+	// DNSRefresh), whether it published or not; tests wait for it.
+	DNSRefreshed func()
 	// Accepted, when set, is called with every new revision whose fleet is valid,
 	// before its pass; Refused with every revision refused, and its errors (each
 	// naming its file and line); FetchFailed with every failed fetch. All from

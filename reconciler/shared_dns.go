@@ -94,6 +94,9 @@ func (d *daemon) refreshDNS(ctx context.Context) {
 		return
 	}
 	d.live.writing.Store(true)
+	if d.opts.DNSRefreshed != nil {
+		defer d.opts.DNSRefreshed()
+	}
 	cur := d.current
 	reported, err := d.opts.Health.Health(passCtx, cur.snap.Revision)
 	if err != nil {

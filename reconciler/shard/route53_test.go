@@ -46,6 +46,17 @@ type route53Env struct {
 	// killed; killed receives its name. Zero disarms it.
 	killAfter int
 	killed    chan string
+	// passes are the replicas' passes as they ended; refreshes when the
+	// Route53 writer finished a look at the health reports between passes.
+	passes    []passEnd
+	refreshes []time.Time
+}
+
+// passEnd is a replica's pass, as it ended; writer when it wrote Route53.
+type passEnd struct {
+	replica, revision string
+	writer            bool
+	at                time.Time
 }
 
 // dnsWrite is one Route53 write call of a replica, from its start to its end.
@@ -99,12 +110,65 @@ func (e *route53Env) options(opts *reconciler.RunOptions, name string, r *replic
 	opts.DNS = dns.Options{RateScale: dnsRateScale, PollInterval: 50 * time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 	opts.Health = r.mgr
 	opts.DNSRefresh = 500 * time.Millisecond
+	opts.Passed = func(report *reconciler.Report) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.passes = append(e.passes, passEnd{replica: name, revision: report.Revision, at: time.Now(),
+			writer: report.DNS != nil && report.DNS.Endpoints != nil})
+	}
+	opts.DNSRefreshed = func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.refreshes = append(e.refreshes, time.Now())
+	}
 	opts.DNSObserved = func(eps []reconciler.DNSEndpointHealth) {
 		view := map[string]bool{}
 		for _, e := range eps {
 			view[e.Unit().String()] = e.Healthy
 		}
 		r.dnsView.Store(&view)
+	}
+}
+
+// afterReport waits until owner's pass of revision ended (its health report
+// written), the Route53 writer's pass of revision ended, and the writer then
+// finished two looks at the reports, the second begun after both: whatever the
+// writer would withdraw from those reports, it has withdrawn by then.
+func (e *route53Env) afterReport(t *testing.T, revision, owner string) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
+	for {
+		e.mu.Lock()
+		var reported, written time.Time
+		for _, p := range e.passes {
+			if p.revision != revision {
+				continue
+			}
+			if p.replica == owner && reported.IsZero() {
+				reported = p.at
+			}
+			if p.writer && written.IsZero() {
+				written = p.at
+			}
+		}
+		looks := 0
+		if !reported.IsZero() && !written.IsZero() {
+			for _, at := range e.refreshes {
+				if at.After(reported) && at.After(written) {
+					looks++
+				}
+			}
+		}
+		e.mu.Unlock()
+		if looks >= 2 {
+			t.Logf("the writer looked at %s's report twice, %s after the removal was held", owner, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: %s's pass of %s ended at %v, the writer's at %v, and %d looks at the reports since", owner, revision, reported, written, looks)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -379,20 +443,26 @@ func TestReplicasKeepHeldRemovalsInRoute53(t *testing.T) {
 		return units
 	}
 	held := func() int { return strings.Count(h.logs.String(), "tenant namespace "+gone+"/") }
-	push := func(message string) {
+	push := func(message string) (revision string) {
 		t.Helper()
 		if err := h.work.RemoveFiles("tenants/"+gone+".yaml", "tenants/"+gone+".secrets.sops.yaml"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.work.Commit(t.Context(), message); err != nil {
+		revision, err := h.work.Commit(t.Context(), message)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := h.work.Push(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		return revision
+	}
+	owner := a
+	if slices.Contains(b.mgr.Owned(), Of(gone, testShards)) {
+		owner = b
 	}
 
-	push("remove " + gone)
+	rev := push("remove " + gone)
 	// The owner's pass holds the removal; the writer's pass and its refreshes
 	// (every 0.5 s here) in the meantime must keep the tenant's records.
 	deadline := time.Now().Add(60 * time.Second)
@@ -402,7 +472,10 @@ func TestReplicasKeepHeldRemovalsInRoute53(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second)
+	// Assert once the writer had its chance to withdraw them: its pass of the
+	// revision ended, and two of its looks at the reports (the second begun
+	// after the first ended) came after that and after the owner's report.
+	r53.afterReport(t, rev, owner.name)
 	all := slices.Sorted(slices.Values(append(slices.Clone(staying), removed...)))
 	if problem := r53.check(t, all, r53.path); problem != "" {
 		t.Errorf("a held removal lost its DNS records: %s", problem)
@@ -461,8 +534,8 @@ func TestReplicasShareDNSHealth(t *testing.T) {
 		if len(wrong) == 0 {
 			break
 		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("after 20s, not every replica shows the %d endpoints healthy: %v", len(want), wrong)
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("after 30s, not every replica shows the %d endpoints healthy: %v", len(want), wrong)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
