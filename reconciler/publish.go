@@ -217,18 +217,16 @@ func (d *dnsPass) proceed(ctx context.Context, region string, deletes bool) erro
 	}
 	going := func(id fleet.UnitID) bool { return id.Region == region && d.fate(id) == goWithRegion }
 	left := only(dns.Withdrawal(d.staying, d.cur), going)
+	var waiting []fleet.UnitID // the placements whose records are still there
 	for _, g := range left.Records {
+		if !slices.Contains(waiting, g.Unit) {
+			waiting = append(waiting, g.Unit)
+		}
 		if !slices.Contains(d.report.Going, g.Unit) {
 			d.report.Going = append(d.report.Going, g.Unit)
 		}
 	}
 	if d.r.opts.DNSReadOnly {
-		var waiting []fleet.UnitID
-		for _, g := range left.Records {
-			if !slices.Contains(waiting, g.Unit) {
-				waiting = append(waiting, g.Unit)
-			}
-		}
 		if len(waiting) > 0 {
 			d.awaiting = append(d.awaiting, waiting...)
 			d.report.Err = &AwaitingWithdrawalError{Units: slices.Clone(d.awaiting)}
