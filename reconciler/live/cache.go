@@ -274,8 +274,11 @@ func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
 		return nil, err
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.recover(); c.changed(gvk, obj) },
-		UpdateFunc: func(_, obj any) { k.recover(); c.changed(gvk, obj) },
+		// An event does not end a failure: the informer hands out events it
+		// queued before the failure. failure ends it once the reflector
+		// listed or watched past it.
+		AddFunc:    func(obj any) { c.changed(gvk, obj) },
+		UpdateFunc: func(_, obj any) { c.changed(gvk, obj) },
 		DeleteFunc: func(obj any) { c.changed(gvk, obj) },
 	}); err != nil {
 		return nil, err
@@ -371,14 +374,8 @@ func (k *kind) fail(err error) {
 	k.closeOnce.Do(func() { close(k.failedOnce) })
 }
 
-// recover forgets a failure once the informer listed again or saw an event.
-func (k *kind) recover() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.failed = nil
-}
-
-// failure returns the watch's failure, unless the informer listed since.
+// failure returns the watch's failure, unless the reflector listed or watched
+// since: its last synced resourceVersion moved past the one it failed at.
 func (k *kind) failure() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
