@@ -1,6 +1,7 @@
 package apply_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -135,6 +136,27 @@ func TestWaitWatching(t *testing.T) {
 		t.Errorf("the stuck Deployment was polled: %v", reads)
 	}
 
+	// A new unit in a running region (a new tenant): its kinds' watches run
+	// already but have not seen its first apply yet (lagging holds them back), so
+	// a wait right after it reads each new object from the API server, never
+	// taking it for absent.
+	const fresh = "watched-fresh"
+	behind, err := apply.New(cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: lagging{Cache: objects, namespace: fresh}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u3 := unit(fresh, "", object("v1", "Namespace", "", fresh, nil), configMap(fresh, "fine", map[string]any{"k": "v"}))
+	if _, err := behind.Apply(ctx, u3, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h, err = behind.Wait(ctx, refsOf(u3), 30*time.Second)
+	if err != nil || h.State != apply.Ready {
+		t.Errorf("a new unit right after its first apply: %s, %v; want Ready", h, err)
+	}
+	t.Logf("waited %s for a new unit after its first apply", time.Since(start).Round(time.Millisecond))
+	w.takeReads()
+
 	missing := plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: ns, Name: "never-applied"}
 	h, err = applier.Health(ctx, []plan.ObjectRef{refs[1], missing})
 	if err != nil {
@@ -160,4 +182,18 @@ func TestWaitWatching(t *testing.T) {
 	if reads := w.takeReads(); len(reads) != 2 {
 		t.Errorf("reads without watches: %v; want both objects", reads)
 	}
+}
+
+// lagging is a region's watches that have not seen anything in namespace yet
+// (nor the namespace itself): they answer that a synced watch does not hold it.
+type lagging struct {
+	*live.Cache
+	namespace string
+}
+
+func (l lagging) Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unstructured, error) {
+	if ref.Namespace == l.namespace || (ref.Kind == "Namespace" && ref.Name == l.namespace) {
+		return nil, nil
+	}
+	return l.Cache.Get(ctx, ref)
 }
