@@ -25,8 +25,10 @@ import (
 // of every unit with it.
 const DefaultSelector = render.LabelManagedBy + "=" + render.ManagedByMeridian
 
-// DefaultSyncTimeout bounds how long Get waits for a kind's first list.
-const DefaultSyncTimeout = 30 * time.Second
+// DefaultSyncTimeout bounds how long Get waits for a kind's first list. It is
+// short: a kind whose first list is slow is read from the API server meanwhile,
+// and the wait must not eat the time its caller has for that read.
+const DefaultSyncTimeout = 2 * time.Second
 
 // ErrStopped is the cause of an *UnavailableError once the Cache was stopped.
 var ErrStopped = errors.New("the region's watches are stopped")
