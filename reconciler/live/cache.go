@@ -246,20 +246,32 @@ func (c *Cache) Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel 
 	}
 }
 
-// kindOf returns the informer of gvk, started if need be.
+// kindOf returns the informer of gvk, started if need be. The kind is mapped to
+// its resource outside the lock: a mapper that asks the API server (a kind it
+// has not seen) must not hold up every other Get and every watch event.
 func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil, ErrStopped
+	}
+	if k, ok := c.kinds[gvk]; ok {
+		c.mu.Unlock()
+		return k, nil
+	}
+	c.mu.Unlock()
+	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		// Not remembered: the kind may be defined by a CRD still to be applied.
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return nil, ErrStopped
 	}
 	if k, ok := c.kinds[gvk]; ok {
-		return k, nil
-	}
-	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		// Not remembered: the kind may be defined by a CRD still to be applied.
-		return nil, err
+		return k, nil // started by another Get meanwhile
 	}
 	selector := c.opts.Selector
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, mapping.Resource, metav1.NamespaceAll, 0, cache.Indexers{},
