@@ -2,6 +2,8 @@ package apply_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,19 +83,32 @@ func TestWaitWatching(t *testing.T) {
 
 	w.takeReads()
 	h, err := applier.Wait(ctx, refs, 5*time.Second)
-	if diff := cmp.Diff("Deployment/watched/pending: not ready after 5s: InProgress: Available: 0/1", errString(err)); diff != "" {
-		t.Errorf("Wait error (-want +got):\n%s", diff)
+	// What kstatus says of the pending Deployment depends on how far its
+	// controller got in 5 s on a busy machine (its generation not yet observed,
+	// or 0/1 available): only that it is in progress is checked.
+	const pendingPrefix = "Deployment/watched/pending: not ready after 5s: InProgress: "
+	if got := errString(err); !strings.HasPrefix(got, pendingPrefix) {
+		t.Errorf("Wait error %q, want one starting %q", got, pendingPrefix)
 	}
 	if !apply.IsTransient(err) {
 		t.Error("a timeout is permanent; want transient")
 	}
-	want := apply.Health{State: apply.Progressing, Reason: "Deployment/watched/pending: InProgress: Available: 0/1", Objects: []apply.ObjectHealth{
+	want := apply.Health{State: apply.Progressing, Objects: []apply.ObjectHealth{
 		{Object: refs[0], Status: status.CurrentStatus, Message: "Resource is current"},
 		{Object: refs[1], Status: status.CurrentStatus, Message: "Resource is always ready"},
-		{Object: refs[2], Status: status.InProgressStatus, Message: "Available: 0/1"},
+		{Object: refs[2], Status: status.InProgressStatus},
 	}}
-	if diff := cmp.Diff(want, h); diff != "" {
-		t.Errorf("health (-want +got):\n%s", diff)
+	got := h
+	got.Reason = ""
+	got.Objects = slices.Clone(h.Objects)
+	if len(got.Objects) == 3 {
+		got.Objects[2].Message = ""
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("health, the pending Deployment's message aside (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(h.Reason, "Deployment/watched/pending: InProgress: ") {
+		t.Errorf("reason %q, want the pending Deployment in progress", h.Reason)
 	}
 	// Polling read the Deployment at every poll (3 or more in 5 s); the watch
 	// answers but right after the write, before it saw it. The other reads are
