@@ -44,7 +44,9 @@ func TestWaitWatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objects, err := live.New(cfg, mapper, live.Options{})
+	// The reads are counted: a kind's first list, however slow on a busy
+	// machine, is waited for rather than read around.
+	objects, err := live.New(cfg, mapper, live.Options{SyncTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
