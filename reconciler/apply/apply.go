@@ -274,9 +274,12 @@ func (a *Applier) create(ctx context.Context, self, tenant []*unstructured.Unstr
 	}{{a.admin, self}, {tw.client, tenant}} {
 		objects := slices.Clone(stage.objects)
 		sort.Stable(ssa.SortableUnstructureds(objects))
+		// Through objectClient, as the staged path writes: health then waits for
+		// the watch to hold each write instead of finding a new object absent.
+		c := objectClient{Client: stage.client, wrote: a.wrote}
 		for _, u := range objects {
 			live := u.DeepCopy() // the staged path, should it follow, gets the objects as rendered
-			if err := stage.client.Patch(ctx, live, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
+			if err := c.Patch(ctx, live, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
 				return false
 			}
 			results = append(results, ObjectResult{Object: plan.RefOf(u), Action: created(live)})

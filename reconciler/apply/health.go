@@ -244,6 +244,19 @@ func (a *Applier) forgetWrite(ref plan.ObjectRef) {
 	delete(a.written, liveKeyOf(ref))
 }
 
+// forgetObjects forgets what Meridian last wrote of refs and the replicas it
+// applied them with: they were pruned or released, and are no longer Meridian's
+// to wait for, so the maps do not grow with every object ever removed.
+func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ref := range refs {
+		k := liveKeyOf(ref)
+		delete(a.written, k)
+		delete(a.replicas, k)
+	}
+}
+
 // seen reports whether u, the watch's copy of ref (nil: absent), is at least as
 // new as Meridian's last write of ref; once it is, the write is forgotten.
 // Resource versions are compared as the integers the API server makes them; one

@@ -159,7 +159,9 @@ func (a *Applier) runHooks(ctx context.Context, id fleet.UnitID, event helm.Hook
 		if err := normalize.Unstructured(obj); err != nil {
 			return &Error{Object: ref.String(), Op: op + ": apply failed", Err: err}
 		}
-		if err := w.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
+		// Recorded as every apply is (objectClient), so that health waits for
+		// the watch to hold the hook.
+		if err := (objectClient{Client: w.client, wrote: a.wrote}).Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
 			return &Error{Object: ref.String(), Op: op + ": apply failed", Err: err, Transient: transient(err)}
 		}
 		delete(run.deleted, ref.Key())

@@ -29,10 +29,15 @@ type observer struct {
 	byObject map[liveKey]map[fleet.UnitID]struct{}
 	last     map[fleet.UnitID]string // State and Reason last reported or waited for
 	dirty    map[fleet.UnitID]struct{}
-	kick     chan struct{}
-	ctx      context.Context // ended by Close
-	stop     context.CancelFunc
-	done     chan struct{}
+	// gen is each unit's registration, new at every waited: a health flush
+	// computed before a pass's Wait registered the unit again is older than what
+	// that Wait found, and is dropped.
+	gen     map[fleet.UnitID]uint64
+	nextGen uint64
+	kick    chan struct{}
+	ctx     context.Context // ended by Close
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // Observe makes the Region follow, between passes, the health of every unit it
@@ -57,6 +62,7 @@ func (r *Region) Observe(fn HealthObserver, debounce time.Duration) {
 		byObject: map[liveKey]map[fleet.UnitID]struct{}{},
 		last:     map[fleet.UnitID]string{},
 		dirty:    map[fleet.UnitID]struct{}{},
+		gen:      map[fleet.UnitID]uint64{},
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -92,11 +98,19 @@ func (r *Region) Close() {
 
 // waited records what a pass's Wait found of a unit: its objects are followed
 // from now on, and a change is reported against that health. A health that could
-// not be read leaves nothing to compare with: the next change is reported.
+// not be read leaves nothing to compare with: the next change is reported. A
+// change seen but not yet flushed stays to flush; a flush under way when this is
+// called does not report (see flush).
 func (o *observer) waited(id fleet.UnitID, refs []plan.ObjectRef, h Health, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	_, dirty := o.dirty[id]
 	o.forgetLocked(id)
+	if dirty {
+		o.dirty[id] = struct{}{}
+	}
+	o.nextGen++
+	o.gen[id] = o.nextGen
 	o.units[id] = refs
 	for _, ref := range refs {
 		k := liveKeyOf(ref)
@@ -127,6 +141,7 @@ func (o *observer) forgetLocked(id fleet.UnitID) {
 	delete(o.units, id)
 	delete(o.last, id)
 	delete(o.dirty, id)
+	delete(o.gen, id)
 }
 
 // changed marks the units of an object the watches saw change.
@@ -167,16 +182,23 @@ func (o *observer) loop() {
 }
 
 // flush computes the health of the units that changed and reports those whose
-// state or reason did.
+// state or reason did. The health is computed without the lock: a unit that a
+// pass's Wait registered again meanwhile (its generation changed), or that is no
+// longer followed, is not reported, since what that Wait found is newer.
 func (o *observer) flush() {
+	type pending struct {
+		refs []plan.ObjectRef
+		gen  uint64
+	}
 	o.mu.Lock()
-	dirty := make(map[fleet.UnitID][]plan.ObjectRef, len(o.dirty))
+	dirty := make(map[fleet.UnitID]pending, len(o.dirty))
 	for id := range o.dirty {
-		dirty[id] = o.units[id]
+		dirty[id] = pending{refs: o.units[id], gen: o.gen[id]}
 	}
 	clear(o.dirty)
 	o.mu.Unlock()
-	for id, refs := range dirty {
+	for id, d := range dirty {
+		refs := d.refs
 		objects := make([]ObjectHealth, len(refs))
 		if unread := o.applier.fromLive(o.ctx, refs, objects); len(unread) > 0 {
 			continue // unknown until the watches can answer: never taken for healthy
@@ -184,7 +206,7 @@ func (o *observer) flush() {
 		h := summarize(objects)
 		o.mu.Lock()
 		_, followed := o.units[id]
-		report := followed && o.last[id] != h.String()
+		report := followed && o.gen[id] == d.gen && o.last[id] != h.String()
 		if report {
 			o.last[id] = h.String()
 		}

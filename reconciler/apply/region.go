@@ -56,6 +56,7 @@ func (r *Region) Prune(ctx context.Context, ch plan.Change) error {
 	if err := errors.Join(r.applier.Prune(ctx, ch.Unit, ch.Delete), r.applier.Release(ctx, ch.Unit, ch.Release)); err != nil {
 		return err
 	}
+	r.applier.forgetObjects(slices.Concat(ch.Delete, ch.Release))
 	inv := r.applier.opts.Inventory
 	if ch.Action == plan.Prune {
 		if r.obs != nil {

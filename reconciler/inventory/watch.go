@@ -99,10 +99,12 @@ func (s *Store) Stop() {
 	}
 }
 
+// event wakes the Lists waiting for the watch to catch up. It does not end a
+// failure: the informer hands out events it queued before the failure; usable
+// ends it once the reflector listed or watched past it.
 func (w *watch) event() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.failed = nil
 	close(w.changed)
 	w.changed = make(chan struct{})
 }

@@ -25,8 +25,10 @@ import (
 // of every unit with it.
 const DefaultSelector = render.LabelManagedBy + "=" + render.ManagedByMeridian
 
-// DefaultSyncTimeout bounds how long Get waits for a kind's first list.
-const DefaultSyncTimeout = 30 * time.Second
+// DefaultSyncTimeout bounds how long Get waits for a kind's first list. It is
+// short: a kind whose first list is slow is read from the API server meanwhile,
+// and the wait must not eat the time its caller has for that read.
+const DefaultSyncTimeout = 2 * time.Second
 
 // ErrStopped is the cause of an *UnavailableError once the Cache was stopped.
 var ErrStopped = errors.New("the region's watches are stopped")
@@ -244,20 +246,32 @@ func (c *Cache) Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel 
 	}
 }
 
-// kindOf returns the informer of gvk, started if need be.
+// kindOf returns the informer of gvk, started if need be. The kind is mapped to
+// its resource outside the lock: a mapper that asks the API server (a kind it
+// has not seen) must not hold up every other Get and every watch event.
 func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil, ErrStopped
+	}
+	if k, ok := c.kinds[gvk]; ok {
+		c.mu.Unlock()
+		return k, nil
+	}
+	c.mu.Unlock()
+	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		// Not remembered: the kind may be defined by a CRD still to be applied.
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return nil, ErrStopped
 	}
 	if k, ok := c.kinds[gvk]; ok {
-		return k, nil
-	}
-	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		// Not remembered: the kind may be defined by a CRD still to be applied.
-		return nil, err
+		return k, nil // started by another Get meanwhile
 	}
 	selector := c.opts.Selector
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, mapping.Resource, metav1.NamespaceAll, 0, cache.Indexers{},
@@ -274,8 +288,11 @@ func (c *Cache) kindOf(gvk schema.GroupVersionKind) (*kind, error) {
 		return nil, err
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.recover(); c.changed(gvk, obj) },
-		UpdateFunc: func(_, obj any) { k.recover(); c.changed(gvk, obj) },
+		// An event does not end a failure: the informer hands out events it
+		// queued before the failure. failure ends it once the reflector
+		// listed or watched past it.
+		AddFunc:    func(obj any) { c.changed(gvk, obj) },
+		UpdateFunc: func(_, obj any) { c.changed(gvk, obj) },
 		DeleteFunc: func(obj any) { c.changed(gvk, obj) },
 	}); err != nil {
 		return nil, err
@@ -371,14 +388,8 @@ func (k *kind) fail(err error) {
 	k.closeOnce.Do(func() { close(k.failedOnce) })
 }
 
-// recover forgets a failure once the informer listed again or saw an event.
-func (k *kind) recover() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.failed = nil
-}
-
-// failure returns the watch's failure, unless the informer listed since.
+// failure returns the watch's failure, unless the reflector listed or watched
+// since: its last synced resourceVersion moved past the one it failed at.
 func (k *kind) failure() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

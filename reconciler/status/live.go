@@ -45,10 +45,12 @@ const (
 
 // ObserveHealth records a unit's health as a watch of its region sees it, between
 // passes: the unit's state, its reason and its objects follow the cluster within
-// seconds of a change, without a commit. A unit the Store does not know (not
-// Meridian's, or gone), and a unit whose state comes from something health does
-// not change (Held, RenderFailed), keep their state; their objects are still
-// recorded for a known unit. When a unit turns from Ready to another state, or
+// seconds of a change, without a commit. Only a unit whose state the last pass
+// took from its health (applied or found unchanged without error, no deletion
+// held) changes state: one the Store does not know (not Meridian's, or gone) and
+// one whose state comes from something health does not change (an apply or prune
+// that failed, an unreached region, a wave not reached, Held, RenderFailed) keep
+// it, and their last sync; the objects of a known unit are still recorded. When a unit turns from Ready to another state, or
 // back, the Notifier (if any) is told: EventUnhealthy or EventRecovered.
 func (s *Store) ObserveHealth(unit fleet.UnitID, h UnitHealth) {
 	if e, ok := s.observeHealth(unit, h); ok && s.opts.Notifier != nil {
@@ -71,8 +73,7 @@ func (s *Store) observeHealth(unit fleet.UnitID, h UnitHealth) (Event, bool) {
 	}
 	p.objects = objects
 	p.healthAt = h.At
-	switch p.state {
-	case Held, RenderFailed:
+	if !p.fromHealth {
 		return Event{}, false
 	}
 	was := p.state

@@ -98,3 +98,56 @@ func TestObserveHealthNotifies(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// TestObserveHealthKeepsPassFailures checks that a watch's view does not turn a
+// unit whose last pass failed to apply it, or could not reach its region, Ready:
+// it runs an old revision, whatever its objects' health. Its objects are still
+// recorded, its last sync does not move, and nothing is notified.
+func TestObserveHealthKeepsPassFailures(t *testing.T) {
+	f := loadExampleFleet(t)
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	n := NewNotifier(NotifierOptions{WebhookURL: srv.URL + "/hook", Backoff: time.Millisecond})
+	clock := newClock()
+	s := New(Options{Now: clock.Now, Notifier: n})
+	s.ObservePass(f.readyReport(rev1), time.Minute)
+	portal := unit("trucking/us-east-1/portal")
+	synced := func() time.Time {
+		for _, p := range s.Status().Placements {
+			if p.Unit == portal && p.LastSyncAt != nil {
+				return *p.LastSyncAt
+			}
+		}
+		return time.Time{}
+	}
+	before := synced()
+
+	rep := f.readyReport(rev2)
+	setApplyError(rep.Regions["us-east-1"], portal, "apply failed: the API server refused it")
+	clock.Add(time.Minute)
+	s.ObservePass(rep, time.Minute)
+
+	at := clock.Now().Add(time.Second)
+	s.ObserveHealth(portal, UnitHealth{State: Ready, At: at, Objects: []ObjectStatus{{Group: "apps", Kind: "Deployment", Namespace: "trucking", Name: "portal", Status: "Current"}}})
+	n.Close(5 * time.Second)
+	for _, p := range s.Status().Placements {
+		if p.Unit != portal {
+			continue
+		}
+		if p.State != Failed || !strings.Contains(p.Reason, "the API server refused it") {
+			t.Errorf("after a failed apply and a Ready watch: %s (%q), want the apply's failure", p.State, p.Reason)
+		}
+		if len(p.Objects) != 1 {
+			t.Errorf("objects %+v, want the watch's", p.Objects)
+		}
+	}
+	if got := synced(); !got.Equal(before) {
+		t.Errorf("last sync %v, want %v: the watch saw no pass succeed", got, before)
+	}
+	for _, e := range rc.webhook {
+		if e.Kind == EventRecovered || e.Kind == EventUnhealthy {
+			t.Errorf("notified %s: %s", e.Kind, e.Message)
+		}
+	}
+}

@@ -207,6 +207,7 @@ func (s *Store) observeUnits(r *reconciler.Report, outcome PassOutcome, now time
 		for _, p := range s.placements {
 			if p.region == region && p.state != RenderFailed {
 				p.state, p.reason = Failed, reason
+				p.fromHealth = false
 				p.lastError, p.lastErrorAt = reason, now
 			}
 		}
@@ -217,6 +218,7 @@ func (s *Store) observeUnits(r *reconciler.Report, outcome PassOutcome, now time
 		for _, p := range s.placements {
 			if p.region == region && p.state != RenderFailed {
 				p.state, p.reason = Progressing, "waiting: "+reason
+				p.fromHealth = false
 			}
 		}
 	}
@@ -230,6 +232,7 @@ func (s *Store) observeUnits(r *reconciler.Report, outcome PassOutcome, now time
 func (s *Store) observeUnit(unit fleet.UnitID, o Outcome, revision string, now time.Time) {
 	p := s.placementOf(unit)
 	p.state = o.State
+	p.fromHealth = o.Applied && o.State != Held
 	p.reason = s.clean(o.Reason)
 	if o.Revision != "" {
 		p.revision = o.Revision
@@ -304,6 +307,7 @@ func (s *Store) forget(unit fleet.UnitID) {
 	if len(s.dns[unit]) > 0 {
 		p := s.placements[unit]
 		p.state, p.reason = Unknown, "no longer in the fleet; its DNS endpoints remain"
+		p.fromHealth = false
 		return
 	}
 	delete(s.placements, unit)

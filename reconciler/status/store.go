@@ -133,6 +133,10 @@ type placement struct {
 	// objects and healthAt are what a watch last saw of the unit's objects.
 	objects  []ObjectStatus
 	healthAt time.Time
+	// fromHealth reports that state comes from the unit's health: the last pass
+	// applied it (or found it unchanged) without error, and held no deletion.
+	// Only then may a watch change it (ObserveHealth).
+	fromHealth bool
 	// source is where the unit's objects come from (plan.Desired.Source);
 	// desired the objects the last pass rendered for it; lastApply what that
 	// pass did; revisions the last revisions passes took it to, oldest first.
