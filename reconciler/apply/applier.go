@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -108,16 +109,11 @@ type Applier struct {
 	// written is the resourceVersion of each object Meridian last wrote, until
 	// Live shows that version or a later one: until then Live's copy is older
 	// than the write, and health is read from the API server.
-	written map[liveKey]string
+	written map[live.Key]string
 	// replicas are the replicas Meridian applies each workload with, as the
 	// units Region waited for render them (see objectHealth).
-	replicas map[liveKey]int64
+	replicas map[live.Key]int64
 }
-
-// liveKey identifies an object whatever version it is read at.
-type liveKey struct{ group, kind, namespace, name string }
-
-func liveKeyOf(r plan.ObjectRef) liveKey { return liveKey{r.Group, r.Kind, r.Namespace, r.Name} }
 
 // healthReads is how many units' Health reads one region runs at once.
 const healthReads = 16
@@ -182,8 +178,8 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		poller:   polling.NewStatusPoller(admin, mapper, polling.Options{}),
 		tenants:  map[string]*tenantClient{},
 		created:  map[string]bool{},
-		written:  map[liveKey]string{},
-		replicas: map[liveKey]int64{},
+		written:  map[live.Key]string{},
+		replicas: map[live.Key]int64{},
 		reads:    make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)

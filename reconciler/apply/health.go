@@ -10,9 +10,9 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -174,10 +174,10 @@ func (a *Applier) objectHealth(ref plan.ObjectRef, u *unstructured.Unstructured)
 
 // scaledKinds are the kinds whose spec.replicas objectHealth compares with what
 // Meridian applies.
-var scaledKinds = map[liveKey]bool{
-	{group: "apps", kind: "Deployment"}:  true,
-	{group: "apps", kind: "StatefulSet"}: true,
-	{group: "apps", kind: "ReplicaSet"}:  true,
+var scaledKinds = map[live.Key]bool{
+	{Group: "apps", Kind: "Deployment"}:  true,
+	{Group: "apps", Kind: "StatefulSet"}: true,
+	{Group: "apps", Kind: "ReplicaSet"}:  true,
 }
 
 // expectReplicas remembers the replicas a unit's workloads are applied with, for
@@ -188,10 +188,10 @@ func (a *Applier) expectReplicas(objects []*unstructured.Unstructured) {
 	defer a.mu.Unlock()
 	for _, o := range objects {
 		gvk := o.GroupVersionKind()
-		if !scaledKinds[liveKey{group: gvk.Group, kind: gvk.Kind}] {
+		if !scaledKinds[live.Key{Group: gvk.Group, Kind: gvk.Kind}] {
 			continue
 		}
-		k := liveKeyOf(plan.RefOf(o))
+		k := live.KeyOf(plan.RefOf(o))
 		if n, ok := replicas(o); ok && n > 0 {
 			a.replicas[k] = n
 		} else {
@@ -204,7 +204,7 @@ func (a *Applier) expectReplicas(objects []*unstructured.Unstructured) {
 func (a *Applier) replicasOf(ref plan.ObjectRef) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.replicas[liveKeyOf(ref)]
+	return a.replicas[live.KeyOf(ref)]
 }
 
 // replicas returns an object's spec.replicas, if it sets it.
@@ -234,14 +234,14 @@ func (a *Applier) wrote(obj client.Object) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.written[liveKeyOf(plan.RefOf(u))] = u.GetResourceVersion()
+	a.written[live.KeyOf(plan.RefOf(u))] = u.GetResourceVersion()
 }
 
 // forgetWrite forgets Meridian's last write of ref: the object is gone.
 func (a *Applier) forgetWrite(ref plan.ObjectRef) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.written, liveKeyOf(ref))
+	delete(a.written, live.KeyOf(ref))
 }
 
 // forgetObjects forgets what Meridian last wrote of refs and the replicas it
@@ -251,7 +251,7 @@ func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, ref := range refs {
-		k := liveKeyOf(ref)
+		k := live.KeyOf(ref)
 		delete(a.written, k)
 		delete(a.replicas, k)
 	}
@@ -264,7 +264,7 @@ func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
 func (a *Applier) seen(ref plan.ObjectRef, u *unstructured.Unstructured) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := liveKeyOf(ref)
+	k := live.KeyOf(ref)
 	rv, ok := a.written[k]
 	if !ok {
 		return true
@@ -272,11 +272,7 @@ func (a *Applier) seen(ref plan.ObjectRef, u *unstructured.Unstructured) bool {
 	if u == nil {
 		return false
 	}
-	c, err := resourceversion.CompareResourceVersion(u.GetResourceVersion(), rv)
-	if err != nil && u.GetResourceVersion() != rv {
-		return false
-	}
-	if c < 0 {
+	if !live.Seen(u.GetResourceVersion(), rv) {
 		return false
 	}
 	delete(a.written, k)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -26,7 +27,7 @@ type observer struct {
 
 	mu       sync.Mutex
 	units    map[fleet.UnitID][]plan.ObjectRef
-	byObject map[liveKey]map[fleet.UnitID]struct{}
+	byObject map[live.Key]map[fleet.UnitID]struct{}
 	last     map[fleet.UnitID]string // State and Reason last reported or waited for
 	dirty    map[fleet.UnitID]struct{}
 	// gen is each unit's registration, new at every waited: a health flush
@@ -59,7 +60,7 @@ func (r *Region) Observe(fn HealthObserver, debounce time.Duration) {
 	o := &observer{
 		applier: r.applier, fn: fn, debounce: debounce,
 		units:    map[fleet.UnitID][]plan.ObjectRef{},
-		byObject: map[liveKey]map[fleet.UnitID]struct{}{},
+		byObject: map[live.Key]map[fleet.UnitID]struct{}{},
 		last:     map[fleet.UnitID]string{},
 		dirty:    map[fleet.UnitID]struct{}{},
 		gen:      map[fleet.UnitID]uint64{},
@@ -113,7 +114,7 @@ func (o *observer) waited(id fleet.UnitID, refs []plan.ObjectRef, h Health, err 
 	o.gen[id] = o.nextGen
 	o.units[id] = refs
 	for _, ref := range refs {
-		k := liveKeyOf(ref)
+		k := live.KeyOf(ref)
 		if o.byObject[k] == nil {
 			o.byObject[k] = map[fleet.UnitID]struct{}{}
 		}
@@ -132,7 +133,7 @@ func (o *observer) forget(id fleet.UnitID) {
 
 func (o *observer) forgetLocked(id fleet.UnitID) {
 	for _, ref := range o.units[id] {
-		k := liveKeyOf(ref)
+		k := live.KeyOf(ref)
 		delete(o.byObject[k], id)
 		if len(o.byObject[k]) == 0 {
 			delete(o.byObject, k)
@@ -147,7 +148,7 @@ func (o *observer) forgetLocked(id fleet.UnitID) {
 // changed marks the units of an object the watches saw change.
 func (o *observer) changed(ref plan.ObjectRef) {
 	o.mu.Lock()
-	units := o.byObject[liveKeyOf(ref)]
+	units := o.byObject[live.KeyOf(ref)]
 	for id := range units {
 		o.dirty[id] = struct{}{}
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -46,7 +47,7 @@ func TestObserverDropsFlushOlderThanWait(t *testing.T) {
 			told = append(told, h)
 		},
 		units:    map[fleet.UnitID][]plan.ObjectRef{},
-		byObject: map[liveKey]map[fleet.UnitID]struct{}{},
+		byObject: map[live.Key]map[fleet.UnitID]struct{}{},
 		last:     map[fleet.UnitID]string{},
 		dirty:    map[fleet.UnitID]struct{}{},
 		gen:      map[fleet.UnitID]uint64{},

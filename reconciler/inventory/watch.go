@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -189,10 +188,8 @@ func (s *Store) caughtUp(w *watch) bool {
 		if !ok {
 			return false
 		}
-		if c, err := resourceversion.CompareResourceVersion(cm.ResourceVersion, v.resourceVersion); err != nil || c < 0 {
-			if cm.ResourceVersion != v.resourceVersion {
-				return false
-			}
+		if !live.Seen(cm.ResourceVersion, v.resourceVersion) {
+			return false
 		}
 	}
 	return true

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
@@ -74,17 +75,29 @@ type Cache struct {
 
 	mu       sync.Mutex
 	kinds    map[schema.GroupVersionKind]*kind
-	waiters  map[key]map[*waiter]struct{}
+	waiters  map[Key]map[*waiter]struct{}
 	handlers []func(plan.ObjectRef)
 	stopped  bool
 }
 
-// key identifies an object whatever version it is read at.
-type key struct {
-	group, kind, namespace, name string
+// Key identifies an object whatever version it is read at.
+type Key struct {
+	Group, Kind, Namespace, Name string
 }
 
-func keyOf(r plan.ObjectRef) key { return key{r.Group, r.Kind, r.Namespace, r.Name} }
+// KeyOf returns the Key of an object's reference.
+func KeyOf(r plan.ObjectRef) Key { return Key{r.Group, r.Kind, r.Namespace, r.Name} }
+
+// Seen reports whether an object read at resourceVersion have includes the write
+// that returned want: have is at least want, or, where the two cannot be
+// compared, equal to it.
+func Seen(have, want string) bool {
+	c, err := resourceversion.CompareResourceVersion(have, want)
+	if err != nil {
+		return have == want
+	}
+	return c >= 0
+}
 
 // kind is one informer.
 type kind struct {
@@ -128,7 +141,7 @@ func New(cfg *rest.Config, mapper meta.RESTMapper, opts Options) (*Cache, error)
 	c := &Cache{
 		opts: opts, mapper: mapper, ctx: ctx, cancel: cancel,
 		kinds:   map[schema.GroupVersionKind]*kind{},
-		waiters: map[key]map[*waiter]struct{}{},
+		waiters: map[Key]map[*waiter]struct{}{},
 	}
 	cfg = c.conn.Wrap(cfg, func() {
 		c.opts.Logger.Warn("the region's API server does not answer its watches; health is read from it until it does")
@@ -161,7 +174,7 @@ func (c *Cache) Stop() {
 			w.fire()
 		}
 	}
-	c.waiters = map[key]map[*waiter]struct{}{}
+	c.waiters = map[Key]map[*waiter]struct{}{}
 	c.mu.Unlock()
 	c.wg.Wait()
 }
@@ -222,9 +235,9 @@ func (c *Cache) Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel 
 		w.fire()
 		return w.done, func() {}
 	}
-	keys := make([]key, len(refs))
+	keys := make([]Key, len(refs))
 	for i, r := range refs {
-		keys[i] = keyOf(r)
+		keys[i] = KeyOf(r)
 		ws := c.waiters[keys[i]]
 		if ws == nil {
 			ws = map[*waiter]struct{}{}
@@ -356,8 +369,8 @@ func (c *Cache) changed(gvk schema.GroupVersionKind, obj any) {
 	}
 	ref := plan.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: m.GetNamespace(), Name: m.GetName()}
 	c.mu.Lock()
-	ws := c.waiters[keyOf(ref)]
-	delete(c.waiters, keyOf(ref))
+	ws := c.waiters[KeyOf(ref)]
+	delete(c.waiters, KeyOf(ref))
 	handlers := c.handlers
 	c.mu.Unlock()
 	for w := range ws {
@@ -372,7 +385,7 @@ func (c *Cache) changed(gvk schema.GroupVersionKind, obj any) {
 func (c *Cache) wakeAll() {
 	c.mu.Lock()
 	all := c.waiters
-	c.waiters = map[key]map[*waiter]struct{}{}
+	c.waiters = map[Key]map[*waiter]struct{}{}
 	c.mu.Unlock()
 	for _, ws := range all {
 		for w := range ws {
