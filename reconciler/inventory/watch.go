@@ -27,10 +27,9 @@ type watch struct {
 	done     chan struct{}
 	conn     live.Connection
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced at every event
-	failed   error
-	failedAt string
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every event
+	failed  live.WatchFailure
 }
 
 // Watch makes List read the inventories from a watch of their ConfigMaps instead
@@ -108,21 +107,12 @@ func (w *watch) event() {
 	w.changed = make(chan struct{})
 }
 
-func (w *watch) fail(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.failed, w.failedAt = err, w.informer.LastSyncResourceVersion()
-}
+func (w *watch) fail(err error) { w.failed.Set(w.informer, err) }
 
 // usable reports whether the watch can answer: synced, and not failing since its
 // last list.
 func (w *watch) usable() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.failed != nil && w.informer.LastSyncResourceVersion() != w.failedAt {
-		w.failed = nil
-	}
-	return w.failed == nil && w.conn.Err() == nil && w.informer.HasSynced()
+	return w.failed.Err(w.informer) == nil && w.conn.Err() == nil && w.informer.HasSynced()
 }
 
 // fromWatch returns every inventory as the watch holds them, once it holds every

@@ -109,10 +109,8 @@ type kind struct {
 	failedOnce chan struct{}
 	closeOnce  sync.Once
 
-	mu sync.Mutex
 	// failed is the last watch error, until the informer lists again.
-	failed   error
-	failedAt string // the informer's last synced resourceVersion when it failed
+	failed WatchFailure
 }
 
 // waiter is one Changed call: done is closed at the first change of any of its
@@ -395,19 +393,10 @@ func (c *Cache) wakeAll() {
 }
 
 func (k *kind) fail(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.failed, k.failedAt = err, k.informer.LastSyncResourceVersion()
+	k.failed.Set(k.informer, err)
 	k.closeOnce.Do(func() { close(k.failedOnce) })
 }
 
 // failure returns the watch's failure, unless the reflector listed or watched
-// since: its last synced resourceVersion moved past the one it failed at.
-func (k *kind) failure() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.failed != nil && k.informer.LastSyncResourceVersion() != k.failedAt {
-		k.failed = nil
-	}
-	return k.failed
-}
+// since (see WatchFailure).
+func (k *kind) failure() error { return k.failed.Err(k.informer) }
