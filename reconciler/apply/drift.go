@@ -2,7 +2,11 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 
@@ -10,7 +14,10 @@ import (
 	"github.com/fluxcd/pkg/ssa/jsondiff"
 	"github.com/fluxcd/pkg/ssa/normalize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -46,6 +53,14 @@ func (d Drift) String() string {
 // It returns the drifted objects in the unit's order; the caller corrects them by
 // applying the unit again, or only reports them. Objects that cannot be checked are
 // joined into the error, each an *Error naming its object.
+//
+// With Options.Live, an object is not dry-run when its watch answers for it and
+// shows Meridian's apply entry as Meridian's last apply of the same object left it
+// (see fromWatch): nothing Meridian applies was changed since. An object absent
+// from its synced watch is missing. Only the others are dry-run: those the watch
+// cannot answer for, those whose entry changed (to report exactly which fields
+// drifted, or that none did), and those Meridian has no entry of yet (the first
+// check after a start).
 func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {
 	id := unit.ID()
 	objects := make([]*unstructured.Unstructured, len(unit.Objects))
@@ -62,6 +77,14 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 	scopes := crdScopes(objects)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
+		desired := desiredDigest(o)
+		switch missing, answered := a.fromWatch(ctx, ref, desired); {
+		case answered && missing:
+			drifts = append(drifts, Drift{Object: ref, Missing: true})
+			continue
+		case answered:
+			continue
+		}
 		c := a.admin
 		if a.asTenant(id) && !a.asMeridian(o, scopes) {
 			tc, err := a.tenant(id.Tenant)
@@ -70,7 +93,8 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 			}
 			c = tc.client
 		}
-		diff, err := jsondiff.Unstructured(ctx, c, o, jsondiff.FieldOwner(FieldManager), jsondiff.MaskSecrets(true))
+		dc := &dryRunClient{Client: c}
+		diff, err := jsondiff.Unstructured(ctx, dc, o, jsondiff.FieldOwner(FieldManager), jsondiff.MaskSecrets(true))
 		if err != nil {
 			var dryRun *ssaerrors.DryRunErr
 			if errors.As(err, &dryRun) {
@@ -82,7 +106,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		switch diff.Type {
 		case jsondiff.DiffTypeCreate:
 			drifts = append(drifts, Drift{Object: ref, Missing: true})
-		case jsondiff.DiffTypeUpdate:
+		case jsondiff.DiffTypeUpdate, jsondiff.DiffTypeNone:
 			d := Drift{Object: ref}
 			for _, op := range diff.Patch {
 				// A unit left unchanged by a later revision keeps the revision that
@@ -93,6 +117,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 				d.Fields = append(d.Fields, op.Type+" "+op.Path)
 			}
 			if len(d.Fields) == 0 {
+				a.checked(ref, desired, dc.fields)
 				continue
 			}
 			slices.Sort(d.Fields)
@@ -101,4 +126,104 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		}
 	}
 	return drifts, errors.Join(errs...)
+}
+
+// appliedFields is what Meridian's last apply of one object left: desired, the
+// desiredDigest of the object it applied, and fields, the AppliedFields of the
+// API server's response (Meridian's entry of its managed fields as that apply
+// made it).
+type appliedFields struct {
+	desired, fields string
+}
+
+// fromWatch answers for ref's drift from Options.Live without a request, when it
+// can: answered, the object is missing, or it has not drifted. It answers only
+// when ref's watch can (synced, not failing, caught up with Meridian's last write
+// of it, as health reads it), and when Meridian's last apply of ref was of the
+// object now desired (desired, its desiredDigest) and recorded the fields it left
+// Meridian's. An object the watch holds has not drifted when its entry is those
+// fields still; when it is not, fromWatch does not answer and the object is
+// dry-run, which tells which fields drifted, if any (another manager may have
+// taken a field over with the value Meridian applies).
+//
+// That rests on the API server's field management: a field Meridian applied
+// that another writer changes leaves Meridian's entry, and so does a field that
+// is removed. Only a write under Meridian's own field manager name by someone
+// else (another daemon applying another revision, say) could change the fields'
+// values and leave the entry as it was.
+func (a *Applier) fromWatch(ctx context.Context, ref plan.ObjectRef, desired string) (missing, answered bool) {
+	if a.opts.Live == nil || desired == "" {
+		return false, false
+	}
+	a.mu.Lock()
+	want, ok := a.applied[live.KeyOf(ref)]
+	a.mu.Unlock()
+	if !ok || want.desired != desired {
+		return false, false
+	}
+	u, err := a.opts.Live.Get(ctx, ref)
+	if err != nil || !a.seen(ref, u) {
+		return false, false
+	}
+	if u == nil {
+		return true, true
+	}
+	return false, live.WatchedFields(u) == want.fields
+}
+
+// checked records, after a dry run found that ref has not drifted, the fields
+// that dry run's apply of desired left Meridian's: the same entry the live object
+// has, unless another manager took over a field with the value Meridian applies
+// (then the next check dry-runs the object again). Only a dry run that found no
+// drift records: one that found some says nothing of what Meridian's last real
+// apply left.
+func (a *Applier) checked(ref plan.ObjectRef, desired, fields string) {
+	if a.opts.Live == nil || desired == "" || fields == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.applied[live.KeyOf(ref)] = appliedFields{desired: desired, fields: fields}
+}
+
+// desiredDigest identifies what an apply of u asks for: a hash of u, but its
+// revision annotation (a unit a later revision leaves unchanged is applied with
+// another, and has not drifted for that). "" when u cannot be encoded.
+func desiredDigest(u *unstructured.Unstructured) string {
+	obj := maps.Clone(u.Object)
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		if ann, ok := md["annotations"].(map[string]any); ok {
+			if _, ok := ann[render.AnnotationRevision]; ok {
+				ann = maps.Clone(ann)
+				delete(ann, render.AnnotationRevision)
+				md = maps.Clone(md)
+				md["annotations"] = ann
+				obj["metadata"] = md
+			}
+		}
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// dryRunClient is the client a drift check's dry run goes through: it keeps the
+// AppliedFields of the server-side apply's response, before jsondiff normalizes
+// it.
+type dryRunClient struct {
+	client.Client
+	fields string
+}
+
+func (c *dryRunClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if err := c.Client.Patch(ctx, obj, patch, opts...); err != nil {
+		return err
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok && patch.Type() == types.ApplyPatchType {
+		c.fields = live.AppliedFields(u)
+	}
+	return nil
 }
