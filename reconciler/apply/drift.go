@@ -56,11 +56,11 @@ func (d Drift) String() string {
 //
 // With Options.Live, an object is not dry-run when its watch answers for it and
 // shows Meridian's apply entry as Meridian's last apply of the same object left it
-// (see fromWatch): nothing Meridian applies was changed since. An object absent
-// from its synced watch is missing. Only the others are dry-run: those the watch
-// cannot answer for, those whose entry changed (to report exactly which fields
-// drifted, or that none did), and those Meridian has no entry of yet (the first
-// check after a start).
+// (see unchanged): nothing Meridian applies was changed since. Only the others are
+// dry-run: those the watch cannot answer for or does not hold, those whose entry
+// changed (to report exactly which fields drifted, or that none did), and those
+// whose entry Meridian has not recorded yet (the first check after a start).
+// Drift is the same either way.
 func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {
 	id := unit.ID()
 	objects := make([]*unstructured.Unstructured, len(unit.Objects))
@@ -78,11 +78,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
 		desired := desiredDigest(o)
-		switch missing, answered := a.fromWatch(ctx, ref, desired); {
-		case answered && missing:
-			drifts = append(drifts, Drift{Object: ref, Missing: true})
-			continue
-		case answered:
+		if a.unchanged(ctx, ref, desired) {
 			continue
 		}
 		c := a.admin
@@ -136,39 +132,37 @@ type appliedFields struct {
 	desired, fields string
 }
 
-// fromWatch answers for ref's drift from Options.Live without a request, when it
-// can: answered, the object is missing, or it has not drifted. It answers only
-// when ref's watch can (synced, not failing, caught up with Meridian's last write
-// of it, as health reads it), and when Meridian's last apply of ref was of the
-// object now desired (desired, its desiredDigest) and recorded the fields it left
-// Meridian's. An object the watch holds has not drifted when its entry is those
-// fields still; when it is not, fromWatch does not answer and the object is
-// dry-run, which tells which fields drifted, if any (another manager may have
-// taken a field over with the value Meridian applies).
+// unchanged reports, from Options.Live and without a request, that ref has not
+// drifted. It answers only when ref's watch can (synced, not failing, caught up
+// with Meridian's last write of it, as health reads it), and when Meridian's last
+// apply of ref was of the object now desired (desired, its desiredDigest) and
+// recorded the fields it left Meridian's: ref has not drifted when its watched
+// copy's entry is those fields still. Otherwise the object is dry-run, which
+// tells which fields drifted, if any (another manager may have taken a field over
+// with the value Meridian applies). An object absent from its watch is dry-run
+// too: deleted, it is missing; stripped of the label the watch selects by, the
+// dry run names the label.
 //
 // That rests on the API server's field management: a field Meridian applied
 // that another writer changes leaves Meridian's entry, and so does a field that
 // is removed. Only a write under Meridian's own field manager name by someone
 // else (another daemon applying another revision, say) could change the fields'
 // values and leave the entry as it was.
-func (a *Applier) fromWatch(ctx context.Context, ref plan.ObjectRef, desired string) (missing, answered bool) {
+func (a *Applier) unchanged(ctx context.Context, ref plan.ObjectRef, desired string) bool {
 	if a.opts.Live == nil || desired == "" {
-		return false, false
+		return false
 	}
 	a.mu.Lock()
 	want, ok := a.applied[live.KeyOf(ref)]
 	a.mu.Unlock()
 	if !ok || want.desired != desired {
-		return false, false
+		return false
 	}
 	u, err := a.opts.Live.Get(ctx, ref)
-	if err != nil || !a.seen(ref, u) {
-		return false, false
+	if err != nil || u == nil || !a.seen(ref, u) {
+		return false
 	}
-	if u == nil {
-		return true, true
-	}
-	return false, live.WatchedFields(u) == want.fields
+	return live.WatchedFields(u) == want.fields
 }
 
 // checked records, after a dry run found that ref has not drifted, the fields

@@ -44,13 +44,18 @@ func Trim(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	// A custom resource that keeps unknown fields could carry the key itself:
-	// only Trim's own fingerprint is ever read back.
-	delete(u.Object, appliedFieldsKey)
-	if fp := AppliedFields(u); fp != "" {
-		u.Object[appliedFieldsKey] = fp
+	// An object without managed fields is one Trim trimmed already (informers may
+	// transform an object twice: Trim is idempotent), or one whose managed fields
+	// someone stripped: its fingerprint stays as it is. Otherwise only Trim's
+	// own fingerprint is kept: a custom resource that keeps unknown fields
+	// could carry the key itself.
+	if _, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "managedFields"); ok {
+		delete(u.Object, appliedFieldsKey)
+		if fp := AppliedFields(u); fp != "" {
+			u.Object[appliedFieldsKey] = fp
+		}
+		u.SetManagedFields(nil)
 	}
-	u.SetManagedFields(nil)
 	if a := u.GetAnnotations(); a != nil {
 		if _, ok := a[lastApplied]; ok {
 			delete(a, lastApplied)

@@ -291,9 +291,9 @@ status:
 `
 
 // TestTrimKeepsAppliedFields checks that a watch's copy keeps the fingerprint of
-// Meridian's apply entry and nothing else of the managed fields, measures what
-// that costs a Deployment's trimmed copy, and that a custom resource cannot
-// plant a fingerprint of its own.
+// Meridian's apply entry and nothing else of the managed fields, also when
+// trimmed twice, measures what that costs a Deployment's trimmed copy, and that a
+// custom resource cannot plant a fingerprint of its own.
 func TestTrimKeepsAppliedFields(t *testing.T) {
 	whole := parse(t, deploymentAsServed)
 	want := AppliedFields(whole)
@@ -310,6 +310,14 @@ func TestTrimKeepsAppliedFields(t *testing.T) {
 	}
 	if _, found, _ := unstructured.NestedFieldNoCopy(trimmed.Object, "metadata", "managedFields"); found {
 		t.Error("managed fields kept")
+	}
+	// Informers may transform an object they transformed already.
+	again, err := Trim(trimmed.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(trimmed.Object, again.(*unstructured.Unstructured).Object); diff != "" {
+		t.Errorf("trimmed twice (-once +twice):\n%s", diff)
 	}
 
 	// What a watch holds per Deployment: trimmed as before (no managed fields at
@@ -334,7 +342,10 @@ func TestTrimKeepsAppliedFields(t *testing.T) {
 
 	planted := parse(t, `apiVersion: example.com/v1
 kind: Widget
-metadata: {name: w, namespace: n}
+metadata:
+  name: w
+  namespace: n
+  managedFields: [{manager: someone, operation: Update, fieldsV1: {f:spec: {}}}]
 meridian.dev/applied-fields: forged
 `)
 	out, err = Trim(planted)
