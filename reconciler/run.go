@@ -591,7 +591,7 @@ func (d *daemon) checkDrift(ctx context.Context) {
 	attrs := []any{"revision", cur.snap.Revision, "duration", d.clock.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects()}
 	for _, name := range slices.Sorted(maps.Keys(report.Regions)) {
 		rd := report.Regions[name]
-		attrs = append(attrs, name, fmt.Sprintf("drifted=%d corrected=%d reported=%d", rd.Objects, len(rd.Corrected), len(rd.Reported)))
+		attrs = append(attrs, name, fmt.Sprintf("drifted=%d corrected=%d reported=%d watched=%d dryRun=%d", rd.Objects, len(rd.Corrected), len(rd.Reported), rd.Watched, rd.DryRun))
 	}
 	if err := report.Err(); err != nil {
 		d.log.Warn("drift check finished with problems", append(attrs, "error", err)...)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"github.com/fluxcd/pkg/ssa/jsondiff"
@@ -75,12 +76,15 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		errs   []error
 	)
 	scopes := crdScopes(objects)
+	count, _ := ctx.Value(driftCountKey{}).(*DriftCount)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
 		desired := desiredDigest(o)
 		if a.unchanged(ctx, ref, desired) {
+			count.add(true)
 			continue
 		}
+		count.add(false)
 		c := a.admin
 		if a.asTenant(id) && !a.asMeridian(o, scopes) {
 			tc, err := a.tenant(id.Tenant)
@@ -122,6 +126,40 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		}
 	}
 	return drifts, errors.Join(errs...)
+}
+
+// DriftCount counts, over the drift checks given it (WithDriftCount), the objects
+// read from the region's watches and those dry-run. It is safe for concurrent use.
+type DriftCount struct {
+	watched, dryRun atomic.Int64
+}
+
+// Watched is how many objects were found not drifted from the watches alone.
+func (c *DriftCount) Watched() int64 { return c.watched.Load() }
+
+// DryRun is how many objects were dry-run (whether or not the dry run succeeded).
+func (c *DriftCount) DryRun() int64 { return c.dryRun.Load() }
+
+// add counts one object, read from the watches or dry-run; a nil c counts
+// nothing.
+func (c *DriftCount) add(watched bool) {
+	switch {
+	case c == nil:
+	case watched:
+		c.watched.Add(1)
+	default:
+		c.dryRun.Add(1)
+	}
+}
+
+// driftCountKey is the context key of a *DriftCount.
+type driftCountKey struct{}
+
+// WithDriftCount returns ctx with c, which counts how the drift checks made with
+// it read their objects: Drift's results stay what they are, and the count is
+// reported apart (the daemon's line per drift check).
+func WithDriftCount(ctx context.Context, c *DriftCount) context.Context {
+	return context.WithValue(ctx, driftCountKey{}, c)
 }
 
 // appliedFields is what Meridian's last apply of one object left: desired, the
