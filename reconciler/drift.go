@@ -27,9 +27,6 @@ type RegionDrift struct {
 	Drifted map[fleet.UnitID][]apply.Drift
 	// Objects counts the drifted objects of the region.
 	Objects int
-	// Watched and DryRun count the objects of the checked units found not
-	// drifted from the region's watches alone, and those dry-run.
-	Watched, DryRun int
 	// Corrected are the drifted units applied again; Reported those left as they
 	// are because their drift policy is report. Both sorted.
 	Corrected, Reported []fleet.UnitID
@@ -82,17 +79,13 @@ func (r *Reconciler) drift(ctx context.Context, region string, in *rendered) *Re
 		rd.Err = err
 		return rd
 	}
-	var (
-		errs  []error
-		count apply.DriftCount
-	)
-	defer func() { rd.Watched, rd.DryRun = int(count.Watched()), int(count.DryRun()) }()
+	var errs []error
 	for _, ch := range rp.changes.Changes {
 		if ch.Action != plan.Unchanged {
 			continue
 		}
 		u := rp.units[ch.Unit]
-		drifts, err := rp.cluster.Drift(apply.WithDriftCount(ctx, &count), u)
+		drifts, err := rp.cluster.Drift(ctx, u)
 		if err != nil {
 			errs = append(errs, &UnitError{Unit: ch.Unit, Step: StepDrift, Err: in.redact.Error(err)})
 		}

@@ -165,12 +165,13 @@ func TestWatchedRegion(t *testing.T) {
 
 	t.Run("a drift check that finds nothing makes no request", func(t *testing.T) {
 		// check runs a drift check with r and returns the requests counted by c;
-		// last is the region's drift it found.
-		var last *reconciler.RegionDrift
+		// last counts how it read the objects.
+		var last apply.DriftCount
 		check := func(t *testing.T, r *reconciler.Reconciler, c *requests) []string {
 			t.Helper()
 			c.take()
-			rep, err := r.CheckDrift(ctx, snap)
+			last = apply.DriftCount{}
+			rep, err := r.CheckDrift(apply.WithDriftCount(ctx, &last), snap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +181,6 @@ func TestWatchedRegion(t *testing.T) {
 			if n := rep.Objects(); n != 0 {
 				t.Errorf("%d drifted objects, want none", n)
 			}
-			last = rep.Regions[region]
 			return c.take()
 		}
 		dryRuns := func(got []string) int {
@@ -211,10 +211,10 @@ func TestWatchedRegion(t *testing.T) {
 			if got := check(t, r, c); len(got) != 0 {
 				t.Errorf("the next drift check made %d requests, want 0:\n%s", len(got), strings.Join(got, "\n"))
 			}
-			if last.Watched == 0 || last.DryRun != 0 {
-				t.Errorf("the check counted %d objects watched and %d dry-run, want all watched", last.Watched, last.DryRun)
+			if last.Watched() == 0 || last.DryRun() != 0 {
+				t.Errorf("the check counted %d objects watched and %d dry-run, want all watched", last.Watched(), last.DryRun())
 			}
-			t.Logf("a drift check of %d units (%d objects) finding nothing: 0 requests in %s", units, last.Watched, time.Since(start).Round(time.Millisecond))
+			t.Logf("a drift check of %d units (%d objects) finding nothing: 0 requests in %s", units, last.Watched(), time.Since(start).Round(time.Millisecond))
 		}
 		untilNone(t, r, &watched)
 
@@ -231,8 +231,8 @@ func TestWatchedRegion(t *testing.T) {
 		if dryRuns(got) == 0 {
 			t.Fatalf("the first drift check of a fresh region dry-ran nothing:\n%s", strings.Join(got, "\n"))
 		}
-		if last.DryRun != dryRuns(got) || last.Watched != 0 {
-			t.Errorf("the first check of a fresh region counted %d objects watched and %d dry-run, want %d dry-run", last.Watched, last.DryRun, dryRuns(got))
+		if last.DryRun() != int64(dryRuns(got)) || last.Watched() != 0 {
+			t.Errorf("the first check of a fresh region counted %d objects watched and %d dry-run, want %d dry-run", last.Watched(), last.DryRun(), dryRuns(got))
 		}
 		t.Logf("first drift check of a fresh region: %d requests, %d of them dry runs", len(got), dryRuns(got))
 		// The second reads the watches, which start then (the first had nothing
