@@ -86,8 +86,10 @@ func Trim(obj any) (any, error) {
 // drops it when the field is removed, so an entry equal to the one Meridian's
 // apply left means nothing Meridian applied was changed since. The hash does not
 // depend on how the API server orders the entry: fieldsV1 is decoded into maps and
-// encoded again with encoding/json, which writes map keys sorted (the API server
-// writes them sorted too, in structured-merge-diff's set order). fieldsV1 names
+// encoded again with encoding/json, which writes map keys sorted. (The API server
+// writes it deterministically too, in structured-merge-diff's sorted path order,
+// and each list item's key, as k:{...}, with its fields sorted; the hash relies
+// only on the latter, and both sides read the API server's key strings.) fieldsV1 names
 // fields and the keys of list items, never a Secret's values; and only its hash
 // is kept.
 func AppliedFields(u *unstructured.Unstructured) string {
