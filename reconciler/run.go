@@ -583,12 +583,14 @@ func (d *daemon) checkDrift(ctx context.Context) {
 		Log:           d.log,
 	})
 	start := d.clock.Now()
-	report, err := r.CheckDrift(passCtx, render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model})
+	var count apply.DriftCount
+	report, err := r.CheckDrift(apply.WithDriftCount(passCtx, &count), render.Snapshot{Dir: cur.snap.Dir, Revision: cur.snap.Revision, Model: model})
 	if err != nil {
 		d.log.Error("drift check failed", "revision", cur.snap.Revision, "error", err)
 		return
 	}
-	attrs := []any{"revision", cur.snap.Revision, "duration", d.clock.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects()}
+	attrs := []any{"revision", cur.snap.Revision, "duration", d.clock.Since(start).Round(time.Millisecond), "driftedObjects", report.Objects(),
+		"watchedObjects", count.Watched(), "dryRunObjects", count.DryRun()}
 	for _, name := range slices.Sorted(maps.Keys(report.Regions)) {
 		rd := report.Regions[name]
 		attrs = append(attrs, name, fmt.Sprintf("drifted=%d corrected=%d reported=%d", rd.Objects, len(rd.Corrected), len(rd.Reported)))

@@ -163,6 +163,106 @@ func TestWatchedRegion(t *testing.T) {
 		t.Logf("no-op pass of %d units: watching 0 requests in %s; polling %d requests in %s", units, elapsed.Round(time.Millisecond), len(got), pelapsed.Round(time.Millisecond))
 	})
 
+	t.Run("a drift check that finds nothing makes no request", func(t *testing.T) {
+		// check runs a drift check with r and returns the requests counted by c;
+		// last counts how it read the objects.
+		var last apply.DriftCount
+		check := func(t *testing.T, r *reconciler.Reconciler, c *requests) []string {
+			t.Helper()
+			c.take()
+			last = apply.DriftCount{}
+			rep, err := r.CheckDrift(apply.WithDriftCount(ctx, &last), snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.Err(); err != nil {
+				t.Fatalf("drift check: %v", err)
+			}
+			if n := rep.Objects(); n != 0 {
+				t.Errorf("%d drifted objects, want none", n)
+			}
+			return c.take()
+		}
+		dryRuns := func(got []string) int {
+			n := 0
+			for _, r := range got {
+				if strings.HasPrefix(r, "PATCH ") {
+					n++
+				}
+			}
+			return n
+		}
+		// untilNone checks until a check makes no request (the watches caught
+		// up with the last writes), then once more: it stays at none.
+		untilNone := func(t *testing.T, r *reconciler.Reconciler, c *requests) {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				got := check(t, r, c)
+				if len(got) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("a drift check finding nothing made %d requests, want 0:\n%s", len(got), strings.Join(got, "\n"))
+				}
+				time.Sleep(time.Second)
+			}
+			start := time.Now()
+			if got := check(t, r, c); len(got) != 0 {
+				t.Errorf("the next drift check made %d requests, want 0:\n%s", len(got), strings.Join(got, "\n"))
+			}
+			if last.Watched() == 0 || last.DryRun() != 0 {
+				t.Errorf("the check counted %d objects watched and %d dry-run, want all watched", last.Watched(), last.DryRun())
+			}
+			t.Logf("a drift check of %d units (%d objects) finding nothing: 0 requests in %s", units, last.Watched(), time.Since(start).Round(time.Millisecond))
+		}
+		untilNone(t, r, &watched)
+
+		// A daemon just started has recorded nothing of Meridian's applies: its
+		// first check dry-runs every object, and records what they showed.
+		var fresh requests
+		fcl, err := reconciler.RegionCluster(region, fresh.wrap(tb.Regions[0].Config), reconciler.ClusterOptions{Watch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(fcl.(interface{ Close() }).Close)
+		fr := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: map[string]reconciler.Cluster{region: fcl}, HealthTimeout: healthTimeout})
+		got := check(t, fr, &fresh)
+		if dryRuns(got) == 0 {
+			t.Fatalf("the first drift check of a fresh region dry-ran nothing:\n%s", strings.Join(got, "\n"))
+		}
+		if last.DryRun() != int64(dryRuns(got)) || last.Watched() != 0 {
+			t.Errorf("the first check of a fresh region counted %d objects watched and %d dry-run, want %d dry-run", last.Watched(), last.DryRun(), dryRuns(got))
+		}
+		t.Logf("first drift check of a fresh region: %d requests, %d of them dry runs", len(got), dryRuns(got))
+		// The second reads the watches, which start then (the first had nothing
+		// to compare them with): its only requests are their discovery of the
+		// API's groups; no object is read or dry-run. The third makes none.
+		for _, r := range check(t, fr, &fresh) {
+			if r != "GET /api" && r != "GET /apis" {
+				t.Errorf("the second drift check of a fresh region made request %q, want only the watches' discovery", r)
+			}
+		}
+		if got := check(t, fr, &fresh); len(got) != 0 {
+			t.Errorf("the third drift check of a fresh region made %d requests, want 0:\n%s", len(got), strings.Join(got, "\n"))
+		}
+
+		// The same check on a region that does not watch, for comparison: it
+		// dry-runs every object of every unit.
+		var polled requests
+		pcl, err := reconciler.RegionCluster(region, polled.wrap(tb.Regions[0].Config), reconciler.ClusterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := reconciler.New(reconciler.Options{Renderer: renderer, Clusters: map[string]reconciler.Cluster{region: pcl}, HealthTimeout: healthTimeout})
+		check(t, pr, &polled)
+		got = check(t, pr, &polled)
+		if dryRuns(got) == 0 {
+			t.Error("a drift check without watches dry-ran nothing: the count sees nothing")
+		}
+		t.Logf("a drift check of %d units without watches: %d requests, %d of them dry runs", units, len(got), dryRuns(got))
+	})
+
 	t.Run("a workload made unavailable between passes is seen without a pass", func(t *testing.T) {
 		for len(changes) > 0 {
 			<-changes

@@ -25,7 +25,7 @@ import (
 
 // FieldManager is the one server-side apply field manager Meridian writes with, as
 // itself and when impersonating a tenant. Fields it owns are the fields Drift checks.
-const FieldManager = "meridian"
+const FieldManager = live.FieldManager
 
 // Inventory keeps units' inventories in the region; *inventory.Store is one. Put
 // and Delete each make a single atomic write, or fail and leave what was recorded in
@@ -113,6 +113,10 @@ type Applier struct {
 	// replicas are the replicas Meridian applies each workload with, as the
 	// units Region waited for render them (see objectHealth).
 	replicas map[live.Key]int64
+	// applied is, for each object Meridian applied, what it applied and the
+	// fields that left Meridian's (see appliedFields); kept only with Live, whose
+	// copies Drift compares with it.
+	applied map[live.Key]appliedFields
 }
 
 // healthReads is how many units' Health reads one region runs at once.
@@ -180,6 +184,7 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		created:  map[string]bool{},
 		written:  map[live.Key]string{},
 		replicas: map[live.Key]int64{},
+		applied:  map[live.Key]appliedFields{},
 		reads:    make(chan struct{}, healthReads),
 	}
 	a.self = a.manager(admin)

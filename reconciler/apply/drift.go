@@ -2,15 +2,23 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"github.com/fluxcd/pkg/ssa/jsondiff"
 	"github.com/fluxcd/pkg/ssa/normalize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -46,6 +54,14 @@ func (d Drift) String() string {
 // It returns the drifted objects in the unit's order; the caller corrects them by
 // applying the unit again, or only reports them. Objects that cannot be checked are
 // joined into the error, each an *Error naming its object.
+//
+// With Options.Live, an object is not dry-run when its watch answers for it and
+// shows Meridian's apply entry as Meridian's last apply of the same object left it
+// (see unchanged): nothing Meridian applies was changed since. Only the others are
+// dry-run: those the watch cannot answer for or does not hold, those whose entry
+// changed (to report exactly which fields drifted, or that none did), and those
+// whose entry Meridian has not recorded yet (the first check after a start).
+// Drift is the same either way.
 func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error) {
 	id := unit.ID()
 	objects := make([]*unstructured.Unstructured, len(unit.Objects))
@@ -60,8 +76,15 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		errs   []error
 	)
 	scopes := crdScopes(objects)
+	count, _ := ctx.Value(driftCountKey{}).(*DriftCount)
 	for i, o := range objects {
 		ref := plan.RefOf(unit.Objects[i])
+		desired := desiredDigest(o)
+		if a.unchanged(ctx, ref, desired) {
+			count.add(true)
+			continue
+		}
+		count.add(false)
 		c := a.admin
 		if a.asTenant(id) && !a.asMeridian(o, scopes) {
 			tc, err := a.tenant(id.Tenant)
@@ -70,7 +93,8 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 			}
 			c = tc.client
 		}
-		diff, err := jsondiff.Unstructured(ctx, c, o, jsondiff.FieldOwner(FieldManager), jsondiff.MaskSecrets(true))
+		dc := &dryRunClient{Client: c}
+		diff, err := jsondiff.Unstructured(ctx, dc, o, jsondiff.FieldOwner(FieldManager), jsondiff.MaskSecrets(true))
 		if err != nil {
 			var dryRun *ssaerrors.DryRunErr
 			if errors.As(err, &dryRun) {
@@ -82,7 +106,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		switch diff.Type {
 		case jsondiff.DiffTypeCreate:
 			drifts = append(drifts, Drift{Object: ref, Missing: true})
-		case jsondiff.DiffTypeUpdate:
+		case jsondiff.DiffTypeUpdate, jsondiff.DiffTypeNone:
 			d := Drift{Object: ref}
 			for _, op := range diff.Patch {
 				// A unit left unchanged by a later revision keeps the revision that
@@ -93,6 +117,7 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 				d.Fields = append(d.Fields, op.Type+" "+op.Path)
 			}
 			if len(d.Fields) == 0 {
+				a.checked(ref, desired, dc.fields)
 				continue
 			}
 			slices.Sort(d.Fields)
@@ -101,4 +126,136 @@ func (a *Applier) Drift(ctx context.Context, unit *render.Unit) ([]Drift, error)
 		}
 	}
 	return drifts, errors.Join(errs...)
+}
+
+// DriftCount counts, over the drift checks given it (WithDriftCount), the objects
+// read from the region's watches and those dry-run. It is safe for concurrent use.
+type DriftCount struct {
+	watched, dryRun atomic.Int64
+}
+
+// Watched is how many objects were found not drifted from the watches alone.
+func (c *DriftCount) Watched() int64 { return c.watched.Load() }
+
+// DryRun is how many objects were dry-run (whether or not the dry run succeeded).
+func (c *DriftCount) DryRun() int64 { return c.dryRun.Load() }
+
+// add counts one object, read from the watches or dry-run; a nil c counts
+// nothing.
+func (c *DriftCount) add(watched bool) {
+	switch {
+	case c == nil:
+	case watched:
+		c.watched.Add(1)
+	default:
+		c.dryRun.Add(1)
+	}
+}
+
+// driftCountKey is the context key of a *DriftCount.
+type driftCountKey struct{}
+
+// WithDriftCount returns ctx with c, which counts how the drift checks made with
+// it read their objects: Drift's results stay what they are, and the count is
+// reported apart (the daemon's line per drift check).
+func WithDriftCount(ctx context.Context, c *DriftCount) context.Context {
+	return context.WithValue(ctx, driftCountKey{}, c)
+}
+
+// appliedFields is what Meridian's last apply of one object left: desired, the
+// desiredDigest of the object it applied, and fields, the AppliedFields of the
+// API server's response (Meridian's entry of its managed fields as that apply
+// made it).
+type appliedFields struct {
+	desired, fields string
+}
+
+// unchanged reports, from Options.Live and without a request, that ref has not
+// drifted. It answers only when ref's watch can (synced, not failing, caught up
+// with Meridian's last write of it, as health reads it), and when Meridian's last
+// apply of ref was of the object now desired (desired, its desiredDigest) and
+// recorded the fields it left Meridian's: ref has not drifted when its watched
+// copy's entry is those fields still. Otherwise the object is dry-run, which
+// tells which fields drifted, if any (another manager may have taken a field over
+// with the value Meridian applies). An object absent from its watch is dry-run
+// too: deleted, it is missing; stripped of the label the watch selects by, the
+// dry run names the label.
+//
+// That rests on the API server's field management: a field Meridian applied
+// that another writer changes leaves Meridian's entry, and so does a field that
+// is removed. Only a write under Meridian's own field manager name by someone
+// else (another daemon applying another revision, say) could change the fields'
+// values and leave the entry as it was.
+func (a *Applier) unchanged(ctx context.Context, ref plan.ObjectRef, desired string) bool {
+	if a.opts.Live == nil || desired == "" {
+		return false
+	}
+	a.mu.Lock()
+	want, ok := a.applied[live.KeyOf(ref)]
+	a.mu.Unlock()
+	if !ok || want.desired != desired {
+		return false
+	}
+	u, err := a.opts.Live.Get(ctx, ref)
+	if err != nil || u == nil || !a.seen(ref, u) {
+		return false
+	}
+	return live.WatchedFields(u) == want.fields
+}
+
+// checked records, after a dry run found that ref has not drifted, the fields
+// that dry run's apply of desired left Meridian's: the same entry the live object
+// has, unless another manager took over a field with the value Meridian applies
+// (then the next check dry-runs the object again). Only a dry run that found no
+// drift records: one that found some says nothing of what Meridian's last real
+// apply left.
+func (a *Applier) checked(ref plan.ObjectRef, desired, fields string) {
+	if a.opts.Live == nil || desired == "" || fields == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.applied[live.KeyOf(ref)] = appliedFields{desired: desired, fields: fields}
+}
+
+// desiredDigest identifies what an apply of u asks for: a hash of u, but its
+// revision annotation (a unit a later revision leaves unchanged is applied with
+// another, and has not drifted for that). "" when u cannot be encoded.
+func desiredDigest(u *unstructured.Unstructured) string {
+	obj := maps.Clone(u.Object)
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		if ann, ok := md["annotations"].(map[string]any); ok {
+			if _, ok := ann[render.AnnotationRevision]; ok {
+				ann = maps.Clone(ann)
+				delete(ann, render.AnnotationRevision)
+				md = maps.Clone(md)
+				md["annotations"] = ann
+				obj["metadata"] = md
+			}
+		}
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// dryRunClient is the client a drift check's dry run goes through: it keeps the
+// AppliedFields of the server-side apply's response, before jsondiff normalizes
+// it.
+type dryRunClient struct {
+	client.Client
+	fields string
+}
+
+func (c *dryRunClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if err := c.Client.Patch(ctx, obj, patch, opts...); err != nil {
+		return err
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok && patch.Type() == types.ApplyPatchType {
+		c.fields = live.AppliedFields(u)
+	}
+	return nil
 }

@@ -163,7 +163,10 @@ func (e *requestError) Unwrap() error { return e.err }
 // so that health waits for the watches to see that version (Applier.written).
 type objectClient struct {
 	client.Client
-	wrote func(obj client.Object)
+	// wrote is told of every write that is not a dry run, with the object as
+	// written and, for a server-side apply, the desiredDigest of what it applied
+	// ("" for other writes).
+	wrote func(obj client.Object, desired string)
 }
 
 func (c objectClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
@@ -171,9 +174,14 @@ func (c objectClient) Patch(ctx context.Context, obj client.Object, patch client
 	if patch.Type() == types.ApplyPatchType {
 		verb = verbApply
 	}
+	write := c.wrote != nil && len((&client.PatchOptions{}).ApplyOptions(opts).DryRun) == 0
+	var desired string
+	if u, ok := obj.(*unstructured.Unstructured); ok && write && verb == verbApply {
+		desired = desiredDigest(u) // before the response replaces it
+	}
 	err := c.Client.Patch(ctx, obj, patch, opts...)
-	if err == nil && c.wrote != nil && len((&client.PatchOptions{}).ApplyOptions(opts).DryRun) == 0 {
-		c.wrote(obj)
+	if err == nil && write {
+		c.wrote(obj, desired)
 	}
 	return failed(obj, verb, err)
 }

@@ -226,15 +226,28 @@ func replicas(u *unstructured.Unstructured) (int64, bool) {
 	return 0, false
 }
 
-// wrote remembers the resourceVersion of an object Meridian just wrote (written).
-func (a *Applier) wrote(obj client.Object) {
+// wrote remembers the resourceVersion of an object Meridian just wrote (written)
+// and, when the write was a server-side apply of what desiredDigest identifies as
+// desired, the fields the apply left Meridian's (applied, for Drift). Any other
+// write of Meridian's (a patch) may have changed that entry: it is forgotten.
+func (a *Applier) wrote(obj client.Object, desired string) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if a.opts.Live == nil || !ok || u.GetResourceVersion() == "" {
 		return
 	}
+	var fields string
+	if desired != "" {
+		fields = live.AppliedFields(u)
+	}
+	k := live.KeyOf(plan.RefOf(u))
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.written[live.KeyOf(plan.RefOf(u))] = u.GetResourceVersion()
+	a.written[k] = u.GetResourceVersion()
+	if fields != "" {
+		a.applied[k] = appliedFields{desired: desired, fields: fields}
+	} else {
+		delete(a.applied, k)
+	}
 }
 
 // forgetWrite forgets Meridian's last write of ref: the object is gone.
@@ -244,9 +257,10 @@ func (a *Applier) forgetWrite(ref plan.ObjectRef) {
 	delete(a.written, live.KeyOf(ref))
 }
 
-// forgetObjects forgets what Meridian last wrote of refs and the replicas it
-// applied them with: they were pruned or released, and are no longer Meridian's
-// to wait for, so the maps do not grow with every object ever removed.
+// forgetObjects forgets what Meridian last wrote of refs, the replicas it applied
+// them with and the fields it applied: they were pruned or released, and are no
+// longer Meridian's to wait for or check, so the maps do not grow with every
+// object ever removed.
 func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -254,6 +268,7 @@ func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
 		k := live.KeyOf(ref)
 		delete(a.written, k)
 		delete(a.replicas, k)
+		delete(a.applied, k)
 	}
 }
 

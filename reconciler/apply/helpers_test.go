@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,12 +164,14 @@ func refsOf(u *render.Unit) []plan.ObjectRef {
 }
 
 // writes records the requests that change something in the cluster: every
-// POST, PUT, PATCH and DELETE that is not a dry-run; and apart, every GET.
+// POST, PUT, PATCH and DELETE that is not a dry-run; and apart, every GET, and
+// every request but watches (a watch held open is not a request a check makes).
 type writes struct {
-	mu      sync.Mutex
-	seen    []string
-	reads   []string
-	dryRuns int
+	mu       sync.Mutex
+	seen     []string
+	reads    []string
+	requests []string
+	dryRuns  int
 }
 
 func (w *writes) wrap(cfg *rest.Config) *rest.Config {
@@ -176,6 +179,9 @@ func (w *writes) wrap(cfg *rest.Config) *rest.Config {
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
 			w.mu.Lock()
+			if q := req.URL.Query().Get("watch"); q != "true" && q != "1" {
+				w.requests = append(w.requests, req.Method+" "+req.URL.Path)
+			}
 			switch {
 			case req.Method == http.MethodGet:
 				w.reads = append(w.reads, req.URL.Path)
@@ -207,6 +213,16 @@ func (w *writes) takeDryRuns() int {
 	n := w.dryRuns
 	w.dryRuns = 0
 	return n
+}
+
+// takeRequests returns the requests but watches made since the last call, sorted.
+func (w *writes) takeRequests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.requests
+	w.requests = nil
+	slices.Sort(out)
+	return out
 }
 
 // takeReads returns how often each path was read since the last call.

@@ -9,7 +9,10 @@
 // Trim): what kstatus reads (metadata, the scalar fields of spec it checks,
 // status) is kept; what no reader of the cache needs and what makes objects large
 // (managed fields, the last-applied annotation, pod templates, CRD schemas, the
-// data of ConfigMaps and Secrets) is dropped. Secrets' values are never held.
+// data of ConfigMaps and Secrets) is dropped. Secrets' values are never held. Of
+// the managed fields, only a fingerprint of Meridian's own apply entry is kept
+// (AppliedFields, WatchedFields): drift checks compare it with the one Meridian's
+// last apply of the object left.
 //
 // The cache never answers for a kind it cannot watch: a kind whose watch has not
 // synced or keeps failing gives an *UnavailableError, and the caller reads the API
