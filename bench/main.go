@@ -143,7 +143,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism}
+	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism, Route53RateScale: o.route53Scale}
 	env := &env{o: o, repo: repo, dir: dir, tools: tools, progress: progress}
 	if err := env.start(ctx); err != nil {
 		return err
@@ -153,6 +153,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 		size, err := env.size(ctx, t)
 		if size != nil {
 			res.Sizes = append(res.Sizes, size)
+			res.Scale = ScaleOf(res.Sizes)
 		}
 		// What was measured is kept even when a later step fails.
 		if o.out != "" {
