@@ -46,6 +46,8 @@ type Git struct {
 	refused *UntrustedError
 	recent  []string       // revisions of kept snapshots, newest first
 	holds   map[string]int // revision → number of holds
+
+	removing sync.WaitGroup // old snapshots being removed (retain)
 }
 
 // NewGit checks the options and prepares the cache directory. It does not
