@@ -27,8 +27,9 @@ import (
 //   - ownership, adoption and the tenant's own dependencies are checked by the
 //     same apply, in the same stages, as in the pass.
 //
-// Its outcome is not reported: the pass applies again whatever failed, and
-// reports it.
+// What failed early is not reported: the pass applies it again, and reports
+// that. What was applied early is reported as the pass's own change (an update,
+// not "unchanged"), so the pass's report says what the revision changed.
 
 // ChangedTenant returns the one tenant whose spec differs between prev and next,
 // a tenant new in next included, or "" when there is none or more than one, or
@@ -53,36 +54,37 @@ func ChangedTenant(prev, next *fleet.Model) string {
 }
 
 // first applies tenant's units of snap in the regions of the first wave, before
-// the pass, as the comment above says. It returns how many units it rendered.
-func (r *Reconciler) first(ctx context.Context, snap render.Snapshot, tenant string) int {
+// the pass, as the comment above says. It returns how many units it rendered,
+// and the creates and updates it applied without error, by region.
+func (r *Reconciler) first(ctx context.Context, snap render.Snapshot, tenant string) (int, map[string]map[fleet.UnitID]plan.Action) {
 	m := snap.Model
 	if m.Tenant(tenant) == nil {
-		return 0
+		return 0, nil
 	}
 	in, err := r.renderFiltered(ctx, snap, false, render.Filter{Tenant: tenant})
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	in.limits.NoPrune = true
 	for _, u := range in.res.Units {
 		if u.Tenant != tenant || u.Addon != "" {
-			return in.res.Renders
+			return in.res.Renders, nil
 		}
 		for _, o := range u.All() {
 			if o.GetNamespace() == "" && !u.ID().IsNamespace() {
-				return in.res.Renders // cluster-scoped: another unit may render it too
+				return in.res.Renders, nil // cluster-scoped: another unit may render it too
 			}
 		}
 	}
 	log := r.opts.Log.With("tenant", tenant)
 	wave := waves(m)[0]
-	eachRegion(wave.Regions, func(region string) struct{} {
+	applied := eachRegion(wave.Regions, func(region string) map[fleet.UnitID]plan.Action {
 		if m.Region(region) == nil || len(m.AddonsOf(m.Region(region))) > 0 {
-			return struct{}{}
+			return nil
 		}
 		rp, err := r.planTenant(ctx, region, tenant, in)
 		if err != nil || rp == nil {
-			return struct{}{}
+			return nil
 		}
 		rr := &RegionReport{Changes: rp.changes, Units: make(map[fleet.UnitID]*UnitResult, len(rp.changes.Changes))}
 		for _, ch := range rp.changes.Changes {
@@ -90,9 +92,34 @@ func (r *Reconciler) first(ctx context.Context, snap render.Snapshot, tenant str
 		}
 		log.Info("applying the changed tenant first", "region", region, "changes", rp.changes.String())
 		r.applyUnits(ctx, rp, rr, in)
-		return struct{}{}
+		done := map[fleet.UnitID]plan.Action{}
+		for id, res := range rr.Units {
+			if (res.Action == plan.Create || res.Action == plan.Update) && res.Err == nil {
+				done[id] = res.Action
+			}
+		}
+		return done
 	})
-	return in.res.Renders
+	return in.res.Renders, applied
+}
+
+// reportFirst reports the units first applied as the changes they were, where
+// the pass found them unchanged.
+func reportFirst(report *Report, applied map[string]map[fleet.UnitID]plan.Action) {
+	for region, units := range applied {
+		rr := report.Regions[region]
+		if rr == nil || rr.Err != nil {
+			continue
+		}
+		for i, ch := range rr.Changes.Changes {
+			if a, ok := units[ch.Unit]; ok && ch.Action == plan.Unchanged {
+				rr.Changes.Changes[i].Action = a
+				if res := rr.Units[ch.Unit]; res != nil {
+					res.Action = a
+				}
+			}
+		}
+	}
 }
 
 // planTenant plans tenant's units in region against their inventories, for

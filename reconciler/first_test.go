@@ -70,6 +70,22 @@ func TestRunOnceAppliesTheChangedTenantFirst(t *testing.T) {
 	if err := report.Err(); err != nil {
 		t.Errorf("report: %v", err)
 	}
+	// The report says what the revision changed, the early applies included.
+	gotChanges := map[string]string{}
+	for region, rr := range report.Regions {
+		gotChanges[region] = rr.Changes.String()
+	}
+	wantChanges := map[string]string{
+		"eu-west-2":      "eu-west-2: 2 update, 4 unchanged",
+		"us-east-1":      "us-east-1: 1 update, 5 unchanged",
+		"ap-northeast-2": "ap-northeast-2: 3 unchanged",
+	}
+	if diff := cmp.Diff(wantChanges, gotChanges); diff != "" {
+		t.Errorf("change sets (-want +got):\n%s", diff)
+	}
+	if got := outcomes(report.Regions["eu-west-2"])["charging/eu-west-2/portal"].Action; got != "update" {
+		t.Errorf("charging/eu-west-2/portal reported as %q, want update", got)
+	}
 
 	without := lastPass(t, prev)
 	without.runWith(t, next, false, func(o *reconciler.Options) { o.Renderer = &filteringRenderer{rev: next, log: without.log} })

@@ -125,9 +125,12 @@ func New(opts Options) *Reconciler {
 // found healthy, keeping the records of removals that were held.
 func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Report, error) {
 	start := time.Now()
-	renders := 0
+	var (
+		renders int
+		early   map[string]map[fleet.UnitID]plan.Action
+	)
 	if r.opts.FirstTenant != "" {
-		renders = r.first(ctx, snap, r.opts.FirstTenant)
+		renders, early = r.first(ctx, snap, r.opts.FirstTenant)
 	}
 	in, err := r.render(ctx, snap, allowMassDeletion)
 	if err != nil {
@@ -148,6 +151,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	for _, wave := range waves(snap.Model) {
 		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, d))
 	}
+	reportFirst(report, early)
 	if d != nil && !r.opts.DNSReadOnly && d.wait() == nil {
 		if err := d.publish(ctx, report.Regions); err != nil {
 			report.DNS.Err = err
