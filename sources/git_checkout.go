@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,6 +88,30 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 	defer root.Close()
 	w := object.NewTreeWalker(tree, true, nil)
 	defer w.Close()
+	// Files are created through a Root of their own directory, by their base
+	// name: one system call each, where a path through the top Root opens every
+	// directory on the way again (at 600 files, most of a checkout's time).
+	dirRoots := map[string]*os.Root{".": root}
+	defer func() {
+		for d, r := range dirRoots {
+			if d != "." {
+				r.Close()
+			}
+		}
+	}()
+	inDir := func(name string) (*os.Root, string, error) {
+		d, base := path.Split(name)
+		d = path.Clean(d)
+		if r, ok := dirRoots[d]; ok {
+			return r, base, nil
+		}
+		r, err := root.OpenRoot(d)
+		if err != nil {
+			return nil, "", treeErr(name, err)
+		}
+		dirRoots[d] = r
+		return r, base, nil
+	}
 	var dirs []string
 	for {
 		name, entry, err := w.Next()
@@ -107,12 +132,16 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 				return treeErr(name, err)
 			}
 			dirs = append(dirs, name)
-		case filemode.Regular, filemode.Deprecated:
-			if err := writeBlob(root, st, name, entry.Hash, 0o444); err != nil {
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			mode := os.FileMode(0o444)
+			if entry.Mode == filemode.Executable {
+				mode = 0o555
+			}
+			r, base, err := inDir(name)
+			if err != nil {
 				return err
 			}
-		case filemode.Executable:
-			if err := writeBlob(root, st, name, entry.Hash, 0o555); err != nil {
+			if err := writeBlob(r, st, name, base, entry.Hash, mode); err != nil {
 				return err
 			}
 		case filemode.Symlink:
@@ -153,7 +182,9 @@ func treeErr(name string, err error) error {
 	return err
 }
 
-func writeBlob(root *os.Root, st storer.EncodedObjectStorer, name string, h plumbing.Hash, mode os.FileMode) (err error) {
+// writeBlob writes blob h as file base of dir, the directory of name (the
+// path in the tree, for errors).
+func writeBlob(dir *os.Root, st storer.EncodedObjectStorer, name, base string, h plumbing.Hash, mode os.FileMode) (err error) {
 	blob, err := object.GetBlob(st, h)
 	if err != nil {
 		return treeErr(name, err)
@@ -163,7 +194,7 @@ func writeBlob(root *os.Root, st storer.EncodedObjectStorer, name string, h plum
 		return err
 	}
 	defer r.Close()
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return treeErr(name, err)
 	}
