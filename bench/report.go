@@ -229,8 +229,8 @@ func (r *Results) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.Scale != nil {
-		r.Scale.Write(w)
+	if sc := ScaleOf(r.Sizes); sc != nil && len(sc.PerSize) > 1 {
+		sc.Write(w)
 	}
 }
 
