@@ -40,6 +40,9 @@ type Git struct {
 	compactLoose int
 
 	fetchMu sync.Mutex // serialises Fetch
+	// last is the files of the snapshot checkout wrote last, which a checkout
+	// of the next commit links instead of writing again; guarded by fetchMu.
+	last *checkedOut
 
 	mu      sync.Mutex // guards the fields below
 	current *Snapshot  // the last snapshot Fetch returned

@@ -24,9 +24,14 @@ const maxSymlinkTarget = 4096
 // that directory. The tree is written into a temporary directory next to it,
 // made read-only and renamed into place, so the directory either does not
 // exist or is complete. An existing directory is taken as it is.
+//
+// A file the snapshot written last holds with the same content and mode is
+// hard-linked from there instead of written (snapshots are read-only and never
+// change): a one-tenant commit to a fleet of 600 files links 599 of them.
 func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string, error) {
 	final := filepath.Join(g.snapshotDir, c.Hash.String())
 	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		g.last = nil
 		return final, nil
 	}
 	tree, err := c.Tree()
@@ -46,7 +51,15 @@ func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string,
 			_ = removeTree(tmp)
 		}
 	}()
-	if err := writeTree(tmp, st, tree); err != nil {
+	prev := g.last
+	if prev != nil {
+		if fi, err := os.Lstat(prev.dir); err != nil || !fi.IsDir() {
+			prev = nil
+		}
+	}
+	g.last = nil
+	files, err := writeTree(tmp, st, tree, prev)
+	if err != nil {
 		var pathErr *treePathError
 		if errors.As(err, &pathErr) {
 			return "", g.invalidTree(c, err)
@@ -60,7 +73,21 @@ func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string,
 		return "", g.localError("move a snapshot into place", err)
 	}
 	done = true
+	g.last = &checkedOut{dir: final, files: files}
 	return final, nil
+}
+
+// checkedOut is a snapshot as checkout wrote it: its directory and its regular
+// files, by path in the tree.
+type checkedOut struct {
+	dir   string
+	files map[string]treeFile
+}
+
+// treeFile is a regular file of a tree: its blob and mode.
+type treeFile struct {
+	hash plumbing.Hash
+	mode filemode.FileMode
 }
 
 func (g *Git) invalidTree(c *object.Commit, err error) error {
@@ -79,8 +106,15 @@ func (e *treePathError) Unwrap() error { return e.err }
 
 // writeTree writes tree into the empty directory dir through an os.Root, so
 // no entry can land outside it, and makes everything read-only: files 0444
-// (0555 when executable), directories 0555. Submodules are skipped.
-func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) error {
+// (0555 when executable), directories 0555. Submodules are skipped. A regular
+// file prev holds at the same path, blob and mode is hard-linked from prev's
+// directory. It returns the regular files it wrote or linked.
+func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree, prev *checkedOut) (map[string]treeFile, error) {
+	files := map[string]treeFile{}
+	return files, writeTreeFiles(dir, st, tree, prev, files)
+}
+
+func writeTreeFiles(dir string, st storer.EncodedObjectStorer, tree *object.Tree, prev *checkedOut, files map[string]treeFile) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -136,6 +170,16 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 			mode := os.FileMode(0o444)
 			if entry.Mode == filemode.Executable {
 				mode = 0o555
+			}
+			f := treeFile{hash: entry.Hash, mode: entry.Mode}
+			files[name] = f
+			if prev != nil && prev.files[name] == f {
+				// Both paths lead through directories checkout created (a
+				// path holding a file in a tree has only directories above
+				// it), so nothing on the way can be a link.
+				if err := os.Link(filepath.Join(prev.dir, filepath.FromSlash(name)), filepath.Join(dir, filepath.FromSlash(name))); err == nil {
+					continue
+				}
 			}
 			r, base, err := inDir(name)
 			if err != nil {
