@@ -47,6 +47,8 @@ type DaemonOptions struct {
 	// Route53RateScale is the daemon's route53.rateScale, the test server's
 	// RateScale; 0 leaves the default (Route53's documented rates).
 	Route53RateScale float64
+	// GoMemLimit is the daemon's GOMEMLIMIT; empty leaves it unset.
+	GoMemLimit string
 }
 
 // writeConfig writes the daemon's configuration file into opts.Dir, listening on
@@ -106,6 +108,9 @@ func StartDaemon(opts DaemonOptions) (*Daemon, error) {
 	cmd := exec.Command(opts.Binary, "run", "--config", config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = daemonEnv()
+	if opts.GoMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+opts.GoMemLimit)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &Daemon{cmd: cmd, addr: addr, log: logFile, done: make(chan struct{}), config: config}
 	d.Start = time.Now()

@@ -23,6 +23,8 @@ type Results struct {
 	// Route53RateScale is -route53-rate-scale: every Route53 rate and burst, of
 	// the test server and of Meridian, multiplied by it.
 	Route53RateScale float64 `json:"route53RateScale"`
+	// DaemonGoMemLimit is -daemon-gomemlimit, the daemon's GOMEMLIMIT, or empty.
+	DaemonGoMemLimit string `json:"daemonGoMemLimit,omitempty"`
 	// Scale is how the costs grow across Sizes (ScaleOf), kept current as sizes
 	// finish.
 	Scale *Scale `json:"scale,omitempty"`
