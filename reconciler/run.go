@@ -302,6 +302,8 @@ type daemon struct {
 	opts  RunOptions
 	log   *slog.Logger
 	clock clock.WithTickerAndDelayedExecution
+	// loader loads each revision, parsing only the files that changed.
+	loader fleet.Loader
 
 	// current is the last good revision: valid fleet files, loaded.
 	current *revision
@@ -485,7 +487,7 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 	if d.opts.Snapshots != nil {
 		release = d.opts.Snapshots.Hold(snap)
 	}
-	model, err := fleet.LoadDir(snap.Dir)
+	model, err := d.loader.LoadDir(snap.Dir)
 	if err != nil {
 		release()
 		log := d.log.With("revision", snap.Revision, "subject", snap.Commit.Subject)
