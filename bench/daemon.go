@@ -44,6 +44,11 @@ type DaemonOptions struct {
 	HealthTimeout time.Duration
 	// KubeQPS is the daemon's kubeAPI.qps (burst twice that); 0 leaves its default.
 	KubeQPS int
+	// Route53RateScale is the daemon's route53.rateScale, the test server's
+	// RateScale; 0 leaves the default (Route53's documented rates).
+	Route53RateScale float64
+	// GoMemLimit is the daemon's GOMEMLIMIT; empty leaves it unset.
+	GoMemLimit string
 }
 
 // writeConfig writes the daemon's configuration file into opts.Dir, listening on
@@ -72,6 +77,9 @@ route53:
   endpoint: %s
   requestsPerSecond: 5
 `, opts.RepoURL, secretFile, opts.Kubeconfig, opts.KeyFile, filepath.Join(opts.Dir, "cache"), listen, opts.HealthTimeout, opts.Route53URL)
+	if opts.Route53RateScale > 0 {
+		cfg += fmt.Sprintf("  rateScale: %g\n", opts.Route53RateScale)
+	}
 	if opts.KubeQPS > 0 {
 		cfg += fmt.Sprintf("kubeAPI: {qps: %d, burst: %d}\n", opts.KubeQPS, 2*opts.KubeQPS)
 	}
@@ -100,6 +108,9 @@ func StartDaemon(opts DaemonOptions) (*Daemon, error) {
 	cmd := exec.Command(opts.Binary, "run", "--config", config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = daemonEnv()
+	if opts.GoMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+opts.GoMemLimit)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &Daemon{cmd: cmd, addr: addr, log: logFile, done: make(chan struct{}), config: config}
 	d.Start = time.Now()

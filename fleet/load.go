@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -122,7 +124,13 @@ func Load(fsys fs.FS) (*Model, error) {
 }
 
 func load(fsys fs.FS, lim limits) (*Model, error) {
-	l := &loader{fsys: fsys, limits: lim, model: &Model{valuesFiles: map[string]Values{}}, broken: map[string]map[string]bool{}}
+	return loadParsed(fsys, lim, nil)
+}
+
+// loadParsed is load with the YAML documents a previous load parsed, by file
+// and content (nil for none); it fills next with the documents it parsed.
+func loadParsed(fsys fs.FS, lim limits, parsed *parseMemo) (*Model, error) {
+	l := &loader{fsys: fsys, limits: lim, model: &Model{valuesFiles: map[string]Values{}}, broken: map[string]map[string]bool{}, parsed: parsed}
 	l.loadFleet()
 	l.loadRegions()
 	l.loadApps()
@@ -169,6 +177,66 @@ type loader struct {
 	// addonEdges are the addons' valid dependencies, by addon, built once for
 	// the cycle checks of every addon.
 	addonEdges map[string][]string
+
+	// parsed holds the documents of a previous load of the same repository
+	// (Loader); nil parses every file.
+	parsed *parseMemo
+}
+
+// parse parses a file's data as one YAML document, taking the document of a
+// previous load when the file had the same content then.
+func (l *loader) parse(file string, data []byte) (*yaml.Node, *Error) {
+	if l.parsed == nil {
+		return parseYAML(file, data)
+	}
+	sum := sha256.Sum256(data)
+	if p, ok := l.parsed.prev[file]; ok && p.sum == sum {
+		l.parsed.next[file] = p
+		return p.node, nil
+	}
+	node, perr := parseYAML(file, data)
+	if perr == nil {
+		l.parsed.next[file] = parsedDoc{sum: sum, node: node}
+	}
+	return node, perr
+}
+
+// parseMemo is the documents one load parsed (prev) for the next (next), by
+// file. A document is only read once parsed, by every load alike.
+type parseMemo struct {
+	prev, next map[string]parsedDoc
+}
+
+// parsedDoc is a file's document and the digest of the content it was parsed
+// from.
+type parsedDoc struct {
+	sum  [sha256.Size]byte
+	node *yaml.Node
+}
+
+// Loader loads revisions of one fleet repository as LoadDir does, parsing
+// again only the files whose content changed since its previous load: at
+// thousands of placements, parsing every tenant's files is most of a load.
+// The model is the same as LoadDir's. One load at a time.
+type Loader struct {
+	mu   sync.Mutex
+	docs map[string]parsedDoc
+}
+
+// LoadDir loads the fleet repository in directory dir, as the package's LoadDir
+// does.
+func (ld *Loader) LoadDir(dir string) (*Model, error) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open fleet repository: %w", err)
+	}
+	defer root.Close()
+	memo := &parseMemo{prev: ld.docs, next: map[string]parsedDoc{}}
+	m, err := loadParsed(root.FS(), defaultLimits, memo)
+	ld.docs = memo.next
+	return m, err
 }
 
 func (l *loader) add(err *Error) { l.errs = append(l.errs, err) }
@@ -270,7 +338,7 @@ func (l *loader) object(file, kind string, out any) (Source, bool) {
 		l.markBroken(kind, file)
 		return Source{}, false
 	}
-	node, perr := parseYAML(file, data)
+	node, perr := l.parse(file, data)
 	if perr != nil {
 		l.add(perr)
 		l.markBroken(kind, file)
@@ -499,7 +567,7 @@ func (l *loader) valuesFiles(src Source, field string, files []string) {
 		if !ok {
 			continue
 		}
-		node, perr := parseYAML(file, data)
+		node, perr := l.parse(file, data)
 		if perr != nil {
 			l.add(perr)
 			continue

@@ -653,7 +653,7 @@ func (l *loader) readChecked(file string) (*yaml.Node, bool) {
 	if !ok {
 		return nil, false
 	}
-	node, perr := parseYAML(file, data)
+	node, perr := l.parse(file, data)
 	if perr != nil {
 		l.add(perr)
 		return nil, false

@@ -302,6 +302,8 @@ type daemon struct {
 	opts  RunOptions
 	log   *slog.Logger
 	clock clock.WithTickerAndDelayedExecution
+	// loader loads each revision, parsing only the files that changed.
+	loader fleet.Loader
 
 	// current is the last good revision: valid fleet files, loaded.
 	current *revision
@@ -323,6 +325,9 @@ type revision struct {
 	snap    *sources.Snapshot
 	model   *fleet.Model
 	release func()
+	// first is the one tenant the revision changed since the one before it
+	// (ChangedTenant), for its first pass; "" after it.
+	first string
 }
 
 // builtCluster is a region's write side, how the Region file said to reach it
@@ -482,7 +487,7 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 	if d.opts.Snapshots != nil {
 		release = d.opts.Snapshots.Hold(snap)
 	}
-	model, err := fleet.LoadDir(snap.Dir)
+	model, err := d.loader.LoadDir(snap.Dir)
 	if err != nil {
 		release()
 		log := d.log.With("revision", snap.Revision, "subject", snap.Commit.Subject)
@@ -508,8 +513,12 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 		}
 		return err
 	}
+	var first string
+	if d.current != nil {
+		first = ChangedTenant(d.current.model, model)
+	}
 	d.release()
-	d.current = &revision{snap: snap, model: model, release: release}
+	d.current = &revision{snap: snap, model: model, release: release, first: first}
 	if d.opts.Accepted != nil {
 		d.opts.Accepted(snap)
 	}
@@ -534,8 +543,10 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		DNS:           d.dnsApplier(cur.model),
+		FirstTenant:   cur.first,
 		Log:           d.log,
 	}
+	cur.first = "" // a retry finds the tenant's units applied
 	board := d.sharedDNS(passCtx, &opts, owns)
 	r := New(opts)
 	start := d.clock.Now()
