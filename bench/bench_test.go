@@ -229,11 +229,14 @@ func TestTable(t *testing.T) {
 			Baseline:    &Side{AppliedSeconds: 10, ReadySeconds: 12, CPUSeconds: 8, ClientRequests: map[string]int{"APPLY": 20}},
 			NoOpPoll:    &Cycle{},
 			Incremental: []Incremental{{AppliedSeconds: 1}, {AppliedSeconds: 3}, {AppliedSeconds: 2}}},
-		{Tenants: 100, Regions: 3, Apps: 4, Placements: 1200, Units: 1500, Incremental: []Incremental{{AppliedSeconds: 3}}},
+		{Tenants: 100, Regions: 3, Apps: 4, Placements: 1200, Units: 1500,
+			Meridian:    &Side{AppliedSeconds: 20, CPUSeconds: 12, PeakRSSMiB: 250},
+			Incremental: []Incremental{{AppliedSeconds: 3}}},
 	}}
 	var b strings.Builder
 	r.WriteTable(&b)
-	for _, want := range []string{"2.00 s    10.00 s   5.0×", "median 2.00 s", "no-op poll (same commit): 0 passes", "incremental at 1200 vs 12 placements: 1.50×"} {
+	for _, want := range []string{"2.00 s    10.00 s   5.0×", "median 2.00 s", "no-op poll (same commit): 0 passes",
+		"one-tenant change at 1200 ÷ at 12: 1.50×", "CPU per placement at 1200 ÷ at 12: 0.12×", "peak RSS at 1200: 250 MiB"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -44,6 +44,9 @@ type DaemonOptions struct {
 	HealthTimeout time.Duration
 	// KubeQPS is the daemon's kubeAPI.qps (burst twice that); 0 leaves its default.
 	KubeQPS int
+	// Route53RateScale is the daemon's route53.rateScale, the test server's
+	// RateScale; 0 leaves the default (Route53's documented rates).
+	Route53RateScale float64
 }
 
 // writeConfig writes the daemon's configuration file into opts.Dir, listening on
@@ -72,6 +75,9 @@ route53:
   endpoint: %s
   requestsPerSecond: 5
 `, opts.RepoURL, secretFile, opts.Kubeconfig, opts.KeyFile, filepath.Join(opts.Dir, "cache"), listen, opts.HealthTimeout, opts.Route53URL)
+	if opts.Route53RateScale > 0 {
+		cfg += fmt.Sprintf("  rateScale: %g\n", opts.Route53RateScale)
+	}
 	if opts.KubeQPS > 0 {
 		cfg += fmt.Sprintf("kubeAPI: {qps: %d, burst: %d}\n", opts.KubeQPS, 2*opts.KubeQPS)
 	}

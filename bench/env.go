@@ -199,7 +199,7 @@ func waitReady(ctx context.Context, c *cluster, deployments int) (time.Time, str
 
 // size runs every scenario on a fleet of t tenants.
 func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
-	spec := fleetgen.Spec{Tenants: tenants, Regions: e.o.regions, Apps: e.o.apps, Example: filepath.Join(e.repo, "fleet-example"), Secrets: true, HeadlessServices: true}
+	spec := fleetgen.Spec{Tenants: tenants, Regions: e.o.regions, Apps: e.o.apps, Example: filepath.Join(e.repo, "fleet-example"), Secrets: true}
 	dir := filepath.Join(e.dir, fmt.Sprintf("size-%d", tenants))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -211,7 +211,7 @@ func (e *env) size(ctx context.Context, tenants int) (*Size, error) {
 	// was raised for the fleet (a new account's 200 would refuse it).
 	limits := route53test.DocumentedLimits()
 	limits.MaxHealthChecks = 5000
-	r53 := route53test.NewServer(route53test.Options{ProbeScale: 1000, Limits: &limits})
+	r53 := route53test.NewServer(route53test.Options{ProbeScale: 1000, Limits: &limits, RateScale: e.o.route53Scale})
 	defer r53.Close()
 	zoneID := r53.CreateZone(zone)
 	repoName := fmt.Sprintf("fleet-%d.git", tenants)
@@ -388,7 +388,7 @@ func (e *env) meridian(ctx context.Context, f *Fleet, dir, keyFile string, r53 *
 	if err != nil {
 		return err
 	}
-	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS})
+	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS, Route53RateScale: e.o.route53Scale})
 	if err != nil {
 		return err
 	}
@@ -590,7 +590,7 @@ func (e *env) profile(ctx context.Context, f *Fleet, dir, keyFile string, r53 *r
 	if !e.o.workloads {
 		health = time.Second
 	}
-	took, err := profileOnce(ctx, DaemonOptions{Dir: pdir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS}, pdir)
+	took, err := profileOnce(ctx, DaemonOptions{Dir: pdir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS, Route53RateScale: e.o.route53Scale}, pdir)
 	if err != nil && e.o.workloads {
 		return err
 	}

@@ -39,7 +39,9 @@ type options struct {
 	keep        bool
 	kubeQPS     int
 	peer        string
-	// route53Scale scales Route53's documented rates for the dns scenario.
+	// route53Scale scales Route53's documented rates of the test server and of
+	// Meridian's Route53 client alike: the daemon's route53.rateScale and the dns
+	// scenario's applier.
 	route53Scale float64
 }
 
@@ -81,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "write the results as JSON to this file")
 	fs.IntVar(&o.kubeQPS, "kube-qps", 0, "the daemon's kubeAPI.qps per region, burst twice that (0: the daemon's default)")
 	fs.StringVar(&o.peer, "peer", "", "also run this GitOps peer on the same fleet, in fresh regions, after Meridian: flux (source-, kustomize- and helm-controller; needs cold)")
-	fs.Float64Var(&o.route53Scale, "route53-rate-scale", 1, "dns scenario: multiply every Route53 rate and burst of the test server and of the applier alike (1: Route53's documented rates)")
+	fs.Float64Var(&o.route53Scale, "route53-rate-scale", 1, "multiply every Route53 rate and burst of the test server and of Meridian (the daemon's route53.rateScale, the dns scenario's applier) alike (1: Route53's documented rates)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -114,6 +116,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.peer != "" && !o.scenarios["cold"] {
 		return nil, errors.New("-peer: the peer is compared with Meridian's cold run; add cold")
 	}
+	if !(o.route53Scale > 0) {
+		return nil, fmt.Errorf("-route53-rate-scale: %g is not above 0; 1 runs Route53's documented rates", o.route53Scale)
+	}
 	if o.regions < 1 || o.apps < 1 || o.parallelism < 1 || o.sample < 0 || o.repeat < 0 {
 		return nil, errors.New("-regions, -apps and -parallel must be positive; -baseline-sample and -repeat not negative")
 	}
@@ -138,7 +143,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism}
+	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism, Route53RateScale: o.route53Scale}
 	env := &env{o: o, repo: repo, dir: dir, tools: tools, progress: progress}
 	if err := env.start(ctx); err != nil {
 		return err
@@ -148,6 +153,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 		size, err := env.size(ctx, t)
 		if size != nil {
 			res.Sizes = append(res.Sizes, size)
+			res.Scale = ScaleOf(res.Sizes)
 		}
 		// What was measured is kept even when a later step fails.
 		if o.out != "" {

@@ -82,7 +82,7 @@ func profileOnce(ctx context.Context, opts DaemonOptions, dir string) (time.Dura
 		KubeAPIQPS:    float32(cfg.KubeAPI.QPS),
 		KubeAPIBurst:  cfg.KubeAPI.Burst,
 		Route53:       client,
-		DNS:           dns.Options{RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond)},
+		DNS:           dns.Options{RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond), RateScale: cfg.Route53.RateScale},
 		Once:          true,
 		Log:           log,
 	})

@@ -20,6 +20,12 @@ type Results struct {
 	// BaselineParallelism is the xargs -P of the scripted baseline.
 	BaselineParallelism int     `json:"baselineParallelism"`
 	Sizes               []*Size `json:"sizes"`
+	// Route53RateScale is -route53-rate-scale: every Route53 rate and burst, of
+	// the test server and of Meridian, multiplied by it.
+	Route53RateScale float64 `json:"route53RateScale"`
+	// Scale is how the costs grow across Sizes (ScaleOf), kept current as sizes
+	// finish.
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -152,7 +158,7 @@ func (r *Results) WriteTable(w io.Writer) {
 	if r.Workloads {
 		mode = "with kwok (applied and Ready)"
 	}
-	fmt.Fprintf(w, "regions: %s; scripted baseline: xargs -P %d\n\n", mode, r.BaselineParallelism)
+	fmt.Fprintf(w, "regions: %s; scripted baseline: xargs -P %d; Route53 rates ×%g\n\n", mode, r.BaselineParallelism, r.Route53RateScale)
 	for _, s := range r.Sizes {
 		fmt.Fprintf(w, "== %d tenants × %d regions × %d apps = %d placements (%d units with namespaces)\n", s.Tenants, s.Regions, s.Apps, s.Placements, s.Units)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -223,11 +229,8 @@ func (r *Results) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	if len(r.Sizes) >= 2 {
-		small, large := r.Sizes[0], r.Sizes[len(r.Sizes)-1]
-		if len(small.Incremental) > 0 && len(large.Incremental) > 0 {
-			fmt.Fprintf(w, "incremental at %d vs %d placements: %.2f× the latency\n", large.Placements, small.Placements, medianApplied(large.Incremental)/medianApplied(small.Incremental))
-		}
+	if sc := ScaleOf(r.Sizes); sc != nil && len(sc.PerSize) > 1 {
+		sc.Write(w)
 	}
 }
 

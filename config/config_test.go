@@ -99,7 +99,7 @@ route53:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Route53{Endpoint: "http://127.0.0.1:8053", Region: "us-east-1", CAFile: filepath.Join(dir, "certs", "ca.pem"), RequestsPerSecond: 5}
+	want := &Route53{Endpoint: "http://127.0.0.1:8053", Region: "us-east-1", CAFile: filepath.Join(dir, "certs", "ca.pem"), RequestsPerSecond: 5, RateScale: 1}
 	if diff := cmp.Diff(want, c.Route53); diff != "" {
 		t.Errorf("route53 (-want +got):\n%s", diff)
 	}
@@ -154,5 +154,40 @@ func TestLoadTLS(t *testing.T) {
 	}
 	if _, err := Load(write("tls: {certFile: tls.crt}\n")); err == nil || !strings.Contains(err.Error(), "keyFile") {
 		t.Errorf("tls without keyFile: %v, want an error naming keyFile", err)
+	}
+}
+
+// TestRoute53RateScale reads the scale of Route53's rates: absent is AWS's
+// documented limits (1), a fraction or a larger number is kept, and zero, a
+// negative number or a non-number is refused naming the field.
+func TestRoute53RateScale(t *testing.T) {
+	dir := t.TempDir()
+	head := "apiVersion: meridian.dev/v1alpha1\nkind: Config\nrepository: {url: https://x/y.git, branch: main}\nroute53:\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       float64
+	}{
+		{"default", "  endpoint: http://127.0.0.1:8053\n", 1},
+		{"fraction", "  rateScale: 0.5\n", 0.5},
+		{"integer", "  rateScale: 20\n", 20},
+	} {
+		c, err := Load(write(t, dir, tc.name+".yaml", head+tc.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.Route53.RateScale != tc.want {
+			t.Errorf("%s: rateScale = %g, want %g", tc.name, c.Route53.RateScale, tc.want)
+		}
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"zero", "  rateScale: 0\n", "zero.yaml:5: route53.rateScale: 0 is too small; use a number above 0"},
+		{"negative", "  rateScale: -2\n", "negative.yaml:5: route53.rateScale: -2 is too small; use a number above 0"},
+		{"infinite", "  rateScale: .inf\n", "infinite.yaml:5: route53.rateScale: .inf is not a finite number"},
+		{"string", "  rateScale: fast\n", `string.yaml:5: route53.rateScale: expected a number, got the string "fast"`},
+	} {
+		_, err := Load(write(t, dir, tc.name+".yaml", head+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error = %v, want it to contain %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -275,6 +275,18 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string, r rules) {
 			return
 		}
 		d.checkRules(n, path, r)
+	case reflect.Float32, reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil {
+			d.errorf(n, path, "expected a number, got %s", describe(n))
+			return
+		}
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			d.errorf(n, path, "%s is not a finite number", n.Value)
+		case r.positive && f <= 0:
+			d.errorf(n, path, "%s is too small; use a number above 0", n.Value)
+		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
 			d.errorf(n, path, "expected true or false, got %s", describe(n))

@@ -19,10 +19,12 @@ type field struct {
 }
 
 // rules are the constraints written in a field's `schema` struct tag:
-// required, dns1123, enum=A|B, min=N, max=N.
+// required, dns1123, enum=A|B, min=N, max=N (integers), positive (numbers
+// above 0).
 type rules struct {
 	required bool
 	dns1123  bool
+	positive bool
 	enum     []string
 	min, max *int
 }
@@ -66,6 +68,8 @@ func parseRules(tag string) rules {
 			r.required = true
 		case "dns1123":
 			r.dns1123 = true
+		case "positive":
+			r.positive = true
 		case "enum":
 			r.enum = strings.Split(value, "|")
 		case "min", "max":

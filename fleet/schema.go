@@ -103,6 +103,11 @@ func schemaOf(t reflect.Type, r rules, docs map[string]string) map[string]any {
 		if r.max != nil {
 			s["maximum"] = *r.max
 		}
+	case reflect.Float32, reflect.Float64:
+		s["type"] = "number"
+		if r.positive {
+			s["exclusiveMinimum"] = 0
+		}
 	case reflect.Bool:
 		s["type"] = "boolean"
 	}

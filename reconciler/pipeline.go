@@ -33,7 +33,13 @@ type rendered struct {
 
 // render renders snap and sorts its units by region.
 func (r *Reconciler) render(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*rendered, error) {
-	res, err := r.opts.Renderer.Render(ctx, snap, render.Filter{})
+	return r.renderFiltered(ctx, snap, allowMassDeletion, render.Filter{})
+}
+
+// renderFiltered renders the units of snap that filter selects, as render does
+// for all of them.
+func (r *Reconciler) renderFiltered(ctx context.Context, snap render.Snapshot, allowMassDeletion bool, filter render.Filter) (*rendered, error) {
+	res, err := r.opts.Renderer.Render(ctx, snap, filter)
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,11 @@ type Options struct {
 	// replicas that applied them reported it: known false means unknown, and the
 	// placement keeps what it has in Route53. Nil knows nothing.
 	DNSHealth func(fleet.UnitID) (healthy, known bool)
+	// FirstTenant is the tenant the revision changed, when it changed one only
+	// (ChangedTenant): RunOnce applies its units first, before it renders and
+	// plans the rest of the fleet (see first). Empty, every unit waits for the
+	// whole fleet's plan.
+	FirstTenant string
 	// Log receives what each pass does.
 	Log *slog.Logger
 }
@@ -110,7 +115,8 @@ func New(opts Options) *Reconciler {
 // nothing could be attempted (the snapshot could not be rendered at all); what
 // happened in each region is in the Report.
 //
-// Its steps: render; start reading the zone and withdraw from DNS what no
+// Its steps: when the revision changed one tenant (Options.FirstTenant), apply
+// that tenant's units first (see first); render; start reading the zone and withdraw from DNS what no
 // region's deletions decide (drained regions, regions gone, placements no longer
 // exposed); each wave's regions side by side (plan, apply, and once the
 // mass-deletion guard let the region's deletions through, withdraw from DNS the
@@ -119,11 +125,18 @@ func New(opts Options) *Reconciler {
 // found healthy, keeping the records of removals that were held.
 func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMassDeletion bool) (*Report, error) {
 	start := time.Now()
+	var (
+		renders int
+		early   map[string]map[fleet.UnitID]plan.Action
+	)
+	if r.opts.FirstTenant != "" {
+		renders, early = r.first(ctx, snap, r.opts.FirstTenant)
+	}
 	in, err := r.render(ctx, snap, allowMassDeletion)
 	if err != nil {
 		return nil, err
 	}
-	report := &Report{Revision: snap.Revision, RenderErrors: in.res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start), Renders: in.res.Renders, Redactor: in.redact}
+	report := &Report{Revision: snap.Revision, RenderErrors: in.res.Errors, Regions: map[string]*RegionReport{}, RenderDuration: time.Since(start), Renders: renders + in.res.Renders, Redactor: in.redact}
 	for _, e := range in.res.Errors {
 		r.opts.Log.Error("render failed; the unit is left as it is", "unit", e.Unit, "error", e.Err)
 	}
@@ -138,6 +151,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, snap render.Snapshot, allowMas
 	for _, wave := range waves(snap.Model) {
 		report.Waves = append(report.Waves, r.wave(ctx, wave, in, report, d))
 	}
+	reportFirst(report, early)
 	if d != nil && !r.opts.DNSReadOnly && d.wait() == nil {
 		if err := d.publish(ctx, report.Regions); err != nil {
 			report.DNS.Err = err

@@ -323,6 +323,9 @@ type revision struct {
 	snap    *sources.Snapshot
 	model   *fleet.Model
 	release func()
+	// first is the one tenant the revision changed since the one before it
+	// (ChangedTenant), for its first pass; "" after it.
+	first string
 }
 
 // builtCluster is a region's write side, how the Region file said to reach it
@@ -508,8 +511,12 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 		}
 		return err
 	}
+	var first string
+	if d.current != nil {
+		first = ChangedTenant(d.current.model, model)
+	}
 	d.release()
-	d.current = &revision{snap: snap, model: model, release: release}
+	d.current = &revision{snap: snap, model: model, release: release, first: first}
 	if d.opts.Accepted != nil {
 		d.opts.Accepted(snap)
 	}
@@ -534,8 +541,10 @@ func (d *daemon) pass(ctx context.Context) (*Report, error) {
 		Clusters:      clusters,
 		HealthTimeout: d.opts.HealthTimeout,
 		DNS:           d.dnsApplier(cur.model),
+		FirstTenant:   cur.first,
 		Log:           d.log,
 	}
+	cur.first = "" // a retry finds the tenant's units applied
 	board := d.sharedDNS(passCtx, &opts, owns)
 	r := New(opts)
 	start := d.clock.Now()

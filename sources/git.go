@@ -40,12 +40,17 @@ type Git struct {
 	compactLoose int
 
 	fetchMu sync.Mutex // serialises Fetch
+	// last is the files of the snapshot checkout wrote last, which a checkout
+	// of the next commit links instead of writing again; guarded by fetchMu.
+	last *checkedOut
 
 	mu      sync.Mutex // guards the fields below
 	current *Snapshot  // the last snapshot Fetch returned
 	refused *UntrustedError
 	recent  []string       // revisions of kept snapshots, newest first
 	holds   map[string]int // revision → number of holds
+
+	removing sync.WaitGroup // old snapshots being removed (retain)
 }
 
 // NewGit checks the options and prepares the cache directory. It does not

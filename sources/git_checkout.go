@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,9 +24,14 @@ const maxSymlinkTarget = 4096
 // that directory. The tree is written into a temporary directory next to it,
 // made read-only and renamed into place, so the directory either does not
 // exist or is complete. An existing directory is taken as it is.
+//
+// A file the snapshot written last holds with the same content and mode is
+// hard-linked from there instead of written (snapshots are read-only and never
+// change): a one-tenant commit to a fleet of 600 files links 599 of them.
 func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string, error) {
 	final := filepath.Join(g.snapshotDir, c.Hash.String())
 	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		g.last = nil
 		return final, nil
 	}
 	tree, err := c.Tree()
@@ -45,7 +51,15 @@ func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string,
 			_ = removeTree(tmp)
 		}
 	}()
-	if err := writeTree(tmp, st, tree); err != nil {
+	prev := g.last
+	if prev != nil {
+		if fi, err := os.Lstat(prev.dir); err != nil || !fi.IsDir() {
+			prev = nil
+		}
+	}
+	g.last = nil
+	files, err := writeTree(tmp, st, tree, prev)
+	if err != nil {
 		var pathErr *treePathError
 		if errors.As(err, &pathErr) {
 			return "", g.invalidTree(c, err)
@@ -59,7 +73,21 @@ func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string,
 		return "", g.localError("move a snapshot into place", err)
 	}
 	done = true
+	g.last = &checkedOut{dir: final, files: files}
 	return final, nil
+}
+
+// checkedOut is a snapshot as checkout wrote it: its directory and its regular
+// files, by path in the tree.
+type checkedOut struct {
+	dir   string
+	files map[string]treeFile
+}
+
+// treeFile is a regular file of a tree: its blob and mode.
+type treeFile struct {
+	hash plumbing.Hash
+	mode filemode.FileMode
 }
 
 func (g *Git) invalidTree(c *object.Commit, err error) error {
@@ -78,8 +106,15 @@ func (e *treePathError) Unwrap() error { return e.err }
 
 // writeTree writes tree into the empty directory dir through an os.Root, so
 // no entry can land outside it, and makes everything read-only: files 0444
-// (0555 when executable), directories 0555. Submodules are skipped.
-func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) error {
+// (0555 when executable), directories 0555. Submodules are skipped. A regular
+// file prev holds at the same path, blob and mode is hard-linked from prev's
+// directory. It returns the regular files it wrote or linked.
+func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree, prev *checkedOut) (map[string]treeFile, error) {
+	files := map[string]treeFile{}
+	return files, writeTreeFiles(dir, st, tree, prev, files)
+}
+
+func writeTreeFiles(dir string, st storer.EncodedObjectStorer, tree *object.Tree, prev *checkedOut, files map[string]treeFile) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -87,6 +122,30 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 	defer root.Close()
 	w := object.NewTreeWalker(tree, true, nil)
 	defer w.Close()
+	// Files are created through a Root of their own directory, by their base
+	// name: one system call each, where a path through the top Root opens every
+	// directory on the way again (at 600 files, most of a checkout's time).
+	dirRoots := map[string]*os.Root{".": root}
+	defer func() {
+		for d, r := range dirRoots {
+			if d != "." {
+				r.Close()
+			}
+		}
+	}()
+	inDir := func(name string) (*os.Root, string, error) {
+		d, base := path.Split(name)
+		d = path.Clean(d)
+		if r, ok := dirRoots[d]; ok {
+			return r, base, nil
+		}
+		r, err := root.OpenRoot(d)
+		if err != nil {
+			return nil, "", treeErr(name, err)
+		}
+		dirRoots[d] = r
+		return r, base, nil
+	}
 	var dirs []string
 	for {
 		name, entry, err := w.Next()
@@ -107,12 +166,26 @@ func writeTree(dir string, st storer.EncodedObjectStorer, tree *object.Tree) err
 				return treeErr(name, err)
 			}
 			dirs = append(dirs, name)
-		case filemode.Regular, filemode.Deprecated:
-			if err := writeBlob(root, st, name, entry.Hash, 0o444); err != nil {
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			mode := os.FileMode(0o444)
+			if entry.Mode == filemode.Executable {
+				mode = 0o555
+			}
+			f := treeFile{hash: entry.Hash, mode: entry.Mode}
+			files[name] = f
+			if prev != nil && prev.files[name] == f {
+				// Both paths lead through directories checkout created (a
+				// path holding a file in a tree has only directories above
+				// it), so nothing on the way can be a link.
+				if err := os.Link(filepath.Join(prev.dir, filepath.FromSlash(name)), filepath.Join(dir, filepath.FromSlash(name))); err == nil {
+					continue
+				}
+			}
+			r, base, err := inDir(name)
+			if err != nil {
 				return err
 			}
-		case filemode.Executable:
-			if err := writeBlob(root, st, name, entry.Hash, 0o555); err != nil {
+			if err := writeBlob(r, st, name, base, entry.Hash, mode); err != nil {
 				return err
 			}
 		case filemode.Symlink:
@@ -153,7 +226,9 @@ func treeErr(name string, err error) error {
 	return err
 }
 
-func writeBlob(root *os.Root, st storer.EncodedObjectStorer, name string, h plumbing.Hash, mode os.FileMode) (err error) {
+// writeBlob writes blob h as file base of dir, the directory of name (the
+// path in the tree, for errors).
+func writeBlob(dir *os.Root, st storer.EncodedObjectStorer, name, base string, h plumbing.Hash, mode os.FileMode) (err error) {
 	blob, err := object.GetBlob(st, h)
 	if err != nil {
 		return treeErr(name, err)
@@ -163,7 +238,7 @@ func writeBlob(root *os.Root, st storer.EncodedObjectStorer, name string, h plum
 		return err
 	}
 	defer r.Close()
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return treeErr(name, err)
 	}

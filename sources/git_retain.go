@@ -2,7 +2,9 @@ package sources
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,6 +71,12 @@ func (g *Git) prepareCache() error {
 // returned, except those held. The rule is simple on purpose: the current
 // and the previous snapshot are always kept (KeepSnapshots is at least 2), and
 // a caller that reads an older one holds it.
+//
+// A snapshot leaves the snapshot directory at once, by a rename to a leftover
+// name, and its files are removed in the background: removing a large fleet's
+// tree takes long enough to delay the revision Fetch returns. A removal cut
+// short by the process ending is a leftover the next start removes
+// (prepareCache).
 func (g *Git) retain() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -78,15 +86,26 @@ func (g *Git) retain() {
 			kept = append(kept, rev)
 			continue
 		}
-		if err := removeTree(filepath.Join(g.snapshotDir, rev)); err != nil {
+		old := filepath.Join(g.snapshotDir, ".tmp-removed-"+rev)
+		if err := os.Rename(filepath.Join(g.snapshotDir, rev), old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			g.log.Warn("cannot remove an old snapshot; will try again after the next fetch", "url", g.url, "revision", rev, "err", err)
 			kept = append(kept, rev)
 			continue
 		}
-		g.log.Info("removed old snapshot", "url", g.url, "revision", rev)
+		g.removing.Go(func() {
+			if err := removeTree(old); err != nil {
+				g.log.Warn("cannot remove an old snapshot's files; the next start removes them", "url", g.url, "revision", rev, "err", err)
+				return
+			}
+			g.log.Info("removed old snapshot", "url", g.url, "revision", rev)
+		})
 	}
 	g.recent = kept
 }
+
+// waitRemovals waits until the snapshots retain removes in the background are
+// gone.
+func (g *Git) waitRemovals() { g.removing.Wait() }
 
 // isCommitHash reports whether s is a full SHA-1 or SHA-256 hash in lower-case
 // hex.

@@ -426,8 +426,10 @@ func TestRetention(t *testing.T) {
 	s, w := newRepo(t, gitserver.Options{})
 	cache := cacheDir(t)
 	g := newGit(t, GitOptions{URL: s.URL(repoName), Ref: Ref{Branch: "main"}, CacheDir: cache, KeepSnapshots: 2})
-	listSnapshots := func() []string {
+	// Old snapshots are removed in the background; waitRemovals waits for them.
+	listSnapshots := func(src *Git) []string {
 		t.Helper()
+		src.waitRemovals()
 		entries, err := os.ReadDir(filepath.Join(cache, "snapshots"))
 		if err != nil {
 			t.Fatal(err)
@@ -450,13 +452,13 @@ func TestRetention(t *testing.T) {
 	release := g.Hold(first)
 	fetchNew(2)
 	fetchNew(3)
-	if diff := cmp.Diff(sorted(revs[0], revs[1], revs[2]), listSnapshots()); diff != "" {
+	if diff := cmp.Diff(sorted(revs[0], revs[1], revs[2]), listSnapshots(g)); diff != "" {
 		t.Errorf("snapshots with the first held (-want +got):\n%s", diff)
 	}
 	release()
 	release() // harmless
 	fetchNew(4)
-	if diff := cmp.Diff(sorted(revs[2], revs[3]), listSnapshots()); diff != "" {
+	if diff := cmp.Diff(sorted(revs[2], revs[3]), listSnapshots(g)); diff != "" {
 		t.Errorf("snapshots after release (-want +got):\n%s", diff)
 	}
 
@@ -465,7 +467,7 @@ func TestRetention(t *testing.T) {
 	g2 := newGit(t, GitOptions{URL: s.URL(repoName), Ref: Ref{Branch: "main"}, CacheDir: cache, KeepSnapshots: 2})
 	push(t, w, "commit 5", map[string]string{"n": "5"})
 	five := mustFetch(t, g2)
-	if diff := cmp.Diff(sorted(revs[3], five.Revision), listSnapshots()); diff != "" {
+	if diff := cmp.Diff(sorted(revs[3], five.Revision), listSnapshots(g2)); diff != "" {
 		t.Errorf("snapshots after a restart (-want +got):\n%s", diff)
 	}
 }

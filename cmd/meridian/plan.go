@@ -207,7 +207,7 @@ func route53Quotas(ctx context.Context, cfg *config.Config, m *fleet.Model) ([]d
 	if err != nil {
 		return nil, fmt.Errorf("route53: %w", err)
 	}
-	a := dns.NewApplier(client, dns.Options{HostedZoneID: m.Fleet.Spec.DNS.HostedZoneID, Fleet: m.Fleet.Metadata.Name, RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond)})
+	a := dns.NewApplier(client, dns.Options{HostedZoneID: m.Fleet.Spec.DNS.HostedZoneID, Fleet: m.Fleet.Metadata.Name, RequestsPerSecond: float64(cfg.Route53.RequestsPerSecond), RateScale: cfg.Route53.RateScale})
 	q, err := a.Quotas(ctx, m)
 	if err != nil {
 		return nil, err

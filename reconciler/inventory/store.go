@@ -49,6 +49,18 @@ type Store struct {
 	versions map[fleet.UnitID]version
 	listed   bool // a List succeeded: units it did not return are known to be absent
 	watch    *watch
+	// decoded are the inventories the last List decoded, by ConfigMap name, with
+	// the resourceVersion they were decoded at: a List decodes again only the
+	// ConfigMaps that changed since (a pass after a one-tenant change decodes a
+	// handful, not every unit of the region).
+	decoded map[string]decodedInventory
+}
+
+// decodedInventory is an inventory as decode read it from a ConfigMap at
+// resourceVersion.
+type decodedInventory struct {
+	resourceVersion string
+	inv             plan.Inventory
 }
 
 // version is what a Store knows of a unit's ConfigMap: its resourceVersion when it
@@ -150,27 +162,44 @@ func (s *Store) List(ctx context.Context) ([]plan.Inventory, error) {
 
 // decodeAll decodes every inventory ConfigMap a List found, sorted by unit, and
 // remembers their versions; one that cannot be read is an error naming it.
+//
+// A ConfigMap at the resourceVersion the previous call decoded it at is not
+// decoded again: the same resourceVersion is the same content. The inventories
+// returned share their slices with that memo, clipped, so a caller's append
+// never writes into them; callers only read them.
 func (s *Store) decodeAll(cms []*corev1.ConfigMap) ([]plan.Inventory, error) {
+	s.mu.Lock()
+	prev := s.decoded
+	s.mu.Unlock()
 	var (
-		out      []plan.Inventory
-		versions = map[fleet.UnitID]version{}
+		out      = make([]plan.Inventory, 0, len(cms))
+		versions = make(map[fleet.UnitID]version, len(cms))
+		decoded  = make(map[string]decodedInventory, len(cms))
 		errs     []error
 	)
 	for _, cm := range cms {
-		inv, err := decode(cm)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		d, ok := prev[cm.Name]
+		if !ok || cm.ResourceVersion == "" || d.resourceVersion != cm.ResourceVersion {
+			inv, err := decode(cm)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			inv.Objects, inv.Adopted, inv.Hooks = slices.Clip(inv.Objects), slices.Clip(inv.Adopted), slices.Clip(inv.Hooks)
+			d = decodedInventory{resourceVersion: cm.ResourceVersion, inv: inv}
 		}
-		out = append(out, inv)
-		versions[inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
+		out = append(out, d.inv)
+		versions[d.inv.Unit] = version{resourceVersion: cm.ResourceVersion, known: true}
+		if cm.ResourceVersion != "" {
+			decoded[cm.Name] = d
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b plan.Inventory) int { return a.Unit.Compare(b.Unit) })
 	s.mu.Lock()
-	s.versions, s.listed = versions, true
+	s.versions, s.listed, s.decoded = versions, true, decoded
 	s.mu.Unlock()
 	return out, nil
 }

@@ -87,7 +87,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 
 	if o.Route53Endpoint != "" {
 		if cfg.Route53 == nil {
-			cfg.Route53 = &config.Route53{Region: "us-east-1", RequestsPerSecond: 5}
+			cfg.Route53 = &config.Route53{Region: "us-east-1", RequestsPerSecond: 5, RateScale: 1}
 		}
 		cfg.Route53.Endpoint = o.Route53Endpoint
 	}
@@ -104,7 +104,7 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		if err != nil {
 			return fmt.Errorf("route53: %w", err)
 		}
-		r53, dnsOpts.RequestsPerSecond = client, float64(cfg.Route53.RequestsPerSecond)
+		r53, dnsOpts.RequestsPerSecond, dnsOpts.RateScale = client, float64(cfg.Route53.RequestsPerSecond), cfg.Route53.RateScale
 	} else {
 		log.Info("DNS is off: no route53 in the configuration file")
 	}

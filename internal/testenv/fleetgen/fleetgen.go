@@ -21,14 +21,7 @@ type Spec struct {
 	// Secrets gives every tenant running portal a copy of the example's encrypted
 	// trucking secrets (decryptable with the example's demo key).
 	Secrets bool
-	// HeadlessServices makes the apps' Services headless (clusterIP: None), so that a
-	// fleet of more Services per region than a cluster's service IP range holds can
-	// still be applied: the local regions of internal/testenv/testbed have 254 addresses.
-	HeadlessServices bool
 }
-
-// serviceFiles are the Service manifests of the example's apps, by app.
-var serviceFiles = map[string]string{"portal": "chart/templates/service.yaml", "api": "base/service.yaml"}
 
 var (
 	exampleApps   = []string{"portal", "api", "worker"}
@@ -79,9 +72,6 @@ func Write(dir string, s Spec) error {
 		base := exampleApps[i%len(exampleApps)]
 		if w.err == nil {
 			w.err = os.CopyFS(filepath.Join(dir, "apps", name), os.DirFS(filepath.Join(s.Example, "apps", base)))
-		}
-		if f, ok := serviceFiles[base]; ok && s.HeadlessServices {
-			w.replace(filepath.Join("apps", name, f), "\nspec:\n", "\nspec:\n  clusterIP: None\n")
 		}
 		if name != base { // rename the copy and its subdomain
 			w.replace(filepath.Join("apps", name, "app.yaml"), "name: "+base+"\n", "name: "+name+"\n")

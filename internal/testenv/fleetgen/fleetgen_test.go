@@ -1,9 +1,6 @@
 package fleetgen
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"meridian.dev/meridian/fleet"
@@ -12,7 +9,7 @@ import (
 func TestWriteLoadsAsValidFleet(t *testing.T) {
 	for _, s := range []Spec{
 		{Tenants: 2, Regions: 3, Apps: 3, Secrets: true},
-		{Tenants: 5, Regions: 7, Apps: 4, HeadlessServices: true},
+		{Tenants: 5, Regions: 7, Apps: 4},
 	} {
 		s.Example = "../../../fleet-example"
 		dir := t.TempDir()
@@ -25,15 +22,6 @@ func TestWriteLoadsAsValidFleet(t *testing.T) {
 		}
 		if got := len(m.Placements()); got != s.Placements() {
 			t.Errorf("%+v: %d placements, want %d", s, got, s.Placements())
-		}
-		for _, f := range []string{"apps/portal/chart/templates/service.yaml", "apps/api/base/service.yaml"} {
-			data, err := os.ReadFile(filepath.Join(dir, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Contains(string(data), "clusterIP: None"); got != s.HeadlessServices {
-				t.Errorf("%+v: %s headless = %v", s, f, got)
-			}
 		}
 	}
 }

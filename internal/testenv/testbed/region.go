@@ -43,7 +43,7 @@ const (
 	servingCert   = "certs/apiserver.crt" // written by kube-apiserver
 	kwokHome      = "kwok-home"
 	regionMarker  = ".meridian-testbed"
-	serviceIPCIDR = "10.0.0.0/24"
+	serviceIPCIDR = "10.0.0.0/16"
 )
 
 // startRegion starts one region's components and waits until it is usable.

@@ -71,6 +71,15 @@ func TestOneRegionAPIServerOnly(t *testing.T) {
 		t.Fatalf("get configmap = %v, %v; want data k=v", got.Data, err)
 	}
 
+	// The service range holds fleets of thousands of Services per region, not
+	// the 254 of a /24: an address past the first 256 is allocated.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "wide"}, Spec: corev1.ServiceSpec{
+		ClusterIP: "10.0.12.34", Ports: []corev1.ServicePort{{Port: 80}},
+	}}
+	if _, err := cs.CoreV1().Services("smoke").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Errorf("create a Service at 10.0.12.34 (service range %s): %v", serviceIPCIDR, err)
+	}
+
 	// RBAC decides: a user without bindings is refused.
 	nobody := rest.CopyConfig(r.Config)
 	nobody.Impersonate = rest.ImpersonationConfig{UserName: "nobody"}
