@@ -11,15 +11,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/syncbuf"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
 	"meridian.dev/meridian/reconciler/inventory"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 	"meridian.dev/meridian/render/helm"
@@ -260,4 +263,25 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// watches starts the watches of cfg's region, stopped when t ends. The reads are
+// counted by tests: a kind's first list, however slow on a busy machine, is
+// waited for (a minute) rather than read around.
+func watches(t *testing.T, cfg *rest.Config) *live.Cache {
+	t.Helper()
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := live.New(cfg, mapper, live.Options{SyncTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(objects.Stop)
+	return objects
 }

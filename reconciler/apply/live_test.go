@@ -10,8 +10,6 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
@@ -36,21 +34,7 @@ func TestWaitWatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The reads are counted: a kind's first list, however slow on a busy
-	// machine, is waited for rather than read around.
-	objects, err := live.New(cfg, mapper, live.Options{SyncTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(objects.Stop)
+	objects := watches(t, cfg)
 	applier, err := apply.New(cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: objects})
 	if err != nil {
 		t.Fatal(err)
