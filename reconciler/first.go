@@ -140,16 +140,9 @@ func (r *Reconciler) planTenant(ctx context.Context, region, tenant string, in *
 			applied = append(applied, inv)
 		}
 	}
-	units := in.byRegion[region]
-	desired := make([]plan.Desired, len(units))
-	byID := make(map[fleet.UnitID]*render.Unit, len(units))
-	for i, u := range units {
-		desired[i] = plan.DesiredOf(u)
-		byID[u.ID()] = u
-	}
-	changes := plan.Calculate(region, desired, applied, in.failed[region], in.limits)
+	rp := planOf(cluster, region, applied, in)
 	some := false
-	for _, ch := range changes.Changes {
+	for _, ch := range rp.changes.Changes {
 		switch ch.Action {
 		case plan.Create, plan.Update:
 			if ch.Unit.IsNamespace() {
@@ -161,5 +154,5 @@ func (r *Reconciler) planTenant(ctx context.Context, region, tenant string, in *
 	if !some {
 		return nil, nil
 	}
-	return &regionPlan{cluster: cluster, applied: applied, changes: changes, units: byID}, nil
+	return rp, nil
 }

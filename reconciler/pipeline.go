@@ -85,6 +85,12 @@ func (r *Reconciler) planRegion(ctx context.Context, region string, in *rendered
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", in.redact.Error(err))
 	}
+	return planOf(cluster, region, applied, in), nil
+}
+
+// planOf plans region's units of in against applied, the inventories read from
+// cluster.
+func planOf(cluster Cluster, region string, applied []plan.Inventory, in *rendered) *regionPlan {
 	units := in.byRegion[region]
 	desired := make([]plan.Desired, len(units))
 	byID := make(map[fleet.UnitID]*render.Unit, len(units))
@@ -97,7 +103,7 @@ func (r *Reconciler) planRegion(ctx context.Context, region string, in *rendered
 		applied: applied,
 		changes: plan.Calculate(region, desired, applied, in.failed[region], in.limits),
 		units:   byID,
-	}, nil
+	}
 }
 
 // eachRegion runs fn for every region named side by side and collects what it
