@@ -57,8 +57,17 @@ func (r *Region) Observe(fn HealthObserver, debounce time.Duration) {
 	if debounce <= 0 {
 		debounce = DefaultDebounce
 	}
+	o := newObserver(r.applier, fn, debounce)
+	r.obs = o
+	r.applier.opts.Live.OnChange(o.changed)
+	go o.loop()
+}
+
+// newObserver returns an observer of a's units that tells fn, not yet started:
+// its context ends with stop.
+func newObserver(a *Applier, fn HealthObserver, debounce time.Duration) *observer {
 	o := &observer{
-		applier: r.applier, fn: fn, debounce: debounce,
+		applier: a, fn: fn, debounce: debounce,
 		units:    map[fleet.UnitID][]plan.ObjectRef{},
 		byObject: map[live.Key]map[fleet.UnitID]struct{}{},
 		last:     map[fleet.UnitID]string{},
@@ -68,9 +77,7 @@ func (r *Region) Observe(fn HealthObserver, debounce time.Duration) {
 		done:     make(chan struct{}),
 	}
 	o.ctx, o.stop = context.WithCancel(context.Background())
-	r.obs = o
-	r.applier.opts.Live.OnChange(o.changed)
-	go o.loop()
+	return o
 }
 
 // Retain stops following the units keep says no to: a replica's tenants that

@@ -8,7 +8,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meridian.dev/meridian/fleet"
-	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -39,21 +38,12 @@ func TestObserverDropsFlushOlderThanWait(t *testing.T) {
 	l := &blockingLive{reading: make(chan struct{}), release: make(chan struct{})}
 	var mu sync.Mutex
 	var told []Health
-	o := &observer{
-		applier: &Applier{opts: Options{Live: l}},
-		fn: func(_ fleet.UnitID, h Health) {
-			mu.Lock()
-			defer mu.Unlock()
-			told = append(told, h)
-		},
-		units:    map[fleet.UnitID][]plan.ObjectRef{},
-		byObject: map[live.Key]map[fleet.UnitID]struct{}{},
-		last:     map[fleet.UnitID]string{},
-		dirty:    map[fleet.UnitID]struct{}{},
-		gen:      map[fleet.UnitID]uint64{},
-		kick:     make(chan struct{}, 1),
-		ctx:      t.Context(),
-	}
+	o := newObserver(&Applier{opts: Options{Live: l}}, func(_ fleet.UnitID, h Health) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, h)
+	}, 0)
+	t.Cleanup(o.stop)
 	id := fleet.UnitID{Tenant: "trucking", Region: "us-east-1", App: "portal"}
 	ref := plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "trucking", Name: "portal"}
 	refs := []plan.ObjectRef{ref}
