@@ -1,10 +1,7 @@
 package shard
 
 import (
-	"context"
-	"log/slog"
 	"maps"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,22 +21,7 @@ import (
 // health report behind.
 func startDNSManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf.Buffer) (m *Manager, kill func()) {
 	t.Helper()
-	m, err := New(Options{Client: kubernetes.NewForConfigOrDie(cfg), Namespace: testNamespace, Identity: identity, Shards: 8,
-		LeaseDuration: 3 * time.Second, DNS: true, Log: slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := m.Run(ctx); err != nil {
-			t.Errorf("%s: %v", identity, err)
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
+	m, stop := runManager(t, cfg, identity, logs, true)
 	return m, func() { m.abandon.Store(true); stop() }
 }
 

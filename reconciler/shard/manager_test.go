@@ -37,8 +37,15 @@ func (c cuttable) RoundTrip(r *http.Request) (*http.Response, error) {
 // startManager runs a Manager until the test ends or stop is called.
 func startManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf.Buffer) (m *Manager, stop func()) {
 	t.Helper()
+	return runManager(t, cfg, identity, logs, false)
+}
+
+// runManager runs a Manager, with the Route53 writer's Lease when dns is set,
+// until the test ends or stop is called.
+func runManager(t *testing.T, cfg *rest.Config, identity string, logs *syncbuf.Buffer, dns bool) (m *Manager, stop func()) {
+	t.Helper()
 	m, err := New(Options{Client: kubernetes.NewForConfigOrDie(cfg), Namespace: testNamespace, Identity: identity, Shards: 8,
-		LeaseDuration: 3 * time.Second, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+		LeaseDuration: 3 * time.Second, DNS: dns, Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
