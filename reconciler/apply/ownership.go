@@ -28,7 +28,8 @@ import (
 type Existing struct {
 	// Object is the object.
 	Object plan.ObjectRef
-	// Managers are the live object's field managers, each once, in its order.
+	// Managers are the live object's field managers, each once, sorted: the API
+	// server keeps no stable order among them.
 	Managers []string
 	// ManagedBy is the object's app.kubernetes.io/managed-by label, or "".
 	ManagedBy string
@@ -200,6 +201,7 @@ func describe(ref plan.ObjectRef, live *unstructured.Unstructured) Existing {
 			e.Managers = append(e.Managers, m.Manager)
 		}
 	}
+	slices.Sort(e.Managers)
 	if e.ManagedBy == render.ManagedByMeridian {
 		if owner, err := fleet.ParseUnitID(live.GetAnnotations()[render.AnnotationPlacement]); err == nil {
 			e.Owner = owner
