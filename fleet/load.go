@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -196,31 +197,52 @@ func (l *loader) parse(file string, data []byte) (*yaml.Node, *Error) {
 	}
 	node, perr := parseYAML(file, data)
 	if perr == nil {
-		l.parsed.next[file] = parsedDoc{sum: sum, node: node}
+		l.parsed.next[file] = &parsedDoc{sum: sum, node: node}
 	}
 	return node, perr
+}
+
+// doc returns what this load and the previous ones learned of file's document,
+// parsed by parse; nil without a Loader.
+func (l *loader) doc(file string) *parsedDoc {
+	if l.parsed == nil {
+		return nil
+	}
+	return l.parsed.next[file]
 }
 
 // parseMemo is the documents one load parsed (prev) for the next (next), by
 // file. A document is only read once parsed, by every load alike.
 type parseMemo struct {
-	prev, next map[string]parsedDoc
+	prev, next map[string]*parsedDoc
 }
 
 // parsedDoc is a file's document and the digest of the content it was parsed
-// from.
+// from, and what was found of that content without error: its object as
+// decoded, and that its shape was checked.
 type parsedDoc struct {
 	sum  [sha256.Size]byte
 	node *yaml.Node
+
+	// decoded is the object decoded from node without any error (a struct
+	// value, copied into each load's model), with its Source and the nodes
+	// the decoder visited; nil until then.
+	decoded any
+	src     Source
+	visits  int
+	// shaped says checkShape found nothing wrong with node.
+	shaped bool
 }
 
-// Loader loads revisions of one fleet repository as LoadDir does, parsing
-// again only the files whose content changed since its previous load: at
-// thousands of placements, parsing every tenant's files is most of a load.
-// The model is the same as LoadDir's. One load at a time.
+// Loader loads revisions of one fleet repository as LoadDir does, parsing and
+// decoding again only the files whose content changed since its previous load:
+// at thousands of placements, parsing and decoding every tenant's files is most
+// of a load. The model is the same as LoadDir's, but the models of successive
+// loads share the maps and slices decoded from a file that did not change:
+// treat a model as read-only. One load at a time.
 type Loader struct {
 	mu   sync.Mutex
-	docs map[string]parsedDoc
+	docs map[string]*parsedDoc
 }
 
 // LoadDir loads the fleet repository in directory dir, as the package's LoadDir
@@ -233,7 +255,7 @@ func (ld *Loader) LoadDir(dir string) (*Model, error) {
 		return nil, fmt.Errorf("open fleet repository: %w", err)
 	}
 	defer root.Close()
-	memo := &parseMemo{prev: ld.docs, next: map[string]parsedDoc{}}
+	memo := &parseMemo{prev: ld.docs, next: map[string]*parsedDoc{}}
 	m, err := loadParsed(root.FS(), defaultLimits, memo)
 	ld.docs = memo.next
 	return m, err
@@ -353,11 +375,22 @@ func (l *loader) object(file, kind string, out any) (Source, bool) {
 		l.markBroken(kind, file)
 		return Source{}, false
 	}
+	target := reflect.ValueOf(out).Elem()
+	doc := l.doc(file)
+	if doc != nil && doc.decoded != nil && reflect.TypeOf(doc.decoded) == target.Type() {
+		target.Set(reflect.ValueOf(doc.decoded))
+		l.visits += doc.visits
+		return doc.src, true
+	}
+	errs := len(l.errs)
 	src, visits, ok := decodeObject(file, node, out, &l.errs)
 	l.visits += visits
 	if !ok {
 		l.markBroken(kind, file)
 		return Source{}, false
+	}
+	if doc != nil && len(l.errs) == errs {
+		doc.decoded, doc.src, doc.visits = target.Interface(), src, visits
 	}
 	return src, true
 }

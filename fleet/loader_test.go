@@ -8,10 +8,10 @@ import (
 	"testing"
 )
 
-// TestLoaderParsesOnlyChangedFiles loads fleet-example three times with one
-// Loader: each model equals LoadDir's, an unchanged file's document is the
-// previous load's, a changed file is parsed again (and a broken one reported
-// as LoadDir reports it).
+// TestLoaderParsesOnlyChangedFiles loads fleet-example several times with one
+// Loader: each model equals LoadDir's, an unchanged file's document and decoded
+// object are the previous load's, a changed file is parsed and decoded again,
+// and a broken or invalid one is reported as LoadDir reports it, every time.
 func TestLoaderParsesOnlyChangedFiles(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS("../fleet-example")); err != nil {
@@ -51,19 +51,40 @@ func TestLoaderParsesOnlyChangedFiles(t *testing.T) {
 	if err := os.WriteFile(tenant, []byte(strings.Replace(string(data), "replicas: 3", "replicas: 4", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	same(must(LoadDir(dir)), must(ld.LoadDir(dir)))
+	before := must(ld.LoadDir(dir))
+	after := must(ld.LoadDir(dir)) // unchanged: decoded objects reused
+	if err := os.WriteFile(tenant, data, 0o644); err != nil { // replicas: 3 again
+		t.Fatal(err)
+	}
+	changed := must(ld.LoadDir(dir))
+	same(must(LoadDir(dir)), changed)
+	for _, name := range []string{"logistics-eu", "trucking"} {
+		reused := &after.Tenant(name).Spec.Apps[0] == &changed.Tenant(name).Spec.Apps[0]
+		if want := name != "trucking"; reused != want {
+			t.Errorf("tenant %s: decoded object reused = %v, want %v", name, reused, want)
+		}
+		if &before.Tenant(name).Spec.Apps[0] != &after.Tenant(name).Spec.Apps[0] {
+			t.Errorf("tenant %s: decoded again though unchanged", name)
+		}
+	}
 	for file, doc := range first {
 		if changed := file == "tenants/trucking.yaml"; (ld.docs[file].node != doc.node) != changed {
 			t.Errorf("%s: parsed again = %v, want %v", file, ld.docs[file].node != doc.node, changed)
 		}
 	}
 
-	if err := os.WriteFile(tenant, []byte("kind: Tenant\nspec: [\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, want := LoadDir(dir)
-	_, got := ld.LoadDir(dir)
-	if want == nil || got == nil || want.Error() != got.Error() {
-		t.Errorf("broken tenant file: Loader error %v, LoadDir error %v", got, want)
+	for _, bad := range []struct{ name, content string }{
+		{"not YAML", "kind: Tenant\nspec: [\n"},
+		{"an unknown field", strings.Replace(string(data), "spec:", "spec:\n  replicaz: 2", 1)},
+	} {
+		if err := os.WriteFile(tenant, []byte(bad.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, want := LoadDir(dir)
+		for range 2 {
+			if _, got := ld.LoadDir(dir); want == nil || got == nil || want.Error() != got.Error() {
+				t.Errorf("tenant file with %s: Loader error %v, LoadDir error %v", bad.name, got, want)
+			}
+		}
 	}
 }

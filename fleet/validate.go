@@ -658,9 +658,16 @@ func (l *loader) readChecked(file string) (*yaml.Node, bool) {
 		l.add(perr)
 		return nil, false
 	}
+	doc := l.doc(file)
+	if doc != nil && doc.shaped {
+		return node, true
+	}
 	if errs := checkShape(file, node); len(errs) > 0 {
 		l.errs = append(l.errs, errs...)
 		return nil, false
+	}
+	if doc != nil {
+		doc.shaped = true
 	}
 	return node, true
 }
