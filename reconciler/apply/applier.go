@@ -76,8 +76,13 @@ type Options struct {
 type Live interface {
 	// Get returns the object as the watch last saw it, nil when a synced watch does
 	// not hold it; an error when the watch cannot answer (not synced, failing,
-	// stopped), and the caller reads the API server. The object must not be changed.
+	// stopped), and the caller reads the API server. The object is the caller's:
+	// a fresh copy on each call.
 	Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unstructured, error)
+	// Lookup is Get without decoding the object: what the watch holds of it,
+	// shared and never changed. Drift reads only its resourceVersion and
+	// fingerprint, of every object on every pass.
+	Lookup(ctx context.Context, ref plan.ObjectRef) (*live.Object, error)
 	// Changed returns a channel closed at the next change seen of any of refs, or
 	// when a watch fails or stops; cancel forgets it.
 	Changed(refs []plan.ObjectRef) (changed <-chan struct{}, cancel func())

@@ -196,11 +196,11 @@ func (a *Applier) unchanged(ctx context.Context, ref plan.ObjectRef, desired str
 	if !ok || want.desired != desired {
 		return false
 	}
-	u, err := a.opts.Live.Get(ctx, ref)
-	if err != nil || u == nil || !a.seen(ref, u) {
+	o, err := a.opts.Live.Lookup(ctx, ref)
+	if err != nil || o == nil || !a.seen(ref, o.ResourceVersion()) {
 		return false
 	}
-	return live.WatchedFields(u) == want.fields
+	return o.AppliedFields() == want.fields
 }
 
 // checked records, after a dry run found that ref has not drifted, the fields

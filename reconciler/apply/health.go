@@ -109,7 +109,7 @@ func (a *Applier) fromLive(ctx context.Context, refs []plan.ObjectRef, objects [
 			continue
 		}
 		u, err := a.opts.Live.Get(ctx, ref)
-		if err != nil || !a.seen(ref, u) {
+		if err != nil || !a.seen(ref, resourceVersion(u)) {
 			unread = append(unread, i)
 			continue
 		}
@@ -272,26 +272,31 @@ func (a *Applier) forgetObjects(refs []plan.ObjectRef) {
 	}
 }
 
-// seen reports whether u, the watch's copy of ref (nil: absent), is at least as
-// new as Meridian's last write of ref; once it is, the write is forgotten.
-// Resource versions are compared as the integers the API server makes them; one
-// that is not (another storage) must equal the write's.
-func (a *Applier) seen(ref plan.ObjectRef, u *unstructured.Unstructured) bool {
+// seen reports whether the watch's copy of ref, at resourceVersion rv ("": it
+// holds none), is at least as new as Meridian's last write of ref; once it is,
+// the write is forgotten. Resource versions are compared as the integers the API
+// server makes them; one that is not (another storage) must equal the write's.
+func (a *Applier) seen(ref plan.ObjectRef, rv string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k := live.KeyOf(ref)
-	rv, ok := a.written[k]
+	written, ok := a.written[k]
 	if !ok {
 		return true
 	}
-	if u == nil {
-		return false
-	}
-	if !live.Seen(u.GetResourceVersion(), rv) {
+	if rv == "" || !live.Seen(rv, written) {
 		return false
 	}
 	delete(a.written, k)
 	return true
+}
+
+// resourceVersion is u's resourceVersion, "" when u is nil.
+func resourceVersion(u *unstructured.Unstructured) string {
+	if u == nil {
+		return ""
+	}
+	return u.GetResourceVersion()
 }
 
 // summarize sums objects up into a unit's Health.

@@ -198,3 +198,10 @@ func (l lagging) Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Uns
 	}
 	return l.Cache.Get(ctx, ref)
 }
+
+func (l lagging) Lookup(ctx context.Context, ref plan.ObjectRef) (*live.Object, error) {
+	if ref.Namespace == l.namespace || (ref.Kind == "Namespace" && ref.Name == l.namespace) {
+		return nil, nil
+	}
+	return l.Cache.Lookup(ctx, ref)
+}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -22,6 +23,12 @@ func (l *blockingLive) Get(context.Context, plan.ObjectRef) (*unstructured.Unstr
 	l.reading <- struct{}{}
 	<-l.release
 	return nil, nil // a synced watch without the object: NotFound
+}
+
+func (l *blockingLive) Lookup(context.Context, plan.ObjectRef) (*live.Object, error) {
+	l.reading <- struct{}{}
+	<-l.release
+	return nil, nil
 }
 
 func (l *blockingLive) Changed([]plan.ObjectRef) (<-chan struct{}, func()) {

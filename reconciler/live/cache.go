@@ -61,9 +61,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Cache holds one region's objects that Meridian applied, one informer per kind.
-// It is safe for concurrent use. Objects it returns are shared: callers must not
-// change them.
+// Cache holds one region's objects that Meridian applied, one informer per kind,
+// each as an *Object (see Trim). It is safe for concurrent use.
 type Cache struct {
 	opts   Options
 	conn   Connection
@@ -186,10 +185,27 @@ func (c *Cache) OnChange(fn func(plan.ObjectRef)) {
 }
 
 // Get returns the object ref names as its watch last saw it (trimmed, see Trim),
-// or nil when the watch, synced, does not hold it. It starts the watch of ref's
-// kind if need be and waits for its first list (at most Options.SyncTimeout). It
-// fails with an *UnavailableError when the cache cannot answer.
+// or nil when the watch, synced, does not hold it: Lookup's Object, decoded into
+// a fresh value that the caller may keep and change. It fails as Lookup does.
 func (c *Cache) Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unstructured, error) {
+	o, err := c.Lookup(ctx, ref)
+	if err != nil || o == nil {
+		return nil, err
+	}
+	u, err := o.Unstructured()
+	if err != nil {
+		return nil, &UnavailableError{Kind: ref.GroupVersionKind(), Err: err}
+	}
+	return u, nil
+}
+
+// Lookup returns the object ref names as its watch holds it, or nil when the
+// watch, synced, does not hold it; it decodes nothing, for callers that read only
+// what an Object holds apart (its resourceVersion, its AppliedFields). It starts
+// the watch of ref's kind if need be and waits for its first list (at most
+// Options.SyncTimeout). It fails with an *UnavailableError when the cache cannot
+// answer.
+func (c *Cache) Lookup(ctx context.Context, ref plan.ObjectRef) (*Object, error) {
 	gvk := ref.GroupVersionKind()
 	k, err := c.kindOf(gvk)
 	if err != nil {
@@ -204,22 +220,18 @@ func (c *Cache) Get(ctx context.Context, ref plan.ObjectRef) (*unstructured.Unst
 	if err := c.conn.Err(); err != nil {
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}
-	name := ref.Name
-	if ref.Namespace != "" {
-		name = ref.Namespace + "/" + ref.Name
-	}
-	obj, ok, err := k.informer.GetStore().GetByKey(name)
+	obj, ok, err := k.informer.GetStore().GetByKey(objectName(ref.Namespace, ref.Name))
 	if err != nil {
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}
 	if !ok {
 		return nil, nil
 	}
-	u, ok := obj.(*unstructured.Unstructured)
+	o, ok := obj.(*Object)
 	if !ok {
 		return nil, &UnavailableError{Kind: gvk, Err: fmt.Errorf("unexpected %T in the cache", obj)}
 	}
-	return u, nil
+	return o, nil
 }
 
 // Changed returns a channel closed at the next change the cache sees of any of

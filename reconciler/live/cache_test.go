@@ -38,7 +38,7 @@ func newCache(t *testing.T, cfg *rest.Config, opts live.Options) *live.Cache {
 }
 
 // TestCache checks the cache on a real API server: it holds Meridian's objects
-// (trimmed), never another owner's, wakes a waiter at a change, and answers
+// (trimmed), never another owner's, gives each Get a copy of its own, wakes a waiter at a change, and answers
 // nothing it cannot know — a kind it may not list, after Stop.
 func TestCache(t *testing.T) {
 	tb := testbed.New(t, testbed.Options{Regions: 1})
@@ -67,6 +67,14 @@ func TestCache(t *testing.T) {
 	}
 	if _, ok := got.Object["data"]; ok {
 		t.Error("the cache holds a ConfigMap's data")
+	}
+	// Lookup reads the same copy without decoding it; each Get is the caller's.
+	if o, err := c.Lookup(ctx, ref("mine")); err != nil || o == nil || o.ResourceVersion() != got.GetResourceVersion() {
+		t.Errorf("Lookup(mine) = %v, %v; want the object at resourceVersion %s", o, err, got.GetResourceVersion())
+	}
+	got.SetLabels(nil)
+	if again, err := c.Get(ctx, ref("mine")); err != nil || again.GetLabels()[render.LabelManagedBy] != render.ManagedByMeridian {
+		t.Errorf("Get(mine) after its caller changed the last one: %v, %v; want the watched object as it is", again, err)
 	}
 	if got, err := c.Get(ctx, ref("theirs")); err != nil || got != nil {
 		t.Errorf("Get(theirs) = %v, %v; want nothing: not Meridian's", got, err)

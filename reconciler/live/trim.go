@@ -17,16 +17,33 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // the one AppliedFields fingerprints.
 const FieldManager = "meridian"
 
-// appliedFieldsKey is where Trim keeps the AppliedFields of the object it trims:
-// a top-level key that no Kubernetes object has (field names hold no "/"), set on
-// the watch's trimmed copy only, which is never written anywhere.
+// appliedFieldsKey is where trim keeps the AppliedFields of the object it trims,
+// and where Object.Unstructured puts them back: a top-level key that no
+// Kubernetes object has (field names hold no "/"), set on the watch's trimmed
+// copy only, which is never written anywhere.
 const appliedFieldsKey = "meridian.dev/applied-fields"
 
 // Trim is the informers' transform: it drops from an object what makes it large
-// and no reader of the cache needs, before it is stored. Kept: metadata but its
-// managed fields and kubectl's last-applied annotation (labels and annotations
-// say which unit an object belongs to; generation and deletionTimestamp are read
-// by kstatus), spec but the parts named below (kstatus reads replicas, update
+// and no reader of the cache needs (see trim), and returns what is left as the
+// *Object the informer stores: JSON, a fraction of the decoded object's heap.
+// Informers may transform an object twice: given an *Object, Trim returns it as
+// it is. Any other value but an *unstructured.Unstructured is returned as is too.
+func Trim(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *Object:
+		return o, nil
+	case *unstructured.Unstructured:
+		return compact(trim(o))
+	default:
+		return obj, nil
+	}
+}
+
+// trim drops from u, in place, what makes it large and no reader of the cache
+// needs, and returns it. Kept: metadata but its managed fields and kubectl's
+// last-applied annotation (labels and annotations say which unit an object
+// belongs to; generation and deletionTimestamp are read by kstatus), spec but
+// the parts named below (kstatus reads replicas, update
 // strategies, progress deadlines, parallelism, a Service's type), and status
 // (what kstatus reads most). Dropped:
 //   - metadata.managedFields: the largest part of most objects. Only the
@@ -39,16 +56,14 @@ const appliedFieldsKey = "meridian.dev/applied-fields"
 //   - the data of ConfigMaps and Secrets (data, stringData, binaryData): kstatus
 //     reads nothing of them ("always ready" once they exist), and a Secret's
 //     values must never be held where they could leak.
-func Trim(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
-	}
-	// An object without managed fields is one Trim trimmed already (informers may
-	// transform an object twice: Trim is idempotent), or one whose managed fields
-	// someone stripped: its fingerprint stays as it is. Otherwise only Trim's
-	// own fingerprint is kept: a custom resource that keeps unknown fields
-	// could carry the key itself.
+//
+// trim is idempotent.
+func trim(u *unstructured.Unstructured) *unstructured.Unstructured {
+	// An object without managed fields is one trim trimmed already (an
+	// Object's Unstructured, say), or one whose managed fields someone
+	// stripped: its fingerprint stays as it is. Otherwise only trim's own
+	// fingerprint is kept: a custom resource that keeps unknown fields could
+	// carry the key itself.
 	if _, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "managedFields"); ok {
 		delete(u.Object, appliedFieldsKey)
 		if fp := AppliedFields(u); fp != "" {
@@ -73,7 +88,7 @@ func Trim(obj any) (any, error) {
 	case gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition":
 		unstructured.RemoveNestedField(u.Object, "spec", "versions")
 	}
-	return u, nil
+	return u
 }
 
 // AppliedFields returns the fingerprint of the fields Meridian's own server-side
@@ -118,7 +133,7 @@ func AppliedFields(u *unstructured.Unstructured) string {
 }
 
 // WatchedFields returns the AppliedFields Trim kept of the object it trimmed into
-// u (a watch's copy), "" when it had none.
+// u (a watch's copy, as Object.Unstructured decodes it), "" when it had none.
 func WatchedFields(u *unstructured.Unstructured) string {
 	fp, _ := u.Object[appliedFieldsKey].(string)
 	return fp

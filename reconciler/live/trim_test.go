@@ -22,6 +22,25 @@ func parse(t *testing.T, doc string) *unstructured.Unstructured {
 	return u
 }
 
+// watched returns what a watch holds of u, as Cache.Get returns it: Trim's
+// Object, decoded.
+func watched(t *testing.T, u *unstructured.Unstructured) *unstructured.Unstructured {
+	t.Helper()
+	out, err := Trim(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := out.(*Object)
+	if !ok {
+		t.Fatalf("Trim returned a %T, want an *Object", out)
+	}
+	got, err := o.Unstructured()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestTrim checks what the watches keep of an object: kstatus computes the same
 // status from the trimmed object as from the whole one, and what is dropped is
 // gone — a Secret's values above all.
@@ -104,11 +123,7 @@ status:
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := Trim(whole.DeepCopy())
-			if err != nil {
-				t.Fatal(err)
-			}
-			trimmed := out.(*unstructured.Unstructured)
+			trimmed := watched(t, whole.DeepCopy())
 			got, err := status.Compute(trimmed)
 			if err != nil {
 				t.Fatal(err)
@@ -300,11 +315,7 @@ func TestTrimKeepsAppliedFields(t *testing.T) {
 	if want == "" {
 		t.Fatal("the served Deployment has no Meridian apply entry")
 	}
-	out, err := Trim(whole.DeepCopy())
-	if err != nil {
-		t.Fatal(err)
-	}
-	trimmed := out.(*unstructured.Unstructured)
+	trimmed := watched(t, whole.DeepCopy())
 	if got := WatchedFields(trimmed); got != want {
 		t.Errorf("kept fingerprint %q, want %q", got, want)
 	}
@@ -312,11 +323,8 @@ func TestTrimKeepsAppliedFields(t *testing.T) {
 		t.Error("managed fields kept")
 	}
 	// Informers may transform an object they transformed already.
-	again, err := Trim(trimmed.DeepCopy())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(trimmed.Object, again.(*unstructured.Unstructured).Object); diff != "" {
+	again := watched(t, trimmed.DeepCopy())
+	if diff := cmp.Diff(trimmed.Object, again.Object); diff != "" {
 		t.Errorf("trimmed twice (-once +twice):\n%s", diff)
 	}
 
@@ -348,11 +356,7 @@ metadata:
   managedFields: [{manager: someone, operation: Update, fieldsV1: {f:spec: {}}}]
 meridian.dev/applied-fields: forged
 `)
-	out, err = Trim(planted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := WatchedFields(out.(*unstructured.Unstructured)); got != "" {
+	if got := WatchedFields(watched(t, planted)); got != "" {
 		t.Errorf("a planted fingerprint %q was kept, want none", got)
 	}
 }
