@@ -184,6 +184,30 @@ type loader struct {
 	parsed *parseMemo
 }
 
+// document reads file and parses it as one YAML document; ok is false, with
+// the file's error added, when it cannot. A file whose content ID (Loader.Load)
+// is the one it had at the previous load is not read: its document is that
+// load's, counted against the limits as if read.
+func (l *loader) document(file string) (*yaml.Node, bool) {
+	if p := l.parsed.unchanged(file); p != nil {
+		if !l.countFile(file) || !l.countBytes(file, p.size) {
+			return nil, false
+		}
+		l.parsed.next[file] = p
+		return p.node, true
+	}
+	data, ok := l.read(file)
+	if !ok {
+		return nil, false
+	}
+	node, perr := l.parse(file, data)
+	if perr != nil {
+		l.add(perr)
+		return nil, false
+	}
+	return node, true
+}
+
 // parse parses a file's data as one YAML document, taking the document of a
 // previous load when the file had the same content then.
 func (l *loader) parse(file string, data []byte) (*yaml.Node, *Error) {
@@ -191,15 +215,30 @@ func (l *loader) parse(file string, data []byte) (*yaml.Node, *Error) {
 		return parseYAML(file, data)
 	}
 	sum := sha256.Sum256(data)
+	id := l.parsed.ids[file]
 	if p, ok := l.parsed.prev[file]; ok && p.sum == sum {
+		p.id = id
 		l.parsed.next[file] = p
 		return p.node, nil
 	}
 	node, perr := parseYAML(file, data)
 	if perr == nil {
-		l.parsed.next[file] = &parsedDoc{sum: sum, node: node}
+		l.parsed.next[file] = &parsedDoc{sum: sum, id: id, size: len(data), node: node}
 	}
 	return node, perr
+}
+
+// unchanged returns the previous load's document of file when the file's
+// content ID says it did not change since; nil otherwise, and without a Loader.
+func (m *parseMemo) unchanged(file string) *parsedDoc {
+	if m == nil {
+		return nil
+	}
+	id := m.ids[file]
+	if p := m.prev[file]; id != "" && p != nil && p.id == id {
+		return p
+	}
+	return nil
 }
 
 // doc returns what this load and the previous ones learned of file's document,
@@ -215,6 +254,8 @@ func (l *loader) doc(file string) *parsedDoc {
 // file. A document is only read once parsed, by every load alike.
 type parseMemo struct {
 	prev, next map[string]*parsedDoc
+	// ids are the content IDs of this load's files (Loader.Load), or nil.
+	ids map[string]string
 }
 
 // parsedDoc is a file's document and the digest of the content it was parsed
@@ -222,6 +263,8 @@ type parseMemo struct {
 // decoded, and that its shape was checked.
 type parsedDoc struct {
 	sum  [sha256.Size]byte
+	id   string // the content ID the file had, "" when not known
+	size int    // bytes
 	node *yaml.Node
 
 	// decoded is the object decoded from node without any error (a struct
@@ -248,6 +291,15 @@ type Loader struct {
 // LoadDir loads the fleet repository in directory dir, as the package's LoadDir
 // does.
 func (ld *Loader) LoadDir(dir string) (*Model, error) {
+	return ld.Load(dir, nil)
+}
+
+// Load loads the fleet repository in directory dir, as LoadDir does. ids, when
+// not nil, identify the content of dir's regular files by slash-separated path
+// (a Git source's blob hash and mode, sources.Snapshot.Files): a file whose ID
+// is the one it had at the previous load is not read again, its document and
+// object are the previous load's. A file without an ID is read.
+func (ld *Loader) Load(dir string, ids map[string]string) (*Model, error) {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	root, err := os.OpenRoot(dir)
@@ -255,7 +307,7 @@ func (ld *Loader) LoadDir(dir string) (*Model, error) {
 		return nil, fmt.Errorf("open fleet repository: %w", err)
 	}
 	defer root.Close()
-	memo := &parseMemo{prev: ld.docs, next: map[string]*parsedDoc{}}
+	memo := &parseMemo{prev: ld.docs, next: map[string]*parsedDoc{}, ids: ids}
 	m, err := loadParsed(root.FS(), defaultLimits, memo)
 	ld.docs = memo.next
 	return m, err
@@ -267,14 +319,8 @@ func (l *loader) add(err *Error) { l.errs = append(l.errs, err) }
 // (a FIFO would block the load), at most limits.fileBytes of each, checked again while
 // reading, and no more files and bytes in all than the load's limits.
 func (l *loader) read(file string) ([]byte, bool) {
-	if l.files++; l.files > l.limits.files {
-		if l.files == l.limits.files+1 {
-			l.add(&Error{File: file, Message: fmt.Sprintf("the repository holds more than %d fleet files; this one and the ones after it are not read; move files out of the fleet repository", l.limits.files)})
-		}
+	if !l.countFile(file) {
 		return nil, false
-	}
-	if l.bytes > l.limits.totalBytes {
-		return nil, false // reported with the file that crossed the limit
 	}
 	info, err := fs.Stat(l.fsys, file)
 	if err != nil {
@@ -304,11 +350,32 @@ func (l *loader) read(file string) ([]byte, bool) {
 		l.add(&Error{File: file, Message: fmt.Sprintf("file is more than the limit of %d bytes; split it or move data out of the fleet repository", l.limits.fileBytes)})
 		return nil, false
 	}
-	if l.bytes += len(data); l.bytes > l.limits.totalBytes {
-		l.add(&Error{File: file, Message: fmt.Sprintf("the fleet files read up to this one add up to more than %d bytes; it and the files after it are not read; move data out of the fleet repository", l.limits.totalBytes)})
+	if !l.countBytes(file, len(data)) {
 		return nil, false
 	}
 	return data, true
+}
+
+// countFile counts file against the load's limit of files, and reports whether
+// it may be read: under that limit, and under the limit of bytes so far.
+func (l *loader) countFile(file string) bool {
+	if l.files++; l.files > l.limits.files {
+		if l.files == l.limits.files+1 {
+			l.add(&Error{File: file, Message: fmt.Sprintf("the repository holds more than %d fleet files; this one and the ones after it are not read; move files out of the fleet repository", l.limits.files)})
+		}
+		return false
+	}
+	return l.bytes <= l.limits.totalBytes // else reported with the file that crossed the limit
+}
+
+// countBytes counts file's size against the load's limit of bytes, and reports
+// whether the load is still under it.
+func (l *loader) countBytes(file string, size int) bool {
+	if l.bytes += size; l.bytes > l.limits.totalBytes {
+		l.add(&Error{File: file, Message: fmt.Sprintf("the fleet files read up to this one add up to more than %d bytes; it and the files after it are not read; move data out of the fleet repository", l.limits.totalBytes)})
+		return false
+	}
+	return true
 }
 
 // underVisits reports whether the load may still decode file: whether the files
@@ -355,14 +422,8 @@ func unwrapPathError(err error) string {
 // object reads file as one object of kind into out. It returns false when the file
 // could not be parsed at all; the object is then unusable.
 func (l *loader) object(file, kind string, out any) (Source, bool) {
-	data, ok := l.read(file)
+	node, ok := l.document(file)
 	if !ok {
-		l.markBroken(kind, file)
-		return Source{}, false
-	}
-	node, perr := l.parse(file, data)
-	if perr != nil {
-		l.add(perr)
 		l.markBroken(kind, file)
 		return Source{}, false
 	}
@@ -596,13 +657,8 @@ func (l *loader) valuesFiles(src Source, field string, files []string) {
 		if _, done := l.model.valuesFiles[file]; done {
 			continue
 		}
-		data, ok := l.read(file)
+		node, ok := l.document(file)
 		if !ok {
-			continue
-		}
-		node, perr := l.parse(file, data)
-		if perr != nil {
-			l.add(perr)
 			continue
 		}
 		if !l.underVisits(file) {

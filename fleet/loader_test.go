@@ -52,8 +52,10 @@ func TestLoaderParsesOnlyChangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := must(ld.LoadDir(dir))
-	after := must(ld.LoadDir(dir)) // unchanged: decoded objects reused
-	if err := os.WriteFile(tenant, data, 0o644); err != nil { // replicas: 3 again
+	// Unchanged: the decoded objects are reused.
+	after := must(ld.LoadDir(dir))
+	// replicas: 3 again.
+	if err := os.WriteFile(tenant, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	changed := must(ld.LoadDir(dir))
@@ -85,6 +87,51 @@ func TestLoaderParsesOnlyChangedFiles(t *testing.T) {
 			if _, got := ld.LoadDir(dir); want == nil || got == nil || want.Error() != got.Error() {
 				t.Errorf("tenant file with %s: Loader error %v, LoadDir error %v", bad.name, got, want)
 			}
+		}
+	}
+}
+
+// TestLoaderSkipsFilesOfTheSameID loads with content IDs: a file whose ID is
+// the one of the previous load is not read (its content on disk changed here
+// behind the ID's back, and the model keeps the previous content), one whose ID
+// changed or that has none is read.
+func TestLoaderSkipsFilesOfTheSameID(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../fleet-example")); err != nil {
+		t.Fatal(err)
+	}
+	tenant := filepath.Join(dir, "tenants", "trucking.yaml")
+	data, err := os.ReadFile(tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := func(m *Model) any {
+		return m.Tenant("trucking").Spec.Apps[0].Values["replicas"]
+	}
+	ld := &Loader{}
+	ids := map[string]string{"tenants/trucking.yaml": "blob-1"}
+	first, err := ld.Load(dir, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tenant, []byte(strings.Replace(string(data), "replicas: 3", "replicas: 4", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name string
+		ids  map[string]string
+		want any
+	}{
+		{"same ID", ids, replicas(first)},
+		{"another ID", map[string]string{"tenants/trucking.yaml": "blob-2"}, 4},
+		{"no ID", nil, 4},
+	} {
+		m, err := ld.Load(dir, step.ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := replicas(m); got != step.want {
+			t.Errorf("%s: replicas %v, want %v", step.name, got, step.want)
 		}
 	}
 }

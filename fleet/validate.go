@@ -649,13 +649,8 @@ func (l *loader) validateSecretsFile(file string, keyProblem func(key string) st
 // aliases, duplicate keys) without decoding it; ok is false, with the file's
 // errors added, when it cannot be used.
 func (l *loader) readChecked(file string) (*yaml.Node, bool) {
-	data, ok := l.read(file)
+	node, ok := l.document(file)
 	if !ok {
-		return nil, false
-	}
-	node, perr := l.parse(file, data)
-	if perr != nil {
-		l.add(perr)
 		return nil, false
 	}
 	doc := l.doc(file)

@@ -487,7 +487,7 @@ func (d *daemon) accept(snap *sources.Snapshot) error {
 	if d.opts.Snapshots != nil {
 		release = d.opts.Snapshots.Hold(snap)
 	}
-	model, err := d.loader.LoadDir(snap.Dir)
+	model, err := d.loader.Load(snap.Dir, snap.Files)
 	if err != nil {
 		release()
 		log := d.log.With("revision", snap.Revision, "subject", snap.Commit.Subject)

@@ -10,8 +10,9 @@ import (
 )
 
 // TestCheckoutLinksUnchangedFiles fetches two commits: the second snapshot's
-// unchanged files are the first's (hard links, read-only), its changed and new
-// files its own, and every file reads as the commit has it.
+// unchanged files are the first's (hard links, read-only) and have the same
+// content IDs (Snapshot.Files), its changed and new files are its own with IDs
+// of their own, and every file reads as the commit has it.
 func TestCheckoutLinksUnchangedFiles(t *testing.T) {
 	t.Parallel()
 	s, w := newRepo(t, gitserver.Options{})
@@ -46,6 +47,9 @@ func TestCheckoutLinksUnchangedFiles(t *testing.T) {
 		if mode.Perm() != 0o444 {
 			t.Errorf("%s: mode %v, want read-only", tc.name, mode)
 		}
+		if second.Files[tc.name] == "" {
+			t.Errorf("%s: no content ID in the snapshot", tc.name)
+		}
 		if tc.name == "tenants/c.yaml" {
 			continue
 		}
@@ -53,6 +57,12 @@ func TestCheckoutLinksUnchangedFiles(t *testing.T) {
 		if got := ino == prevIno; got != tc.shared {
 			t.Errorf("%s: linked from the first snapshot = %v, want %v", tc.name, got, tc.shared)
 		}
+		if got := first.Files[tc.name] == second.Files[tc.name]; got != tc.shared {
+			t.Errorf("%s: same content ID in both snapshots = %v, want %v", tc.name, got, tc.shared)
+		}
+	}
+	if len(second.Files) != 4 {
+		t.Errorf("the second snapshot identifies %d files, want 4: %v", len(second.Files), second.Files)
 	}
 	if data, _ := os.ReadFile(filepath.Join(first.Dir, "tenants/a.yaml")); string(data) != "a1\n" {
 		t.Errorf("the first snapshot's tenants/a.yaml = %q after the second checkout, want it unchanged", data)

@@ -84,6 +84,15 @@ type checkedOut struct {
 	files map[string]treeFile
 }
 
+// ids are the content IDs of c's files (Snapshot.Files): blob hash and mode.
+func (c *checkedOut) ids() map[string]string {
+	ids := make(map[string]string, len(c.files))
+	for name, f := range c.files {
+		ids[name] = f.hash.String() + " " + f.mode.String()
+	}
+	return ids
+}
+
 // treeFile is a regular file of a tree: its blob and mode.
 type treeFile struct {
 	hash plumbing.Hash

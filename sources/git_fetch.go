@@ -220,12 +220,16 @@ func (g *Git) materialize(st storage.Storer, res resolved) (*Snapshot, error) {
 			return nil, g.localError("record the fetched commit", err)
 		}
 	}
-	return &Snapshot{
+	snap := &Snapshot{
 		Dir:      dir,
 		Revision: commitHash.String(),
 		Ref:      res.name,
 		Commit:   commitOf(commit, signer),
-	}, nil
+	}
+	if g.last != nil && g.last.dir == dir {
+		snap.Files = g.last.ids()
+	}
+	return snap, nil
 }
 
 // commitOf is the metadata of commit, signed by signer (nil when not verified).

@@ -26,6 +26,12 @@ type Snapshot struct {
 	Ref string
 	// Commit describes the commit.
 	Commit Commit
+	// Files identifies the content of each regular file of Dir by its
+	// slash-separated path: equal IDs mean equal content and mode (for a Git
+	// source, the blob's hash and the mode). nil when the source does not know
+	// them without reading the files: a LocalRepository, or a snapshot this
+	// process did not check out. fleet.Loader.Load reads no file whose ID it saw.
+	Files map[string]string
 	// Unchanged reports that Revision is the revision the previous successful
 	// Fetch of this source returned: the fetch listed the remote references
 	// and stopped, without fetching objects or writing anything. Callers can
