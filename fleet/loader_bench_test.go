@@ -51,3 +51,20 @@ func BenchmarkLoaderReload(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlacements lists the placements of the 250-tenant fleet, with their
+// merged values.
+func BenchmarkPlacements(b *testing.B) {
+	spec := fleetgen.Spec{Tenants: 250, Regions: 3, Apps: 4, Example: "../fleet-example", Secrets: true}
+	dir := b.TempDir()
+	if err := fleetgen.Write(dir, spec); err != nil {
+		b.Fatal(err)
+	}
+	m, err := LoadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		m.Placements()
+	}
+}
