@@ -31,7 +31,16 @@ const maxSymlinkTarget = 4096
 func (g *Git) checkout(st storer.EncodedObjectStorer, c *object.Commit) (string, error) {
 	final := filepath.Join(g.snapshotDir, c.Hash.String())
 	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		// Written complete from the commit's tree by an earlier checkout: its
+		// files are known from the tree without reading them, when the tree
+		// can be read (else they are not known, and the snapshot serves all
+		// the same).
 		g.last = nil
+		if tree, err := c.Tree(); err == nil {
+			if files, err := treeFiles(tree); err == nil {
+				g.last = &checkedOut{dir: final, files: files}
+			}
+		}
 		return final, nil
 	}
 	tree, err := c.Tree()
@@ -97,6 +106,26 @@ func (c *checkedOut) ids() map[string]string {
 type treeFile struct {
 	hash plumbing.Hash
 	mode filemode.FileMode
+}
+
+// treeFiles returns the regular files of tree, as writeTree would write them.
+func treeFiles(tree *object.Tree) (map[string]treeFile, error) {
+	files := map[string]treeFile{}
+	w := object.NewTreeWalker(tree, true, nil)
+	defer w.Close()
+	for {
+		name, entry, err := w.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch entry.Mode {
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			files[name] = treeFile{hash: entry.Hash, mode: entry.Mode}
+		}
+	}
 }
 
 func (g *Git) invalidTree(c *object.Commit, err error) error {

@@ -58,6 +58,10 @@ func TestFetchTransports(t *testing.T) {
 					Subject:   "Add the fleet",
 					Body:      "With one region.",
 				},
+				Files: map[string]string{
+					"fleet.yaml":           blobID("kind: Fleet\n"),
+					"regions/us-east.yaml": blobID("kind: Region\n"),
+				},
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("snapshot (-want +got):\n%s", diff)

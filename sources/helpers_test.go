@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
 	"meridian.dev/meridian/internal/testenv/gitserver"
 )
 
@@ -150,4 +153,9 @@ func treeState(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// blobID is the content ID Snapshot.Files gives a regular file holding data.
+func blobID(data string) string {
+	return plumbing.ComputeHash(plumbing.BlobObject, []byte(data)).String() + " " + filemode.Regular.String()
 }
