@@ -269,23 +269,18 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
-	// Namespace units first: they are cheap and never cached.
+	// Namespace units first: they are cheap, and cached like placements.
 	for _, t := range m.Tenants {
 		for _, regionName := range t.Spec.Regions {
 			if !filter.matchNamespace(t.Metadata.Name, regionName) {
 				continue
 			}
-			objects, err := isolation(t, m.Region(regionName))
+			u, err := run.namespaceUnit(t, m.Region(regionName))
 			if err != nil {
 				result.Errors = append(result.Errors, &UnitError{Unit: fleet.NamespaceUnit(t.Metadata.Name, regionName), Err: err})
 				continue
 			}
-			sortObjects(objects)
-			// The digest is taken before the revision is written on the objects, as for
-			// placements: a new commit that does not change the namespace leaves it alone.
-			digest := digestObjects(objects)
-			label(objects, fleet.NamespaceUnit(t.Metadata.Name, regionName), snap.Revision)
-			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest, AdoptExisting: t.AdoptsExisting("")})
+			result.Units = append(result.Units, u)
 		}
 	}
 
@@ -711,7 +706,30 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		return nil, &FileError{File: j.appFile, Err: err}
 	}
 	sortObjects(objects)
-	return run.unit(j, objects, run.r.cache.put(digest, objects, inputs), false), nil
+	return run.unit(j, objects, run.r.cache.put(digest, unitDigest(digest, inputs), objects, inputs), false), nil
+}
+
+// namespaceUnit returns a tenant's namespace unit in a region, from the cache when
+// the inputs of its isolation objects are unchanged (the same entry serves each
+// region where they are the same).
+func (run *renderRun) namespaceUnit(t *fleet.Tenant, r *fleet.Region) (*Unit, error) {
+	in := isolationOf(t, r)
+	key, err := in.digest()
+	if err != nil {
+		return nil, err
+	}
+	j := job{id: fleet.NamespaceUnit(t.Metadata.Name, r.Metadata.Name), adopt: t.AdoptsExisting("")}
+	if objects, digest, ok := run.r.cache.get(key, run.hashes); ok {
+		return run.unit(j, objects, digest, true), nil
+	}
+	objects, err := isolation(t, in)
+	if err != nil {
+		return nil, err
+	}
+	sortObjects(objects)
+	// The unit's digest is that of its objects before the revision is written on
+	// them: a new commit that does not change the namespace leaves it alone.
+	return run.unit(j, objects, run.r.cache.put(key, digestObjects(objects), objects, nil), false), nil
 }
 
 // unit labels copies of the cached objects with the snapshot's revision. The copies
