@@ -76,8 +76,8 @@ type cache struct {
 	entries map[string]*list.Element
 	lru     *list.List // of *cacheEntry, most recent at the front
 	// interned holds the values of the entries' objects, for new entries to
-	// share, and of at most max/4 evicted entries: it is built again from the
-	// live entries when evicted reaches that, so it keeps no more alive.
+	// share, and of at most max/4 evicted or replaced entries: it is built again
+	// from the live entries when evicted exceeds that, so it keeps no more alive.
 	interned *interner
 	evicted  int
 }
@@ -123,8 +123,9 @@ func (c *cache) put(digest, unit string, objects []*unstructured.Unstructured, i
 	for _, o := range objects {
 		o.Object = c.interned.intern(o.Object).(map[string]any)
 	}
-	if el, ok := c.entries[digest]; ok {
+	if el, ok := c.entries[digest]; ok { // built again from files that changed
 		c.lru.Remove(el)
+		c.evicted++
 	}
 	c.entries[digest] = c.lru.PushFront(&cacheEntry{digest: digest, objects: objects, inputs: inputs, unit: unit})
 	for c.lru.Len() > c.max {

@@ -97,8 +97,11 @@ type Unit struct {
 	// Addon names the addon of an addon unit, which has no Tenant and no App.
 	Addon string
 	// Objects are the rendered objects, sorted; they may hold decrypted secrets.
-	// They share all but their metadata with the Renderer's cache: read them, or
-	// deep-copy one before changing it.
+	// Each has a metadata map of its own (a change of its name or namespace, or
+	// Set* of its labels or annotations, is its own); everything else, labels
+	// and annotations included, may be shared with the Renderer's cache and with
+	// the objects of other units and passes: read them, or deep-copy one before
+	// changing it.
 	Objects []*unstructured.Unstructured
 	// Hooks are the Helm chart's hooks (helm.sh/hook) that run at install or
 	// upgrade, labelled like Objects and in the order rendered; the hooks of other
@@ -741,11 +744,27 @@ func (run *renderRun) unit(j job, objects []*unstructured.Unstructured, digest s
 		out[i] = withOwnMetadata(o)
 	}
 	label(out, j.id, run.snap.Revision)
+	shareMetadataMaps(out)
 	u := &Unit{Tenant: j.id.Tenant, Region: j.id.Region, App: j.id.App, Addon: j.id.Addon, Objects: out, Digest: digest, Cached: cached, AdoptExisting: j.adopt, Source: run.sourceOf(j)}
 	if j.helm != nil {
 		u.Objects, u.Hooks = helm.Hooks(out)
 	}
 	return u
+}
+
+// shareMetadataMaps makes the equal labels and annotations of a unit's objects
+// one map each: a chart gives most of its objects the same labels, and label the
+// same unit's.
+func shareMetadataMaps(objects []*unstructured.Unstructured) {
+	in := newInterner()
+	for _, o := range objects {
+		md, _ := o.Object["metadata"].(map[string]any)
+		for _, field := range []string{"labels", "annotations"} {
+			if v, ok := md[field]; ok {
+				md[field] = in.intern(v)
+			}
+		}
+	}
 }
 
 // withOwnMetadata returns a copy of o whose top level and metadata are its own, for
