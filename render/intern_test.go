@@ -109,7 +109,7 @@ func TestCacheInternsOnlyWhatItHolds(t *testing.T) {
 }
 
 // TestUnitsShareNothingTheyMayWrite renders a fleet whose units share subtrees
-// through the cache, then changes objects of one pass as the Unit documentation
+// through the cache (and whose objects share labels within a unit), then changes objects of one pass as the Unit documentation
 // lets callers: their own metadata's labels and annotations in place, anything
 // else on a deep copy. No other unit, of that pass or another, may change.
 func TestUnitsShareNothingTheyMayWrite(t *testing.T) {
@@ -134,6 +134,18 @@ func TestUnitsShareNothingTheyMayWrite(t *testing.T) {
 	}
 	if sharedAcross == 0 {
 		t.Fatal("no unit shares a nested map with another: the cache does not intern")
+	}
+	sharedLabels := 0 // objects whose labels are another object's of their unit
+	for _, u := range first.Units {
+		all := u.All()
+		for i := 1; i < len(all); i++ {
+			if same(all[i].Object["metadata"].(map[string]any)["labels"], all[i-1].Object["metadata"].(map[string]any)["labels"]) {
+				sharedLabels++
+			}
+		}
+	}
+	if sharedLabels == 0 {
+		t.Fatal("no object shares its labels with another of its unit")
 	}
 
 	for _, u := range second.Units {
