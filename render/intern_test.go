@@ -83,6 +83,18 @@ func TestInternerSharesSubtreesOfDifferentObjects(t *testing.T) {
 	}
 }
 
+func TestInternerCollisionSharesNothing(t *testing.T) {
+	in := newInterner()
+	a, b := map[string]any{"a": "x"}, map[string]any{"a": "y"}
+	in.lookup(a, 42)
+	if got := in.lookup(b, 42); !same(got, b) {
+		t.Errorf("a value whose hash another has is %v, want itself", got)
+	}
+	if got := in.lookup(map[string]any{"a": "x"}, 42); !same(got, a) {
+		t.Errorf("an equal value of the same hash is %v, not the interned one", got)
+	}
+}
+
 // TestCacheInternsOnlyWhatItHolds fills a cache of 4 entries with objects that
 // share nothing: the interning table keeps the values of the live entries and of
 // at most a quarter of the cache's size of evicted ones, not of every entry ever put.
