@@ -86,11 +86,11 @@ func TestConfineAddon(t *testing.T) {
 
 func TestTenantRoleGrantsCustomResources(t *testing.T) {
 	tn := &fleet.Tenant{Metadata: fleet.ObjectMeta{Name: "shop"}}
-	if got := rulesOf(tn); len(got) != len(tenantRules) {
+	if got := rulesOf(tn.Spec.CustomResources); len(got) != len(tenantRules) {
 		t.Fatalf("a tenant without grants has %d rules, want the %d of every tenant", len(got), len(tenantRules))
 	}
 	tn.Spec.CustomResources = []fleet.CustomResourceGrant{{Group: "db.example.com", Resources: []string{"databases"}}}
-	got := rulesOf(tn)
+	got := rulesOf(tn.Spec.CustomResources)
 	last := got[len(got)-1]
 	if len(got) != len(tenantRules)+1 || last.APIGroups[0] != "db.example.com" || last.Resources[0] != "databases" || last.Verbs[0] != "*" {
 		t.Errorf("rules %+v: want the tenant's rules and every verb on db.example.com/databases", got)

@@ -67,13 +67,19 @@ func digestObjects(objects []*unstructured.Unstructured) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// cache holds rendered placements by digest, least recently used first out. Entries
-// are never modified; readers copy them.
+// cache holds rendered units by digest, least recently used first out. Entries
+// are never modified; readers copy them. Equal subtrees of its objects are one
+// value (interned as they enter), whichever entries hold them.
 type cache struct {
 	mu      sync.Mutex
 	max     int
 	entries map[string]*list.Element
 	lru     *list.List // of *cacheEntry, most recent at the front
+	// interned holds the values of the entries' objects, for new entries to
+	// share, and of at most max/4 evicted or replaced entries: it is built again
+	// from the live entries when evicted exceeds that, so it keeps no more alive.
+	interned *interner
+	evicted  int
 }
 
 type cacheEntry struct {
@@ -84,7 +90,7 @@ type cacheEntry struct {
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, entries: map[string]*list.Element{}, lru: list.New()}
+	return &cache{max: max, entries: map[string]*list.Element{}, lru: list.New(), interned: newInterner()}
 }
 
 // get returns the objects rendered for digest, and the digest of their units, if
@@ -109,19 +115,32 @@ func (c *cache) get(digest string, files *fileHashes) ([]*unstructured.Unstructu
 }
 
 // put keeps the objects rendered for digest from files of the given digests
-// (inputs), and returns the digest of their units.
-func (c *cache) put(digest string, objects []*unstructured.Unstructured, inputs map[string]string) string {
-	unit := unitDigest(digest, inputs)
+// (inputs), with the digest of their units, and returns it. It interns the
+// objects, which must not be shared yet and are not to be written afterwards.
+func (c *cache) put(digest, unit string, objects []*unstructured.Unstructured, inputs map[string]string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[digest]; ok {
+	for _, o := range objects {
+		o.Object = c.interned.intern(o.Object).(map[string]any)
+	}
+	if el, ok := c.entries[digest]; ok { // built again from files that changed
 		c.lru.Remove(el)
+		c.evicted++
 	}
 	c.entries[digest] = c.lru.PushFront(&cacheEntry{digest: digest, objects: objects, inputs: inputs, unit: unit})
 	for c.lru.Len() > c.max {
 		oldest := c.lru.Back()
 		c.lru.Remove(oldest)
 		delete(c.entries, oldest.Value.(*cacheEntry).digest)
+		c.evicted++
+	}
+	if c.evicted > c.max/4 {
+		c.interned, c.evicted = newInterner(), 0
+		for el := c.lru.Front(); el != nil; el = el.Next() {
+			for _, o := range el.Value.(*cacheEntry).objects {
+				c.interned.register(o.Object)
+			}
+		}
 	}
 	return unit
 }

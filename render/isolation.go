@@ -1,6 +1,7 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/version"
 )
 
 // Names of the isolation objects Meridian creates in every tenant namespace. Tenant
@@ -39,25 +41,59 @@ var tenantRules = []rbacv1.PolicyRule{
 
 // rulesOf returns the rules of a tenant's Role: tenantRules, and every verb on the
 // custom resources the tenant is granted (spec.customResources).
-func rulesOf(t *fleet.Tenant) []rbacv1.PolicyRule {
+func rulesOf(grants []fleet.CustomResourceGrant) []rbacv1.PolicyRule {
 	rules := slices.Clone(tenantRules)
-	for _, g := range t.Spec.CustomResources {
+	for _, g := range grants {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g.Group}, Resources: slices.Clone(g.Resources), Verbs: []string{"*"}})
 	}
 	return rules
+}
+
+// isolationInputs are everything a tenant's isolation objects in a region are
+// built from, and so the key of their entry in the render cache: isolation reads
+// nothing else. Their JSON encoding is canonical.
+type isolationInputs struct {
+	Meridian          string                      `json:"meridian"`
+	Namespace         string                      `json:"namespace"`
+	IngressNamespace  string                      `json:"ingressNamespace"`
+	Quota             *fleet.Quota                `json:"quota,omitempty"`
+	ContainerDefaults *fleet.ContainerDefaults    `json:"containerDefaults,omitempty"`
+	CustomResources   []fleet.CustomResourceGrant `json:"customResources,omitempty"`
+}
+
+// isolationOf returns the inputs of a tenant's isolation objects in a region.
+func isolationOf(t *fleet.Tenant, r *fleet.Region) isolationInputs {
+	ingressNS := r.Spec.IngressNamespace
+	if ingressNS == "" {
+		ingressNS = fleet.DefaultIngressNamespace
+	}
+	return isolationInputs{
+		Meridian: version.Version, Namespace: t.Metadata.Name, IngressNamespace: ingressNS,
+		Quota: t.Spec.Quota, ContainerDefaults: t.Spec.ContainerDefaults, CustomResources: t.Spec.CustomResources,
+	}
+}
+
+// digest is the cache key of the isolation objects built from in; a
+// "namespaceUnit" field keeps it apart from any placement's.
+func (in isolationInputs) digest() (string, error) {
+	data, err := json.Marshal(struct {
+		Namespace isolationInputs `json:"namespaceUnit"`
+	}{in})
+	if err != nil {
+		return "", err
+	}
+	return digestBytes(data), nil
 }
 
 // isolation returns the objects that make a tenant's namespace in one region an
 // isolated environment: the Namespace, its ResourceQuota and LimitRange (when the
 // tenant sets them), a NetworkPolicy that lets in only the namespace itself and the
 // region's ingress controller, and a ServiceAccount with a Role and RoleBinding that
-// confine the tenant's objects to the namespace.
-func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, error) {
-	ns := t.Metadata.Name
-	ingressNS := r.Spec.IngressNamespace
-	if ingressNS == "" {
-		ingressNS = fleet.DefaultIngressNamespace
-	}
+// confine the tenant's objects to the namespace. They are built from in alone; t
+// only locates errors in the tenant's file.
+func isolation(t *fleet.Tenant, in isolationInputs) ([]*unstructured.Unstructured, error) {
+	ns := in.Namespace
+	ingressNS := in.IngressNamespace
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
 
 	objects := []runtime.Object{
@@ -90,7 +126,7 @@ func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, 
 		&rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: meta(TenantServiceAccount),
-			Rules:      rulesOf(t),
+			Rules:      rulesOf(in.CustomResources),
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
@@ -99,7 +135,7 @@ func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, 
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: TenantServiceAccount, Namespace: ns}},
 		},
 	}
-	if q := t.Spec.Quota; q != nil && len(q.Hard) > 0 {
+	if q := in.Quota; q != nil && len(q.Hard) > 0 {
 		hard, err := resourceList(q.Hard)
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.quota.hard: %w", t.Source.Position("spec.quota.hard"), err)
@@ -110,7 +146,7 @@ func isolation(t *fleet.Tenant, r *fleet.Region) ([]*unstructured.Unstructured, 
 			Spec:       corev1.ResourceQuotaSpec{Hard: hard},
 		})
 	}
-	if d := t.Spec.ContainerDefaults; d != nil && (len(d.Requests) > 0 || len(d.Limits) > 0) {
+	if d := in.ContainerDefaults; d != nil && (len(d.Requests) > 0 || len(d.Limits) > 0) {
 		requests, err := resourceList(d.Requests)
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.containerDefaults.requests: %w", t.Source.Position("spec.containerDefaults"), err)

@@ -97,8 +97,11 @@ type Unit struct {
 	// Addon names the addon of an addon unit, which has no Tenant and no App.
 	Addon string
 	// Objects are the rendered objects, sorted; they may hold decrypted secrets.
-	// They share all but their metadata with the Renderer's cache: read them, or
-	// deep-copy one before changing it.
+	// Each has a metadata map of its own (a change of its name or namespace, or
+	// Set* of its labels or annotations, is its own); everything else, labels
+	// and annotations included, may be shared with the Renderer's cache and with
+	// the objects of other units and passes: read them, or deep-copy one before
+	// changing it.
 	Objects []*unstructured.Unstructured
 	// Hooks are the Helm chart's hooks (helm.sh/hook) that run at install or
 	// upgrade, labelled like Objects and in the order rendered; the hooks of other
@@ -269,23 +272,18 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 	defer run.hashes.close()
 	result := &Result{Revision: snap.Revision}
 
-	// Namespace units first: they are cheap and never cached.
+	// Namespace units first: they are cheap, and cached like placements.
 	for _, t := range m.Tenants {
 		for _, regionName := range t.Spec.Regions {
 			if !filter.matchNamespace(t.Metadata.Name, regionName) {
 				continue
 			}
-			objects, err := isolation(t, m.Region(regionName))
+			u, err := run.namespaceUnit(t, m.Region(regionName))
 			if err != nil {
 				result.Errors = append(result.Errors, &UnitError{Unit: fleet.NamespaceUnit(t.Metadata.Name, regionName), Err: err})
 				continue
 			}
-			sortObjects(objects)
-			// The digest is taken before the revision is written on the objects, as for
-			// placements: a new commit that does not change the namespace leaves it alone.
-			digest := digestObjects(objects)
-			label(objects, fleet.NamespaceUnit(t.Metadata.Name, regionName), snap.Revision)
-			result.Units = append(result.Units, &Unit{Tenant: t.Metadata.Name, Region: regionName, Objects: objects, Digest: digest, AdoptExisting: t.AdoptsExisting("")})
+			result.Units = append(result.Units, u)
 		}
 	}
 
@@ -711,7 +709,30 @@ func (run *renderRun) render(ctx context.Context, j job) (*Unit, error) {
 		return nil, &FileError{File: j.appFile, Err: err}
 	}
 	sortObjects(objects)
-	return run.unit(j, objects, run.r.cache.put(digest, objects, inputs), false), nil
+	return run.unit(j, objects, run.r.cache.put(digest, unitDigest(digest, inputs), objects, inputs), false), nil
+}
+
+// namespaceUnit returns a tenant's namespace unit in a region, from the cache when
+// the inputs of its isolation objects are unchanged (the same entry serves each
+// region where they are the same).
+func (run *renderRun) namespaceUnit(t *fleet.Tenant, r *fleet.Region) (*Unit, error) {
+	in := isolationOf(t, r)
+	key, err := in.digest()
+	if err != nil {
+		return nil, err
+	}
+	j := job{id: fleet.NamespaceUnit(t.Metadata.Name, r.Metadata.Name), adopt: t.AdoptsExisting("")}
+	if objects, digest, ok := run.r.cache.get(key, run.hashes); ok {
+		return run.unit(j, objects, digest, true), nil
+	}
+	objects, err := isolation(t, in)
+	if err != nil {
+		return nil, err
+	}
+	sortObjects(objects)
+	// The unit's digest is that of its objects before the revision is written on
+	// them: a new commit that does not change the namespace leaves it alone.
+	return run.unit(j, objects, run.r.cache.put(key, digestObjects(objects), objects, nil), false), nil
 }
 
 // unit labels copies of the cached objects with the snapshot's revision. The copies
@@ -723,11 +744,27 @@ func (run *renderRun) unit(j job, objects []*unstructured.Unstructured, digest s
 		out[i] = withOwnMetadata(o)
 	}
 	label(out, j.id, run.snap.Revision)
+	shareMetadataMaps(out)
 	u := &Unit{Tenant: j.id.Tenant, Region: j.id.Region, App: j.id.App, Addon: j.id.Addon, Objects: out, Digest: digest, Cached: cached, AdoptExisting: j.adopt, Source: run.sourceOf(j)}
 	if j.helm != nil {
 		u.Objects, u.Hooks = helm.Hooks(out)
 	}
 	return u
+}
+
+// shareMetadataMaps makes the equal labels and annotations of a unit's objects
+// one map each: a chart gives most of its objects the same labels, and label the
+// same unit's.
+func shareMetadataMaps(objects []*unstructured.Unstructured) {
+	in := newInterner()
+	for _, o := range objects {
+		md, _ := o.Object["metadata"].(map[string]any)
+		for _, field := range []string{"labels", "annotations"} {
+			if v, ok := md[field]; ok {
+				md[field] = in.intern(v)
+			}
+		}
+	}
 }
 
 // withOwnMetadata returns a copy of o whose top level and metadata are its own, for

@@ -170,7 +170,7 @@ func TestCacheRendersOnlyWhatChanged(t *testing.T) {
 		t.Errorf("warm render rendered %d placements, want 0", warm.Renders)
 	}
 	for _, u := range warm.Units {
-		if !u.ID().IsNamespace() && !u.Cached {
+		if !u.Cached {
 			t.Errorf("%s not served from the cache", u.ID())
 		}
 	}
@@ -189,6 +189,37 @@ func TestCacheRendersOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+// TestCacheKeepsNamespaceUnits changes one tenant's quota: only its namespace
+// units change digest, built once for both its regions (whose isolation objects
+// are the same); the others come from the cache.
+func TestCacheKeepsNamespaceUnits(t *testing.T) {
+	r := newTestRenderer(t, true)
+	before := map[fleet.UnitID]string{}
+	for _, u := range renderOK(t, r, loadSnapshot(t, exampleDir, ""), Filter{}).Units {
+		before[u.ID()] = u.Digest
+	}
+	dir := copyExample(t)
+	edit(t, filepath.Join(dir, "tenants", "logistics-eu.yaml"), `pods: "20"`, `pods: "30"`)
+	var changed, built []string
+	for _, u := range renderOK(t, r, loadSnapshot(t, dir, ""), Filter{}).Units {
+		if !u.ID().IsNamespace() {
+			continue
+		}
+		if u.Digest != before[u.ID()] {
+			changed = append(changed, u.ID().String())
+		}
+		if !u.Cached {
+			built = append(built, u.ID().String())
+		}
+	}
+	if diff := cmp.Diff([]string{"logistics-eu/eu-west-2", "logistics-eu/us-east-1"}, changed); diff != "" {
+		t.Errorf("namespace units changed after one tenant's quota changed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"logistics-eu/eu-west-2"}, built); diff != "" {
+		t.Errorf("namespace units built after one tenant's quota changed (-want +got):\n%s", diff)
+	}
+}
+
 // TestPassesShareTheCache renders one fleet at two revisions: each pass's objects
 // carry their own revision (the second did not write into the first's), and a
 // cached placement's spec is the cache's, not a copy per pass.
@@ -201,9 +232,6 @@ func TestPassesShareTheCache(t *testing.T) {
 	}
 	shared := 0
 	for i, u := range second.Units {
-		if u.App == "" {
-			continue
-		}
 		for j, o := range u.Objects {
 			prev := first.Units[i].Objects[j]
 			if got := prev.GetAnnotations()[AnnotationRevision]; got != "aaaa1111" {
