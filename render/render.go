@@ -84,6 +84,15 @@ func (f Filter) matchAddon(p fleet.AddonPlacement) bool {
 	return f.Tenant == "" && f.App == "" && (f.Region == "" || f.Region == p.Region.Metadata.Name) && (f.Addon == "" || f.Addon == p.Addon.Metadata.Name)
 }
 
+// placements returns the placements of m the filter may select: one tenant's
+// when it names a tenant, without merging the values of every other placement.
+func (f Filter) placements(m *fleet.Model) []fleet.Placement {
+	if f.Tenant != "" {
+		return m.PlacementsOf(f.Tenant)
+	}
+	return m.Placements()
+}
+
 // matchPlacement reports whether the filter selects a placement.
 func (f Filter) matchPlacement(p fleet.Placement) bool {
 	return f.matchNamespace(p.Tenant.Metadata.Name, p.Region.Metadata.Name) && (f.App == "" || f.App == p.App.Metadata.Name)
@@ -293,7 +302,7 @@ func (r *Renderer) Render(ctx context.Context, snap Snapshot, filter Filter) (*R
 			jobs = append(jobs, run.addonJob(p))
 		}
 	}
-	for _, p := range m.Placements() {
+	for _, p := range filter.placements(m) {
 		if filter.matchPlacement(p) {
 			jobs = append(jobs, run.placementJob(p))
 		}
