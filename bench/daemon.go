@@ -49,6 +49,8 @@ type DaemonOptions struct {
 	Route53RateScale float64
 	// GoMemLimit is the daemon's GOMEMLIMIT; empty leaves it unset.
 	GoMemLimit string
+	// GoGC is the daemon's GOGC; empty leaves it unset.
+	GoGC string
 }
 
 // writeConfig writes the daemon's configuration file into opts.Dir, listening on
@@ -110,6 +112,9 @@ func StartDaemon(opts DaemonOptions) (*Daemon, error) {
 	cmd.Env = daemonEnv()
 	if opts.GoMemLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+opts.GoMemLimit)
+	}
+	if opts.GoGC != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+opts.GoGC)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &Daemon{cmd: cmd, addr: addr, log: logFile, done: make(chan struct{}), config: config}

@@ -388,7 +388,7 @@ func (e *env) meridian(ctx context.Context, f *Fleet, dir, keyFile string, r53 *
 	if err != nil {
 		return err
 	}
-	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS, Route53RateScale: e.o.route53Scale, GoMemLimit: e.o.goMemLimit})
+	d, err := StartDaemon(DaemonOptions{Binary: e.tools.Meridian, Dir: ddir, RepoURL: f.Remote, Kubeconfig: c.kubeconfig, KeyFile: keyFile, Route53URL: r53.URL, HealthTimeout: health, KubeQPS: e.o.kubeQPS, Route53RateScale: e.o.route53Scale, GoMemLimit: e.o.goMemLimit, GoGC: e.o.goGC})
 	if err != nil {
 		return err
 	}

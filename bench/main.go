@@ -46,6 +46,9 @@ type options struct {
 	// goMemLimit is the daemon's GOMEMLIMIT, Go's soft memory limit; empty
 	// leaves it unset.
 	goMemLimit string
+	// goGC is the daemon's GOGC, the collector's heap growth in percent;
+	// empty leaves it unset.
+	goGC string
 }
 
 // allScenarios are the scenarios -scenarios may name.
@@ -87,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.kubeQPS, "kube-qps", 0, "the daemon's kubeAPI.qps per region, burst twice that (0: the daemon's default)")
 	fs.StringVar(&o.peer, "peer", "", "also run this GitOps peer on the same fleet, in fresh regions, after Meridian: flux (source-, kustomize- and helm-controller; needs cold)")
 	fs.Float64Var(&o.route53Scale, "route53-rate-scale", 1, "multiply every Route53 rate and burst of the test server and of Meridian (the daemon's route53.rateScale, the dns scenario's applier) alike (1: Route53's documented rates)")
+	fs.StringVar(&o.goGC, "daemon-gogc", "", "GOGC of the daemon only (e.g. 50): how peak RSS and CPU move with the collector's heap growth; empty leaves it unset")
 	fs.StringVar(&o.goMemLimit, "daemon-gomemlimit", "", "GOMEMLIMIT of the daemon only, Go's soft memory limit (e.g. 300MiB): how peak RSS and CPU move under it; empty leaves it unset")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, fleets, scripts)")
 	if err := fs.Parse(args); err != nil {
@@ -147,7 +151,7 @@ func run(ctx context.Context, o *options, stdout, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism, Route53RateScale: o.route53Scale, DaemonGoMemLimit: o.goMemLimit}
+	res := &Results{Machine: machine(), Workloads: o.workloads, BaselineParallelism: o.parallelism, Route53RateScale: o.route53Scale, DaemonGoMemLimit: o.goMemLimit, DaemonGoGC: o.goGC}
 	env := &env{o: o, repo: repo, dir: dir, tools: tools, progress: progress}
 	if err := env.start(ctx); err != nil {
 		return err

@@ -25,6 +25,8 @@ type Results struct {
 	Route53RateScale float64 `json:"route53RateScale"`
 	// DaemonGoMemLimit is -daemon-gomemlimit, the daemon's GOMEMLIMIT, or empty.
 	DaemonGoMemLimit string `json:"daemonGoMemLimit,omitempty"`
+	// DaemonGoGC is -daemon-gogc, the daemon's GOGC, or empty.
+	DaemonGoGC string `json:"daemonGoGC,omitempty"`
 	// Scale is how the costs grow across Sizes (ScaleOf), kept current as sizes
 	// finish.
 	Scale *Scale `json:"scale,omitempty"`
