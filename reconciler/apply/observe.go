@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,8 +28,8 @@ type observer struct {
 
 	mu       sync.Mutex
 	units    map[fleet.UnitID][]plan.ObjectRef
-	byObject map[live.Key]map[fleet.UnitID]struct{}
-	last     map[fleet.UnitID]string // State and Reason last reported or waited for
+	byObject map[live.Key][]fleet.UnitID // an object has one unit, but for a moment two
+	last     map[fleet.UnitID]string     // State and Reason last reported or waited for
 	dirty    map[fleet.UnitID]struct{}
 	// gen is each unit's registration, new at every waited: a health flush
 	// computed before a pass's Wait registered the unit again is older than what
@@ -69,7 +70,7 @@ func newObserver(a *Applier, fn HealthObserver, debounce time.Duration) *observe
 	o := &observer{
 		applier: a, fn: fn, debounce: debounce,
 		units:    map[fleet.UnitID][]plan.ObjectRef{},
-		byObject: map[live.Key]map[fleet.UnitID]struct{}{},
+		byObject: map[live.Key][]fleet.UnitID{},
 		last:     map[fleet.UnitID]string{},
 		dirty:    map[fleet.UnitID]struct{}{},
 		gen:      map[fleet.UnitID]uint64{},
@@ -122,10 +123,9 @@ func (o *observer) waited(id fleet.UnitID, refs []plan.ObjectRef, h Health, err 
 	o.units[id] = refs
 	for _, ref := range refs {
 		k := live.KeyOf(ref)
-		if o.byObject[k] == nil {
-			o.byObject[k] = map[fleet.UnitID]struct{}{}
+		if !slices.Contains(o.byObject[k], id) {
+			o.byObject[k] = append(o.byObject[k], id)
 		}
-		o.byObject[k][id] = struct{}{}
 	}
 	if !HealthUnknown(err) {
 		o.last[id] = h.String()
@@ -141,8 +141,9 @@ func (o *observer) forget(id fleet.UnitID) {
 func (o *observer) forgetLocked(id fleet.UnitID) {
 	for _, ref := range o.units[id] {
 		k := live.KeyOf(ref)
-		delete(o.byObject[k], id)
-		if len(o.byObject[k]) == 0 {
+		if ids := slices.DeleteFunc(o.byObject[k], func(u fleet.UnitID) bool { return u == id }); len(ids) > 0 {
+			o.byObject[k] = ids
+		} else {
 			delete(o.byObject, k)
 		}
 	}
@@ -156,7 +157,7 @@ func (o *observer) forgetLocked(id fleet.UnitID) {
 func (o *observer) changed(ref plan.ObjectRef) {
 	o.mu.Lock()
 	units := o.byObject[live.KeyOf(ref)]
-	for id := range units {
+	for _, id := range units {
 		o.dirty[id] = struct{}{}
 	}
 	n := len(units)
