@@ -16,6 +16,7 @@ import (
 
 	"meridian.dev/meridian/config"
 	"meridian.dev/meridian/fleet"
+	"meridian.dev/meridian/internal/memlimit"
 	"meridian.dev/meridian/internal/servercert"
 	"meridian.dev/meridian/reconciler"
 	"meridian.dev/meridian/reconciler/apply"
@@ -47,6 +48,11 @@ type Options struct {
 // flight finishes first. The configuration file is documented in docs/run.md.
 func Run(ctx context.Context, stderr io.Writer, o Options) error {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if limit, err := memlimit.Set(); err != nil {
+		log.Warn("no soft memory limit from the container's memory limit", "error", err)
+	} else if limit > 0 {
+		log.Info("soft memory limit set from the container's memory limit", "bytes", limit, "fraction", memlimit.Fraction)
+	}
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
 		return err
