@@ -220,7 +220,7 @@ func (c *Cache) Lookup(ctx context.Context, ref plan.ObjectRef) (*Object, error)
 	if err := c.conn.Err(); err != nil {
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}
-	obj, ok, err := k.informer.GetStore().GetByKey(objectName(ref.Namespace, ref.Name))
+	obj, ok, err := k.informer.GetStore().GetByKey(cache.NewObjectName(ref.Namespace, ref.Name).String())
 	if err != nil {
 		return nil, &UnavailableError{Kind: gvk, Err: err}
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Object is how a watch holds an object: what Trim kept of it, encoded as JSON,
@@ -50,18 +51,10 @@ func compact(u *unstructured.Unstructured) (*Object, error) {
 	}
 	data, err := (&unstructured.Unstructured{Object: obj}).MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: encode the watched copy: %w", u.GetKind(), objectName(o.namespace, o.name), err)
+		return nil, fmt.Errorf("%s %s: encode the watched copy: %w", u.GetKind(), cache.NewObjectName(o.namespace, o.name), err)
 	}
 	o.json = data
 	return o, nil
-}
-
-// objectName is namespace/name, or name for a cluster-scoped object.
-func objectName(namespace, name string) string {
-	if namespace == "" {
-		return name
-	}
-	return namespace + "/" + name
 }
 
 // Unstructured decodes o into a fresh object, the caller's to keep and change:
@@ -70,7 +63,7 @@ func objectName(namespace, name string) string {
 func (o *Object) Unstructured() (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(o.json); err != nil {
-		return nil, fmt.Errorf("%s: decode the watched copy: %w", objectName(o.namespace, o.name), err)
+		return nil, fmt.Errorf("%s: decode the watched copy: %w", cache.NewObjectName(o.namespace, o.name), err)
 	}
 	if o.fields != "" {
 		u.Object[appliedFieldsKey] = o.fields
