@@ -32,15 +32,9 @@ func TestRegion(t *testing.T) {
 	ctx := t.Context()
 	w := &writes{}
 	cfg := w.wrap(tb.Regions[0].Config)
-	store, err := inventory.NewStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, cfg)
 	logs := &logBuffer{}
-	applier, err := apply.New(cfg, apply.Options{Inventory: store, Logger: logs.logger(), PollInterval: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	applier := newApplier(t, cfg, apply.Options{Inventory: store, Logger: logs.logger(), PollInterval: 500 * time.Millisecond})
 	admin, err := client.New(tb.Regions[0].Config, client.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
-	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
@@ -31,20 +30,11 @@ func TestDriftWatching(t *testing.T) {
 	ctx := t.Context()
 	w := &writes{}
 	cfg := w.wrap(tb.Regions[0].Config)
-	store, err := inventory.NewStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, cfg)
 	objects := watches(t, cfg)
-	applier, err := apply.New(cfg, apply.Options{Inventory: store, Live: objects})
-	if err != nil {
-		t.Fatal(err)
-	}
+	applier := newApplier(t, cfg, apply.Options{Inventory: store, Live: objects})
 	// The check as Meridian made it before watches: every object dry-run.
-	polling, err := apply.New(tb.Regions[0].Config, apply.Options{Inventory: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	polling := newApplier(t, tb.Regions[0].Config, apply.Options{Inventory: store})
 	admin, err := client.New(tb.Regions[0].Config, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -183,10 +173,7 @@ func TestDriftWatching(t *testing.T) {
 	})
 
 	t.Run("a fresh applier dry-runs once, then reads the watches", func(t *testing.T) {
-		fresh, err := apply.New(cfg, apply.Options{Inventory: store, Live: objects})
-		if err != nil {
-			t.Fatal(err)
-		}
+		fresh := newApplier(t, cfg, apply.Options{Inventory: store, Live: objects})
 		dryRuns := 0
 		for _, r := range check(t, fresh, u, nil) {
 			if strings.HasPrefix(r, "PATCH ") {

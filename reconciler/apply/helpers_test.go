@@ -285,3 +285,23 @@ func watches(t *testing.T, cfg *rest.Config) *live.Cache {
 	t.Cleanup(objects.Stop)
 	return objects
 }
+
+// newStore is the inventory store of cfg's region.
+func newStore(t *testing.T, cfg *rest.Config) *inventory.Store {
+	t.Helper()
+	store, err := inventory.NewStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// newApplier is an applier of cfg's region with opts.
+func newApplier(t *testing.T, cfg *rest.Config, opts apply.Options) *apply.Applier {
+	t.Helper()
+	a, err := apply.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

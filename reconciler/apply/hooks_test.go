@@ -23,7 +23,6 @@ import (
 	"meridian.dev/meridian/fleet"
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
-	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 	"meridian.dev/meridian/render"
 )
@@ -37,14 +36,8 @@ func TestHooks(t *testing.T) {
 	tb := testbed.New(t, testbed.Options{Regions: 1, Workloads: true})
 	ctx := t.Context()
 	cfg := tb.Regions[0].Config
-	store, err := inventory.NewStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := apply.New(cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, HookTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, cfg)
+	applier := newApplier(t, cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, HookTimeout: time.Minute})
 	const ns = "gatekeepers"
 	app := fleet.UnitID{Tenant: ns, Region: region, App: "admission"}
 	events := watchObjects(t, dynamic.NewForConfigOrDie(cfg), ns)

@@ -13,7 +13,6 @@ import (
 
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
-	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/live"
 	"meridian.dev/meridian/reconciler/plan"
 )
@@ -30,15 +29,9 @@ func TestWaitWatching(t *testing.T) {
 	ctx := t.Context()
 	w := &writes{}
 	cfg := w.wrap(tb.Regions[0].Config)
-	store, err := inventory.NewStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, cfg)
 	objects := watches(t, cfg)
-	applier, err := apply.New(cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: objects})
-	if err != nil {
-		t.Fatal(err)
-	}
+	applier := newApplier(t, cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: objects})
 
 	const ns = "watched"
 	unschedulable := func(name string, extra map[string]any) *unstructured.Unstructured {
@@ -142,10 +135,7 @@ func TestWaitWatching(t *testing.T) {
 	// a wait right after it reads each new object from the API server, never
 	// taking it for absent.
 	const fresh = "watched-fresh"
-	behind, err := apply.New(cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: lagging{Cache: objects, namespace: fresh}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	behind := newApplier(t, cfg, apply.Options{Inventory: store, PollInterval: 500 * time.Millisecond, Live: lagging{Cache: objects, namespace: fresh}})
 	u3 := unit(fresh, "", object("v1", "Namespace", "", fresh, nil), configMap(fresh, "fine", map[string]any{"k": "v"}))
 	if _, err := behind.Apply(ctx, u3, nil); err != nil {
 		t.Fatal(err)

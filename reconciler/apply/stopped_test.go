@@ -10,7 +10,6 @@ import (
 
 	"meridian.dev/meridian/internal/testenv/testbed"
 	"meridian.dev/meridian/reconciler/apply"
-	"meridian.dev/meridian/reconciler/inventory"
 	"meridian.dev/meridian/reconciler/plan"
 )
 
@@ -21,14 +20,8 @@ func TestStoppedRegion(t *testing.T) {
 	tb := testbed.New(t, testbed.Options{Regions: 1})
 	r := tb.Regions[0]
 	ctx := t.Context()
-	store, err := inventory.NewStore(r.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := apply.New(r.Config, apply.Options{Inventory: store, PollInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, r.Config)
+	applier := newApplier(t, r.Config, apply.Options{Inventory: store, PollInterval: 100 * time.Millisecond})
 	ns := unit("t1", "", object("v1", "Namespace", "", "t1", nil))
 	res, err := applier.Apply(ctx, ns, nil)
 	if err != nil {
