@@ -41,15 +41,6 @@ func TestRegion(t *testing.T) {
 	}
 	cs := kubernetes.NewForConfigOrDie(tb.Regions[0].Config)
 
-	live := func(t *testing.T, r plan.ObjectRef) *unstructured.Unstructured {
-		t.Helper()
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(r.GroupVersionKind())
-		if err := admin.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, u); err != nil {
-			t.Fatalf("%s: %v", r, err)
-		}
-		return u
-	}
 	exists := func(t *testing.T, r plan.ObjectRef) bool {
 		t.Helper()
 		u := &unstructured.Unstructured{}
@@ -178,7 +169,7 @@ func TestRegion(t *testing.T) {
 				t.Errorf("%s: health %s, want Ready", u.ID(), h)
 			}
 		}
-		portal := live(t, plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal"})
+		portal := liveObject(t, admin, plan.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "trucking", Name: "portal"})
 		if n, _, _ := unstructured.NestedInt64(portal.Object, "status", "availableReplicas"); n != 3 {
 			t.Errorf("Deployment/trucking/portal has %d available replicas, want 3 (from the real controllers)", n)
 		}
@@ -186,7 +177,7 @@ func TestRegion(t *testing.T) {
 		versions := map[string]string{}
 		for _, u := range units {
 			for _, r := range refsOf(u) {
-				versions[r.String()] = live(t, r).GetResourceVersion()
+				versions[r.String()] = liveObject(t, admin, r).GetResourceVersion()
 			}
 		}
 		w.take()
@@ -201,7 +192,7 @@ func TestRegion(t *testing.T) {
 		}
 		for _, u := range units {
 			for _, r := range refsOf(u) {
-				if got := live(t, r).GetResourceVersion(); got != versions[r.String()] {
+				if got := liveObject(t, admin, r).GetResourceVersion(); got != versions[r.String()] {
 					t.Errorf("%s: resourceVersion %s after re-apply, was %s", r, got, versions[r.String()])
 				}
 			}
@@ -236,7 +227,7 @@ func TestRegion(t *testing.T) {
 		if diff := cmp.Diff(wantWrites, w.take()); diff != "" {
 			t.Errorf("writes (-want +got):\n%s", diff)
 		}
-		if got := live(t, refsOf(after)[1]).Object["data"]; !cmp.Equal(got, map[string]any{"k": "2"}) {
+		if got := liveObject(t, admin, refsOf(after)[1]).Object["data"]; !cmp.Equal(got, map[string]any{"k": "2"}) {
 			t.Errorf("ConfigMap/logistics-eu/y data = %v, want k: 2", got)
 		}
 	})
@@ -281,7 +272,7 @@ func TestRegion(t *testing.T) {
 				u.SetAnnotations(a)
 			},
 		} {
-			u := live(t, plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: name})
+			u := liveObject(t, admin, plan.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "logistics-eu", Name: name})
 			edit(u)
 			if err := admin.Update(ctx, u, client.FieldOwner("kubectl-edit")); err != nil {
 				t.Fatal(err)
@@ -395,14 +386,14 @@ func TestRegion(t *testing.T) {
 
 		// kubectl edit: updates with another field manager.
 		refs := refsOf(u)
-		d := live(t, refs[1])
+		d := liveObject(t, admin, refs[1])
 		if err := unstructured.SetNestedField(d.Object, int64(3), "spec", "replicas"); err != nil {
 			t.Fatal(err)
 		}
 		if err := admin.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
 			t.Fatal(err)
 		}
-		s := live(t, refs[2])
+		s := liveObject(t, admin, refs[2])
 		if err := unstructured.SetNestedField(s.Object, "ZWRpdGVk", "data", "password"); err != nil {
 			t.Fatal(err)
 		}
@@ -410,7 +401,7 @@ func TestRegion(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A field Meridian does not set is not drift.
-		c := live(t, refs[0])
+		c := liveObject(t, admin, refs[0])
 		labels := c.GetLabels()
 		labels["team"] = "ops"
 		c.SetLabels(labels)
@@ -461,7 +452,7 @@ func TestRegion(t *testing.T) {
 		if drifts, err := applier.Drift(ctx, later); err != nil || len(drifts) != 0 {
 			t.Errorf("Drift of a later revision = %v, %v; want none", drifts, err)
 		}
-		if n, _, _ := unstructured.NestedInt64(live(t, refs[1]).Object, "spec", "replicas"); n != 1 {
+		if n, _, _ := unstructured.NestedInt64(liveObject(t, admin, refs[1]).Object, "spec", "replicas"); n != 1 {
 			t.Errorf("replicas = %d after re-apply, want 1", n)
 		}
 		secret, err := cs.CoreV1().Secrets("logistics-eu").Get(ctx, "drift-db", metav1.GetOptions{})
@@ -471,12 +462,12 @@ func TestRegion(t *testing.T) {
 		if got := string(secret.Data["password"]); got != secretValue {
 			t.Error("the Secret's password was not restored")
 		}
-		if got := live(t, refs[0]).GetLabels()["team"]; got != "ops" {
+		if got := liveObject(t, admin, refs[0]).GetLabels()["team"]; got != "ops" {
 			t.Errorf("re-apply removed a label Meridian does not own (team=%q)", got)
 		}
 
 		// A deleted object is drift too.
-		if err := admin.Delete(ctx, live(t, refs[0])); err != nil {
+		if err := admin.Delete(ctx, liveObject(t, admin, refs[0])); err != nil {
 			t.Fatal(err)
 		}
 		drifts, err = applier.Drift(ctx, u)
@@ -586,7 +577,7 @@ func TestRegion(t *testing.T) {
 		foreign := payments(t, "payments")
 		before := map[string]*unstructured.Unstructured{}
 		for _, r := range foreign {
-			before[r.String()] = live(t, r)
+			before[r.String()] = liveObject(t, admin, r)
 		}
 		u := namespaceUnit("payments", false)
 		w.take()
@@ -604,7 +595,7 @@ func TestRegion(t *testing.T) {
 			t.Errorf("a refused unit wrote:\n%s", strings.Join(got, "\n"))
 		}
 		for _, r := range foreign {
-			got := live(t, r)
+			got := liveObject(t, admin, r)
 			if !cmp.Equal(got.GetLabels(), before[r.String()].GetLabels()) {
 				t.Errorf("%s labels changed: %v, were %v", r, got.GetLabels(), before[r.String()].GetLabels())
 			}
@@ -631,7 +622,7 @@ func TestRegion(t *testing.T) {
 		if inv == nil || !cmp.Equal(inv.Adopted, refsOf(u)[:1]) {
 			t.Fatalf("inventory %+v: want the Namespace recorded as adopted", inv)
 		}
-		if got := live(t, foreign[0]).GetLabels(); got[render.LabelTenant] != "payments-adopted" || got["team"] != "payments" {
+		if got := liveObject(t, admin, foreign[0]).GetLabels(); got[render.LabelTenant] != "payments-adopted" || got["team"] != "payments" {
 			t.Errorf("adopted namespace labels %v: want Meridian's beside the team's", got)
 		}
 		// Re-applying keeps the adoption on record.
@@ -650,7 +641,7 @@ func TestRegion(t *testing.T) {
 		if err := applier.Region().Prune(ctx, ch); err != nil {
 			t.Fatal(err)
 		}
-		ns := live(t, foreign[0])
+		ns := liveObject(t, admin, foreign[0])
 		if ns.GetDeletionTimestamp() != nil {
 			t.Fatalf("the adopted namespace is being deleted")
 		}
@@ -666,7 +657,7 @@ func TestRegion(t *testing.T) {
 			}
 		}
 		for _, r := range foreign[1:] {
-			if got := live(t, r); got.GetDeletionTimestamp() != nil {
+			if got := liveObject(t, admin, r); got.GetDeletionTimestamp() != nil {
 				t.Errorf("%s is being deleted", r)
 			}
 		}
@@ -696,7 +687,7 @@ func TestRegion(t *testing.T) {
 		if !errors.As(err, &foreign) || apply.IsTransient(err) {
 			t.Errorf("error %#v: want a permanent *apply.ForeignObjectsError", err)
 		}
-		if ns := live(t, refsOf(u)[0]); ns.GetDeletionTimestamp() != nil {
+		if ns := liveObject(t, admin, refsOf(u)[0]); ns.GetDeletionTimestamp() != nil {
 			t.Fatal("the namespace is being deleted, with the ConfigMap Meridian did not create")
 		}
 		if recorded(t, u.ID()) == nil {
@@ -710,7 +701,7 @@ func TestRegion(t *testing.T) {
 		if err := applier.Region().Prune(ctx, cs.Changes[0]); err != nil {
 			t.Fatal(err)
 		}
-		if ns := live(t, refsOf(u)[0]); ns.GetDeletionTimestamp() == nil {
+		if ns := liveObject(t, admin, refsOf(u)[0]); ns.GetDeletionTimestamp() == nil {
 			t.Error("the emptied namespace is not being deleted")
 		}
 		if recorded(t, u.ID()) != nil {
@@ -734,7 +725,7 @@ func TestRegion(t *testing.T) {
 		if diff := cmp.Diff(want, errString(err)); diff != "" {
 			t.Errorf("error (-want +got):\n%s", diff)
 		}
-		if got, _, _ := unstructured.NestedString(live(t, refsOf(first)[0]).Object, "data", "k"); got != "a" {
+		if got, _, _ := unstructured.NestedString(liveObject(t, admin, refsOf(first)[0]).Object, "data", "k"); got != "a" {
 			t.Errorf("the first unit's ConfigMap holds %q, want a", got)
 		}
 	})

@@ -50,15 +50,6 @@ func TestDriftWatching(t *testing.T) {
 	refs := refsOf(u)
 	config, dep, secret := refs[1], refs[2], refs[3]
 
-	liveObject := func(t *testing.T, r plan.ObjectRef) *unstructured.Unstructured {
-		t.Helper()
-		o := &unstructured.Unstructured{}
-		o.SetGroupVersionKind(r.GroupVersionKind())
-		if err := admin.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, o); err != nil {
-			t.Fatalf("%s: %v", r, err)
-		}
-		return o
-	}
 	// caughtUp waits until the watch holds what the API server holds of refs:
 	// a check reads what the watch last saw, a few milliseconds after a write.
 	caughtUp := func(t *testing.T, refs ...plan.ObjectRef) {
@@ -189,17 +180,17 @@ func TestDriftWatching(t *testing.T) {
 	})
 
 	t.Run("edits of owned fields are drift, another manager's field is not", func(t *testing.T) {
-		d := liveObject(t, dep)
+		d := liveObject(t, admin, dep)
 		if err := unstructured.SetNestedField(d.Object, int64(3), "spec", "replicas"); err != nil {
 			t.Fatal(err)
 		}
 		update(t, d)
-		s := liveObject(t, secret)
+		s := liveObject(t, admin, secret)
 		if err := unstructured.SetNestedField(s.Object, "ZWRpdGVk", "data", "password"); err != nil {
 			t.Fatal(err)
 		}
 		update(t, s)
-		c := liveObject(t, config)
+		c := liveObject(t, admin, config)
 		labels := c.GetLabels()
 		labels["team"] = "ops"
 		c.SetLabels(labels)
@@ -214,14 +205,14 @@ func TestDriftWatching(t *testing.T) {
 	})
 
 	t.Run("a removed label is drift, the watch's own label too", func(t *testing.T) {
-		c := liveObject(t, config)
+		c := liveObject(t, admin, config)
 		labels := c.GetLabels()
 		delete(labels, render.LabelRegion)
 		c.SetLabels(labels)
 		update(t, c)
 		// Without the label the watch selects by, the object leaves the watch:
 		// dry-run, it is not missing.
-		d := liveObject(t, dep)
+		d := liveObject(t, admin, dep)
 		labels = d.GetLabels()
 		delete(labels, render.LabelManagedBy)
 		d.SetLabels(labels)
@@ -251,7 +242,7 @@ func TestDriftWatching(t *testing.T) {
 	})
 
 	t.Run("a deleted object is missing", func(t *testing.T) {
-		if err := admin.Delete(ctx, liveObject(t, config)); err != nil {
+		if err := admin.Delete(ctx, liveObject(t, admin, config)); err != nil {
 			t.Fatal(err)
 		}
 		caughtUp(t, refs...)

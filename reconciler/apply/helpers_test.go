@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"meridian.dev/meridian/fleet"
@@ -304,4 +305,15 @@ func newApplier(t *testing.T, cfg *rest.Config, opts apply.Options) *apply.Appli
 		t.Fatal(err)
 	}
 	return a
+}
+
+// liveObject reads r from the API server with admin.
+func liveObject(t *testing.T, admin client.Client, r plan.ObjectRef) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(r.GroupVersionKind())
+	if err := admin.Get(t.Context(), client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, u); err != nil {
+		t.Fatalf("%s: %v", r, err)
+	}
+	return u
 }
